@@ -1,0 +1,34 @@
+# The two commands of the README: `make repro` and `make test`. Both create .venv when missing.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SHELL := /bin/bash
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := true
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: install repro test test-fast mlflow-ui reference clean-results
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $@
+
+install: $(VENV)/.installed
+
+repro: install  ## run the whole pipeline with params.yaml
+	dvc repro
+	@echo "report: reports/report.html   MLflow UI: make mlflow-ui"
+
+test: install  ## the whole test suite, end-to-end pipeline test included
+	$(PY) -m pytest -q
+
+test-fast: install  ## unit tests only (skips the end-to-end pipeline runs)
+	$(PY) -m pytest -q -m "not slow"
+
+mlflow-ui: install  ## MLflow UI on 127.0.0.1:5000 over the repository's store
+	harness mlflow-ui
+
+reference: install  ## re-record the reference distribution with seeds 101-105 (about 5 min)
+	dvc repro prepare
+	harness make-reference

@@ -1,0 +1,265 @@
+"""params.yaml -> frozen, validated config objects.
+
+The only module (with runtime) that reads params.yaml. Every field declares its type and
+allowed range; an unknown key, a wrong type or a bad value raises ConfigError naming the
+dotted key, before any stage does work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from harness.errors import UserError
+
+
+class ConfigError(UserError):
+    """params.yaml is wrong; the message names the key."""
+
+
+def rule(default, *, lo=None, hi=None, choices=None, lo_open=False):
+    """A dataclass field with validation metadata (bounds inclusive unless lo_open)."""
+    meta = dict(lo=lo, hi=hi, choices=choices, lo_open=lo_open)
+    if isinstance(default, (list, dict)):
+        raise TypeError("use tuples for frozen defaults")
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    num_classes: int = rule(20, lo=2, hi=1000)
+    train_per_class: int = rule(200, lo=1)
+    val_per_class: int = rule(50, lo=1)
+    seed: int = rule(2012, lo=0)
+    clutter: int = rule(6, lo=0, hi=50)  # distractor shapes per image
+    noise: float = rule(12.0, lo=0.0, hi=128.0)  # pixel noise sd on 0-255
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str = rule("synthetic", choices=("synthetic",))
+    root: str | None = rule(None)
+    image_size: int = rule(256, lo=16, hi=512)  # stored side; paper 256
+    shard_size: int = rule(4096, lo=1)  # images per shard file
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    arch: str = rule("paper", choices=("paper",))
+    width: float = rule(1.0, lo=0.0, hi=4.0, lo_open=True)  # 1.0 = paper's kernel counts
+    towers: int = rule(2, choices=(1, 2))  # grouped two-tower net (paper 3.2)
+    input_size: int = rule(224, lo=16, hi=512)  # crop side; paper 224 (pad 2) or 227 (pad 0)
+    conv1_padding: int = rule(2, lo=0, hi=5)
+    activation: str = rule("relu", choices=("relu", "tanh"))
+    lrn: str = rule("paper", choices=("paper", "cuda_convnet2", "caffe", "none"))
+    pool: str = rule("overlap", choices=("overlap", "nonoverlap"))
+    dropout: float = rule(0.5, lo=0.0, hi=0.99)
+    init: str = rule("paper", choices=("paper", "kaiming"))
+    # Multiplies mean-subtracted 0-255 pixels; paper: 1.0 (raw values).
+    input_scale: float = rule(1.0, lo=0.0, lo_open=True, hi=1.0)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seeds: tuple[int, ...] = rule((1, 2, 3))
+    epochs: int = rule(90, lo=1)
+    batch_size: int = rule(128, lo=1)
+    lr: float = rule(0.01, lo=0.0, lo_open=True, hi=10.0)
+    momentum: float = rule(0.9, lo=0.0, hi=0.999)
+    weight_decay: float = rule(5e-4, lo=0.0, hi=1.0)
+    warmup_epochs: float = rule(0.0, lo=0.0)
+    lr_steps: tuple[int, ...] = rule(())  # epochs at which lr /= 10 (paper: 3 manual drops)
+    pca_colour: bool = rule(True)  # paper 4.1 colour augmentation
+    pca_std: float = rule(0.1, lo=0.0)  # paper 4.1: alpha_i ~ N(0, 0.1)
+    pca_mode: str = rule("eigenvalue_01", choices=("eigenvalue_01", "sqrt_eigenvalue"))
+    threads: int = rule(2, lo=1, hi=256)  # CPU threads: the bits depend on it
+    num_workers: int = rule(0, lo=0, hi=64)  # DataLoader workers: logged for determinism
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    protocols: tuple[str, ...] = rule(("center", "ten_patch"))
+    batch_size: int = rule(256, lo=1)
+
+
+@dataclass(frozen=True)
+class EnsembleConfig:
+    max_subsets: int = rule(50, lo=1)  # per ensemble size; all subsets when fewer
+    subset_seed: int = rule(0, lo=0)
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    conf: float = rule(0.95, lo=0.5, hi=0.999)
+    alpha: float = rule(0.05, lo=0.001, hi=0.5)
+    margin_pp: float = rule(2.0, lo=0.0, lo_open=True)  # equivalence margin, percentage points
+    n_boot: int = rule(2000, lo=100)
+    reference: str | None = rule("reports/reference/default.json")
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    uri: str | None = rule(None)  # None: SQLite store at the repository root
+    experiment: str | None = rule(None)  # None: "<dataset>-<profile>"
+
+
+@dataclass(frozen=True)
+class Config:
+    profile: str = rule("default")
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
+    compare: CompareConfig = field(default_factory=CompareConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+
+def load_config(path: str | Path = "params.yaml") -> Config:
+    """Read and validate params.yaml; raises ConfigError naming the offending key."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"params file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    cfg = from_dict(raw)
+    _check_cross_fields(cfg)
+    return cfg
+
+
+def from_dict(raw: dict, cls: type = Config, prefix: str = "") -> typing.Any:
+    """Build dataclass `cls` from a mapping, validating each key."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'params'}: expected a mapping, got {type(raw).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    for key in raw:
+        if key not in fields:
+            near = difflib.get_close_matches(str(key), fields, n=1)
+            hint = f" (did you mean {prefix}{near[0]}?)" if near else ""
+            raise ConfigError(f"{prefix}{key}: unknown key{hint}")
+    values = {}
+    for name, f in fields.items():
+        if name in raw:
+            values[name] = _coerce(raw[name], hints[name], f.metadata, prefix + name)
+    return cls(**values)
+
+
+def _coerce(value, hint, meta, key):
+    if dataclasses.is_dataclass(hint):
+        return from_dict(value, hint, key + ".")
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        return _coerce(value, hint, meta, key)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        items = tuple(_coerce(v, args[0], {}, f"{key}[{i}]") for i, v in enumerate(value))
+        _check_items(items, meta, key)
+        return items
+    value = _scalar(value, hint, key)
+    _check_range(value, meta, key)
+    return value
+
+
+def _scalar(value, hint, key):
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true/false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported config type {hint} for {key}")
+
+
+def _check_range(value, meta, key):
+    choices, lo, hi = meta.get("choices"), meta.get("lo"), meta.get("hi")
+    if choices is not None and value not in choices:
+        raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(str, choices))}")
+    if lo is not None and (value < lo or (meta.get("lo_open") and value == lo)):
+        op = ">" if meta.get("lo_open") else ">="
+        raise ConfigError(f"{key}: must be {op} {lo}, got {value!r}")
+    if hi is not None and value > hi:
+        raise ConfigError(f"{key}: must be <= {hi}, got {value!r}")
+
+
+def _check_items(items, meta, key):
+    if key.endswith("seeds"):
+        if not items:
+            raise ConfigError(f"{key}: needs at least one seed")
+        if len(set(items)) != len(items):
+            raise ConfigError(f"{key}: duplicate seeds {sorted(items)}")
+        if min(items) < 0:
+            raise ConfigError(f"{key}: seeds must be >= 0")
+    if key.endswith("protocols"):
+        bad = [p for p in items if p not in ("center", "ten_patch")]
+        if bad or not items:
+            raise ConfigError(f"{key}: protocols must be a non-empty list of center, ten_patch; got {list(items)}")
+
+
+def _check_cross_fields(cfg: Config) -> None:
+    if cfg.model.input_size > cfg.data.image_size:
+        raise ConfigError(
+            f"model.input_size: crop {cfg.model.input_size} is larger than the stored "
+            f"data.image_size {cfg.data.image_size}")
+    if cfg.model.towers == 2 and cfg.model.width * 96 < 2:
+        raise ConfigError("model.width: too small for two towers")
+    if any(s < 1 or s > cfg.train.epochs for s in cfg.train.lr_steps):
+        raise ConfigError(f"train.lr_steps: each step must lie in 1..train.epochs ({cfg.train.epochs})")
+
+
+def to_dict(cfg) -> dict:
+    """Plain nested dict (lists instead of tuples) for logging and JSON."""
+    def conv(v):
+        if isinstance(v, tuple):
+            return [conv(x) for x in v]
+        if isinstance(v, dict):
+            return {k: conv(x) for k, x in v.items()}
+        return v
+    return conv(dataclasses.asdict(cfg))
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    """{'a': {'b': 1}} -> {'a.b': 1} for MLflow params."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def training_digest(cfg: Config) -> str:
+    """Digest of everything that shapes one seed's result (data, model, train minus seeds).
+
+    A reference distribution is comparable with a run only when the digests agree.
+    """
+    import hashlib
+    import json
+    d = to_dict(cfg)
+    d["train"].pop("seeds")
+    payload = {k: d[k] for k in ("data", "model", "train")}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]

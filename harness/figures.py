@@ -1,0 +1,90 @@
+"""Report figures as PNG bytes (matplotlib, Agg): titled, labelled, with units, print-safe."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+plt.rcParams.update({"font.size": 10, "axes.grid": True, "grid.alpha": 0.3, "figure.dpi": 110})
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def training_curves(curves: dict[int, pd.DataFrame], reference_line: float | None, ref_label: str) -> bytes:
+    """Validation top-1 error and training loss per epoch, one line per seed."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for seed, df in sorted(curves.items()):
+        a.plot(df["epoch"], df["val_top1_error"], marker=".", label=f"seed {seed}")
+        b.plot(df["epoch"], df["train_loss"], marker=".", label=f"seed {seed}")
+    if reference_line is not None:
+        a.axhline(reference_line, color="k", ls="--", lw=1, label=ref_label)
+    a.set(title="Validation top-1 error (centre crop)", xlabel="epoch", ylabel="error (%)")
+    b.set(title="Training loss", xlabel="epoch", ylabel="cross-entropy (nats)")
+    a.legend(fontsize=8)
+    b.legend(fontsize=8)
+    return _png(fig)
+
+
+def lr_schedule(curves: dict[int, pd.DataFrame]) -> bytes:
+    fig, ax = plt.subplots(figsize=(5, 3))
+    seed, df = sorted(curves.items())[0]
+    ax.step(df["epoch"], df["lr"], where="post")
+    ax.set(title="Learning rate at the end of each epoch", xlabel="epoch", ylabel="learning rate",
+           yscale="log")
+    return _png(fig)
+
+
+def ensemble_curve(sizes_by_protocol: dict[str, list[dict]], metric: str) -> bytes:
+    """Error of k-model softmax averages: mean over subsets with min-max range."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for protocol, rows in sizes_by_protocol.items():
+        k = [r["k"] for r in rows]
+        mean = [r[f"{metric}_mean"] for r in rows]
+        lo = [r[f"{metric}_min"] for r in rows]
+        hi = [r[f"{metric}_max"] for r in rows]
+        ax.plot(k, mean, marker="o", label=protocol)
+        ax.fill_between(k, lo, hi, alpha=0.2)
+    ax.set(title=f"Ensemble {metric.replace('_', ' ')} vs size", xlabel="models averaged (k)",
+           ylabel="error (%)", xticks=sorted({r['k'] for rows in sizes_by_protocol.values() for r in rows}))
+    ax.legend(fontsize=8, title="mean over subsets; band = min-max")
+    return _png(fig)
+
+
+def per_seed_errors(rows: list[dict], reference_mean: float | None, ref_label: str) -> bytes:
+    """Per-seed error with its 95% Wilson interval, per protocol and metric."""
+    keys = sorted({(r["protocol"], r["metric"]) for r in rows})
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    labels = []
+    for i, key in enumerate(keys):
+        sel = [r for r in rows if (r["protocol"], r["metric"]) == key]
+        for j, r in enumerate(sel):
+            x = i + (j - (len(sel) - 1) / 2) * 0.12
+            ax.errorbar(x, r["error"], yerr=[[r["error"] - r["wilson_lo"]], [r["wilson_hi"] - r["error"]]],
+                        fmt="o", color=f"C{j}", capsize=3, label=f"seed {r['seed']}" if i == 0 else None)
+        labels.append(f"{key[0]}\n{key[1].replace('_error', '')}")
+    if reference_mean is not None:
+        ax.axhline(reference_mean, color="k", ls="--", lw=1, label=ref_label)
+    ax.set_xticks(range(len(keys)), labels)
+    ax.set(title="Per-seed error with 95% Wilson intervals", ylabel="error (%)")
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def per_class_hist(per_class: dict[int, list[float]]) -> bytes:
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    values = [v for errs in per_class.values() for v in errs if v is not None]
+    ax.hist(values, bins=20, range=(0, 100), color="C0", edgecolor="white")
+    ax.set(title="Per-class top-1 error (centre crop, all seeds)", xlabel="class error (%)",
+           ylabel="classes x seeds")
+    return _png(fig)

@@ -1,0 +1,111 @@
+"""The reproducibility report: Markdown and self-contained HTML from the result files.
+
+It computes nothing new: every number comes from the metrics JSON written by the stages.
+The document is a list of blocks rendered twice, so the two formats cannot drift.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Doc:
+    blocks: list = field(default_factory=list)
+
+    def h(self, level: int, text: str) -> None:
+        self.blocks.append(("h", level, text))
+
+    def p(self, text: str) -> None:
+        self.blocks.append(("p", text))
+
+    def table(self, headers: list[str], rows: list[list]) -> None:
+        self.blocks.append(("table", headers, rows))
+
+    def figure(self, name: str, caption: str, png: bytes) -> None:
+        self.blocks.append(("fig", name, caption, png))
+
+    def code(self, text: str) -> None:
+        self.blocks.append(("code", text))
+
+
+@dataclass(frozen=True)
+class Link:
+    text: str
+    url: str
+
+
+def _md_cell(v) -> str:
+    if isinstance(v, Link):
+        return f"[{v.text}]({v.url})"
+    return fmt(v).replace("|", "\\|")
+
+
+def fmt(v) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:.2f}" if abs(v) >= 0.01 or v == 0 else f"{v:.2g}"
+    return str(v)
+
+
+def to_markdown(doc: Doc, figure_dir_rel: str) -> str:
+    out = []
+    for b in doc.blocks:
+        if b[0] == "h":
+            out.append("#" * b[1] + " " + b[2])
+        elif b[0] == "p":
+            out.append(b[1])
+        elif b[0] == "table":
+            out.append("| " + " | ".join(b[1]) + " |")
+            out.append("|" + "---|" * len(b[1]))
+            out += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in b[2]]
+        elif b[0] == "fig":
+            out.append(f"![{b[2]}]({figure_dir_rel}/{b[1]}.png)\n\n*{b[2]}*")
+        elif b[0] == "code":
+            out.append("```\n" + b[1] + "\n```")
+        out.append("")
+    return "\n".join(out)
+
+
+CSS = """body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:.9em}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}
+th{background:#f2f2f2}img{max-width:100%}figure{margin:1.5em 0}figcaption{font-style:italic;color:#555}
+pre{background:#f6f6f6;padding:1em;overflow-x:auto}.reproduced,.consistent{color:#080}.worse,.differs{color:#b00}
+.inconclusive{color:#a60}"""
+
+
+def _html_cell(v) -> str:
+    if isinstance(v, Link):
+        return f'<a href="{html.escape(v.url)}">{html.escape(v.text)}</a>'
+    text = html.escape(fmt(v))
+    if text in ("reproduced", "better", "worse", "inconclusive", "consistent", "differs"):
+        return f'<span class="{text}">{text}</span>'
+    return text
+
+
+def to_html(doc: Doc, title: str) -> str:
+    """Self-contained: CSS inline, figures as data: URIs, no script, nothing fetched."""
+    out = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+           f"<style>{CSS}</style></head><body>"]
+    for b in doc.blocks:
+        if b[0] == "h":
+            out.append(f"<h{b[1]}>{html.escape(b[2])}</h{b[1]}>")
+        elif b[0] == "p":
+            out.append(f"<p>{html.escape(b[1])}</p>")
+        elif b[0] == "table":
+            head = "".join(f"<th>{html.escape(h)}</th>" for h in b[1])
+            rows = "".join("<tr>" + "".join(f"<td>{_html_cell(c)}</td>" for c in r) + "</tr>" for r in b[2])
+            out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+        elif b[0] == "fig":
+            data = base64.b64encode(b[3]).decode()
+            out.append(f"<figure><img alt='{html.escape(b[2])}' src='data:image/png;base64,{data}'>"
+                       f"<figcaption>{html.escape(b[2])}</figcaption></figure>")
+        elif b[0] == "code":
+            out.append(f"<pre>{html.escape(b[1])}</pre>")
+    out.append("</body></html>")
+    return "\n".join(out)

@@ -1,0 +1,180 @@
+"""Sections of the reproducibility report, each a small function over the result files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from harness import figures
+from harness.report import Doc, Link, fmt
+
+UI = "http://127.0.0.1:5000"
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    params: dict
+    compare: dict
+    train: dict  # seed -> train metrics JSON
+    curves: dict  # seed -> per-epoch DataFrame
+    evaluations: dict  # seed -> evaluate metrics JSON
+    ensemble: dict
+    manifest: dict
+    deviations: list
+    provenance: dict
+
+
+def run_link(run_id: str | None, exp_id: str) -> Link | str:
+    if not run_id:
+        return "–"
+    return Link(run_id[:8], f"{UI}/#/experiments/{exp_id}/runs/{run_id}")
+
+
+def build(inp: ReportInputs) -> Doc:
+    doc = Doc()
+    doc.h(1, "AlexNet reproducibility report")
+    doc.p(f"Krizhevsky, Sutskever, Hinton, ImageNet Classification with Deep Convolutional Neural "
+          f"Networks (NIPS 2012). Profile '{inp.params['profile']}', dataset '{inp.params['data']['source']}', "
+          f"{len(inp.train)} seeds. Generated from the pipeline's metrics files; every number below "
+          f"can be recomputed from reports/metrics/*.json.")
+    for section in (scope, verdicts, reference, per_seed, ensemble, curves, per_class,
+                    claims_detail, deviations, provenance, reproduce):
+        section(doc, inp)
+    return doc
+
+
+def scope(doc: Doc, inp: ReportInputs) -> None:
+    c = inp.compare["counts"]
+    m = inp.manifest
+    doc.h(2, "1. Scope")
+    doc.p(f"Data: {m['source']}, {m['counts'].get('train')} training and {m['counts'].get('val')} "
+          f"validation images of {len(m['classes'])} classes at {m['image_size']} px "
+          f"(data digest {m['digest'][:12]}). The paper's claims: {c['claims_total']} in the claims file, "
+          f"{c['claims_tested']} testable on this data, {c['claims_untested']} not (each with its reason below).")
+
+
+def verdicts(doc: Doc, inp: ReportInputs) -> None:
+    doc.h(2, "2. Verdicts")
+    rows = []
+    for r in inp.compare["claims"]:
+        if r["tested"]:
+            ours = r.get("ours_mean", r.get("measured"))
+            interval = f"{fmt(r.get('lo'))} – {fmt(r.get('hi'))}" if r.get("lo") is not None else "–"
+            rows.append([r["id"], r["metric"], r["paper_value"], ours, interval, r.get("n", "–"), r["verdict"]])
+    if rows:
+        doc.table(["claim", "metric", "paper", "ours (mean)", "95% interval", "n seeds", "verdict"], rows)
+    else:
+        doc.p("No claim of the paper can be tested on this data (see the reasons in section 8).")
+    s = inp.compare["summary"]
+    doc.p("Across seeds (mean, sd, t-interval and two-level bootstrap interval over seeds and images):")
+    doc.table(["protocol", "metric", "mean %", "sd", "n", "t 95% interval", "bootstrap 95% interval"],
+              [[p, m, v["mean"], v["sd"], v["n"], f"{fmt(v['t_lo'])} – {fmt(v['t_hi'])}",
+                f"{fmt(v['boot_lo'])} – {fmt(v['boot_hi'])}"]
+               for p, ms in s.items() for m, v in ms.items()])
+
+
+def reference(doc: Doc, inp: ReportInputs) -> None:
+    ref = inp.compare["reference"]
+    doc.h(2, "3. Against the reference runs")
+    if not ref.get("tested"):
+        doc.p(f"Not compared: {ref['reason']}.")
+        return
+    doc.p(f"Reference: earlier runs of profile '{ref['profile']}' with seeds {ref['reference_seeds']} "
+          f"({ref['protocol']} protocol). Consistent = equivalent within ±{inp.compare['settings']['margin_pp']} pp "
+          f"(two one-sided Welch tests); differs = Welch p < {inp.compare['settings']['alpha']}.")
+    doc.table(["metric", "ours mean (sd, n)", "reference mean (sd, n)", "difference [95% CI]", "Welch p",
+               "TOST p", "Mann-Whitney p", "verdict"],
+              [[m, f"{fmt(v['ours']['mean'])} ({fmt(v['ours']['sd'])}, {v['ours']['n']})",
+                f"{fmt(v['reference']['mean'])} ({fmt(v['reference']['sd'])}, {v['reference']['n']})",
+                f"{fmt(v['diff'])} [{fmt(v['lo'])}, {fmt(v['hi'])}]", v["welch_p"], v["tost_p"],
+                v["mann_whitney_p"], v["verdict"]] for m, v in ref["metrics"].items()])
+
+
+def per_seed(doc: Doc, inp: ReportInputs) -> None:
+    doc.h(2, "4. Per seed")
+    exp = inp.compare.get("mlflow_experiment_id", "0")
+    rows = []
+    for seed, t in sorted(inp.train.items()):
+        e = inp.evaluations[seed]
+        for proto, m in e["protocols"].items():
+            rows.append([seed, proto, m["top1_error"], m["top5_error"], m["n_images"], t["epochs"],
+                         round(t["train_time_s"], 1), round(t["images_per_s"]),
+                         run_link(t["mlflow_run_id"], exp), run_link(e.get("mlflow_run_id"), exp)])
+    doc.table(["seed", "protocol", "top-1 %", "top-5 %", "images", "epochs", "train s", "img/s",
+               "train run", "eval run"], rows)
+    ref = inp.compare["reference"]
+    ref_mean = ref["metrics"]["top1_error"]["reference"]["mean"] if ref.get("tested") else None
+    doc.figure("per_seed", "Per-seed top-1 and top-5 error with 95% Wilson intervals; dashed: reference-run mean top-1",
+               figures.per_seed_errors(inp.compare["seeds"], ref_mean, "reference mean top-1"))
+
+
+def ensemble(doc: Doc, inp: ReportInputs) -> None:
+    doc.h(2, "5. Ensembles (softmax averages, paper 6)")
+    protos = inp.ensemble["protocols"]
+    rows = [[p, r["k"], r["n_subsets"], r["top1_error_mean"], r["top1_error_sd"], r["top5_error_mean"],
+             r["top5_error_sd"]] for p, v in protos.items() for r in v["sizes"]]
+    doc.table(["protocol", "k", "subsets", "top-1 % mean", "sd", "top-5 % mean", "sd"], rows)
+    mc = [[p, m["seed"], m["b"], m["c"], m["p"]] for p, v in protos.items() for m in v["mcnemar_full_vs_single"]]
+    doc.p("McNemar exact test, full ensemble vs each single model on the same images "
+          "(b: only the ensemble right, c: only the single model right):")
+    doc.table(["protocol", "single seed", "b", "c", "p"], mc)
+    doc.figure("ensemble", "Top-1 error of k-model ensembles (mean over subsets, band min-max)",
+               figures.ensemble_curve({p: v["sizes"] for p, v in protos.items()}, "top1_error"))
+
+
+def curves(doc: Doc, inp: ReportInputs) -> None:
+    doc.h(2, "6. Training")
+    doc.figure("training_curves", "Validation top-1 error and training loss per epoch, all seeds",
+               figures.training_curves(inp.curves, None, ""))
+    doc.figure("lr_schedule", "Learning-rate schedule", figures.lr_schedule(inp.curves))
+
+
+def per_class(doc: Doc, inp: ReportInputs) -> None:
+    doc.h(2, "7. Per-class error")
+    pc = {s: e["protocols"]["center"]["per_class_top1_error"] for s, e in inp.evaluations.items()
+          if "center" in e["protocols"]}
+    if pc:
+        doc.figure("per_class", "Distribution of per-class top-1 error (centre crop), all seeds",
+                   figures.per_class_hist(pc))
+
+
+def claims_detail(doc: Doc, inp: ReportInputs) -> None:
+    doc.h(2, "8. Every claim of the paper")
+    rows = [[r["id"], r["kind"], r["metric"], r["paper_value"], r.get("paper_section", "–"),
+             r["verdict"] if r["tested"] else "not tested", r.get("reason") or r.get("method", "")]
+            for r in inp.compare["claims"]]
+    doc.table(["claim", "kind", "metric", "paper", "section", "result", "reason / method"], rows)
+
+
+def deviations(doc: Doc, inp: ReportInputs) -> None:
+    doc.h(2, "9. Departures from the paper")
+    doc.table(["what", "paper", "this run", "why", "where in code"],
+              [[d["key"], d["paper"], d["ours"], d["why"], d["where"]] for d in inp.deviations])
+
+
+def provenance(doc: Doc, inp: ReportInputs) -> None:
+    p = inp.provenance
+    env = p["environment"]
+    doc.h(2, "10. Environment and provenance")
+    doc.table(["item", "value"], [
+        ["git commit", p["git"]["commit"]], ["working tree dirty", p["git"]["dirty"]],
+        ["dvc.lock sha256", p["dvc_lock_digest"]], ["data digest", inp.manifest["digest"]],
+        ["MLflow parent run", run_link(inp.compare.get("parent_run_id"), inp.compare.get("mlflow_experiment_id", "0"))],
+        ["python / torch / CUDA", f"{env['python']} / {env['torch']} / {env['cuda']}"],
+        ["CPU / cores / torch threads", f"{env['cpu']} / {env['cpu_count']} / {inp.params['train']['threads']}"],
+        ["GPUs", ", ".join(env["gpus"]) or "none"],
+        ["DataLoader workers", inp.params["train"]["num_workers"]],
+        ["training wall time (all seeds)", f"{sum(t['train_time_s'] for t in inp.train.values()):.1f} s"],
+        ["GPU-hours", f"{p['gpu_hours']:.3f}"],
+    ] + [[f"package {k}", v] for k, v in p["packages"].items()])
+    doc.p("Resolved parameters:")
+    import yaml
+    doc.code(yaml.safe_dump(inp.params, sort_keys=False).strip())
+
+
+def reproduce(doc: Doc, inp: ReportInputs) -> None:
+    doc.h(2, "11. How to reproduce")
+    doc.code(f"git clone <this repository> && cd <it>\ngit checkout {inp.provenance['git']['commit']}\n"
+             "make repro        # creates .venv, installs, runs dvc repro\nmake test         # the test suite\n"
+             "make mlflow-ui    # MLflow UI on http://127.0.0.1:5000 (links above)")

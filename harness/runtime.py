@@ -1,0 +1,84 @@
+"""Process-level facts: seeding, threads, determinism, repository root, provenance.
+
+With config, the only module that reads the environment (house rule 2).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import random
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def set_determinism(seed: int, threads: int) -> None:
+    """Same params + seed + threads + workers => bitwise-identical weights on CPU."""
+    torch.set_num_threads(threads)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    # warn_only: on CUDA, LRN (avg_pool3d) and adaptive pooling backward have no
+    # deterministic kernel (DESIGN.md); the run records which mode it ran in.
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+
+def repo_root() -> Path:
+    """The main repository: DVC_ROOT (set by DVC for every stage, queued too), else git, else cwd."""
+    if os.environ.get("DVC_ROOT"):
+        return Path(os.environ["DVC_ROOT"]).resolve()
+    try:
+        out = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True,
+                             text=True, check=True)
+        return Path(out.stdout.strip()).resolve()
+    except (OSError, subprocess.CalledProcessError):
+        return Path.cwd().resolve()
+
+
+def tracking_uri_override() -> str | None:
+    return os.environ.get("MLFLOW_TRACKING_URI") or None
+
+
+def git_info(cwd: Path | None = None) -> dict:
+    def git(*args):
+        try:
+            return subprocess.run(["git", *args], capture_output=True, text=True, check=True,
+                                  cwd=cwd).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return ""
+    return {"commit": git("rev-parse", "HEAD") or "unknown",
+            "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+
+
+def dvc_context() -> dict:
+    return {"exp_name": os.environ.get("DVC_EXP_NAME", ""), "stage": os.environ.get("DVC_STAGE", "")}
+
+
+def pipeline_key(params_path: Path) -> str:
+    """Identifies one pipeline execution: params content + git commit + DVC experiment name.
+
+    Every stage of a `dvc repro` computes the same key, so they find the same MLflow
+    parent run without passing state between processes.
+    """
+    h = hashlib.sha256(Path(params_path).read_bytes())
+    h.update(git_info(Path(params_path).parent)["commit"].encode())
+    h.update(dvc_context()["exp_name"].encode())
+    return h.hexdigest()[:16]
+
+
+def environment() -> dict:
+    return {
+        "python": platform.python_version(),
+        "torch": str(torch.__version__),
+        "cuda": torch.version.cuda or "none",
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
+        "platform": platform.platform(),
+    }

@@ -1,0 +1,35 @@
+"""DVC stage `compare`: every claim of the paper and the reference runs vs this run's seeds."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import main_guard, parser  # noqa: E402
+
+from harness.stages import open_stage, run_compare  # noqa: E402
+
+
+def main() -> None:
+    p = parser(__doc__)
+    p.add_argument("--data", type=Path, required=True, help="prepared-data folder (labels)")
+    p.add_argument("--evaluations", type=Path, required=True, help="folder with seed-N.json")
+    p.add_argument("--predictions", type=Path, required=True, help="folder with seed-N/ predictions")
+    p.add_argument("--ensemble", type=Path, required=True, help="ensemble metrics JSON")
+    p.add_argument("--out", type=Path, required=True, help="compare.json to write")
+    args = p.parse_args()
+    ctx = open_stage(args.params, "compare")
+    r = run_compare(ctx, args.data, args.evaluations, args.predictions, args.ensemble, args.out)
+    c = r["counts"]
+    ref = r["reference"]
+    print(f"claims: {c['claims_tested']} tested, {c['claims_untested']} not testable on this data; "
+          f"verdicts {c['verdicts']}")
+    if ref.get("tested"):
+        for metric, m in ref["metrics"].items():
+            print(f"reference ({ref['profile']}), {metric}: {m['verdict']} "
+                  f"(ours {m['ours']['mean']:.2f}, reference {m['reference']['mean']:.2f})")
+    else:
+        print(f"reference: not compared ({ref['reason']})")
+
+
+if __name__ == "__main__":
+    main_guard(main)

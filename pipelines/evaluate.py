@@ -1,0 +1,27 @@
+"""DVC stage `evaluate@<seed>`: centre-crop and 10-patch probabilities [N, C] and top-k errors."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import main_guard, parser  # noqa: E402
+
+from harness.stages import open_stage, run_evaluate  # noqa: E402
+
+
+def main() -> None:
+    p = parser(__doc__)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--data", type=Path, required=True, help="prepared-data folder")
+    p.add_argument("--model", type=Path, required=True, help="model folder of this seed")
+    p.add_argument("--out", type=Path, required=True, help="predictions folder of this seed")
+    p.add_argument("--metrics", type=Path, required=True, help="metrics JSON to write")
+    args = p.parse_args()
+    ctx = open_stage(args.params, f"evaluate@{args.seed}")
+    r = run_evaluate(ctx, args.seed, args.data, args.model, args.out, args.metrics)
+    for name, m in r["protocols"].items():
+        print(f"seed {args.seed} {name}: top-1 {m['top1_error']:.2f}%, top-5 {m['top5_error']:.2f}%")
+
+
+if __name__ == "__main__":
+    main_guard(main)

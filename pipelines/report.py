@@ -1,0 +1,27 @@
+"""DVC stage `report`: reports/report.md and a self-contained reports/report.html."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import main_guard, parser  # noqa: E402
+
+from harness.stages import open_stage, run_report  # noqa: E402
+
+
+def main() -> None:
+    p = parser(__doc__)
+    p.add_argument("--data", type=Path, required=True, help="prepared-data folder (manifest)")
+    p.add_argument("--metrics", type=Path, required=True, help="reports/metrics folder")
+    p.add_argument("--plots", type=Path, required=True, help="reports/plots folder")
+    p.add_argument("--md", type=Path, required=True)
+    p.add_argument("--html", type=Path, required=True)
+    p.add_argument("--figures", type=Path, required=True, help="folder for the PNG figures")
+    args = p.parse_args()
+    ctx = open_stage(args.params, "report")
+    out = run_report(ctx, args.data, args.metrics, args.plots, args.md, args.html, args.figures)
+    print(f"report written: {out} (open it in a browser; it needs no network)")
+
+
+if __name__ == "__main__":
+    main_guard(main)

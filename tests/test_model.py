@@ -1,0 +1,94 @@
+"""The paper's AlexNet checked against the paper's arithmetic (PAPER.md section 3)."""
+
+import pytest
+import torch
+from torch import nn
+
+from harness.config import ModelConfig
+from harness.model import TowerLRN, build_model, count_params, layer_table
+
+PAPER_SHAPES = [(96, 55, 55), (96, 27, 27), (256, 27, 27), (256, 13, 13), (384, 13, 13),
+                (384, 13, 13), (256, 13, 13), (256, 6, 6), (4096,), (4096,), (1000,)]
+PAPER_LAYER_PARAMS = [34944, 307456, 885120, 663936, 442624, 37752832, 16781312, 4097000]
+
+
+@pytest.mark.parametrize("size, pad", [(224, 2), (227, 0)])
+def test_shapes_and_parameter_count(size, pad):
+    cfg = ModelConfig(input_size=size, conv1_padding=pad)
+    model = build_model(cfg, 1000)
+    rows = layer_table(model, size)
+    assert [r.out_shape for r in rows] == PAPER_SHAPES
+    assert [r.params for r in rows if r.params] == PAPER_LAYER_PARAMS
+    assert count_params(model) == 60_965_224
+    neurons = sum(torch.Size(r.out_shape).numel() for r in rows if not r.name.startswith("pool"))
+    assert neurons == 659_272  # PAPER.md: 290,400 + 186,624 + ... + 1000
+
+
+def test_multiply_adds_match_paper():
+    rows = layer_table(build_model(ModelConfig(), 1000), 224)
+    assert sum(r.mult_adds for r in rows) == 724_406_816  # "about 724M" (PAPER.md section 3)
+
+
+def test_ungrouped_count():
+    assert count_params(build_model(ModelConfig(towers=1), 1000)) == 62_378_344
+
+
+def test_paper_lrn_is_the_printed_formula():
+    """b = a / (k + alpha * sum a^2)^beta with k=2, n=5, alpha=1e-4 NOT divided by n."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 96, 4, 4) * 30
+    got = TowerLRN(2, "paper")(x)
+    want = torch.empty_like(x)
+    for tower in range(2):
+        a = x[:, tower * 48:(tower + 1) * 48]
+        for i in range(48):
+            lo, hi = max(0, i - 2), min(47, i + 2)
+            s = (a[:, lo:hi + 1] ** 2).sum(1)
+            want[:, tower * 48 + i] = a[:, i] / (2 + 1e-4 * s) ** 0.75
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_lrn_does_not_cross_the_tower_boundary():
+    x = torch.zeros(1, 96, 1, 1)
+    x[0, 48] = 100.0  # first channel of tower 2
+    y = TowerLRN(2, "paper")(x)
+    assert y[0, 47].item() == 0.0 and y[0, 46].item() == 0.0
+    # within a tower the neighbour sees it: channel 49 is normalised by 100^2
+    x[0, 49] = 1.0
+    y = TowerLRN(2, "paper")(x)
+    assert y[0, 49].item() == pytest.approx(1 / (2 + 1e-4 * (100**2 + 1)) ** 0.75)
+
+
+def test_caffe_and_cuda_convnet2_conventions():
+    x = torch.full((1, 5, 1, 1), 10.0)
+    centre = lambda conv: TowerLRN(1, conv)(x)[0, 2].item()
+    assert centre("cuda_convnet2") == pytest.approx(10 / (2 + 1e-4 / 5 * 500) ** 0.75)
+    assert centre("caffe") == pytest.approx(10 / (1 + 1e-4 / 5 * 500) ** 0.75)
+
+
+def test_paper_init():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(), 1000)
+    for name in ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"):
+        layer = getattr(model, name)
+        assert abs(layer.weight.std().item() - 0.01) < 5e-4, name
+        bias = 1.0 if name in ("conv2", "conv4", "conv5", "fc6", "fc7") else 0.0
+        assert torch.all(layer.bias == bias), name
+
+
+def test_structure_switches():
+    m = build_model(ModelConfig(activation="tanh", lrn="none", pool="nonoverlap", dropout=0.0), 10)
+    kinds = {type(x) for x in m.modules()}
+    assert nn.Tanh in kinds and nn.ReLU not in kinds and TowerLRN not in kinds
+    assert all(p.kernel_size == 2 for p in m.modules() if isinstance(p, nn.MaxPool2d))
+    # dropout sits after fc6 and fc7 (paper 4.2), not before fc6 as in torchvision's variant
+    seq = list(m.classifier)
+    assert isinstance(seq[2], nn.Dropout) and isinstance(seq[5], nn.Dropout) and seq[0] is m.fc6
+
+
+def test_small_profile_keeps_6x6_into_fc6():
+    cfg = ModelConfig(width=0.25, input_size=64, init="kaiming")
+    rows = layer_table(build_model(cfg, 20), 64)
+    fc6 = next(r for r in rows if r.name == "fc6")
+    assert fc6.params == 64 * 36 * 1024 + 1024
+    assert build_model(cfg, 20)(torch.zeros(2, 3, 64, 64)).shape == (2, 20)
