@@ -35,8 +35,10 @@ def _model_info(args) -> None:
 
 def _make_reference(args) -> None:
     """Train + evaluate other seeds with the current params; write their per-seed errors."""
-    from harness import stages
-    ctx = stages.open_stage(args.params, "reference", purpose="reference")
+    from harness.stages import open_stage
+    from harness.stages.evaluate import run_evaluate
+    from harness.stages.train import run_train
+    ctx = open_stage(args.params, "reference", purpose="reference")
     cfg = ctx.cfg
     clash = sorted(set(args.seeds) & set(cfg.train.seeds))
     if clash:
@@ -46,8 +48,8 @@ def _make_reference(args) -> None:
         tmp = Path(tmp)
         data_dir = Path(args.data)
         for seed in args.seeds:
-            stages.run_train(ctx, seed, data_dir, tmp / f"m{seed}", tmp / f"t{seed}.json", tmp / f"t{seed}.csv")
-            r = stages.run_evaluate(ctx, seed, data_dir, tmp / f"m{seed}", tmp / f"p{seed}", tmp / f"e{seed}.json")
+            run_train(ctx, seed, data_dir, tmp / f"m{seed}", tmp / f"t{seed}.json", tmp / f"t{seed}.csv")
+            r = run_evaluate(ctx, seed, data_dir, tmp / f"m{seed}", tmp / f"p{seed}", tmp / f"e{seed}.json")
             for k in errors:
                 errors[k].append(r["protocols"][args.protocol][k])
             print(f"reference seed {seed}: top-1 {errors['top1_error'][-1]:.2f}%")

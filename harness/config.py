@@ -219,11 +219,30 @@ def _check_items(items, meta, key):
             raise ConfigError(f"{key}: protocols must be a non-empty list of center, ten_patch; got {list(items)}")
 
 
+def final_map_size(m: ModelConfig, size: int | None = None) -> int:
+    """Side of the conv5 output after pool3 (paper 3.5: 6 at 224 with padding 2)."""
+    k, st = (3, 2) if m.pool == "overlap" else (2, 2)
+    s = (size or m.input_size) + 2 * m.conv1_padding
+    s = (s - 11) // 4 + 1
+    for _ in range(3):
+        s = (s - k) // st + 1 if s >= k else 0
+    return s
+
+
+def min_input_size(m: ModelConfig) -> int:
+    return next(s for s in range(11, 1024) if final_map_size(m, s) >= 1)
+
+
 def _check_cross_fields(cfg: Config) -> None:
     if cfg.model.input_size > cfg.data.image_size:
         raise ConfigError(
             f"model.input_size: crop {cfg.model.input_size} is larger than the stored "
             f"data.image_size {cfg.data.image_size}")
+    if final_map_size(cfg.model) < 1:
+        raise ConfigError(
+            f"model.input_size: {cfg.model.input_size} px is too small for conv1 (11/4) and three "
+            f"{'3/2' if cfg.model.pool == 'overlap' else '2/2'} poolings; use at least "
+            f"{min_input_size(cfg.model)}")
     if cfg.model.towers == 2 and cfg.model.width * 96 < 2:
         raise ConfigError("model.width: too small for two towers")
     if any(s < 1 or s > cfg.train.epochs for s in cfg.train.lr_steps):

@@ -48,6 +48,10 @@ def fmt(v) -> str:
         return "–"
     if isinstance(v, bool):
         return "yes" if v else "no"
+    if isinstance(v, float) and v.is_integer() and abs(v) >= 1000:
+        return f"{int(v):,}"  # counts such as 60,965,224 parameters
+    if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 10000:
+        return f"{v:,}"
     if isinstance(v, float):
         return f"{v:.2f}" if abs(v) >= 0.01 or v == 0 else f"{v:.2g}"
     return str(v)

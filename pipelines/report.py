@@ -6,7 +6,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import main_guard, parser  # noqa: E402
 
-from harness.stages import open_stage, run_report  # noqa: E402
+from harness.stages import open_stage  # noqa: E402
+from harness.stages.report import run_report  # noqa: E402
 
 
 def main() -> None:

@@ -48,6 +48,7 @@ def test_defaults_are_the_papers_recipe():
     ({"train": {"seeds": 3}}, "train.seeds", "expected a list"),
     ({"model": {"lrn": "fancy"}}, "model.lrn", "not one of"),
     ({"model": {"input_size": 300}}, "model.input_size", "larger than"),
+    ({"model": {"input_size": 40}}, "model.input_size", "at least 63"),
     ({"train": {"pca_colour": "yes"}}, "train.pca_colour", "true/false"),
     ({"data": {"synthetic": {"num_classes": 1}}}, "data.synthetic.num_classes", ">= 2"),
     ({"evaluate": {"protocols": ["center", "twelve"]}}, "evaluate.protocols", "protocols must be"),
@@ -68,6 +69,13 @@ def test_bad_values_name_the_key(tmp_path, patch, key, words):
     with pytest.raises(C.ConfigError) as err:
         C.load_config(write(tmp_path, params))
     assert key in str(err.value) and words in str(err.value)
+
+
+def test_final_map_size_is_6_at_paper_sizes():
+    assert C.final_map_size(C.ModelConfig()) == 6
+    assert C.final_map_size(C.ModelConfig(input_size=227, conv1_padding=0)) == 6
+    # PAPER.md 3: 224 without padding gives 54 after conv1, hence 5x5 after pool3 (wrong)
+    assert C.final_map_size(C.ModelConfig(input_size=224, conv1_padding=0)) == 5
 
 
 def test_missing_and_invalid_yaml(tmp_path):

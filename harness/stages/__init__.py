@@ -1,0 +1,59 @@
+"""One module per DVC stage (harness/stages/<stage>.py) wiring data, model, training and tracking.
+
+This package module holds what every stage shares: opening a stage (validated params, the
+MLflow store, the parent run). Pipeline scripts parse paths and call run_<stage>; nothing here
+reads argv or params.yaml directly (config does).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from harness import config as C
+from harness import runtime, tracking
+from harness.errors import UserError
+
+
+@dataclass(frozen=True)
+class StageContext:
+    cfg: C.Config
+    root: Path
+    uri: str
+    experiment_id: str
+    parent_id: str
+    base_tags: dict
+
+
+def open_stage(params_path: Path, stage: str, purpose: str = "pipeline") -> StageContext:
+    """Validate params, create the MLflow store/experiment once, find the parent run.
+
+    `purpose` separates parents of other executions with the same params (e.g. reference runs).
+    """
+    cfg = C.load_config(params_path)
+    root = runtime.repo_root()
+    uri = tracking.resolve_uri(cfg.tracking.uri, runtime.tracking_uri_override(), root)
+    name = tracking.experiment_name(cfg.data.source, cfg.profile, cfg.tracking.experiment)
+    exp_id = tracking.ensure_experiment(uri, name, root)
+    git = runtime.git_info(root)
+    dvc = runtime.dvc_context()
+    tags = {"git_commit": git["commit"], "git_dirty": git["dirty"], "DVC_EXP_NAME": dvc["exp_name"],
+            "profile": cfg.profile, "dataset": cfg.data.source, "torch": str(torch.__version__),
+            "cuda": torch.version.cuda or "none"}
+    key = runtime.pipeline_key(params_path) + ("" if purpose == "pipeline" else f"-{purpose}")
+    parent = tracking.parent_run(uri, exp_id, key, {**tags, "harness.role": purpose}, root)
+    return StageContext(cfg, root, uri, exp_id, parent, {**tags, "DVC_STAGE": dvc["stage"] or stage})
+
+
+def params_for(cfg: C.Config, *sections: str) -> dict:
+    d = C.to_dict(cfg)
+    return C.flatten({s: d[s] for s in sections})
+
+
+def read_json(path: Path, what: str) -> dict:
+    if not path.is_file():
+        raise UserError(f"{what} not found: {path}")
+    return json.loads(path.read_text())

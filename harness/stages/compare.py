@@ -1,0 +1,87 @@
+"""Stage `compare`: claims and reference distribution vs this run's seeds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from harness import config as C
+from harness import evaluate, tracking
+from harness.io import atomic_write_json
+from harness.model import build_model
+from harness.stages import StageContext, params_for, read_json
+from harness.stages.ensemble import load_predictions
+
+
+def paper_architecture_counts() -> dict:
+    """Parameters and neurons of the paper network (1000 classes) as harness/model.py builds it."""
+    from harness.model import layer_table
+    paper = C.ModelConfig()
+    table = layer_table(build_model(paper, 1000), paper.input_size)
+    neurons = sum(int(np.prod(r.out_shape)) for r in table if not r.name.startswith("pool"))
+    return {"n_parameters": sum(r.params for r in table), "n_neurons": neurons}
+
+
+def is_full_paper_model(cfg: C.Config) -> bool:
+    return cfg.model == C.ModelConfig() or (
+        cfg.model == C.ModelConfig(input_size=227, conv1_padding=0))
+
+
+def _correctness(pred_dir: Path, labels: np.ndarray, seeds, protocols) -> dict:
+    out = {}
+    for protocol in protocols:
+        probs = load_predictions(pred_dir, seeds, protocol)
+        out[protocol] = {f"top{k}_error": np.stack([evaluate.topk_correct(p, labels, k) for p in probs])
+                         for k in (1, 5)}
+    return out
+
+
+
+
+def load_reference(root: Path, cfg: C.Config) -> tuple[dict | None, str | None]:
+    """The committed reference distribution, if it was recorded with this run's settings."""
+    if not cfg.compare.reference:
+        return None, "compare.reference is not set"
+    path = root / cfg.compare.reference
+    if not path.is_file():
+        return None, f"no reference distribution at {cfg.compare.reference} (make one with `harness make-reference`)"
+    ref = json.loads(path.read_text())
+    if ref.get("training_digest") != C.training_digest(cfg):
+        return None, (f"the reference runs in {cfg.compare.reference} were made with other data/model/train "
+                      "params than this run, so they are not comparable")
+    return ref, None
+
+
+def run_compare(ctx: StageContext, data_dir: Path, eval_dir: Path, pred_dir: Path,
+                ensemble_path: Path, out_path: Path) -> dict:
+    from harness import claims as CL
+    from harness import compare
+    cfg = ctx.cfg
+    seeds = list(cfg.train.seeds)
+    results = [read_json(eval_dir / f"seed-{s}.json", f"evaluation of seed {s}") for s in seeds]
+    labels = np.load(data_dir / "val" / "labels.npy")
+    reference, ref_reason = load_reference(ctx.root, cfg)
+    context = CL.RunContext(dataset=cfg.data.source, split="val", num_classes=results[0]["num_classes"],
+                            n_models_available=len(seeds), protocols=tuple(cfg.evaluate.protocols),
+                            full_paper_model=is_full_paper_model(cfg))
+    settings = compare.CompareSettings(conf=cfg.compare.conf, alpha=cfg.compare.alpha,
+                                       margin_pp=cfg.compare.margin_pp, n_boot=cfg.compare.n_boot)
+    with tracking.child_run(ctx.uri, ctx.experiment_id, ctx.parent_id, "compare",
+                            params_for(cfg, "compare"), {**ctx.base_tags, "stage": "compare"}) as run_id:
+        out = compare.build_compare(
+            results, context, CL.load_claims(), settings,
+            correctness=_correctness(pred_dir, labels, seeds, cfg.evaluate.protocols),
+            ensemble=read_json(ensemble_path, "ensemble metrics"), reference=reference,
+            measured=paper_architecture_counts())
+        if ref_reason:
+            out["reference"] = {"tested": False, "reason": ref_reason}
+        out["mlflow_run_id"] = run_id
+        out["parent_run_id"] = ctx.parent_id
+        out["mlflow_experiment_id"] = ctx.experiment_id
+        metrics = compare.summary_metrics(out)
+        tracking.log_metrics(ctx.uri, run_id, metrics)
+        tracking.log_metrics(ctx.uri, ctx.parent_id, metrics)  # MLflow has no seed aggregation
+        atomic_write_json(out_path, out)
+    return out

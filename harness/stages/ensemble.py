@@ -1,0 +1,50 @@
+"""Stage `ensemble`: softmax averages over seeds, error for every ensemble size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from harness import ensemble, evaluate, tracking
+from harness.errors import UserError
+from harness.io import atomic_write_json
+from harness.stages import StageContext, params_for
+
+
+def load_predictions(pred_dir: Path, seeds, protocol: str) -> list[np.ndarray]:
+    out = []
+    for s in seeds:
+        p = pred_dir / f"seed-{s}" / f"{protocol}.npy"
+        if not p.is_file():
+            raise UserError(f"predictions missing: {p} (run evaluate@{s})")
+        out.append(np.load(p))
+    return out
+
+
+def run_ensemble(ctx: StageContext, data_dir: Path, pred_dir: Path, metrics_path: Path) -> dict:
+    from harness import stats
+    cfg = ctx.cfg
+    labels = np.load(data_dir / "val" / "labels.npy")
+    seeds = list(cfg.train.seeds)
+    result = {"seeds": seeds, "protocols": {}}
+    with tracking.child_run(ctx.uri, ctx.experiment_id, ctx.parent_id, "ensemble",
+                            params_for(cfg, "ensemble"), {**ctx.base_tags, "stage": "ensemble"}) as run_id:
+        for protocol in cfg.evaluate.protocols:
+            probs = load_predictions(pred_dir, seeds, protocol)
+            sizes = ensemble.ensemble_errors(probs, labels, cfg.ensemble.max_subsets, cfg.ensemble.subset_seed)
+            full = evaluate.topk_correct(np.mean(probs, 0), labels, 1)
+            singles = [evaluate.topk_correct(p, labels, 1) for p in probs]
+            result["protocols"][protocol] = {
+                "sizes": sizes,
+                # paired test on the same images: the full ensemble vs each single model
+                "mcnemar_full_vs_single": [{"seed": s, **stats.mcnemar(full, c)}
+                                           for s, c in zip(seeds, singles)],
+            }
+            for row in sizes:
+                tracking.log_metrics(ctx.uri, run_id, {f"{protocol}.ensemble_top1_error": row["top1_error_mean"],
+                                                       f"{protocol}.ensemble_top5_error": row["top5_error_mean"]},
+                                     step=row["k"])
+        result["mlflow_run_id"] = run_id
+        atomic_write_json(metrics_path, result)
+    return result

@@ -1,0 +1,61 @@
+"""Stage `report`: render reports/report.md and report.html, log them to the parent run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from harness import config as C
+from harness import data, runtime, tracking
+from harness.io import atomic_write_bytes, atomic_write_text
+from harness.stages import StageContext, read_json
+
+
+def _provenance(ctx: StageContext, train: dict) -> dict:
+    import hashlib
+    from importlib import metadata
+    lock = ctx.root / "dvc.lock"
+    env = runtime.environment()
+    gpu_s = sum(t["train_time_s"] for t in train.values()) * len(env["gpus"])
+    packages = {}
+    for name in ("torch", "torchvision", "mlflow", "dvc", "numpy", "scipy", "pandas"):
+        try:
+            packages[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            packages[name] = "not installed"
+    return {"git": runtime.git_info(ctx.root), "environment": env, "packages": packages,
+            "dvc_lock_digest": hashlib.sha256(lock.read_bytes()).hexdigest()[:16] if lock.is_file() else "none",
+            "gpu_hours": gpu_s / 3600}
+
+
+def run_report(ctx: StageContext, data_dir: Path, metrics_dir: Path, plots_dir: Path,
+               out_md: Path, out_html: Path, figures_dir: Path) -> Path:
+    from harness import report, report_sections
+    from harness.deviations import deviations
+    cfg = ctx.cfg
+    seeds = list(cfg.train.seeds)
+    train = {s: read_json(metrics_dir / "train" / f"seed-{s}.json", f"training metrics of seed {s}") for s in seeds}
+    inputs = report_sections.ReportInputs(
+        params=C.to_dict(cfg),
+        compare=read_json(metrics_dir / "compare.json", "comparison"),
+        train=train,
+        curves={s: pd.read_csv(plots_dir / "train" / f"seed-{s}.csv") for s in seeds},
+        evaluations={s: read_json(metrics_dir / "evaluate" / f"seed-{s}.json", f"evaluation of seed {s}") for s in seeds},
+        ensemble=read_json(metrics_dir / "ensemble.json", "ensemble metrics"),
+        manifest=data.load_manifest(data_dir), deviations=deviations(cfg),
+        provenance=_provenance(ctx, train))
+    doc = report_sections.build(inputs)
+    for block in doc.blocks:
+        if block[0] == "fig":
+            atomic_write_bytes(figures_dir / f"{block[1]}.png", block[3])
+    rel = Path(*[".."] * 0, figures_dir.relative_to(out_md.parent)) if figures_dir.is_relative_to(out_md.parent) else figures_dir
+    atomic_write_text(out_md, report.to_markdown(doc, rel.as_posix()))
+    atomic_write_text(out_html, report.to_html(doc, "AlexNet reproducibility report"))
+    with tracking.child_run(ctx.uri, ctx.experiment_id, ctx.parent_id, "report", {},
+                            {**ctx.base_tags, "stage": "report"}):
+        tracking.log_artifact(ctx.uri, ctx.parent_id, out_html, "report")
+        tracking.log_artifact(ctx.uri, ctx.parent_id, out_md, "report")
+        tracking.log_artifacts(ctx.uri, ctx.parent_id, figures_dir, "report/figures")
+    tracking.finish_parent(ctx.uri, ctx.parent_id)
+    return out_html

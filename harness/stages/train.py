@@ -1,0 +1,101 @@
+"""Stage `train@<seed>`: fit one seed, save its weights, log per-epoch metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from harness import config as C
+from harness import data, runtime, tracking, transforms
+from harness import train as T
+from harness.errors import UserError
+from harness.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from harness.model import build_model, count_params
+from harness.stages import StageContext, params_for
+
+
+def build_views(cfg: C.Config, data_dir: Path, seed: int):
+    mean, pca = data.load_stats(data_dir)
+    norm = transforms.Normaliser(mean, cfg.model.input_scale)
+    train_split, val_split = data.load_split(data_dir, "train"), data.load_split(data_dir, "val")
+    train_view = transforms.TrainView(train_split, norm, pca if cfg.train.pca_colour else None,
+                                      cfg.model.input_size, seed, cfg.train.pca_std, cfg.train.pca_mode)
+    return train_view, val_split, norm
+
+
+def run_train(ctx: StageContext, seed: int, data_dir: Path, out_dir: Path, metrics_path: Path,
+              plots_path: Path) -> dict:
+    cfg = ctx.cfg
+    manifest = data.load_manifest(data_dir)
+    runtime.set_determinism(seed, cfg.train.threads)
+    train_view, val_split, norm = build_views(cfg, data_dir, seed)
+    if cfg.train.batch_size > len(train_view):
+        raise UserError(f"train.batch_size: {cfg.train.batch_size} is larger than the "
+                        f"{len(train_view)} training images")
+    val_loader = transforms.batch_loader(
+        transforms.EvalView(val_split, norm, cfg.model.input_size, "center"),
+        transforms.eval_batches(len(val_split), cfg.evaluate.batch_size), 0)
+    model = build_model(cfg.model, len(manifest["classes"]))
+    params = {**params_for(cfg, "data", "model", "train"), "seed": seed, "n_parameters": count_params(model)}
+    tags = {**ctx.base_tags, "stage": "train", "seed": seed, "data_digest": manifest["digest"]}
+    with tracking.child_run(ctx.uri, ctx.experiment_id, ctx.parent_id, f"train-seed{seed}",
+                            params, tags) as run_id:
+        history = _fit_logged(ctx, run_id, model, train_view, val_loader, seed)
+        _save_model(out_dir / "model.pt", model, cfg, seed, manifest)
+        result = _train_metrics(history, seed, run_id, ctx)
+        atomic_write_text(plots_path, pd.DataFrame([h.__dict__ for h in history]).to_csv(index=False))
+        atomic_write_json(metrics_path, result)
+        tracking.log_artifact(ctx.uri, run_id, out_dir / "model.pt", "model")
+    return result
+
+
+def _fit_logged(ctx, run_id, model, train_view, val_loader, seed):
+    cfg = ctx.cfg
+    steps: list = []
+
+    def on_step(step, loss, lr):  # per-step scalars to MLflow, flushed once per epoch
+        steps.append((step, loss, lr))
+
+    def on_epoch(r: T.EpochResult):
+        print(f"seed {seed} epoch {r.epoch}/{cfg.train.epochs}: loss {r.train_loss:.3f}  "
+              f"val top-1 {r.val_top1_error:.1f}%  top-5 {r.val_top5_error:.1f}%  "
+              f"lr {r.lr:.2g}  {r.images_per_s:.0f} img/s", flush=True)
+        metrics = {k: v for k, v in r.__dict__.items() if k != "epoch"}
+        tracking.log_metrics(ctx.uri, run_id, metrics, step=r.epoch)
+        tracking.log_series(ctx.uri, run_id, "step_loss", [(s, loss) for s, loss, _ in steps])
+        tracking.log_series(ctx.uri, run_id, "step_lr", [(s, lr) for s, _, lr in steps])
+        steps.clear()
+
+    loader = lambda batches: transforms.batch_loader(train_view, batches, cfg.train.num_workers)
+    return T.fit(model, train_view, loader, val_loader, cfg.train, seed, on_epoch, on_step)
+
+
+def _save_model(path: Path, model, cfg: C.Config, seed: int, manifest: dict) -> None:
+    """Weights plus everything needed to describe the run (house rule 6); tensors and plain data only."""
+    import io
+    buf = io.BytesIO()
+    torch.save({"state_dict": model.state_dict(), "config": C.to_dict(cfg), "seed": seed,
+                "num_classes": len(manifest["classes"]), "data_digest": manifest["digest"],
+                "git": runtime.git_info(), "environment": runtime.environment()}, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _train_metrics(history, seed, run_id, ctx) -> dict:
+    last = history[-1]
+    return {"seed": seed, "epochs": last.epoch, "final_train_loss": last.train_loss,
+            "final_val_top1_error": last.val_top1_error, "final_val_top5_error": last.val_top5_error,
+            "images_per_s": float(np.mean([h.images_per_s for h in history])),
+            "train_time_s": float(sum(h.epoch_time_s for h in history)),
+            "mlflow_run_id": run_id, "mlflow_experiment_id": ctx.experiment_id}
+
+
+def load_model(path: Path, cfg: C.Config) -> torch.nn.Module:
+    if not path.is_file():
+        raise UserError(f"model weights not found: {path} (run the train stage)")
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    model = build_model(cfg.model, ckpt["num_classes"])
+    model.load_state_dict(ckpt["state_dict"])
+    return model
