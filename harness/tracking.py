@@ -63,9 +63,9 @@ def _lock(root: Path):
 def ensure_experiment(uri: str, name: str, root: Path) -> str:
     """Create the store and experiment once (under a lock); returns the experiment id."""
     mlflow.set_tracking_uri(uri)
-    client = MlflowClient(uri)
     try:
         with _lock(root):
+            client = MlflowClient(uri)  # may create and migrate the database: inside the lock
             exp = client.get_experiment_by_name(name)
             if exp is None:
                 artifacts = (root / "mlartifacts" / name).resolve().as_uri()
