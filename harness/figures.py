@@ -55,7 +55,7 @@ def ensemble_curve(sizes_by_protocol: dict[str, list[dict]], metric: str) -> byt
         hi = [r[f"{metric}_max"] for r in rows]
         ax.plot(k, mean, marker="o", label=protocol)
         ax.fill_between(k, lo, hi, alpha=0.2)
-    ax.set(title=f"Ensemble {metric.replace('_', ' ')} vs size", xlabel="models averaged (k)",
+    ax.set(title=f"Ensemble {metric.replace('_error', '').replace('top', 'top-')} error vs size", xlabel="models averaged (k)",
            ylabel="error (%)", xticks=sorted({r['k'] for rows in sizes_by_protocol.values() for r in rows}))
     ax.legend(fontsize=8, title="mean over subsets; band = min-max")
     return _png(fig)
