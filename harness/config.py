@@ -52,7 +52,10 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    arch: str = rule("paper", choices=("paper",))
+    # paper: two-tower grouped net; one_tower: paper 3.2's one-GPU net (half the kernels per
+    # conv layer, last conv and FC layers full size); torchvision: the 2014 "one weird trick"
+    # variant, a control only (PAPER.md 3).
+    arch: str = rule("paper", choices=("paper", "one_tower", "torchvision"))
     width: float = rule(1.0, lo=0.0, hi=4.0, lo_open=True)  # 1.0 = paper's kernel counts
     towers: int = rule(2, choices=(1, 2))  # grouped two-tower net (paper 3.2)
     input_size: int = rule(224, lo=16, hi=512)  # crop side; paper 224 (pad 2) or 227 (pad 0)
@@ -79,6 +82,17 @@ class TrainConfig:
     pca_colour: bool = rule(True)  # paper 4.1 colour augmentation
     pca_std: float = rule(0.1, lo=0.0)  # paper 4.1: alpha_i ~ N(0, 0.1)
     pca_mode: str = rule("eigenvalue_01", choices=("eigenvalue_01", "sqrt_eigenvalue"))
+    # paper 5: lr divided by 10 when validation error stops improving, 3 times. "plateau" is
+    # that rule made deterministic (patience epochs without improvement, at most max_drops);
+    # "steps" drops at the fixed epochs in lr_steps.
+    schedule: str = rule("plateau", choices=("plateau", "steps"))
+    patience: int = rule(2, lo=1)
+    max_drops: int = rule(3, lo=0, hi=10)
+    # paper: v <- 0.9 v - 0.0005 lr w - lr grad (velocity in parameter units);
+    # torch: torch.optim.SGD (buffer in gradient units; differs right after an lr drop).
+    update_rule: str = rule("paper", choices=("paper", "torch"))
+    checkpoint_every: int = rule(0, lo=0)  # steps between checkpoints; 0: end of each epoch only
+    devices: tuple[str, ...] = rule(("cpu",))  # one device: both towers; two: one tower each
     threads: int = rule(2, lo=1, hi=256)  # CPU threads: the bits depend on it
     num_workers: int = rule(0, lo=0, hi=64)  # DataLoader workers: logged for determinism
 
@@ -213,6 +227,12 @@ def _check_items(items, meta, key):
             raise ConfigError(f"{key}: duplicate seeds {sorted(items)}")
         if min(items) < 0:
             raise ConfigError(f"{key}: seeds must be >= 0")
+    if key.endswith("devices"):
+        if len(items) not in (1, 2):
+            raise ConfigError(f"{key}: give one device (both towers) or two (one tower each), got {list(items)}")
+        bad = [d for d in items if not (d == "cpu" or d == "cuda" or d.startswith("cuda:"))]
+        if bad:
+            raise ConfigError(f"{key}: unknown device {bad[0]!r} (use cpu, cuda or cuda:N)")
     if key.endswith("protocols"):
         bad = [p for p in items if p not in ("center", "ten_patch")]
         if bad or not items:
@@ -245,6 +265,8 @@ def _check_cross_fields(cfg: Config) -> None:
             f"{min_input_size(cfg.model)}")
     if cfg.model.towers == 2 and cfg.model.width * 96 < 2:
         raise ConfigError("model.width: too small for two towers")
+    if len(cfg.train.devices) == 2 and cfg.model.arch != "paper":
+        raise ConfigError("train.devices: two devices hold the two towers of model.arch 'paper' only")
     if any(s < 1 or s > cfg.train.epochs for s in cfg.train.lr_steps):
         raise ConfigError(f"train.lr_steps: each step must lie in 1..train.epochs ({cfg.train.epochs})")
 

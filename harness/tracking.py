@@ -94,19 +94,37 @@ def _str_tags(tags: dict) -> dict:
 
 
 @contextmanager
-def child_run(uri: str, experiment_id: str, parent_id: str, name: str, params: dict, tags: dict):
-    """A stage run nested under the parent; yields its run id; ends FAILED on exceptions."""
+def child_run(uri: str, experiment_id: str, parent_id: str, name: str, params: dict, tags: dict,
+              resume_run_id: str | None = None):
+    """A stage run nested under the parent; yields its run id; ends FAILED on exceptions.
+
+    resume_run_id: the run of an interrupted stage (from its checkpoint) is reopened, so a
+    resumed training keeps one run with one continuous metric history.
+    """
     client = MlflowClient(uri)
-    run = client.create_run(experiment_id, run_name=name,
-                            tags={"mlflow.parentRunId": parent_id, **_str_tags(tags)})
-    run_id = run.info.run_id
-    log_params(client, run_id, params)
+    if resume_run_id and _run_exists(client, resume_run_id):
+        client.update_run(resume_run_id, "RUNNING")
+        run_id = resume_run_id
+        client.set_tag(run_id, "resumed", "true")
+    else:
+        run = client.create_run(experiment_id, run_name=name,
+                                tags={"mlflow.parentRunId": parent_id, **_str_tags(tags)})
+        run_id = run.info.run_id
+        log_params(client, run_id, params)
     try:
         yield run_id
     except BaseException:
         client.set_terminated(run_id, "FAILED")
         raise
     client.set_terminated(run_id, "FINISHED")
+
+
+def _run_exists(client: MlflowClient, run_id: str) -> bool:
+    try:
+        client.get_run(run_id)
+        return True
+    except Exception:  # deleted, or another store
+        return False
 
 
 def log_params(client: MlflowClient, run_id: str, params: dict) -> None:

@@ -1,10 +1,15 @@
-"""Training: one epoch, validation, the learning-rate schedule, and the fit loop (paper 5)."""
+"""Training: the paper's update rule, its lr schedule, one epoch, validation, and fit (paper 5).
+
+fit() is exactly resumable: everything that decides the next step lives in TrainState (plus
+model, optimizer and the torch RNG, which the caller checkpoints), and the data order and
+augmentation of every epoch derive from (seed, epoch) alone.
+"""
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -13,6 +18,10 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from harness.config import TrainConfig
+
+
+class NonFiniteLoss(FloatingPointError):
+    """The loss became NaN or Inf; the last checkpoint is left as it was."""
 
 
 @dataclass(frozen=True)
@@ -28,19 +37,93 @@ class EpochResult:
     epoch_time_s: float
 
 
-def lr_at(cfg: TrainConfig, epoch_float: float) -> float:
-    """paper 5: lr 0.01, divided by 10 at each step; optional linear warm-up (a departure)."""
-    lr = cfg.lr * 0.1 ** sum(epoch_float >= s for s in cfg.lr_steps)
+@dataclass
+class TrainState:
+    """Progress of a fit; plain data, so it checkpoints with torch.save(weights_only=True)."""
+
+    epoch: int = 0  # epochs completed
+    step_in_epoch: int = 0  # batches done in the current epoch
+    global_step: int = 0
+    drops: int = 0  # lr divisions by 10 so far (plateau schedule)
+    best_val: float = math.inf
+    bad_epochs: int = 0
+    partial: dict = field(default_factory=lambda: {"loss": 0.0, "wrong": 0, "seen": 0, "time": 0.0})
+    history: list = field(default_factory=list)  # EpochResult dicts
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainState":
+        return cls(**d)
+
+
+# --- the update rule --------------------------------------------------------------------------
+
+class PaperSGD(torch.optim.Optimizer):
+    """paper 5: v <- 0.9 v - 0.0005 lr w - lr grad;  w <- w + v.
+
+    The velocity is in parameter units, so an lr drop scales only new gradients. torch.optim.SGD
+    keeps its buffer in gradient units and multiplies the whole buffer by the new lr: identical
+    at constant lr, different for a while after each drop (PAPER.md section 2).
+    """
+
+    def __init__(self, params, lr: float, momentum: float, weight_decay: float):
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            lr, m, wd = group["lr"], group["momentum"], group["weight_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if "velocity" not in state:
+                    state["velocity"] = torch.zeros_like(p)
+                v = state["velocity"]
+                v.mul_(m).add_(p, alpha=-wd * lr).add_(p.grad, alpha=-lr)
+                p.add_(v)
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """paper 5: SGD, momentum 0.9, weight decay 0.0005, in the paper's form or torch's."""
+    if cfg.update_rule == "paper":
+        return PaperSGD(model.parameters(), cfg.lr, cfg.momentum, cfg.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                           weight_decay=cfg.weight_decay)
+
+
+# --- the schedule ------------------------------------------------------------------------------
+
+def lr_at(cfg: TrainConfig, state: TrainState, epoch_float: float) -> float:
+    """paper 5: lr 0.01, divided by 10 at each drop; optional linear warm-up (a departure)."""
+    if cfg.schedule == "steps":
+        drops = sum(epoch_float >= s for s in cfg.lr_steps)
+    else:
+        drops = state.drops
+    lr = cfg.lr * 0.1 ** drops
     if cfg.warmup_epochs > 0 and epoch_float < cfg.warmup_epochs:
         lr *= (epoch_float + 1e-3) / cfg.warmup_epochs
     return lr
 
 
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """paper 5: SGD, momentum 0.9, weight decay 0.0005 (torch's form: buffer in grad units)."""
-    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                           weight_decay=cfg.weight_decay)
+def update_plateau(cfg: TrainConfig, state: TrainState, val_error: float) -> bool:
+    """paper 5: divide lr by 10 "when the validation error rate stopped improving", at most
+    max_drops times (the paper: 3). Deterministic stand-in: after `patience` epochs without
+    a new best. Returns True when it dropped."""
+    if val_error < state.best_val:
+        state.best_val, state.bad_epochs = val_error, 0
+        return False
+    state.bad_epochs += 1
+    if cfg.schedule == "plateau" and state.bad_epochs >= cfg.patience and state.drops < cfg.max_drops:
+        state.drops += 1
+        state.bad_epochs = 0
+        return True
+    return False
 
+
+# --- epochs ------------------------------------------------------------------------------------
 
 def epoch_batches(n: int, batch: int, seed: int, epoch: int) -> list[np.ndarray]:
     """The data order of one epoch, from (seed, epoch) alone; last partial batch dropped."""
@@ -48,33 +131,47 @@ def epoch_batches(n: int, batch: int, seed: int, epoch: int) -> list[np.ndarray]
     return [perm[i:i + batch] for i in range(0, n - batch + 1, batch)]
 
 
-def train_one_epoch(model, loader, optimizer, cfg: TrainConfig, epoch: int, steps: int,
-                    on_step: Callable[[int, float, float], None] | None = None) -> dict:
+@dataclass(frozen=True)
+class Hooks:
+    """Callbacks of fit: progress for tracking and checkpointing, which live elsewhere."""
+
+    on_step: Callable[[int, float, float], None] | None = None  # (global step, loss, lr)
+    on_epoch: Callable[[EpochResult], None] | None = None
+    on_checkpoint: Callable[[TrainState], None] | None = None
+
+
+def train_one_epoch(model, loader, optimizer, cfg: TrainConfig, state: TrainState, steps: int,
+                    hooks: Hooks) -> None:
+    """Continue the current epoch from state.step_in_epoch to its end."""
     model.train()
-    total_loss, wrong, seen = 0.0, 0, 0
-    start = time.perf_counter()
-    bar = tqdm(loader, total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False)
-    for i, (x, y) in enumerate(bar):
-        lr = lr_at(cfg, epoch + i / steps)
+    p = state.partial
+    start = time.perf_counter() - p["time"]
+    bar = tqdm(loader, total=steps, initial=state.step_in_epoch, desc=f"epoch {state.epoch + 1}/{cfg.epochs}",
+               unit="batch", leave=False)
+    for x, y in bar:
+        lr = lr_at(cfg, state, state.epoch + state.step_in_epoch / steps)
         for group in optimizer.param_groups:
             group["lr"] = lr
         logits = model(x)
-        loss = F.cross_entropy(logits, y)
+        loss = F.cross_entropy(logits, y.to(logits.device))
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}, step {i}")
+            raise NonFiniteLoss(f"training loss became {loss.item()} at epoch {state.epoch + 1}, "
+                                f"step {state.step_in_epoch}; the last checkpoint is kept")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        total_loss += loss.item() * len(y)
-        wrong += (logits.argmax(1) != y).sum().item()
-        seen += len(y)
-        rate = seen / (time.perf_counter() - start)
-        bar.set_postfix(loss=f"{loss.item():.3f}", img_s=f"{rate:.0f}")
-        if on_step:
-            on_step(epoch * steps + i, loss.item(), lr)
-    elapsed = time.perf_counter() - start
-    return {"loss": total_loss / max(seen, 1), "top1_error": 100.0 * wrong / max(seen, 1),
-            "images_per_s": seen / elapsed, "time_s": elapsed}
+        p["loss"] += loss.item() * len(y)
+        p["wrong"] += int((logits.argmax(1).cpu() != y).sum())
+        p["seen"] += len(y)
+        p["time"] = time.perf_counter() - start
+        state.step_in_epoch += 1
+        state.global_step += 1
+        bar.set_postfix(loss=f"{loss.item():.3f}", img_s=f"{p['seen'] / max(p['time'], 1e-9):.0f}")
+        if hooks.on_step:
+            hooks.on_step(state.global_step, loss.item(), lr)
+        if hooks.on_checkpoint and cfg.checkpoint_every and state.global_step % cfg.checkpoint_every == 0 \
+                and state.step_in_epoch < steps:
+            hooks.on_checkpoint(state)
 
 
 @torch.no_grad()
@@ -83,7 +180,7 @@ def validate(model, loader) -> dict:
     model.eval()
     total_loss, wrong1, wrong5, n = 0.0, 0, 0, 0
     for x, y in loader:
-        logits = model(x)
+        logits = model(x).cpu()
         total_loss += F.cross_entropy(logits, y, reduction="sum").item()
         top5 = logits.topk(min(5, logits.shape[1]), 1).indices
         wrong1 += (top5[:, 0] != y).sum().item()
@@ -92,24 +189,31 @@ def validate(model, loader) -> dict:
     return {"loss": total_loss / n, "top1_error": 100.0 * wrong1 / n, "top5_error": 100.0 * wrong5 / n}
 
 
-def fit(model, train_view, make_train_loader, val_loader, cfg: TrainConfig, seed: int,
-        on_epoch: Callable[[EpochResult], None] | None = None,
-        on_step: Callable[[int, float, float], None] | None = None) -> list[EpochResult]:
-    """Train for cfg.epochs; returns the per-epoch history."""
-    optimizer = make_optimizer(model, cfg)
-    history = []
-    for epoch in range(cfg.epochs):
-        train_view.set_epoch(epoch)
-        batches = epoch_batches(len(train_view), cfg.batch_size, seed, epoch)
-        tr = train_one_epoch(model, make_train_loader(batches), optimizer, cfg, epoch,
-                             len(batches), on_step)
-        va = validate(model, val_loader)
-        result = EpochResult(epoch + 1, tr["loss"], tr["top1_error"], va["loss"], va["top1_error"],
-                             va["top5_error"], lr_at(cfg, epoch + 1 - 1e-9), tr["images_per_s"],
-                             tr["time_s"])
-        history.append(result)
-        if on_epoch:
-            on_epoch(result)
-        if not math.isfinite(result.train_loss):
-            break
-    return history
+def _finish_epoch(cfg: TrainConfig, state: TrainState, val: dict, steps: int) -> EpochResult:
+    p = state.partial
+    lr = lr_at(cfg, state, state.epoch + (steps - 1) / steps)  # lr of the epoch's last step
+    result = EpochResult(state.epoch + 1, p["loss"] / max(p["seen"], 1), 100.0 * p["wrong"] / max(p["seen"], 1),
+                         val["loss"], val["top1_error"], val["top5_error"], lr,
+                         p["seen"] / max(p["time"], 1e-9), p["time"])
+    update_plateau(cfg, state, val["top1_error"])
+    state.history.append(asdict(result))
+    state.epoch += 1
+    state.step_in_epoch = 0
+    state.partial = {"loss": 0.0, "wrong": 0, "seen": 0, "time": 0.0}
+    return result
+
+
+def fit(model, optimizer, train_view, make_loader, val_loader, cfg: TrainConfig, seed: int,
+        state: TrainState, hooks: Hooks = Hooks()) -> list[EpochResult]:
+    """Train from `state` to cfg.epochs; returns the whole per-epoch history."""
+    while state.epoch < cfg.epochs:
+        train_view.set_epoch(state.epoch)
+        batches = epoch_batches(len(train_view), cfg.batch_size, seed, state.epoch)
+        remaining = batches[state.step_in_epoch:]  # a resumed epoch skips what it has done
+        train_one_epoch(model, make_loader(remaining), optimizer, cfg, state, len(batches), hooks)
+        result = _finish_epoch(cfg, state, validate(model, val_loader), len(batches))
+        if hooks.on_epoch:
+            hooks.on_epoch(result)
+        if hooks.on_checkpoint:
+            hooks.on_checkpoint(state)
+    return [EpochResult(**h) for h in state.history]

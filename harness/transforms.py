@@ -135,9 +135,12 @@ class EvalView(torch.utils.data.Dataset):
 
 def batch_loader(view: torch.utils.data.Dataset, batches, num_workers: int):
     """DataLoader over precomputed index batches (each item is a whole batch)."""
+    # Its own generator: a DataLoader iterator otherwise draws its base seed from the global
+    # torch RNG, which dropout uses, and a resumed epoch (a new iterator mid-epoch) would shift
+    # every later dropout mask. The views draw their randomness from (seed, epoch) instead.
     return torch.utils.data.DataLoader(view, sampler=batches, batch_size=None,
-                                       num_workers=num_workers,
-                                       persistent_workers=False)
+                                       num_workers=num_workers, persistent_workers=False,
+                                       generator=torch.Generator().manual_seed(0))
 
 
 def eval_batches(n: int, batch: int) -> list[np.ndarray]:

@@ -6,70 +6,17 @@ the fan-in stages, an evaluation-only param does not retrain.
 """
 
 import json
-import os
-import re
-import shutil
 import sqlite3
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-
-TINY = {
-    "data": {"image_size": 72, "shard_size": 64,
-             "synthetic": {"num_classes": 6, "train_per_class": 24, "val_per_class": 10}},
-    "model": {"width": 0.125, "input_size": 64},
-    "train": {"seeds": [1, 2], "epochs": 2, "batch_size": 16, "lr_steps": [2], "threads": 1},
-    "ensemble": {"max_subsets": 10},
-    "compare": {"n_boot": 200},
-}
-
-
-def deep_update(d: dict, patch: dict) -> dict:
-    for k, v in patch.items():
-        if isinstance(v, dict):
-            deep_update(d[k], v)
-        else:
-            d[k] = v
-    return d
-
-
-def dvc(repo: Path, *args: str) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_TRACKING", "DVC_"))}
-    env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
-    env["PYTHONPATH"] = str(repo)  # the copy's harness, not the installed one
-    proc = subprocess.run(["dvc", *args], cwd=repo, env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise AssertionError(f"dvc {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
-    return proc.stdout
-
-
-def ran_stages(out: str) -> set[str]:
-    return set(re.findall(r"Running stage '([^']+)'", out))
+from repo_utils import copy_repo, dvc, get_params, ran_stages, set_params
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    dst = tmp_path_factory.mktemp("repo")
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-                           cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
-    for f in files:
-        if (REPO / f).is_file() and not f.startswith(("reports/", "dvc.lock")):
-            (dst / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / f, dst / f)
-    (dst / "reports" / "reference").mkdir(parents=True)
-    params = deep_update(yaml.safe_load((REPO / "params.yaml").read_text()), TINY)
-    (dst / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "copy"]):
-        subprocess.run(cmd, cwd=dst, check=True)
-    return dst
+def repo(tmp_path_factory):
+    return copy_repo(tmp_path_factory.mktemp("repo"))
 
 
 @pytest.fixture(scope="module")
@@ -128,9 +75,9 @@ def test_second_repro_does_nothing(repo, first_run):
 @pytest.mark.slow
 def test_adding_a_seed_runs_only_that_seed(repo, first_run):
     before = (repo / "artifacts/models/seed-1/model.pt").read_bytes()
-    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params = get_params(repo)
     params["train"]["seeds"] = [1, 2, 3]
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    set_params(repo, params)
     out = dvc(repo, "repro")
     assert ran_stages(out) == {"train@3", "evaluate@3", "ensemble", "compare", "report"}, out
     assert (repo / "artifacts/models/seed-1/model.pt").read_bytes() == before
@@ -138,9 +85,9 @@ def test_adding_a_seed_runs_only_that_seed(repo, first_run):
 
 @pytest.mark.slow
 def test_evaluation_param_does_not_retrain(repo, first_run):
-    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params = get_params(repo)
     params["evaluate"]["batch_size"] = 7
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    set_params(repo, params)
     out = dvc(repo, "repro")
     assert not any(s.startswith(("train", "prepare")) for s in ran_stages(out)), out
     assert any(s.startswith("evaluate") for s in ran_stages(out))

@@ -9,10 +9,10 @@ import pandas as pd
 import torch
 
 from harness import config as C
-from harness import data, runtime, tracking, transforms
+from harness import checkpoint, data, runtime, tracking, transforms
 from harness import train as T
 from harness.errors import UserError
-from harness.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from harness.io import atomic_write_json, atomic_write_text
 from harness.model import build_model, count_params
 from harness.stages import StageContext, params_for
 
@@ -39,48 +39,78 @@ def run_train(ctx: StageContext, seed: int, data_dir: Path, out_dir: Path, metri
         transforms.EvalView(val_split, norm, cfg.model.input_size, "center"),
         transforms.eval_batches(len(val_split), cfg.evaluate.batch_size), 0)
     model = build_model(cfg.model, len(manifest["classes"]))
+    optimizer = T.make_optimizer(model, cfg.train)
+    state, run_id = _resume(out_dir / CHECKPOINT, cfg, seed, model, optimizer)
     params = {**params_for(cfg, "data", "model", "train"), "seed": seed, "n_parameters": count_params(model)}
     tags = {**ctx.base_tags, "stage": "train", "seed": seed, "data_digest": manifest["digest"]}
     with tracking.child_run(ctx.uri, ctx.experiment_id, ctx.parent_id, f"train-seed{seed}",
-                            params, tags) as run_id:
-        history = _fit_logged(ctx, run_id, model, train_view, val_loader, seed)
+                            params, tags, resume_run_id=run_id) as run_id:
+        history = _fit_logged(ctx, run_id, model, optimizer, state, train_view, val_loader, seed, out_dir)
         _save_model(out_dir / "model.pt", model, cfg, seed, manifest)
         result = _train_metrics(history, seed, run_id, ctx)
         atomic_write_text(plots_path, pd.DataFrame([h.__dict__ for h in history]).to_csv(index=False))
         atomic_write_json(metrics_path, result)
         tracking.log_artifact(ctx.uri, run_id, out_dir / "model.pt", "model")
+    (out_dir / CHECKPOINT).unlink(missing_ok=True)  # the final weights supersede it
     return result
 
 
-def _fit_logged(ctx, run_id, model, train_view, val_loader, seed):
+CHECKPOINT = "checkpoint.pt"
+
+
+def _resume(path: Path, cfg: C.Config, seed: int, model, optimizer) -> tuple[T.TrainState, str | None]:
+    """Restore model, optimizer, RNG and progress from a compatible checkpoint, if any."""
+    if not path.is_file():
+        return T.TrainState(), None
+    payload = checkpoint.load(path)
+    if not checkpoint.compatible(payload, C.training_digest(cfg), seed):
+        print(f"ignoring {path}: it was made with other params or another seed; starting afresh", flush=True)
+        return T.TrainState(), None
+    model.load_state_dict(payload["model"])
+    optimizer.load_state_dict(payload["optimizer"])
+    torch.set_rng_state(payload["torch_rng"])
+    state = T.TrainState.from_dict(payload["state"])
+    print(f"resuming seed {seed} from {path}: epoch {state.epoch + 1}, step {state.step_in_epoch} "
+          f"(global step {state.global_step})", flush=True)
+    return state, payload.get("mlflow_run_id")
+
+
+def _fit_logged(ctx, run_id, model, optimizer, state, train_view, val_loader, seed, out_dir):
     cfg = ctx.cfg
     steps: list = []
 
-    def on_step(step, loss, lr):  # per-step scalars to MLflow, flushed once per epoch
-        steps.append((step, loss, lr))
+    def flush_steps():  # per-step scalars to MLflow in batches (DESIGN.md)
+        tracking.log_series(ctx.uri, run_id, "step_loss", [(s, loss) for s, loss, _ in steps])
+        tracking.log_series(ctx.uri, run_id, "step_lr", [(s, lr) for s, _, lr in steps])
+        steps.clear()
 
     def on_epoch(r: T.EpochResult):
         print(f"seed {seed} epoch {r.epoch}/{cfg.train.epochs}: loss {r.train_loss:.3f}  "
               f"val top-1 {r.val_top1_error:.1f}%  top-5 {r.val_top5_error:.1f}%  "
               f"lr {r.lr:.2g}  {r.images_per_s:.0f} img/s", flush=True)
-        metrics = {k: v for k, v in r.__dict__.items() if k != "epoch"}
-        tracking.log_metrics(ctx.uri, run_id, metrics, step=r.epoch)
-        tracking.log_series(ctx.uri, run_id, "step_loss", [(s, loss) for s, loss, _ in steps])
-        tracking.log_series(ctx.uri, run_id, "step_lr", [(s, lr) for s, _, lr in steps])
-        steps.clear()
+        tracking.log_metrics(ctx.uri, run_id, {k: v for k, v in r.__dict__.items() if k != "epoch"}, step=r.epoch)
 
+    def on_checkpoint(st: T.TrainState):
+        checkpoint.save(out_dir / CHECKPOINT, {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": st.to_dict(),
+            "torch_rng": torch.get_rng_state(), "seed": seed, "mlflow_run_id": run_id,
+            "training_digest": C.training_digest(cfg)})
+        flush_steps()  # steps logged only once their checkpoint exists: a resume logs no duplicates
+
+    hooks = T.Hooks(on_step=lambda s, loss, lr: steps.append((s, loss, lr)), on_epoch=on_epoch,
+                    on_checkpoint=on_checkpoint)
     loader = lambda batches: transforms.batch_loader(train_view, batches, cfg.train.num_workers)
-    return T.fit(model, train_view, loader, val_loader, cfg.train, seed, on_epoch, on_step)
+    try:
+        return T.fit(model, optimizer, train_view, loader, val_loader, cfg.train, seed, state, hooks)
+    except T.NonFiniteLoss as exc:
+        raise UserError(str(exc)) from None
 
 
 def _save_model(path: Path, model, cfg: C.Config, seed: int, manifest: dict) -> None:
     """Weights plus everything needed to describe the run (house rule 6); tensors and plain data only."""
-    import io
-    buf = io.BytesIO()
-    torch.save({"state_dict": model.state_dict(), "config": C.to_dict(cfg), "seed": seed,
-                "num_classes": len(manifest["classes"]), "data_digest": manifest["digest"],
-                "git": runtime.git_info(), "environment": runtime.environment()}, buf)
-    atomic_write_bytes(path, buf.getvalue())
+    checkpoint.save(path, {"state_dict": model.state_dict(), "config": C.to_dict(cfg), "seed": seed,
+                           "num_classes": len(manifest["classes"]), "data_digest": manifest["digest"],
+                           "git": runtime.git_info(), "environment": runtime.environment()})
 
 
 def _train_metrics(history, seed, run_id, ctx) -> dict:
@@ -95,7 +125,7 @@ def _train_metrics(history, seed, run_id, ctx) -> dict:
 def load_model(path: Path, cfg: C.Config) -> torch.nn.Module:
     if not path.is_file():
         raise UserError(f"model weights not found: {path} (run the train stage)")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt = checkpoint.load(path)
     model = build_model(cfg.model, ckpt["num_classes"])
     model.load_state_dict(ckpt["state_dict"])
     return model
