@@ -15,15 +15,17 @@ def predict(model: torch.nn.Module, loader, n_images: int, desc: str) -> np.ndar
     patches (not the logits).
     """
     model.eval()
+    device = next(model.parameters()).device
     out = []
     with tqdm(total=n_images, desc=desc, unit="img", leave=False) as bar:
         for x, _ in loader:
+            x = x.to(device, non_blocking=True)
             if x.dim() == 5:
                 b, v = x.shape[:2]
                 p = torch.softmax(model(x.flatten(0, 1)), 1).view(b, v, -1).mean(1)
             else:
                 p = torch.softmax(model(x), 1)
-            out.append(p.float().numpy())
+            out.append(p.float().cpu().numpy())
             bar.update(len(x))
     probs = np.concatenate(out)
     if len(probs) != n_images:

@@ -12,8 +12,11 @@ import random
 import subprocess
 from pathlib import Path
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
+import torch.distributed as dist
 
 
 def set_determinism(seed: int, threads: int) -> None:
@@ -82,3 +85,61 @@ def environment() -> dict:
         "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
         "platform": platform.platform(),
     }
+
+
+# --- torch.distributed: its only home (house rule 4) -------------------------------------------
+
+@dataclass(frozen=True)
+class Dist:
+    """This process's place in a torchrun job (rank 0 of 1 without torchrun)."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed() -> Dist:
+    """Join the torchrun job described by the environment, if any (gloo on CPU, NCCL on CUDA)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return Dist(dist.get_rank(), dist.get_world_size())
+
+
+def all_reduce_sum(values: list[float], d: Dist) -> list[float]:
+    if d.world == 1:
+        return list(values)
+    t = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def all_gather(obj, d: Dist) -> list:
+    """Every rank's `obj`, in rank order (pickled; for small objects and result arrays)."""
+    if d.world == 1:
+        return [obj]
+    out = [None] * d.world
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def barrier(d: Dist) -> None:
+    if d.world > 1:
+        dist.barrier()
+
+
+def wrap_ddp(model: torch.nn.Module, d: Dist) -> torch.nn.Module:
+    """DDP averages gradients over ranks: with equal local batches that is the global-batch gradient."""
+    if d.world == 1:
+        return model
+    return torch.nn.parallel.DistributedDataParallel(model)
+
+
+def shutdown(d: Dist) -> None:
+    if d.world > 1 and dist.is_initialized():
+        dist.destroy_process_group()

@@ -17,7 +17,9 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from harness import runtime
 from harness.config import TrainConfig
+from harness.runtime import Dist
 
 
 class NonFiniteLoss(FloatingPointError):
@@ -148,7 +150,9 @@ def train_one_epoch(model, loader, optimizer, cfg: TrainConfig, state: TrainStat
     start = time.perf_counter() - p["time"]
     bar = tqdm(loader, total=steps, initial=state.step_in_epoch, desc=f"epoch {state.epoch + 1}/{cfg.epochs}",
                unit="batch", leave=False)
+    device = next(model.parameters()).device  # the first tower's device (paper: GPU 1)
     for x, y in bar:
+        x = x.to(device, non_blocking=True)
         lr = lr_at(cfg, state, state.epoch + state.step_in_epoch / steps)
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -175,22 +179,30 @@ def train_one_epoch(model, loader, optimizer, cfg: TrainConfig, state: TrainStat
 
 
 @torch.no_grad()
-def validate(model, loader) -> dict:
-    """Centre-crop loss and top-1/top-5 error (percent) over the whole split."""
+def validate_sums(model, loader) -> list[float]:
+    """Centre-crop [loss sum, top-1 wrong, top-5 wrong, images] over this rank's images."""
     model.eval()
+    device = next(model.parameters()).device
     total_loss, wrong1, wrong5, n = 0.0, 0, 0, 0
     for x, y in loader:
-        logits = model(x).cpu()
+        logits = model(x.to(device, non_blocking=True)).float().cpu()
         total_loss += F.cross_entropy(logits, y, reduction="sum").item()
         top5 = logits.topk(min(5, logits.shape[1]), 1).indices
         wrong1 += (top5[:, 0] != y).sum().item()
         wrong5 += (~(top5 == y[:, None]).any(1)).sum().item()
         n += len(y)
-    return {"loss": total_loss / n, "top1_error": 100.0 * wrong1 / n, "top5_error": 100.0 * wrong5 / n}
+    return [total_loss, wrong1, wrong5, n]
 
 
-def _finish_epoch(cfg: TrainConfig, state: TrainState, val: dict, steps: int) -> EpochResult:
-    p = state.partial
+def validate(model, loader, d: Dist = Dist()) -> dict:
+    """Loss and top-1/top-5 error (percent) over the whole split, summed over ranks."""
+    loss, w1, w5, n = runtime.all_reduce_sum(validate_sums(model, loader), d)
+    return {"loss": loss / n, "top1_error": 100.0 * w1 / n, "top5_error": 100.0 * w5 / n}
+
+
+def _finish_epoch(cfg: TrainConfig, state: TrainState, val: dict, steps: int, d: Dist) -> EpochResult:
+    loss, wrong, seen = runtime.all_reduce_sum([state.partial[k] for k in ("loss", "wrong", "seen")], d)
+    p = {**state.partial, "loss": loss, "wrong": wrong, "seen": seen}
     lr = lr_at(cfg, state, state.epoch + (steps - 1) / steps)  # lr of the epoch's last step
     result = EpochResult(state.epoch + 1, p["loss"] / max(p["seen"], 1), 100.0 * p["wrong"] / max(p["seen"], 1),
                          val["loss"], val["top1_error"], val["top5_error"], lr,
@@ -204,14 +216,20 @@ def _finish_epoch(cfg: TrainConfig, state: TrainState, val: dict, steps: int) ->
 
 
 def fit(model, optimizer, train_view, make_loader, val_loader, cfg: TrainConfig, seed: int,
-        state: TrainState, hooks: Hooks = Hooks()) -> list[EpochResult]:
-    """Train from `state` to cfg.epochs; returns the whole per-epoch history."""
+        state: TrainState, hooks: Hooks = Hooks(), d: Dist = Dist()) -> list[EpochResult]:
+    """Train from `state` to cfg.epochs; returns the whole per-epoch history.
+
+    Under torchrun each rank takes every world-th image of each global batch, so the global
+    batch (paper 5: 128) and the data order do not depend on the number of processes.
+    """
+    if cfg.batch_size % d.world:
+        raise ValueError(f"train.batch_size {cfg.batch_size} is not divisible by the {d.world} processes")
     while state.epoch < cfg.epochs:
         train_view.set_epoch(state.epoch)
         batches = epoch_batches(len(train_view), cfg.batch_size, seed, state.epoch)
-        remaining = batches[state.step_in_epoch:]  # a resumed epoch skips what it has done
+        remaining = [b[d.rank::d.world] for b in batches[state.step_in_epoch:]]  # resume skips done steps
         train_one_epoch(model, make_loader(remaining), optimizer, cfg, state, len(batches), hooks)
-        result = _finish_epoch(cfg, state, validate(model, val_loader), len(batches))
+        result = _finish_epoch(cfg, state, validate(model, val_loader, d), len(batches), d)
         if hooks.on_epoch:
             hooks.on_epoch(result)
         if hooks.on_checkpoint:

@@ -143,6 +143,7 @@ def batch_loader(view: torch.utils.data.Dataset, batches, num_workers: int):
                                        generator=torch.Generator().manual_seed(0))
 
 
-def eval_batches(n: int, batch: int) -> list[np.ndarray]:
-    """Every image exactly once, in index order."""
-    return [np.arange(i, min(n, i + batch)) for i in range(0, n, batch)]
+def eval_batches(n: int, batch: int, rank: int = 0, world: int = 1) -> list[np.ndarray]:
+    """Every image exactly once over all ranks (rank r takes images r, r+world, ...), no padding."""
+    mine = np.arange(rank, n, world)
+    return [mine[i:i + batch] for i in range(0, len(mine), batch)]

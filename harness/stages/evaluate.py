@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
+import numpy as np
 
 from harness import data, evaluate, runtime, tracking, transforms
+from harness.transforms import EvalView
 from harness.io import atomic_save_npy, atomic_write_json
 from harness.stages import StageContext, params_for
 from harness.stages.train import build_views, load_model
@@ -13,8 +16,10 @@ from harness.stages.train import build_views, load_model
 
 def run_evaluate(ctx: StageContext, seed: int, data_dir: Path, model_dir: Path, out_dir: Path,
                  metrics_path: Path) -> dict:
+    """Under torchrun each rank predicts every world-th image; rank 0 assembles and writes."""
     cfg = ctx.cfg
     manifest = data.load_manifest(data_dir)
+    d = runtime.init_distributed()
     runtime.set_determinism(seed, cfg.train.threads)
     model = load_model(model_dir / "model.pt", cfg)
     _, val_split, norm = build_views(cfg, data_dir, seed)
@@ -22,18 +27,40 @@ def run_evaluate(ctx: StageContext, seed: int, data_dir: Path, model_dir: Path, 
     result = {"seed": seed, "dataset": cfg.data.source, "split": "val",
               "num_classes": len(manifest["classes"]), "n_images": len(labels), "protocols": {}}
     tags = {**ctx.base_tags, "stage": "evaluate", "seed": seed, "data_digest": manifest["digest"]}
-    with tracking.child_run(ctx.uri, ctx.experiment_id, ctx.parent_id, f"evaluate-seed{seed}",
-                            {**params_for(ctx.cfg, "evaluate"), "seed": seed}, tags) as run_id:
+    tracker = (tracking.child_run(ctx.uri, ctx.experiment_id, ctx.parent_id, f"evaluate-seed{seed}",
+                                  {**params_for(ctx.cfg, "evaluate"), "seed": seed, "world_size": d.world}, tags)
+               if d.main else nullcontext(None))
+    with tracker as run_id:
         for protocol in cfg.evaluate.protocols:
-            view = transforms.EvalView(val_split, norm, cfg.model.input_size, protocol)
-            loader = transforms.batch_loader(view, transforms.eval_batches(len(labels), cfg.evaluate.batch_size), 0)
-            probs = evaluate.predict(model, loader, len(labels), f"evaluate {protocol}")
+            probs = _predict_all(model, EvalView(val_split, norm, cfg.model.input_size, protocol),
+                                 len(labels), cfg.evaluate.batch_size, d, protocol)
+            if not d.main:
+                continue
             atomic_save_npy(out_dir / f"{protocol}.npy", probs)
             summary = evaluate.error_summary(probs, labels)
             summary["per_class_top1_error"] = evaluate.per_class_error(probs, labels, result["num_classes"])
             result["protocols"][protocol] = summary
             tracking.log_metrics(ctx.uri, run_id, {f"{protocol}.top1_error": summary["top1_error"],
                                                    f"{protocol}.top5_error": summary["top5_error"]})
-        result["mlflow_run_id"] = run_id
-        atomic_write_json(metrics_path, result)
+        if d.main:
+            result["mlflow_run_id"] = run_id
+            atomic_write_json(metrics_path, result)
+    runtime.barrier(d)
+    runtime.shutdown(d)
     return result
+
+
+def _predict_all(model, view, n: int, batch: int, d, protocol: str) -> np.ndarray | None:
+    """Probabilities [n, C] in index order on rank 0 (None elsewhere); each image once."""
+    batches = transforms.eval_batches(n, batch, d.rank, d.world)
+    mine = np.concatenate(batches) if batches else np.zeros(0, np.int64)
+    probs = evaluate.predict(model, transforms.batch_loader(view, batches, 0), len(mine), f"evaluate {protocol}")
+    parts = runtime.all_gather((mine, probs), d)
+    if not d.main:
+        return None
+    idx = np.concatenate([p[0] for p in parts])
+    out = np.empty((n, probs.shape[1]), np.float32)
+    out[idx] = np.concatenate([p[1] for p in parts])
+    if len(idx) != n or len(np.unique(idx)) != n:
+        raise RuntimeError(f"evaluation covered {len(np.unique(idx))} distinct images of {n}")
+    return out

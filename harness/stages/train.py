@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -30,85 +31,106 @@ def run_train(ctx: StageContext, seed: int, data_dir: Path, out_dir: Path, metri
               plots_path: Path) -> dict:
     cfg = ctx.cfg
     manifest = data.load_manifest(data_dir)
+    d = runtime.init_distributed()
     runtime.set_determinism(seed, cfg.train.threads)
     train_view, val_split, norm = build_views(cfg, data_dir, seed)
     if cfg.train.batch_size > len(train_view):
         raise UserError(f"train.batch_size: {cfg.train.batch_size} is larger than the "
                         f"{len(train_view)} training images")
+    if cfg.train.batch_size % d.world:
+        raise UserError(f"train.batch_size: {cfg.train.batch_size} is not divisible by the {d.world} torchrun processes")
     val_loader = transforms.batch_loader(
         transforms.EvalView(val_split, norm, cfg.model.input_size, "center"),
-        transforms.eval_batches(len(val_split), cfg.evaluate.batch_size), 0)
-    model = build_model(cfg.model, len(manifest["classes"]))
+        transforms.eval_batches(len(val_split), cfg.evaluate.batch_size, d.rank, d.world), 0)
+    model = build_model(cfg.model, len(manifest["classes"]), cfg.train.devices)
+    torch.manual_seed(seed + 7919 * d.rank)  # each rank its own dropout masks; rank 0 as alone
     optimizer = T.make_optimizer(model, cfg.train)
-    state, run_id = _resume(out_dir / CHECKPOINT, cfg, seed, model, optimizer)
-    params = {**params_for(cfg, "data", "model", "train"), "seed": seed, "n_parameters": count_params(model)}
+    state, run_id = _resume(out_dir / CHECKPOINT, cfg, seed, model, optimizer, d)
+    params = {**params_for(cfg, "data", "model", "train"), "seed": seed, "n_parameters": count_params(model),
+              "world_size": d.world}
     tags = {**ctx.base_tags, "stage": "train", "seed": seed, "data_digest": manifest["digest"]}
-    with tracking.child_run(ctx.uri, ctx.experiment_id, ctx.parent_id, f"train-seed{seed}",
-                            params, tags, resume_run_id=run_id) as run_id:
-        history = _fit_logged(ctx, run_id, model, optimizer, state, train_view, val_loader, seed, out_dir)
-        _save_model(out_dir / "model.pt", model, cfg, seed, manifest)
+    tracker = (tracking.child_run(ctx.uri, ctx.experiment_id, ctx.parent_id, f"train-seed{seed}", params, tags,
+                                  resume_run_id=run_id) if d.main else nullcontext(None))
+    with tracker as run_id:
+        history = _fit_logged(ctx, run_id, runtime.wrap_ddp(model, d), model, optimizer, state,
+                              train_view, val_loader, seed, out_dir, d)
         result = _train_metrics(history, seed, run_id, ctx)
-        atomic_write_text(plots_path, pd.DataFrame([h.__dict__ for h in history]).to_csv(index=False))
-        atomic_write_json(metrics_path, result)
-        tracking.log_artifact(ctx.uri, run_id, out_dir / "model.pt", "model")
-    (out_dir / CHECKPOINT).unlink(missing_ok=True)  # the final weights supersede it
+        if d.main:
+            _save_model(out_dir / "model.pt", model, cfg, seed, manifest)
+            atomic_write_text(plots_path, pd.DataFrame([h.__dict__ for h in history]).to_csv(index=False))
+            atomic_write_json(metrics_path, result)
+            tracking.log_artifact(ctx.uri, run_id, out_dir / "model.pt", "model")
+            (out_dir / CHECKPOINT).unlink(missing_ok=True)  # the final weights supersede it
+    runtime.barrier(d)
+    runtime.shutdown(d)
     return result
 
 
 CHECKPOINT = "checkpoint.pt"
 
 
-def _resume(path: Path, cfg: C.Config, seed: int, model, optimizer) -> tuple[T.TrainState, str | None]:
+def _resume(path: Path, cfg: C.Config, seed: int, model, optimizer, d) -> tuple[T.TrainState, str | None]:
     """Restore model, optimizer, RNG and progress from a compatible checkpoint, if any."""
     if not path.is_file():
         return T.TrainState(), None
     payload = checkpoint.load(path)
-    if not checkpoint.compatible(payload, C.training_digest(cfg), seed):
-        print(f"ignoring {path}: it was made with other params or another seed; starting afresh", flush=True)
+    if not checkpoint.compatible(payload, C.training_digest(cfg), seed) or len(payload["torch_rng"]) != d.world:
+        print(f"ignoring {path}: it was made with other params, another seed or another number of "
+              "processes; starting afresh", flush=True)
         return T.TrainState(), None
     model.load_state_dict(payload["model"])
     optimizer.load_state_dict(payload["optimizer"])
-    torch.set_rng_state(payload["torch_rng"])
+    torch.set_rng_state(payload["torch_rng"][d.rank])
     state = T.TrainState.from_dict(payload["state"])
-    print(f"resuming seed {seed} from {path}: epoch {state.epoch + 1}, step {state.step_in_epoch} "
-          f"(global step {state.global_step})", flush=True)
+    if d.main:
+        print(f"resuming seed {seed} from {path}: epoch {state.epoch + 1}, step {state.step_in_epoch} "
+              f"(global step {state.global_step})", flush=True)
     return state, payload.get("mlflow_run_id")
 
 
-def _fit_logged(ctx, run_id, model, optimizer, state, train_view, val_loader, seed, out_dir):
+def _fit_logged(ctx, run_id, train_model, model, optimizer, state, train_view, val_loader, seed, out_dir, d):
+    """fit() with MLflow logging and checkpoints from rank 0; train_model may be DDP-wrapped."""
     cfg = ctx.cfg
     steps: list = []
 
     def flush_steps():  # per-step scalars to MLflow in batches (DESIGN.md)
-        tracking.log_series(ctx.uri, run_id, "step_loss", [(s, loss) for s, loss, _ in steps])
-        tracking.log_series(ctx.uri, run_id, "step_lr", [(s, lr) for s, _, lr in steps])
+        if run_id:
+            tracking.log_series(ctx.uri, run_id, "step_loss", [(s, loss) for s, loss, _ in steps])
+            tracking.log_series(ctx.uri, run_id, "step_lr", [(s, lr) for s, _, lr in steps])
         steps.clear()
 
     def on_epoch(r: T.EpochResult):
+        if not d.main:
+            return
         print(f"seed {seed} epoch {r.epoch}/{cfg.train.epochs}: loss {r.train_loss:.3f}  "
               f"val top-1 {r.val_top1_error:.1f}%  top-5 {r.val_top5_error:.1f}%  "
               f"lr {r.lr:.2g}  {r.images_per_s:.0f} img/s", flush=True)
         tracking.log_metrics(ctx.uri, run_id, {k: v for k, v in r.__dict__.items() if k != "epoch"}, step=r.epoch)
 
     def on_checkpoint(st: T.TrainState):
-        checkpoint.save(out_dir / CHECKPOINT, {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": st.to_dict(),
-            "torch_rng": torch.get_rng_state(), "seed": seed, "mlflow_run_id": run_id,
-            "training_digest": C.training_digest(cfg)})
+        rng = runtime.all_gather(torch.get_rng_state(), d)  # every rank's dropout RNG
+        if d.main:
+            checkpoint.save(out_dir / CHECKPOINT, {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": st.to_dict(),
+                "torch_rng": rng, "seed": seed, "mlflow_run_id": run_id,
+                "training_digest": C.training_digest(cfg)})
         flush_steps()  # steps logged only once their checkpoint exists: a resume logs no duplicates
+        runtime.barrier(d)
 
     hooks = T.Hooks(on_step=lambda s, loss, lr: steps.append((s, loss, lr)), on_epoch=on_epoch,
                     on_checkpoint=on_checkpoint)
     loader = lambda batches: transforms.batch_loader(train_view, batches, cfg.train.num_workers)
     try:
-        return T.fit(model, optimizer, train_view, loader, val_loader, cfg.train, seed, state, hooks)
+        return T.fit(train_model, optimizer, train_view, loader, val_loader, cfg.train, seed, state, hooks, d)
     except T.NonFiniteLoss as exc:
         raise UserError(str(exc)) from None
 
 
 def _save_model(path: Path, model, cfg: C.Config, seed: int, manifest: dict) -> None:
     """Weights plus everything needed to describe the run (house rule 6); tensors and plain data only."""
-    checkpoint.save(path, {"state_dict": model.state_dict(), "config": C.to_dict(cfg), "seed": seed,
+    # one format whatever the devices: a two-device model saves its grouped single-device weights
+    weights = model.grouped_state_dict() if hasattr(model, "grouped_state_dict") else model.state_dict()
+    checkpoint.save(path, {"state_dict": weights, "config": C.to_dict(cfg), "seed": seed,
                            "num_classes": len(manifest["classes"]), "data_digest": manifest["digest"],
                            "git": runtime.git_info(), "environment": runtime.environment()})
 
@@ -126,6 +148,6 @@ def load_model(path: Path, cfg: C.Config) -> torch.nn.Module:
     if not path.is_file():
         raise UserError(f"model weights not found: {path} (run the train stage)")
     ckpt = checkpoint.load(path)
-    model = build_model(cfg.model, ckpt["num_classes"])
+    model = build_model(cfg.model, ckpt["num_classes"], cfg.train.devices[:1])  # grouped format
     model.load_state_dict(ckpt["state_dict"])
     return model
