@@ -163,6 +163,22 @@ def log_artifacts(uri: str, run_id: str, folder: Path, subdir: str | None = None
     MlflowClient(uri).log_artifacts(run_id, str(folder), subdir)
 
 
+@contextmanager
+def system_metrics(uri: str, run_id: str | None, interval_s: float = 5.0):
+    """CPU, memory (and GPU when present) sampled into the run as system/* metrics."""
+    if not run_id:
+        yield
+        return
+    from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+    monitor = SystemMetricsMonitor(run_id, sampling_interval=interval_s, resume_logging=True,
+                                   tracking_uri=uri)
+    monitor.start()
+    try:
+        yield
+    finally:
+        monitor.finish()
+
+
 def finish_parent(uri: str, run_id: str) -> None:
     MlflowClient(uri).set_terminated(run_id, "FINISHED")
 

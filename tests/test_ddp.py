@@ -61,3 +61,22 @@ def test_ddp_evaluation_counts_every_image_once(repo):
         a, b = np.load(repo / "eval1" / f"{proto}.npy"), np.load(repo / "eval2" / f"{proto}.npy")
         assert a.shape == b.shape == (55, 5)
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_two_devices_train_like_one(repo):
+    """train.devices: [cpu, cpu] puts each tower on its own device; same training as grouped."""
+    import yaml
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["train"]["devices"] = ["cpu", "cpu"]
+    (repo / "two.yaml").write_text(yaml.safe_dump(params))
+    if not (repo / "single" / "model.pt").exists():
+        train(repo, "single", 1)
+    out = repo / "towers"
+    run(repo, "pipelines/train.py", "--params", "two.yaml", "--seed", "1", "--data", "artifacts/data",
+        "--out", str(out), "--metrics", str(out / "m.json"), "--plots", str(out / "p.csv"))
+    one = torch.load(repo / "single" / "model.pt", weights_only=True)["state_dict"]
+    two = torch.load(out / "model.pt", weights_only=True)["state_dict"]  # saved in grouped format
+    assert one.keys() == two.keys()
+    for k in one:
+        torch.testing.assert_close(two[k], one[k], rtol=1e-4, atol=1e-5, msg=k)
