@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import shutil
@@ -48,7 +49,7 @@ def copy_repo(dst: Path, patch: dict | None = None) -> Path:
             (dst / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / f, dst / f)
     (dst / "reports" / "reference").mkdir(parents=True)
-    set_params(dst, deep_update(yaml.safe_load((REPO / "params.yaml").read_text()), patch or TINY))
+    set_params(dst, deep_update(yaml.safe_load((REPO / "params.yaml").read_text()), copy.deepcopy(patch or TINY)))
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
                 ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "copy"]):
         subprocess.run(cmd, cwd=dst, check=True)

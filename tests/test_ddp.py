@@ -1,6 +1,7 @@
 """Data parallel through torchrun (gloo, two CPU processes): same global batch, same result as
 one process within numerical tolerance; evaluation counts every image exactly once."""
 
+import copy
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ import torch
 
 from repo_utils import TINY, copy_repo, deep_update, dvc, env_for
 
-PATCH = deep_update({k: dict(v) if isinstance(v, dict) else v for k, v in TINY.items()},
+PATCH = deep_update(copy.deepcopy(TINY),
                     {"data": {"synthetic": {"num_classes": 5, "train_per_class": 24, "val_per_class": 11}},
                      "model": {"dropout": 0.0},  # dropout masks are per-process random streams
                      "train": {"seeds": [1], "epochs": 2, "batch_size": 16, "checkpoint_every": 3}})

@@ -4,6 +4,7 @@ uninterrupted run (CPU, same threads and workers). Real processes, real DVC, rea
 import os
 import signal
 import sqlite3
+import copy
 import subprocess
 import sys
 import time
@@ -14,7 +15,7 @@ import torch
 
 from repo_utils import TINY, copy_repo, deep_update, dvc, env_for
 
-PATCH = deep_update({k: dict(v) if isinstance(v, dict) else v for k, v in TINY.items()},
+PATCH = deep_update(copy.deepcopy(TINY),
                     {"train": {"seeds": [1], "epochs": 3, "checkpoint_every": 2, "schedule": "plateau",
                                "patience": 1, "update_rule": "paper"}})
 

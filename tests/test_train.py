@@ -1,7 +1,6 @@
 """The paper's update rule and schedule against hand computations; exact in-process resume."""
 
 import math
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
