@@ -30,13 +30,17 @@ class NonFiniteLoss(FloatingPointError):
 class EpochResult:
     epoch: int
     train_loss: float
-    train_top1_error: float  # percent, on augmented training batches
+    train_top1_error: float  # percent, on augmented training batches (dropout on)
+    train_top5_error: float
     val_loss: float
     val_top1_error: float  # percent, centre crop
     val_top5_error: float
     lr: float
     images_per_s: float
     epoch_time_s: float
+
+
+EMPTY_PARTIAL = {"loss": 0.0, "wrong": 0, "wrong5": 0, "seen": 0, "time": 0.0}
 
 
 @dataclass
@@ -49,7 +53,7 @@ class TrainState:
     drops: int = 0  # lr divisions by 10 so far (plateau schedule)
     best_val: float = math.inf
     bad_epochs: int = 0
-    partial: dict = field(default_factory=lambda: {"loss": 0.0, "wrong": 0, "seen": 0, "time": 0.0})
+    partial: dict = field(default_factory=lambda: dict(EMPTY_PARTIAL))
     history: list = field(default_factory=list)  # EpochResult dicts
 
     def to_dict(self) -> dict:
@@ -165,7 +169,9 @@ def train_one_epoch(model, loader, optimizer, cfg: TrainConfig, state: TrainStat
         loss.backward()
         optimizer.step()
         p["loss"] += loss.item() * len(y)
-        p["wrong"] += int((logits.argmax(1).cpu() != y).sum())
+        top5 = logits.detach().topk(min(5, logits.shape[1]), 1).indices.cpu()
+        p["wrong"] += int((top5[:, 0] != y).sum())
+        p["wrong5"] += int((~(top5 == y[:, None]).any(1)).sum())
         p["seen"] += len(y)
         p["time"] = time.perf_counter() - start
         state.step_in_epoch += 1
@@ -201,17 +207,18 @@ def validate(model, loader, d: Dist = Dist()) -> dict:
 
 
 def _finish_epoch(cfg: TrainConfig, state: TrainState, val: dict, steps: int, d: Dist) -> EpochResult:
-    loss, wrong, seen = runtime.all_reduce_sum([state.partial[k] for k in ("loss", "wrong", "seen")], d)
-    p = {**state.partial, "loss": loss, "wrong": wrong, "seen": seen}
+    keys = ("loss", "wrong", "wrong5", "seen")
+    p = {**state.partial, **dict(zip(keys, runtime.all_reduce_sum([state.partial[k] for k in keys], d)))}
     lr = lr_at(cfg, state, state.epoch + (steps - 1) / steps)  # lr of the epoch's last step
-    result = EpochResult(state.epoch + 1, p["loss"] / max(p["seen"], 1), 100.0 * p["wrong"] / max(p["seen"], 1),
+    seen = max(p["seen"], 1)
+    result = EpochResult(state.epoch + 1, p["loss"] / seen, 100.0 * p["wrong"] / seen, 100.0 * p["wrong5"] / seen,
                          val["loss"], val["top1_error"], val["top5_error"], lr,
                          p["seen"] / max(p["time"], 1e-9), p["time"])
     update_plateau(cfg, state, val["top1_error"])
     state.history.append(asdict(result))
     state.epoch += 1
     state.step_in_epoch = 0
-    state.partial = {"loss": 0.0, "wrong": 0, "seen": 0, "time": 0.0}
+    state.partial = dict(EMPTY_PARTIAL)
     return result
 
 

@@ -58,7 +58,8 @@ def test_mlflow_store_has_parent_and_children(repo, first_run):
     parents = db.execute("SELECT value FROM tags WHERE key='mlflow.parentRunId'").fetchall()
     assert len({p[0] for p in parents}) == 1 and len(parents) == len(runs) - 1
     metrics = {r[0] for r in db.execute("SELECT DISTINCT key FROM metrics")}
-    assert {"val_top1_error", "train_loss", "lr", "images_per_s", "step_loss"} <= metrics
+    assert {"val_top1_error", "val_top5_error", "train_top1_error", "train_top5_error", "train_loss", "lr",
+            "images_per_s", "epoch_time_s", "step_loss", "step_lr"} <= metrics
     epochs = db.execute("SELECT COUNT(*) FROM metrics m JOIN runs r ON m.run_uuid=r.run_uuid "
                         "WHERE r.name='train-seed1' AND m.key='val_top1_error'").fetchone()[0]
     assert epochs == 2

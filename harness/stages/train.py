@@ -48,7 +48,9 @@ def run_train(ctx: StageContext, seed: int, data_dir: Path, out_dir: Path, metri
     state, run_id = _resume(out_dir / CHECKPOINT, cfg, seed, model, optimizer, d)
     params = {**params_for(cfg, "data", "model", "train"), "seed": seed, "n_parameters": count_params(model),
               "world_size": d.world}
-    tags = {**ctx.base_tags, "stage": "train", "seed": seed, "data_digest": manifest["digest"]}
+    tags = {**ctx.base_tags, "stage": "train", "seed": seed, "data_digest": manifest["digest"],
+            "devices": ",".join(cfg.train.devices), "world_size": d.world, "threads": cfg.train.threads,
+            "num_workers": cfg.train.num_workers, "deterministic": "torch.use_deterministic_algorithms(warn_only=True)"}
     tracker = (tracking.child_run(ctx.uri, ctx.experiment_id, ctx.parent_id, f"train-seed{seed}", params, tags,
                                   resume_run_id=run_id) if d.main else nullcontext(None))
     with tracker as run_id, tracking.system_metrics(ctx.uri, run_id):
