@@ -92,3 +92,36 @@ def test_evaluation_param_does_not_retrain(repo, first_run):
     out = dvc(repo, "repro")
     assert not any(s.startswith(("train", "prepare")) for s in ran_stages(out)), out
     assert any(s.startswith("evaluate") for s in ran_stages(out))
+
+
+@pytest.mark.slow
+def test_metrics_agree_with_a_recomputation_from_saved_predictions(repo, first_run):
+    """Errors, ensemble errors and intervals in the metrics files, recomputed independently
+    from the saved probabilities and labels (numpy, scipy, statsmodels)."""
+    from scipy import stats as st
+    from statsmodels.stats.proportion import proportion_confint
+
+    labels = np.load(repo / "artifacts/data/val/labels.npy")
+    compare = json.loads((repo / "reports/metrics/compare.json").read_text())
+    ens = json.loads((repo / "reports/metrics/ensemble.json").read_text())
+    seeds = ens["seeds"]
+    for proto in ("center", "ten_patch"):
+        probs = [np.load(repo / f"artifacts/predictions/seed-{s}/{proto}.npy") for s in seeds]
+        top1 = [100 * (p.argmax(1) != labels).mean() for p in probs]
+        rank = [np.argsort(-p, 1)[:, :5] for p in probs]
+        top5 = [100 * (~(r == labels[:, None]).any(1)).mean() for r in rank]
+        for metric, values in (("top1_error", top1), ("top5_error", top5)):
+            rows = [r for r in compare["seeds"] if r["protocol"] == proto and r["metric"] == metric]
+            for r, v in zip(sorted(rows, key=lambda r: r["seed"]), values):
+                assert r["error"] == pytest.approx(v)
+                lo, hi = proportion_confint(round(v * len(labels) / 100), len(labels), method="wilson")
+                assert (r["wilson_lo"], r["wilson_hi"]) == pytest.approx((100 * lo, 100 * hi))
+            s = compare["summary"][proto][metric]
+            assert s["mean"] == pytest.approx(np.mean(values)) and s["sd"] == pytest.approx(np.std(values, ddof=1))
+            half = st.t.ppf(0.975, len(values) - 1) * np.std(values, ddof=1) / np.sqrt(len(values))
+            assert (s["t_lo"], s["t_hi"]) == pytest.approx((np.mean(values) - half, np.mean(values) + half))
+        full = ens["protocols"][proto]["sizes"][-1]
+        assert full["k"] == len(seeds)
+        assert full["top1_error_mean"] == pytest.approx(100 * (np.mean(probs, 0).argmax(1) != labels).mean())
+        singles = ens["protocols"][proto]["sizes"][0]
+        assert singles["top1_error_mean"] == pytest.approx(np.mean(top1))
