@@ -6,7 +6,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install repro test test-fast mlflow-ui reference clean-results
+.PHONY: install browser repro test test-fast mlflow-ui reference
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -20,7 +20,11 @@ repro: install  ## run the whole pipeline with params.yaml
 	dvc repro
 	@echo "report: reports/report.html   MLflow UI: make mlflow-ui"
 
-test: install  ## the whole test suite, end-to-end pipeline test included
+browser:  ## Debian's Chromium for the report's browser test (installed when missing, needs root)
+	@command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium; } \
+	  || echo "warning: could not install chromium; the browser test will be skipped"
+
+test: install browser  ## the whole test suite, end-to-end pipeline test included
 	$(PY) -m pytest -q
 
 test-fast: install  ## unit tests only (skips the end-to-end pipeline runs)

@@ -21,8 +21,9 @@ class Doc:
     def p(self, text: str) -> None:
         self.blocks.append(("p", text))
 
-    def table(self, headers: list[str], rows: list[list]) -> None:
-        self.blocks.append(("table", headers, rows))
+    def table(self, headers: list[str], rows: list[list], text_last: bool = False) -> None:
+        """text_last: the last column holds sentences (reasons), so it gets the width."""
+        self.blocks.append(("table", headers, rows, text_last))
 
     def figure(self, name: str, caption: str, png: bytes) -> None:
         self.blocks.append(("fig", name, caption, png))
@@ -78,7 +79,7 @@ def to_markdown(doc: Doc, figure_dir_rel: str) -> str:
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:.9em}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}
-th{background:#f2f2f2}img{max-width:100%}figure{margin:1.5em 0}figcaption{font-style:italic;color:#555}
+th{background:#f2f2f2}td{vertical-align:top}table.text td:last-child{min-width:22em}img{max-width:100%}figure{margin:1.5em 0}figcaption{font-style:italic;color:#555}
 pre{background:#f6f6f6;padding:1em;overflow-x:auto}.reproduced,.consistent{color:#080}.worse,.differs{color:#b00}
 .inconclusive{color:#a60}"""
 
@@ -104,7 +105,8 @@ def to_html(doc: Doc, title: str) -> str:
         elif b[0] == "table":
             head = "".join(f"<th>{html.escape(h)}</th>" for h in b[1])
             rows = "".join("<tr>" + "".join(f"<td>{_html_cell(c)}</td>" for c in r) + "</tr>" for r in b[2])
-            out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+            cls = " class='text'" if b[3] else ""
+            out.append(f"<table{cls}><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
         elif b[0] == "fig":
             data = base64.b64encode(b[3]).decode()
             out.append(f"<figure><img alt='{html.escape(b[2])}' src='data:image/png;base64,{data}'>"

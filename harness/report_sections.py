@@ -140,16 +140,16 @@ def per_class(doc: Doc, inp: ReportInputs) -> None:
 
 def claims_detail(doc: Doc, inp: ReportInputs) -> None:
     doc.h(2, "8. Every claim of the paper")
-    rows = [[r["id"], r["kind"], r["metric"], r["paper_value"], r.get("paper_section", "–"),
+    rows = [[r["id"], r["kind"], r["metric"].replace("_", " "), r["paper_value"], r.get("paper_section", "–"),
              r["verdict"] if r["tested"] else "not tested", r.get("reason") or r.get("method", "")]
             for r in inp.compare["claims"]]
-    doc.table(["claim", "kind", "metric", "paper", "section", "result", "reason / method"], rows)
+    doc.table(["claim", "kind", "metric", "paper", "section", "result", "reason / method"], rows, text_last=True)
 
 
 def deviations(doc: Doc, inp: ReportInputs) -> None:
     doc.h(2, "9. Departures from the paper")
     doc.table(["what", "paper", "this run", "why", "where in code"],
-              [[d["key"], d["paper"], d["ours"], d["why"], d["where"]] for d in inp.deviations])
+              [[d["key"], d["paper"], d["ours"], d["why"], d["where"]] for d in inp.deviations], text_last=True)
 
 
 def provenance(doc: Doc, inp: ReportInputs) -> None:
