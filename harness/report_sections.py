@@ -124,9 +124,21 @@ def ensemble(doc: Doc, inp: ReportInputs) -> None:
 
 def curves(doc: Doc, inp: ReportInputs) -> None:
     doc.h(2, "6. Training")
-    doc.figure("training_curves", "Validation top-1 error and training loss per epoch, all seeds",
-               figures.training_curves(inp.curves, None, ""))
+    line, label = _reference_line(inp.compare)
+    doc.figure("training_curves", f"Validation top-1 error and training loss per epoch, all seeds; dashed: {label or 'none'}",
+               figures.training_curves(inp.curves, line, label))
     doc.figure("lr_schedule", "Learning-rate schedule", figures.lr_schedule(inp.curves))
+
+
+def _reference_line(compare: dict) -> tuple[float | None, str]:
+    """The paper's single-CNN top-1 number when this run can test it, else the reference runs' mean."""
+    paper = [c for c in compare["claims"] if c["tested"] and c["metric"] == "top1_error" and c.get("n_models") == 1]
+    if paper:
+        return paper[0]["paper_value"], f"paper ({paper[0]['id']})"
+    ref = compare["reference"]
+    if ref.get("tested") and "top1_error" in ref["metrics"]:
+        return ref["metrics"]["top1_error"]["reference"]["mean"], "reference runs, final mean"
+    return None, ""
 
 
 def per_class(doc: Doc, inp: ReportInputs) -> None:

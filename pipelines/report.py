@@ -18,9 +18,10 @@ def main() -> None:
     p.add_argument("--md", type=Path, required=True)
     p.add_argument("--html", type=Path, required=True)
     p.add_argument("--figures", type=Path, required=True, help="folder for the PNG figures")
+    p.add_argument("--curves", type=Path, required=True, help="CSV of all seeds' per-epoch curves (DVC plots)")
     args = p.parse_args()
     ctx = open_stage(args.params, "report")
-    out = run_report(ctx, args.data, args.metrics, args.plots, args.md, args.html, args.figures)
+    out = run_report(ctx, args.data, args.metrics, args.plots, args.md, args.html, args.figures, args.curves)
     print(f"report written: {out} (open it in a browser; it needs no network)")
 
 

@@ -44,3 +44,29 @@ def test_report_renders_offline_with_every_figure():
     assert tables >= 6
     external = [u for u in requests if not u.startswith(("file://", "data:"))]
     assert external == [], external
+
+
+def test_dvc_plots_page_renders_offline(tmp_path):
+    """`dvc plots show` uses .dvc/plots/offline.html (vega inlined): the overlaid all-seed
+    curves render in Chromium with no network request and no script error."""
+    import subprocess
+    import sys
+    from playwright.sync_api import sync_playwright
+
+    dvc = Path(sys.executable).parent / "dvc"
+    subprocess.run([str(dvc), "plots", "show", "-o", str(tmp_path)], cwd=REPO, check=True, capture_output=True)
+    page_html = (tmp_path / "index.html").read_text()
+    assert "cdn.jsdelivr" not in page_html and "Validation top-1 error, all seeds" in page_html
+    requests, errors = [], []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu",
+                                                                     "--disable-background-networking"])
+        page = browser.new_page()
+        page.on("request", lambda r: requests.append(r.url))
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto((tmp_path / "index.html").as_uri(), wait_until="load")
+        page.wait_for_selector(".vega-embed svg, .vega-embed canvas", timeout=15000)
+        drawn = page.eval_on_selector_all(".vega-embed svg, .vega-embed canvas", "els => els.length")
+        browser.close()
+    assert errors == [] and drawn >= 2
+    assert [u for u in requests if not u.startswith(("file://", "data:"))] == []

@@ -29,8 +29,15 @@ def _provenance(ctx: StageContext, train: dict) -> dict:
             "gpu_hours": gpu_s / 3600}
 
 
+def write_all_seeds(curves: dict, path: Path) -> None:
+    """Per-epoch curves of every seed in one CSV with a `seed` column, for `dvc plots show`
+    (the seeds.json template colours by seed, so all seeds overlay in one plot)."""
+    frames = [df.assign(seed=seed) for seed, df in sorted(curves.items())]
+    atomic_write_text(path, pd.concat(frames, ignore_index=True).to_csv(index=False))
+
+
 def run_report(ctx: StageContext, data_dir: Path, metrics_dir: Path, plots_dir: Path,
-               out_md: Path, out_html: Path, figures_dir: Path) -> Path:
+               out_md: Path, out_html: Path, figures_dir: Path, all_seeds_csv: Path) -> Path:
     from harness import report, report_sections
     from harness.deviations import deviations
     cfg = ctx.cfg
@@ -45,6 +52,7 @@ def run_report(ctx: StageContext, data_dir: Path, metrics_dir: Path, plots_dir: 
         ensemble=read_json(metrics_dir / "ensemble.json", "ensemble metrics"),
         manifest=data.load_manifest(data_dir), deviations=deviations(cfg),
         provenance=_provenance(ctx, train))
+    write_all_seeds(inputs.curves, all_seeds_csv)
     doc = report_sections.build(inputs)
     for block in doc.blocks:
         if block[0] == "fig":
