@@ -38,7 +38,7 @@ def build(inp: ReportInputs) -> Doc:
           f"{len(inp.train)} seeds. Generated from the pipeline's metrics files; every number below "
           f"can be recomputed from reports/metrics/*.json.")
     for section in (scope, verdicts, reference, per_seed, ensemble, curves, per_class,
-                    claims_detail, deviations, provenance, reproduce):
+                    claims_detail, ablations, deviations, provenance, reproduce):
         section(doc, inp)
     return doc
 
@@ -158,8 +158,17 @@ def claims_detail(doc: Doc, inp: ReportInputs) -> None:
     doc.table(["claim", "kind", "metric", "paper", "section", "result", "reason / method"], rows, text_last=True)
 
 
+def ablations(doc: Doc, inp: ReportInputs) -> None:
+    doc.h(2, "9. Ablations")
+    rows = [[r["id"], r["reason"]] for r in inp.compare["claims"]
+            if r["kind"] in ("ablation", "convergence") and not r["tested"]]
+    doc.p("This run trained no ablation groups, so the paper's design claims are not tested here. "
+          "Each needs its own group of seeds:")
+    doc.table(["claim", "what it needs"], rows, text_last=True)
+
+
 def deviations(doc: Doc, inp: ReportInputs) -> None:
-    doc.h(2, "9. Departures from the paper")
+    doc.h(2, "10. Departures from the paper")
     doc.table(["what", "paper", "this run", "why", "where in code"],
               [[d["key"], d["paper"], d["ours"], d["why"], d["where"]] for d in inp.deviations], text_last=True)
 
@@ -167,7 +176,7 @@ def deviations(doc: Doc, inp: ReportInputs) -> None:
 def provenance(doc: Doc, inp: ReportInputs) -> None:
     p = inp.provenance
     env = p["environment"]
-    doc.h(2, "10. Environment and provenance")
+    doc.h(2, "11. Environment and provenance")
     doc.table(["item", "value"], [
         ["git commit", p["git"]["commit"]], ["working tree dirty", p["git"]["dirty"]],
         ["dvc.lock sha256", p["dvc_lock_digest"]], ["data digest", inp.manifest["digest"]],
@@ -185,7 +194,7 @@ def provenance(doc: Doc, inp: ReportInputs) -> None:
 
 
 def reproduce(doc: Doc, inp: ReportInputs) -> None:
-    doc.h(2, "11. How to reproduce")
+    doc.h(2, "12. How to reproduce")
     doc.code(f"git clone <this repository> && cd <it>\ngit checkout {inp.provenance['git']['commit']}\n"
              "make repro        # creates .venv, installs, runs dvc repro\nmake test         # the test suite\n"
              "make mlflow-ui    # MLflow UI on http://127.0.0.1:5000 (links above)")

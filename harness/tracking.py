@@ -77,14 +77,14 @@ def ensure_experiment(uri: str, name: str, root: Path) -> str:
         raise TrackingError(f"MLflow tracking store {uri} is not usable: {exc}") from None
 
 
-def parent_run(uri: str, experiment_id: str, key: str, tags: dict, root: Path) -> str:
+def parent_run(uri: str, experiment_id: str, key: str, tags: dict, root: Path, name: str = "pipeline") -> str:
     """The parent run for this pipeline execution, created by the first stage that asks."""
     client = MlflowClient(uri)
     with _lock(root):
         found = client.search_runs([experiment_id], f"tags.`{PARENT_TAG}` = '{key}'", max_results=1)
         if found:
             return found[0].info.run_id
-        run = client.create_run(experiment_id, run_name=f"pipeline-{key[:8]}",
+        run = client.create_run(experiment_id, run_name=f"{name}-{key[:8]}",
                                 tags={PARENT_TAG: key, **_str_tags(tags)})
         return run.info.run_id
 
@@ -149,6 +149,19 @@ def log_series(uri: str, run_id: str, name: str, points: list[tuple[int, float]]
     client = MlflowClient(uri)
     for i in range(0, len(items), BATCH):
         client.log_batch(run_id, metrics=items[i:i + BATCH])
+
+
+def log_dataset(uri: str, run_id: str | None, manifest: dict, split: str, context: str) -> None:
+    """Record the prepared data as an MLflow dataset input (name, digest, counts), so runs on
+    different data never look comparable in the UI."""
+    if not run_id:
+        return
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+    import json as _json
+    ds = Dataset(name=f"{manifest['source']}-{split}", digest=manifest["digest"][:36], source_type="local",
+                 source=_json.dumps({"source": manifest["source"], "image_size": manifest["image_size"]}),
+                 profile=_json.dumps({"num_images": manifest["counts"].get(split), "num_classes": len(manifest["classes"])}))
+    MlflowClient(uri).log_inputs(run_id, [DatasetInput(ds, [InputTag("mlflow.data.context", context)])])
 
 
 def set_tags(uri: str, run_id: str, tags: dict) -> None:

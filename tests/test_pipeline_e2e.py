@@ -182,6 +182,8 @@ def test_mlflow_server_rest_api_shows_the_run_structure(repo, first_run):
     t = tags(train)
     for key in ("git_commit", "git_dirty", "seed", "data_digest", "torch", "devices", "DVC_STAGE"):
         assert key in t, key
+    inputs = train.get("inputs", {}).get("dataset_inputs", [])
+    assert {i["dataset"]["name"] for i in inputs} == {"synthetic-train", "synthetic-val"}
     metric_names = {m["key"] for m in train["data"]["metrics"]}
     assert {"val_top1_error", "train_loss", "lr", "images_per_s"} <= metric_names
     parent_metrics = {m["key"] for p in parents for m in p["data"].get("metrics", [])}

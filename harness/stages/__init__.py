@@ -44,7 +44,7 @@ def open_stage(params_path: Path, stage: str, purpose: str = "pipeline") -> Stag
             "profile": cfg.profile, "dataset": cfg.data.source, "torch": str(torch.__version__),
             "cuda": torch.version.cuda or "none"}
     key = runtime.pipeline_key(params_path) + ("" if purpose == "pipeline" else f"-{purpose}")
-    parent = tracking.parent_run(uri, exp_id, key, {**tags, "harness.role": purpose}, root)
+    parent = tracking.parent_run(uri, exp_id, key, {**tags, "harness.role": purpose}, root, name=purpose)
     return StageContext(cfg, root, uri, exp_id, parent, {**tags, "DVC_STAGE": dvc["stage"] or stage})
 
 

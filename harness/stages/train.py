@@ -54,6 +54,8 @@ def run_train(ctx: StageContext, seed: int, data_dir: Path, out_dir: Path, metri
     tracker = (tracking.child_run(ctx.uri, ctx.experiment_id, ctx.parent_id, f"train-seed{seed}", params, tags,
                                   resume_run_id=run_id) if d.main else nullcontext(None))
     with tracker as run_id, tracking.system_metrics(ctx.uri, run_id):
+        tracking.log_dataset(ctx.uri, run_id, manifest, "train", "training")
+        tracking.log_dataset(ctx.uri, run_id, manifest, "val", "validation")
         history = _fit_logged(ctx, run_id, runtime.wrap_ddp(model, d), model, optimizer, state,
                               train_view, val_loader, seed, out_dir, d)
         result = _train_metrics(history, seed, run_id, ctx)
