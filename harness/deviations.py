@@ -46,7 +46,7 @@ ALWAYS = [
      "why": "a human decision cannot be replayed", "where": "harness/train.py update_plateau"},
     {"key": "evaluation split", "paper": "test set (ILSVRC-2010) or validation (ILSVRC-2012)",
      "ours": "the validation split, which the schedule does not see", "why": "synthetic data has train/val only",
-     "where": "harness/stages.py run_evaluate"},
+     "where": "harness/stages/evaluate.py run_evaluate"},
 ]
 
 

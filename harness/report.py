@@ -54,7 +54,7 @@ def fmt(v) -> str:
     if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 10000:
         return f"{v:,}"
     if isinstance(v, float):
-        return f"{v:.2f}" if abs(v) >= 0.01 or v == 0 else f"{v:.2g}"
+        return f"{v:.2f}" if abs(v) >= 1 or v == 0 else f"{v:.3g}"
     return str(v)
 
 
