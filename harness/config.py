@@ -300,7 +300,11 @@ def training_digest(cfg: Config) -> str:
     """
     import hashlib
     import json
+    return hashlib.sha256(json.dumps(training_config(cfg), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def training_config(cfg: Config) -> dict:
+    """The params that shape one seed's weights: data, model and train without the seed list."""
     d = to_dict(cfg)
     d["train"].pop("seeds")
-    payload = {k: d[k] for k in ("data", "model", "train")}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+    return {k: d[k] for k in ("data", "model", "train")}

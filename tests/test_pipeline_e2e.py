@@ -188,3 +188,20 @@ def test_mlflow_server_rest_api_shows_the_run_structure(repo, first_run):
     assert {"val_top1_error", "train_loss", "lr", "images_per_s"} <= metric_names
     parent_metrics = {m["key"] for p in parents for m in p["data"].get("metrics", [])}
     assert "center.top1_error.mean" in parent_metrics  # seed aggregates live on the parent
+
+
+@pytest.mark.slow
+def test_retraining_to_the_same_weights_does_not_reevaluate(repo, first_run):
+    """model.pt holds only deterministic content, so a code change that leaves the weights
+    alone reruns training but not evaluation (provenance.json carries the git commit)."""
+    import subprocess
+    dvc(repo, "repro")  # settle whatever earlier tests changed
+    with open(repo / "harness" / "train.py", "a") as f:
+        f.write("\n# a comment: training code changed, weights do not\n")
+    subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qam", "comment"],
+                   cwd=repo, check=True)
+    out = dvc(repo, "repro")
+    stages = ran_stages(out)
+    assert {s for s in stages if s.startswith("train")} and not any(s.startswith("evaluate") for s in stages), out
+    prov = json.loads((repo / "artifacts/models/seed-1/provenance.json").read_text())
+    assert len(prov["git"]["commit"]) == 40

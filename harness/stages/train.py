@@ -131,12 +131,18 @@ def _fit_logged(ctx, run_id, train_model, model, optimizer, state, train_view, v
 
 
 def _save_model(path: Path, model, cfg: C.Config, seed: int, manifest: dict) -> None:
-    """Weights plus everything needed to describe the run (house rule 6); tensors and plain data only."""
+    """Weights plus what describes them (house rule 6): config, seed, classes, data digest.
+
+    Only deterministic content goes into model.pt, so retraining to the same weights gives the
+    same bytes and DVC skips evaluation. Git commit and environment, which change with every
+    commit, go to provenance.json beside it.
+    """
     # one format whatever the devices: a two-device model saves its grouped single-device weights
     weights = model.grouped_state_dict() if hasattr(model, "grouped_state_dict") else model.state_dict()
-    checkpoint.save(path, {"state_dict": weights, "config": C.to_dict(cfg), "seed": seed,
-                           "num_classes": len(manifest["classes"]), "data_digest": manifest["digest"],
-                           "git": runtime.git_info(), "environment": runtime.environment()})
+    checkpoint.save(path, {"state_dict": weights, "config": C.training_config(cfg), "seed": seed,
+                           "num_classes": len(manifest["classes"]), "data_digest": manifest["digest"]})
+    atomic_write_json(path.with_name("provenance.json"),
+                      {"git": runtime.git_info(), "environment": runtime.environment(), "seed": seed})
 
 
 def _train_metrics(history, seed, run_id, ctx) -> dict:
