@@ -1,5 +1,6 @@
 """DVC stage `prepare`: write the dataset named by data.* as shards + index + mean/PCA + manifest."""
 
+import os
 import sys
 from pathlib import Path
 
@@ -13,11 +14,15 @@ from harness.stages.prepare import run_prepare  # noqa: E402
 def main() -> None:
     p = parser(__doc__)
     p.add_argument("--out", type=Path, required=True, help="prepared-data folder")
-    p.add_argument("--workers", type=int, default=2, help="processes for rendering/decoding")
+    p.add_argument("--work", type=Path, default=None,
+                   help="folder for extracted archives (default: <out>/../extracted); kept between runs")
+    p.add_argument("--workers", type=int, default=0,
+                   help="processes for decoding/rendering (0: one per core); the bytes do not depend on it")
     args = p.parse_args()
     ctx = open_stage(args.params, "prepare")
-    m = run_prepare(ctx, args.out, args.workers)
-    print(f"prepared {m['counts']} images of {len(m['classes'])} classes into {args.out}")
+    m = run_prepare(ctx, args.out, args.workers or os.cpu_count() or 1, args.work)
+    print(f"prepared {m['counts']} images of {len(m['classes'])} classes into {args.out} "
+          f"({m['encoding']} shards, {len(m['skipped'])} input file(s) skipped)")
 
 
 if __name__ == "__main__":

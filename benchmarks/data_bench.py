@@ -1,0 +1,139 @@
+"""Preparation and loading speed on real ImageNet JPEGs, each against its baseline, per core.
+
+  python -m benchmarks.data_bench [--sample ../shared/data/imagenet-sample] [--rounds 3]
+
+- prepare: the harness's per-image work (decode, shorter side to 256, centre crop, JPEG
+  encode for the shard: harness.data.process_chunk) against a plain Pillow loop doing
+  open-convert-resize-crop (no encode), both in this one process on one core.
+- loader: harness TrainView over the prepared JPEG shards (decode 256x256, random 224 crop,
+  flip, PCA colour, mean subtraction; paper 4.1) against torchvision ImageFolder with the
+  usual transforms (RandomResizedCrop 224, flip, ToTensor, Normalize) on the same source
+  JPEGs, both through a DataLoader with num_workers=0 (one core).
+Rounds alternate baseline and harness; the ratio is of the medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from harness import data, transforms
+from harness.config import DataConfig
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_SAMPLE = REPO.parent / "shared" / "data" / "imagenet-sample"
+SIZE, CROP = 256, 224
+
+
+def pil_baseline(files: list[Path]) -> None:
+    for f in files:
+        im = Image.open(f).convert("RGB")
+        w, h = im.size
+        s = SIZE / min(w, h)
+        im = im.resize((max(SIZE, round(w * s)), max(SIZE, round(h * s))), Image.BILINEAR)
+        w, h = im.size
+        left, top = (w - SIZE) // 2, (h - SIZE) // 2
+        np.asarray(im.crop((left, top, left + SIZE, top + SIZE)))
+
+
+def harness_prepare(files: list[Path]) -> None:
+    items = tuple(data.Item(f.name, 0, str(f)) for f in files)
+    data.process_chunk(data.Job("imagefolder", "train", items, SIZE, "crop", "jpeg", 90, None, True))
+
+
+def imagefolder_layout(files: list[Path], dst: Path) -> Path:
+    """train/<wnid>/<file>: one class per sample file (symlinks, no copies)."""
+    for f in files:
+        d = dst / "train" / f.name.split("_")[0]
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f.name).symlink_to(f)
+    for split in ("val",):
+        (dst / split).symlink_to(dst / "train", target_is_directory=True)
+    return dst
+
+
+def torchvision_loader(root: Path, batch: int):
+    import torchvision
+    from torchvision import transforms as T
+    tf = T.Compose([T.RandomResizedCrop(CROP), T.RandomHorizontalFlip(), T.ToTensor(),
+                    T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
+    ds = torchvision.datasets.ImageFolder(str(root / "train"), tf)
+    return torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True, num_workers=0,
+                                       generator=torch.Generator().manual_seed(0))
+
+
+def harness_loader(prepared: Path, batch: int):
+    mean, pca = data.load_stats(prepared)
+    split = data.load_split(prepared, "train")
+    view = transforms.TrainView(split, transforms.Normaliser(mean, 1.0), pca, CROP, seed=1, pca_std=0.1)
+    order = np.random.default_rng(0).permutation(len(split))
+    return transforms.batch_loader(view, [order[i:i + batch] for i in range(0, len(order), batch)], 0)
+
+
+def timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def drain(loader) -> int:
+    return sum(len(y) for _, y in loader)
+
+
+def measure(sample: Path, rounds: int, batch: int = 32, limit: int | None = None) -> dict:
+    torch.set_num_threads(1)  # per core
+    files = sorted(sample.glob("*.JPEG"))[:limit]
+    if not files:
+        raise SystemExit(f"no *.JPEG files in {sample}")
+    n = len(files)
+    res = {"images": n, "sample": str(sample), "rounds": rounds}
+    base, ours = [], []
+    for _ in range(rounds):
+        base.append(n / timed(lambda: pil_baseline(files)))
+        ours.append(n / timed(lambda: harness_prepare(files)))
+    res["prepare"] = _pair("pil_open_convert_resize_crop_img_s", base, "harness_decode_fit_encode_img_s", ours)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = imagefolder_layout(files, Path(tmp) / "folder")
+        prepared = Path(tmp) / "prepared"
+        cfg = DataConfig(source="imagefolder", root=str(root), image_size=SIZE, encoding="jpeg")
+        t = time.perf_counter()
+        data.prepare(cfg, prepared, workers=1, work=Path(tmp) / "work")
+        res["prepare_stage_1_worker_img_s"] = 2 * n / (time.perf_counter() - t)  # train + val
+        base, ours = [], []
+        for _ in range(rounds):
+            tv, hv = torchvision_loader(root, batch), harness_loader(prepared, batch)
+            base.append(n / timed(lambda: drain(tv)))
+            ours.append(n / timed(lambda: drain(hv)))
+        res["loader"] = _pair("torchvision_imagefolder_img_s", base, "harness_trainview_jpeg_shards_img_s", ours)
+    return res
+
+
+def _pair(base_name: str, base: list[float], ours_name: str, ours: list[float]) -> dict:
+    b, o = statistics.median(base), statistics.median(ours)
+    return {base_name: round(b, 1), ours_name: round(o, 1), "ratio": round(o / b, 2),
+            "rounds_baseline": [round(x, 1) for x in base], "rounds_harness": [round(x, 1) for x in ours]}
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sample", type=Path, default=DEFAULT_SAMPLE, help="folder of real ImageNet JPEGs")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--out", type=Path, default=None, help="also write the figures as JSON here")
+    args = p.parse_args(argv)
+    res = measure(args.sample, args.rounds)
+    print(json.dumps(res, indent=2))
+    if args.out:
+        from harness.io import atomic_write_json
+        atomic_write_json(args.out, res)
+
+
+if __name__ == "__main__":
+    main()
