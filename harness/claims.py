@@ -21,6 +21,7 @@ __all__ = [
     "load_claims",
     "why_not_testable",
     "check_size_claim",
+    "matching_arm",
     "DEFAULT_CLAIMS_PATH",
     "TESTABLE_METRICS",
 ]
@@ -77,6 +78,10 @@ class Claim:
     n_images: int | None = None
     num_classes: int | None = None
     needs: str | None = None
+    # ablation/convergence: ((dotted key, value), ...) of the group without the design choice
+    arm: tuple[tuple[str, Any], ...] | None = None
+    contrast: str | None = None
+    faster: str | None = None  # convergence: "baseline" or "arm" converges faster per the paper
     note: str = ""
 
     def describe_value(self) -> str:
@@ -106,10 +111,13 @@ class RunContext:
     protocols: tuple[str, ...]
     full_paper_model: bool
     pretraining: str = "none"
+    # ablation arms this run trained: ((name, ((dotted key, value), ...)), ...)
+    arms: tuple = ()
 
     def __post_init__(self) -> None:
         """Validate, and store protocols as a tuple so the object stays hashable."""
         object.__setattr__(self, "protocols", tuple(self.protocols))
+        object.__setattr__(self, "arms", tuple((n, tuple(map(tuple, o))) for n, o in self.arms))
         if self.n_models_available < 0 or self.num_classes < 1:
             raise ValueError(f"bad RunContext counts: n_models_available={self.n_models_available}, "
                              f"num_classes={self.num_classes}")
@@ -173,15 +181,61 @@ def _parse_claim(raw: Any, index: int) -> Claim:
         raise _fail(cid, "n_pretrained", f"exceeds n_models ({raw['n_models']})")
     if raw["unit"] == "%" and not 0 <= raw["value"] <= 100:
         raise _fail(cid, "value", f"is a percentage and must be in [0, 100], got {raw['value']}")
-    for name in ("needs", "note"):
+    for name in ("needs", "note", "contrast"):
         if raw.get(name) is not None and not isinstance(raw[name], str):
             raise _fail(cid, name, f"must be a string, got {raw[name]!r}")
     rng = _parse_range(cid, raw)
     values = {k: v for k, v in raw.items() if k != "range"}
+    values["arm"] = _parse_arm(cid, raw)
     values["value"] = float(raw["value"])
     if raw.get("baseline_value") is not None:
         values["baseline_value"] = float(raw["baseline_value"])
     return Claim(**values, range=rng)
+
+
+def _parse_arm(cid: str, raw: dict) -> tuple[tuple[str, Any], ...] | None:
+    """`arm: {model.lrn: none}` on ablation/convergence claims; `faster` on convergence ones."""
+    arm = raw.get("arm")
+    if arm is None:
+        if raw.get("faster") is not None or raw.get("contrast") is not None:
+            raise _fail(cid, "arm", "is missing (contrast/faster describe an arm)")
+        return None
+    if raw["kind"] not in ("ablation", "convergence"):
+        raise _fail(cid, "arm", "is only allowed on ablation and convergence claims")
+    if (not isinstance(arm, dict) or not arm
+            or not all(isinstance(k, str) and k.split(".")[0] in ("model", "train") and "." in k for k in arm)):
+        raise _fail(cid, "arm", f"must map model.*/train.* keys to values, got {arm!r}")
+    if raw["kind"] == "convergence" and raw.get("faster") not in ("baseline", "arm"):
+        raise _fail(cid, "faster", f"must be 'baseline' or 'arm' on a convergence claim, got {raw.get('faster')!r}")
+    if raw["kind"] == "ablation" and raw.get("faster") is not None:
+        raise _fail(cid, "faster", "is only allowed on convergence claims")
+    return tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in arm.items())
+
+
+def matching_arm(claim: Claim, arms) -> str | None:
+    """The first trained arm whose overrides include every value of claim.arm, else None.
+
+    arms: ((name, ((dotted key, value), ...)), ...). Numbers compare by value (0 == 0.0).
+    An arm may change more than the claim names (e.g. also the lr); compare.py reports
+    its full overrides beside the result.
+    """
+    if not claim.arm:
+        return None
+    for name, overrides in arms:
+        have = dict(overrides)
+        if all(k in have and _same(have[k], v) for k, v in claim.arm):
+            return name
+    return None
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    return a == b
+
+
+def _describe_arm(claim: Claim) -> str:
+    return ", ".join(f"{k}: {str(v).lower() if isinstance(v, bool) else v}" for k, v in claim.arm)
 
 
 def _parse_range(cid: str, raw: dict) -> tuple[float, float] | None:
@@ -269,17 +323,17 @@ def why_not_testable(claim: Claim, run: RunContext) -> str | None:
     - headline: testable only when dataset, split, class count, protocol, ensemble size
       (n_models <= available), pre-training all match and the full paper network ran;
       claims with `needs` (competing methods, pre-trained 6-conv nets) never are.
-    - ablation / convergence: not testable in this version; the reason names the
-      ablation runs needed (claims.yaml `needs`).
+    - ablation / convergence: testable when an arm matching claim.arm was trained
+      (RunContext.arms), nothing in `needs` is missing, the data match (ImageNet of either
+      year for "imagenet-unspecified") and the full paper network ran; otherwise the reason
+      names what is missing, e.g. the arm to enable.
     - size: testable when the full network ran and nothing hardware-specific is needed;
       the actual check is check_size_claim.
     Several reasons are joined with "; ".
     """
     reasons = [f"needs {claim.needs}"] if claim.needs else []
     if claim.kind in ("ablation", "convergence"):
-        if not reasons:
-            reasons.append(f"needs an {claim.kind} group for '{claim.id}' that this run did not train")
-        return "; ".join(reasons)
+        return _ablation_reason(claim, run, reasons)
     if claim.kind == "size":
         # Parameter and neuron counts are properties of the paper architecture as built by
         # harness/model.py, measured on it whatever the run's profile.
@@ -295,6 +349,38 @@ def why_not_testable(claim: Claim, run: RunContext) -> str | None:
         reasons += _model_reasons(claim, run)
     if not claim.needs and claim.metric not in TESTABLE_METRICS:
         reasons.append(f"the compare stage does not compute {claim.metric}")
+    return "; ".join(reasons) or None
+
+
+# The paper's ablations were measured on "ImageNet" without saying which release/split.
+_IMAGENET = ("ilsvrc2010", "ilsvrc2012")
+
+
+def _ablation_reason(claim: Claim, run: RunContext, reasons: list[str]) -> str | None:
+    """Ablation/convergence claims: testable when a matching arm ran on the claim's data."""
+    if claim.arm is None:
+        if not reasons:
+            reasons.append(f"needs an {claim.kind} group for '{claim.id}' that this run did not train")
+        return "; ".join(reasons)
+    if matching_arm(claim, run.arms) is None:
+        what = claim.contrast or _describe_arm(claim)
+        reasons.append(f"needs {'an' if claim.kind == 'ablation' else 'a'} {claim.kind} group ({what}) "
+                       "that this run did not train: add an arm "
+                       f"with {{{_describe_arm(claim)}}} to ablations.enabled")
+        return "; ".join(reasons)
+    if reasons:
+        return "; ".join(reasons)
+    same_data = (run.dataset == claim.dataset
+                 or (claim.dataset == "imagenet-unspecified" and run.dataset in _IMAGENET))
+    where = f"{claim.describe_value()} is measured on {_name(claim.dataset)}"
+    if not same_data:
+        reasons.append(f"{where}; this run uses the {_name(run.dataset)} dataset")
+    elif claim.split not in ("unspecified", "train") and claim.split != run.split:
+        reasons.append(f"{where} {claim.split}; this run evaluates the {run.split} split")
+    if same_data and claim.num_classes is not None and claim.num_classes != run.num_classes:
+        reasons.append(f"needs all {claim.num_classes} classes; this run evaluates {run.num_classes}")
+    if not run.full_paper_model:
+        reasons.append("needs the full paper network; this run's profile scales it down")
     return "; ".join(reasons) or None
 
 

@@ -15,8 +15,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from harness import stats
-from harness.claims import Claim, RunContext, check_size_claim, why_not_testable
+from harness import ablation, stats
+from harness.claims import Claim, RunContext, check_size_claim, matching_arm, why_not_testable
 
 __all__ = ["CompareSettings", "build_compare", "summary_metrics", "METRICS", "to_jsonable"]
 
@@ -284,10 +284,13 @@ def _claim_base(claim: Claim) -> dict:
 
 
 def _claim_row(claim: Claim, seed_results, n_images: int, context: RunContext, ensemble,
-               measured: Mapping[str, float] | None, s: CompareSettings) -> dict:
+               measured: Mapping[str, float] | None, s: CompareSettings,
+               arm_measures: Mapping[str, tuple[str, dict]] | None = None) -> dict:
     """Test one claim, or say why it cannot be tested."""
     row = _claim_base(claim)
     reason = why_not_testable(claim, context)
+    if claim.kind in ("ablation", "convergence"):
+        return _ablation_claim_row(claim, row, reason, (arm_measures or {}).get(claim.id), s)
     if reason is None and claim.kind == "size":
         check = check_size_claim(claim, dict(measured or {}))
         if not check["tested"]:
@@ -312,6 +315,95 @@ def _claim_row(claim: Claim, seed_results, n_images: int, context: RunContext, e
     return {**row, "tested": True, **res}
 
 
+# --------------------------------------------------------------------------- ablations
+
+
+def _ablation_protocol(ablations: Mapping) -> str:
+    return ablations.get("protocol") or "center"
+
+
+def _arm_results(seed_results, ablations: Mapping | None, s: CompareSettings) -> dict:
+    """Per arm: overrides, seeds, arm-minus-baseline effect per protocol and metric, convergence."""
+    out = {}
+    if not ablations:
+        return out
+    target = float(ablations["target_train_error"])
+    for name, arm in ablations.get("arms", {}).items():
+        results = arm["results"]
+        protocols = {}
+        for proto in _protocols(results):
+            protocols[proto] = {m: ablation.error_effect(_values(seed_results, proto, m), _values(results, proto, m),
+                                                         s.conf, s.n_boot, s.rng_seed)
+                                for m in METRICS if _values(seed_results, proto, m)}
+        conv = ablation.convergence_effect(
+            ablations.get("baseline_curves", {}), arm.get("curves", {}), target,
+            int(ablations.get("baseline_steps_per_epoch", 1)), int(arm.get("steps_per_epoch", 1)),
+            "baseline", s.alpha, s.conf, s.n_boot, s.rng_seed)
+        out[name] = {"overrides": dict(arm.get("overrides", {})), "seeds": [r["seed"] for r in results],
+                     "baseline_seeds": [r["seed"] for r in seed_results], "protocols": protocols,
+                     "convergence": conv, "claims": {}}
+    return out
+
+
+def _measure_claim(claim: Claim, arm: str, arm_result: dict, ablations: Mapping, s: CompareSettings) -> dict | None:
+    """The claim's quantity measured on `arm`: an error effect or a convergence ratio."""
+    if claim.kind == "convergence":
+        return ablation.convergence_effect(
+            ablations.get("baseline_curves", {}), ablations["arms"][arm].get("curves", {}),
+            float(ablations["target_train_error"]), int(ablations.get("baseline_steps_per_epoch", 1)),
+            int(ablations["arms"][arm].get("steps_per_epoch", 1)), claim.faster, s.alpha, s.conf, s.n_boot,
+            s.rng_seed)
+    metric = claim.metric.removesuffix("_reduction")
+    effect = arm_result["protocols"].get(_ablation_protocol(ablations), {}).get(metric)
+    if effect is None:
+        return None
+    return {**effect, "protocol": _ablation_protocol(ablations), "metric": metric,
+            "agrees_with_paper_direction": (effect["diff"] > 0) == (claim.value > 0),
+            "method_note": "diff = arm error - baseline error (pp), the error the design choice saves; "
+                           "Welch t interval and p, percentile bootstrap interval, Mann-Whitney p"}
+
+
+def _arm_measures(claims, context: RunContext, arm_results: dict, ablations, s) -> dict:
+    """claim id -> (arm, measurement) for every ablation/convergence claim a trained arm measures."""
+    out = {}
+    for claim in claims:
+        if claim.kind not in ("ablation", "convergence"):
+            continue
+        arm = matching_arm(claim, context.arms)
+        if arm is None or arm not in arm_results:
+            continue
+        m = _measure_claim(claim, arm, arm_results[arm], ablations, s)
+        if m is not None:
+            out[claim.id] = (arm, m)
+            arm_results[arm]["claims"][claim.id] = {"metric": claim.metric, "paper_value": claim.value,
+                                                   "unit": claim.unit, **m}
+    return out
+
+
+def _ablation_claim_row(claim: Claim, row: dict, reason: str | None, measure, s: CompareSettings) -> dict:
+    """Untested: the reason, plus the arm's measurement when one ran. Tested: a verdict."""
+    if measure is None:
+        return {**row, "reason": reason or "no trained arm measures this claim's metric"}
+    arm, m = measure
+    if claim.kind == "convergence":
+        summary = {"arm": arm, "ours_mean": m.get("ratio"), "lo": m.get("ratio_lo"), "hi": m.get("ratio_hi"),
+                   "p_value": m.get("p_faster"), "agrees_with_paper_direction": m.get("agrees_with_paper_direction")}
+    else:
+        summary = {"arm": arm, "ours_mean": m["diff"], "lo": m["lo"], "hi": m["hi"], "p_value": m["p_value"],
+                   "boot_lo": m["boot_lo"], "boot_hi": m["boot_hi"], "mann_whitney_p": m["mann_whitney_p"],
+                   "n": m["arm"]["n"], "n_baseline": m["baseline"]["n"],
+                   "agrees_with_paper_direction": m["agrees_with_paper_direction"]}
+    if reason is not None or (claim.kind == "convergence" and not m.get("tested")):
+        why = reason or m.get("reason")
+        return {**row, "reason": f"{why} (measured on this run's data: see ablation_results.{arm})",
+                "measured_on_run": summary}
+    if claim.kind == "convergence":
+        return {**row, "tested": True, "method": "convergence", **summary,
+                "verdict": ablation.convergence_verdict(m, claim.value, s.alpha)}
+    v = ablation.effect_verdict(m, claim.value, s.margin_pp, s.alpha)
+    return {**row, "tested": True, "method": "ablation", **summary, **v}
+
+
 def _counts(rows: list[dict]) -> dict:
     """How many claims were tested, and the verdicts of those that were."""
     tested = [r for r in rows if r["tested"]]
@@ -334,6 +426,7 @@ def build_compare(
     ensemble: dict | None = None,
     reference: dict | None = None,
     measured: Mapping[str, float] | None = None,
+    ablations: Mapping | None = None,
 ) -> dict:
     """The compare.json content: per-seed rows, across-seed summary, reference, claims.
 
@@ -341,10 +434,16 @@ def build_compare(
     correctness: protocol -> metric -> bool [n_seeds, n_images] (rows in seed_results
     order) for the two-level bootstrap; ensemble: the ensemble stage's dict, passed
     through and used for k-model claims; reference: per-seed errors of earlier runs;
-    measured: size/cost measurements keyed by claim metric (e.g. n_parameters).
+    measured: size/cost measurements keyed by claim metric (e.g. n_parameters);
+    ablations: the trained arms, {protocol, target_train_error, baseline_curves {seed: [train
+    top-1 error per epoch]}, baseline_steps_per_epoch, arms {name: {overrides, results
+    (per-seed evaluation dicts), curves, steps_per_epoch}}}; their names and overrides must
+    also be in context.arms for claims to match them.
     """
     n_images = _check_seed_results(seed_results, context)
-    claim_rows = [_claim_row(c, seed_results, n_images, context, ensemble, measured, settings)
+    arm_results = _arm_results(seed_results, ablations, settings)
+    measures = _arm_measures(claims, context, arm_results, ablations, settings)
+    claim_rows = [_claim_row(c, seed_results, n_images, context, ensemble, measured, settings, measures)
                   for c in claims]
     out = {
         "settings": asdict(settings),
@@ -354,6 +453,7 @@ def build_compare(
         "reference": _reference(seed_results, reference, context, settings),
         "claims": claim_rows,
         "ensemble": ensemble,
+        "ablation_results": arm_results,
         "counts": _counts(claim_rows),
     }
     return to_jsonable(out)
@@ -391,6 +491,14 @@ def summary_metrics(compare: dict) -> dict[str, float]:
         if row.get("tested"):
             for stat in ("ours_mean", "sd", "lo", "hi", "p_value", "tost_p", "measured"):
                 put(row.get(stat), "claim", row["id"], stat)
+    for arm, res in compare.get("ablation_results", {}).items():
+        for proto, metrics in res.get("protocols", {}).items():
+            for metric, e in metrics.items():
+                for stat in ("diff", "lo", "hi", "p_value", "boot_lo", "boot_hi", "mann_whitney_p"):
+                    put(e.get(stat), "ablation", arm, proto, metric, stat)
+        conv = res.get("convergence", {})
+        for stat in ("ratio", "p_faster"):
+            put(conv.get(stat), "ablation", arm, "convergence", stat)
     counts = compare.get("counts", {})
     put(counts.get("claims_total"), "claims", "total")
     put(counts.get("claims_tested"), "claims", "tested")

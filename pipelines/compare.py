@@ -16,10 +16,14 @@ def main() -> None:
     p.add_argument("--evaluations", type=Path, required=True, help="folder with seed-N.json")
     p.add_argument("--predictions", type=Path, required=True, help="folder with seed-N/ predictions")
     p.add_argument("--ensemble", type=Path, required=True, help="ensemble metrics JSON")
+    p.add_argument("--train-plots", type=Path, help="folder with seed-N.csv training curves")
+    p.add_argument("--ablations", type=Path, help="folder with <arm>/evaluate/seed-N.json")
+    p.add_argument("--ablation-plots", type=Path, help="folder with <arm>/train/seed-N.csv")
     p.add_argument("--out", type=Path, required=True, help="compare.json to write")
     args = p.parse_args()
     ctx = open_stage(args.params, "compare")
-    r = run_compare(ctx, args.data, args.evaluations, args.predictions, args.ensemble, args.out)
+    r = run_compare(ctx, args.data, args.evaluations, args.predictions, args.ensemble, args.out,
+                    args.train_plots, args.ablations, args.ablation_plots)
     c = r["counts"]
     ref = r["reference"]
     print(f"claims: {c['claims_tested']} tested, {c['claims_untested']} not testable on this data; "
@@ -30,6 +34,9 @@ def main() -> None:
                   f"(ours {m['ours']['mean']:.2f}, reference {m['reference']['mean']:.2f})")
     else:
         print(f"reference: not compared ({ref['reason']})")
+    for arm, a in r["ablation_results"].items():
+        for metric, e in next(iter(a["protocols"].values()), {}).items():
+            print(f"ablation {arm}, {metric}: arm - baseline {e['diff']:+.2f} pp (Welch p {e['p_value']})")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ from harness.claims import RunContext, load_claims
 from harness.compare import CompareSettings, build_compare, summary_metrics
 
 CLAIMS = load_claims()
-TOP = ["settings", "context", "seeds", "summary", "reference", "claims", "ensemble", "counts"]
+TOP = ["settings", "context", "seeds", "summary", "reference", "claims", "ensemble", "ablation_results",
+       "counts"]
 
 
 def _seed_result(seed, n_images, errors, dataset="synthetic", split="val", num_classes=20):

@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from harness import config as C
-from harness import evaluate, tracking
+from harness import data, evaluate, tracking
+from harness.errors import UserError
 from harness.io import atomic_write_json
 from harness.model import build_model
 from harness.stages import StageContext, params_for, read_json
@@ -54,18 +56,56 @@ def load_reference(root: Path, cfg: C.Config) -> tuple[dict | None, str | None]:
     return ref, None
 
 
+def _train_error_curve(path: Path) -> list[float]:
+    if not path.is_file():
+        raise UserError(f"training curve not found: {path} (run the train stages)")
+    return [float(v) for v in pd.read_csv(path)["train_top1_error"]]
+
+
+def load_ablations(cfg: C.Config, data_dir: Path, train_plots: Path, ablations_dir: Path,
+                   ablation_plots: Path) -> dict | None:
+    """Evaluations and training curves of every enabled arm, with the baseline's curves.
+
+    Only the arms in ablations.enabled are read: results of arms switched off stay on disk
+    (DVC does not delete them) but are not reported.
+    """
+    ab = cfg.ablations
+    if not ab.enabled:
+        return None
+    n_train = data.load_manifest(data_dir)["counts"]["train"]
+    steps = lambda c: n_train // c.train.batch_size  # noqa: E731 -- harness/train.py drops the last partial batch
+    seeds = ab.seeds_or(cfg.train.seeds)
+    arms = {}
+    for name in ab.enabled:
+        arm_cfg = C.apply_arm(cfg, name)
+        arms[name] = {
+            "overrides": ab.arm(name).as_dict(),
+            "results": [read_json(ablations_dir / name / "evaluate" / f"seed-{s}.json",
+                                  f"evaluation of arm {name}, seed {s}") for s in seeds],
+            "curves": {s: _train_error_curve(ablation_plots / name / "train" / f"seed-{s}.csv") for s in seeds},
+            "steps_per_epoch": steps(arm_cfg)}
+    return {"protocol": "center" if "center" in cfg.evaluate.protocols else cfg.evaluate.protocols[0],
+            "target_train_error": ab.target_train_error, "baseline_steps_per_epoch": steps(cfg),
+            "baseline_curves": {s: _train_error_curve(train_plots / f"seed-{s}.csv") for s in cfg.train.seeds},
+            "arms": arms}
+
+
 def run_compare(ctx: StageContext, data_dir: Path, eval_dir: Path, pred_dir: Path,
-                ensemble_path: Path, out_path: Path) -> dict:
+                ensemble_path: Path, out_path: Path, train_plots: Path | None = None,
+                ablations_dir: Path | None = None, ablation_plots: Path | None = None) -> dict:
     from harness import claims as CL
     from harness import compare
     cfg = ctx.cfg
     seeds = list(cfg.train.seeds)
     results = [read_json(eval_dir / f"seed-{s}.json", f"evaluation of seed {s}") for s in seeds]
-    labels = np.load(data_dir / "val" / "labels.npy")
+    labels = np.load(data_dir / cfg.evaluate.split / "labels.npy")
     reference, ref_reason = load_reference(ctx.root, cfg)
-    context = CL.RunContext(dataset=cfg.data.source, split="val", num_classes=results[0]["num_classes"],
+    ablations = (load_ablations(cfg, data_dir, train_plots, ablations_dir, ablation_plots)
+                 if ablations_dir is not None and train_plots is not None else None)
+    context = CL.RunContext(dataset=cfg.data.source, split=cfg.evaluate.split, num_classes=results[0]["num_classes"],
                             n_models_available=len(seeds), protocols=tuple(cfg.evaluate.protocols),
-                            full_paper_model=is_full_paper_model(cfg))
+                            full_paper_model=is_full_paper_model(cfg),
+                            arms=tuple((n, cfg.ablations.arm(n).overrides) for n in (ablations or {}).get("arms", {})))
     settings = compare.CompareSettings(conf=cfg.compare.conf, alpha=cfg.compare.alpha,
                                        margin_pp=cfg.compare.margin_pp, n_boot=cfg.compare.n_boot)
     with tracking.child_run(ctx.uri, ctx.experiment_id, ctx.parent_id, "compare",
@@ -74,7 +114,11 @@ def run_compare(ctx: StageContext, data_dir: Path, eval_dir: Path, pred_dir: Pat
             results, context, CL.load_claims(), settings,
             correctness=_correctness(pred_dir, labels, seeds, cfg.evaluate.protocols),
             ensemble=read_json(ensemble_path, "ensemble metrics"), reference=reference,
-            measured=paper_architecture_counts())
+            measured=paper_architecture_counts(), ablations=ablations)
+        out["ablations"] = {"enabled": list(cfg.ablations.enabled),
+                            "seeds": list(cfg.ablations.seeds_or(cfg.train.seeds)),
+                            "target_train_error": cfg.ablations.target_train_error,
+                            "protocol": (ablations or {}).get("protocol")}
         if ref_reason:
             out["reference"] = {"tested": False, "reason": ref_reason}
         out["mlflow_run_id"] = run_id
@@ -82,6 +126,6 @@ def run_compare(ctx: StageContext, data_dir: Path, eval_dir: Path, pred_dir: Pat
         out["mlflow_experiment_id"] = ctx.experiment_id
         metrics = compare.summary_metrics(out)
         tracking.log_metrics(ctx.uri, run_id, metrics)
-        tracking.log_metrics(ctx.uri, ctx.parent_id, metrics)  # MLflow has no seed aggregation
+        tracking.log_metrics_once(ctx.uri, ctx.parent_id, metrics)  # MLflow has no seed aggregation
         atomic_write_json(out_path, out)
     return out
