@@ -9,10 +9,12 @@ never resumed.
 from __future__ import annotations
 
 import io
+import pickle
 from pathlib import Path
 
 import torch
 
+from harness.errors import UserError
 from harness.io import atomic_write_bytes
 
 
@@ -23,7 +25,21 @@ def save(path: Path, payload: dict) -> None:
 
 
 def load(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """weights_only=True: tensors and plain data only; a pickle that would run code is refused."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:  # what weights_only raises for anything but plain data
+        raise UserError(f"{path} was refused: it holds objects other than tensors and plain data, which "
+                        f"could run code when loaded (weights_only=True); {str(exc).splitlines()[0][:160]}. "
+                        "Delete it and train again") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise UserError(f"checkpoint not found: {path}") from None
+        raise UserError(f"{path} is corrupt or truncated and cannot be loaded "
+                        f"({str(exc).splitlines()[0][:160]}); delete it and train again") from None
+    if not isinstance(payload, dict):
+        raise UserError(f"{path} is not a checkpoint of this harness (it holds a {type(payload).__name__})")
+    return payload
 
 
 def compatible(payload: dict, digest: str, seed: int) -> bool:

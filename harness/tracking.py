@@ -10,7 +10,11 @@ computed from params + commit), one child run per stage and seed.
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
+import sys
+import urllib.error
+import urllib.request
 import os
 import time
 from contextlib import contextmanager
@@ -19,6 +23,11 @@ from pathlib import Path
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+# A lost server must not stall training for minutes (MLflow's default: 7 retries, backoff 2,
+# 120 s timeout): fail a call within seconds and buffer it instead (see _call). Users may override.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
 
 import mlflow  # noqa: E402
 from mlflow.entities import Metric, Param, RunTag  # noqa: E402
@@ -31,6 +40,10 @@ logging.getLogger("alembic").setLevel(logging.WARNING)
 
 PARENT_TAG = "harness.pipeline_key"
 BATCH = 1000  # MLflow accepts at most 1000 metrics per log_batch
+REACH_TIMEOUT_S = 5  # how long the start-up check waits for a tracking server
+LOCK_RETRY_S = 60  # how long a call waits for a SQLite store locked by another process
+RETRY_DOWN_S = 30  # after a failed call, calls go straight to the buffer for this long
+BUFFER_NAME = ".mlflow-buffer.jsonl"  # at the repository root, beside mlflow.db
 
 
 class TrackingError(UserError):
@@ -60,32 +73,174 @@ def _lock(root: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def check_reachable(uri: str, timeout_s: float = REACH_TIMEOUT_S) -> None:
+    """A tracking server must answer before any work starts: one request, no retries, a few
+    seconds at most (MLflow's own client would retry for minutes)."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s).close()
+    except urllib.error.HTTPError:
+        return  # it answered (an auth proxy may refuse /health): reachable
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise TrackingError(
+            f"MLflow tracking server {uri} is not reachable ({reason}); start it, or fix tracking.uri "
+            "in params.yaml / MLFLOW_TRACKING_URI (unset both to use the local SQLite store mlflow.db)"
+        ) from None
+
+
 def ensure_experiment(uri: str, name: str, root: Path) -> str:
-    """Create the store and experiment once (under a lock); returns the experiment id."""
+    """Create the store and experiment once (under a lock); returns the experiment id.
+
+    Also replays logging calls that an earlier stage buffered while the server was away."""
+    global _BUFFER
+    check_reachable(uri)
     mlflow.set_tracking_uri(uri)
+    _BUFFER = root / BUFFER_NAME
     try:
         with _lock(root):
             client = MlflowClient(uri)  # may create and migrate the database: inside the lock
-            exp = client.get_experiment_by_name(name)
+            exp = _retry_locked(client.get_experiment_by_name, name)
             if exp is None:
                 artifacts = (root / "mlartifacts" / name).resolve().as_uri()
-                return client.create_experiment(name, artifact_location=artifacts)
-            return exp.experiment_id
+                exp_id = _retry_locked(client.create_experiment, name, artifact_location=artifacts)
+            else:
+                exp_id = exp.experiment_id
     except UserError:
         raise
     except Exception as exc:  # the store is unreachable or broken: say which
         raise TrackingError(f"MLflow tracking store {uri} is not usable: {exc}") from None
+    replay(uri)
+    return exp_id
+
+
+# --- faults: a locked SQLite store is retried; a lost server is buffered and replayed --------
+
+_BUFFER: Path | None = None  # set by ensure_experiment
+_down_until = 0.0  # monotonic time before which calls skip the server and go to the buffer
+
+
+def _is_locked(exc: Exception) -> bool:
+    return "database is locked" in str(exc) or "database table is locked" in str(exc)
+
+
+def _retry_locked(fn, *args, **kwargs):
+    """Call fn; while another process holds the SQLite store locked, wait and try again."""
+    deadline = time.monotonic() + LOCK_RETRY_S
+    delay = 0.2
+    while True:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            if not _is_locked(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+def _is_unreachable(exc: Exception) -> bool:
+    """MLflow's REST client wraps connection errors, timeouts and exhausted 5xx retries so."""
+    msg = str(exc)
+    return msg.startswith("API request to") and "failed with" in msg
+
+
+def _apply(uri: str, op: dict) -> None:
+    client = MlflowClient(uri)
+    kind, run_id = op["kind"], op["run_id"]
+    if kind == "batch":
+        _retry_locked(client.log_batch, run_id, metrics=[Metric(*m) for m in op.get("metrics", [])],
+                      params=[Param(*p) for p in op.get("params", [])], tags=[RunTag(*t) for t in op.get("tags", [])])
+    elif kind == "terminate":
+        _retry_locked(client.set_terminated, run_id, op["status"])
+    elif kind == "artifact":
+        if Path(op["path"]).exists():
+            (client.log_artifacts if Path(op["path"]).is_dir() else client.log_artifact)(run_id, op["path"], op["subdir"])
+    elif kind == "dataset":
+        _log_dataset(client, run_id, op["manifest"], op["split"], op["context"])
+    else:
+        raise ValueError(f"unknown buffered MLflow call {kind!r}")
+
+
+def _call(uri: str, op: dict) -> None:
+    """Run one logging call. If the tracking server has gone away, append the call to the
+    buffer file instead (training goes on); buffered calls are replayed, in order, by the first
+    later call that reaches the server, at the end of the stage, or by the next stage."""
+    global _down_until
+    if time.monotonic() < _down_until:
+        _buffer(op)
+        return
+    try:
+        _apply(uri, op)
+    except Exception as exc:
+        if not _is_unreachable(exc) or _BUFFER is None:
+            raise
+        _down_until = time.monotonic() + RETRY_DOWN_S
+        print(f"warning: MLflow server {uri} is not answering ({str(exc)[:200]}); training goes on and "
+              f"its logging calls are kept in {_BUFFER} until the server is back", file=sys.stderr, flush=True)
+        _buffer(op)
+        return
+    if _pending():
+        replay(uri)
+
+
+def _buffer(op: dict) -> None:
+    with open(_BUFFER, "a") as f:  # one short line per call, appended: a kill loses at most that call
+        f.write(json.dumps(op) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _pending() -> bool:
+    return _BUFFER is not None and _BUFFER.is_file() and _BUFFER.stat().st_size > 0
+
+
+def replay(uri: str) -> int:
+    """Send the buffered calls of this store; returns how many are still waiting."""
+    global _down_until
+    if not _pending():
+        return 0
+    from harness.io import atomic_write_text
+    with _lock(_BUFFER.parent):
+        lines = [ln for ln in _BUFFER.read_text().splitlines() if ln.strip()]
+        ops = []
+        for ln in lines:
+            try:
+                ops.append(json.loads(ln))
+            except ValueError:  # a line cut short by a kill: that one call is lost, say so
+                print(f"warning: skipping an unreadable line in {_BUFFER}", file=sys.stderr)
+        keep, failed = [], False
+        for op in ops:
+            if failed or op.get("uri") != uri:
+                keep.append(op)
+                continue
+            try:
+                _apply(uri, op)
+            except Exception as exc:
+                if not _is_unreachable(exc):
+                    raise
+                failed = True
+                _down_until = time.monotonic() + RETRY_DOWN_S
+                keep.append(op)
+        sent = len(ops) - len(keep)
+        if keep:
+            atomic_write_text(_BUFFER, "".join(json.dumps(op) + "\n" for op in keep))
+        else:
+            _BUFFER.unlink()
+    if sent:
+        print(f"MLflow: replayed {sent} buffered logging calls to {uri}", file=sys.stderr, flush=True)
+    return sum(op.get("uri") == uri for op in keep)
 
 
 def parent_run(uri: str, experiment_id: str, key: str, tags: dict, root: Path, name: str = "pipeline") -> str:
     """The parent run for this pipeline execution, created by the first stage that asks."""
     client = MlflowClient(uri)
     with _lock(root):
-        found = client.search_runs([experiment_id], f"tags.`{PARENT_TAG}` = '{key}'", max_results=1)
+        found = _retry_locked(client.search_runs, [experiment_id], f"tags.`{PARENT_TAG}` = '{key}'", max_results=1)
         if found:
             return found[0].info.run_id
-        run = client.create_run(experiment_id, run_name=f"{name}-{key[:8]}",
-                                tags={PARENT_TAG: key, **_str_tags(tags)})
+        run = _retry_locked(client.create_run, experiment_id, run_name=f"{name}-{key[:8]}",
+                            tags={PARENT_TAG: key, **_str_tags(tags)})
         return run.info.run_id
 
 
@@ -102,21 +257,36 @@ def child_run(uri: str, experiment_id: str, parent_id: str, name: str, params: d
     resumed training keeps one run with one continuous metric history.
     """
     client = MlflowClient(uri)
+    _mark_killed(client, experiment_id, parent_id, name, keep=resume_run_id)
     if resume_run_id and _run_exists(client, resume_run_id):
-        client.update_run(resume_run_id, "RUNNING")
+        _retry_locked(client.update_run, resume_run_id, "RUNNING")
         run_id = resume_run_id
-        client.set_tag(run_id, "resumed", "true")
+        _retry_locked(client.set_tag, run_id, "resumed", "true")
     else:
-        run = client.create_run(experiment_id, run_name=name,
-                                tags={"mlflow.parentRunId": parent_id, **_str_tags(tags)})
+        run = _retry_locked(client.create_run, experiment_id, run_name=name,
+                            tags={"mlflow.parentRunId": parent_id, **_str_tags(tags)})
         run_id = run.info.run_id
         log_params(client, run_id, params)
     try:
         yield run_id
     except BaseException:
-        client.set_terminated(run_id, "FAILED")
+        _call(uri, {"uri": uri, "kind": "terminate", "run_id": run_id, "status": "FAILED"})
         raise
-    client.set_terminated(run_id, "FINISHED")
+    _call(uri, {"uri": uri, "kind": "terminate", "run_id": run_id, "status": "FINISHED"})
+    if replay(uri):
+        print(f"warning: MLflow server {uri} still unreachable at the end of stage {name}: its calls stay "
+              f"in {_BUFFER} and are sent by the next stage that reaches the server", file=sys.stderr, flush=True)
+
+
+def _mark_killed(client: MlflowClient, experiment_id: str, parent_id: str, name: str, keep: str | None) -> None:
+    """Runs of this stage left RUNNING by a killed process are marked KILLED, so no run of a dead
+    process looks live or complete (a resumed training reopens its own run instead)."""
+    stale = _retry_locked(client.search_runs, [experiment_id],
+                          f"tags.`mlflow.parentRunId` = '{parent_id}' and attributes.run_name = '{name}' "
+                          "and attributes.status = 'RUNNING'")
+    for run in stale:
+        if run.info.run_id != keep:
+            _retry_locked(client.set_terminated, run.info.run_id, "KILLED")
 
 
 def _run_exists(client: MlflowClient, run_id: str) -> bool:
@@ -130,25 +300,42 @@ def _run_exists(client: MlflowClient, run_id: str) -> bool:
 def log_params(client: MlflowClient, run_id: str, params: dict) -> None:
     items = [Param(k, str(v)[:6000]) for k, v in params.items()]
     for i in range(0, len(items), 100):  # log_batch takes at most 100 params
-        client.log_batch(run_id, params=items[i:i + 100])
+        _retry_locked(client.log_batch, run_id, params=items[i:i + 100])
+
+
+def _log_metric_items(uri: str, run_id: str, items: list) -> None:
+    for i in range(0, len(items), BATCH):
+        _call(uri, {"uri": uri, "kind": "batch", "run_id": run_id,
+                    "metrics": [[m.key, m.value, m.timestamp, m.step] for m in items[i:i + BATCH]]})
 
 
 def log_metrics(uri: str, run_id: str, metrics: dict, step: int = 0) -> None:
     """Log {name: value} at one step in one batch call (DESIGN.md: batches, not single calls)."""
     now = int(time.time() * 1000)
-    items = [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None]
+    _log_metric_items(uri, run_id, [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None])
+
+
+def logged_steps(uri: str, run_id: str, keys) -> dict[str, set[int]]:
+    """Steps already in the run for each metric: a resumed stage skips them (exactly once)."""
     client = MlflowClient(uri)
-    for i in range(0, len(items), BATCH):
-        client.log_batch(run_id, metrics=items[i:i + BATCH])
+    try:
+        return {k: {m.step for m in _retry_locked(client.get_metric_history, run_id, k)} for k in keys}
+    except Exception as exc:
+        if not _is_unreachable(exc):
+            raise
+        return {k: set() for k in keys}
+
+
+def log_metrics_once(uri: str, run_id: str, metrics: dict, step: int = 0) -> None:
+    """log_metrics, skipping values the run already holds at that step (a rerun after a kill)."""
+    done = logged_steps(uri, run_id, [k for k, v in metrics.items() if v is not None])
+    log_metrics(uri, run_id, {k: v for k, v in metrics.items() if step not in done.get(k, ())}, step)
 
 
 def log_series(uri: str, run_id: str, name: str, points: list[tuple[int, float]]) -> None:
     """One metric at many steps, 1000 points per call."""
     now = int(time.time() * 1000)
-    items = [Metric(name, float(v), now, int(step)) for step, v in points]
-    client = MlflowClient(uri)
-    for i in range(0, len(items), BATCH):
-        client.log_batch(run_id, metrics=items[i:i + BATCH])
+    _log_metric_items(uri, run_id, [Metric(name, float(v), now, int(step)) for step, v in points])
 
 
 def log_dataset(uri: str, run_id: str | None, manifest: dict, split: str, context: str) -> None:
@@ -156,24 +343,28 @@ def log_dataset(uri: str, run_id: str | None, manifest: dict, split: str, contex
     different data never look comparable in the UI."""
     if not run_id:
         return
+    keep = {k: manifest[k] for k in ("source", "digest", "image_size", "counts", "classes")}
+    _call(uri, {"uri": uri, "kind": "dataset", "run_id": run_id, "manifest": keep, "split": split, "context": context})
+
+
+def _log_dataset(client: MlflowClient, run_id: str, manifest: dict, split: str, context: str) -> None:
     from mlflow.entities import Dataset, DatasetInput, InputTag
-    import json as _json
     ds = Dataset(name=f"{manifest['source']}-{split}", digest=manifest["digest"][:36], source_type="local",
-                 source=_json.dumps({"source": manifest["source"], "image_size": manifest["image_size"]}),
-                 profile=_json.dumps({"num_images": manifest["counts"].get(split), "num_classes": len(manifest["classes"])}))
-    MlflowClient(uri).log_inputs(run_id, [DatasetInput(ds, [InputTag("mlflow.data.context", context)])])
+                 source=json.dumps({"source": manifest["source"], "image_size": manifest["image_size"]}),
+                 profile=json.dumps({"num_images": manifest["counts"].get(split), "num_classes": len(manifest["classes"])}))
+    _retry_locked(client.log_inputs, run_id, [DatasetInput(ds, [InputTag("mlflow.data.context", context)])])
 
 
 def set_tags(uri: str, run_id: str, tags: dict) -> None:
-    MlflowClient(uri).log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+    _call(uri, {"uri": uri, "kind": "batch", "run_id": run_id, "tags": [[k, str(v)] for k, v in tags.items()]})
 
 
 def log_artifact(uri: str, run_id: str, path: Path, subdir: str | None = None) -> None:
-    MlflowClient(uri).log_artifact(run_id, str(path), subdir)
+    _call(uri, {"uri": uri, "kind": "artifact", "run_id": run_id, "path": str(Path(path).resolve()), "subdir": subdir})
 
 
 def log_artifacts(uri: str, run_id: str, folder: Path, subdir: str | None = None) -> None:
-    MlflowClient(uri).log_artifacts(run_id, str(folder), subdir)
+    _call(uri, {"uri": uri, "kind": "artifact", "run_id": run_id, "path": str(Path(folder).resolve()), "subdir": subdir})
 
 
 @contextmanager
@@ -193,7 +384,7 @@ def system_metrics(uri: str, run_id: str | None, interval_s: float = 5.0):
 
 
 def finish_parent(uri: str, run_id: str) -> None:
-    MlflowClient(uri).set_terminated(run_id, "FINISHED")
+    _call(uri, {"uri": uri, "kind": "terminate", "run_id": run_id, "status": "FINISHED"})
 
 
 def run_url(uri: str, experiment_id: str, run_id: str, ui: str = "http://127.0.0.1:5000") -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from pathlib import Path
 
@@ -25,3 +26,22 @@ def main_guard(fn) -> None:
     except KeyboardInterrupt:
         print("interrupted; finished outputs are kept", file=sys.stderr)
         sys.exit(130)
+    except OSError as exc:  # the machine, not the code: say which file and what to do; bugs keep their traceback
+        hint = _OS_HINTS.get(exc.errno)
+        if hint is None:
+            raise
+        where = exc.filename or "an output file"
+        print(f"error: cannot write {where}: {exc.strerror or exc} ({hint}); finished outputs are kept, "
+              "no partial file was left in place", file=sys.stderr)
+        sys.exit(2)
+
+
+# errno -> what the user can do (atomic writes leave at most a hidden .*.tmp file behind)
+_OS_HINTS = {
+    errno.ENOSPC: "the disk is full: free space and run again",
+    errno.EDQUOT: "the disk quota is exhausted: free space and run again",
+    errno.EFBIG: "the file exceeds the size limit of this process or file system",
+    errno.EACCES: "no permission: make the folder writable or choose another output path",
+    errno.EPERM: "not permitted: make the folder writable or choose another output path",
+    errno.EROFS: "the file system is read-only: choose another output path",
+}
