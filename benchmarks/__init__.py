@@ -1,0 +1,1 @@
+"""Throughput benchmarks: each figure is measured next to its baseline, in the same process."""

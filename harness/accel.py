@@ -1,0 +1,76 @@
+"""The GPU path's small helpers: mixed precision, memory format, cuDNN autotuning, compile and
+host-to-device copies (issue 7).
+
+Imports torch only, so the standalone GPU check (benchmarks/gpu_check.py) can use it on a
+machine with nothing but PyTorch installed. Nothing here reads params or the environment.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import torch
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def autocast(device: str | torch.device, precision: str):
+    """Context for the forward pass and loss: bf16 autocast, or nothing for fp32.
+
+    bf16 keeps fp32's exponent range, so unlike fp16 it needs no loss scaling; weights,
+    gradients and optimizer state stay fp32 (autocast casts per op).
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "fp32":
+        return nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
+
+
+def memory_format(channels_last: bool) -> torch.memory_format:
+    return torch.channels_last if channels_last else torch.contiguous_format
+
+
+def to_channels_last(model: torch.nn.Module) -> torch.nn.Module:
+    """NHWC weights for the conv layers (tensor cores read NHWC without transposes); in place."""
+    return model.to(memory_format=torch.channels_last)
+
+
+def to_device(x: torch.Tensor, device: str | torch.device, channels_last: bool = False) -> torch.Tensor:
+    """Copy a batch to `device` without blocking the host (effective when `x` is pinned)."""
+    x = x.to(device, non_blocking=True)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
+
+
+def pin(x: torch.Tensor) -> torch.Tensor:
+    """Page-locked copy of a host tensor, so a non_blocking copy to the GPU is truly async."""
+    return x.pin_memory() if torch.cuda.is_available() and not x.is_cuda else x
+
+
+def configure_cudnn(deterministic: bool) -> dict:
+    """cuDNN autotuning (benchmark mode) only when results need not be bitwise reproducible:
+    the autotuner may pick different kernels run to run. Returns the flags in force."""
+    torch.backends.cudnn.benchmark = not deterministic
+    return backend_flags()
+
+
+def backend_flags() -> dict:
+    return {"cudnn_benchmark": torch.backends.cudnn.benchmark,
+            "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
+            "matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
+            "deterministic_algorithms": torch.are_deterministic_algorithms_enabled()}
+
+
+def try_compile(model: torch.nn.Module, example: torch.Tensor, backend: str = "inductor",
+                **kwargs) -> tuple[torch.nn.Module, str | None]:
+    """torch.compile(model), compiled now on `example` (compilation is lazy otherwise).
+
+    Returns (compiled model, None), or (the eager model, the error) when compiling fails,
+    e.g. no C++ compiler or Triton on the machine: callers fall back rather than stop.
+    """
+    try:
+        compiled = torch.compile(model, backend=backend, **kwargs)
+        compiled(example)
+        return compiled, None
+    except Exception as exc:  # noqa: BLE001 - any compiler failure means "run eager"
+        return model, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
