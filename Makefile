@@ -6,7 +6,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install browser repro test test-fast mlflow-ui reference
+.PHONY: reliability install browser repro test test-fast mlflow-ui reference bench
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -30,9 +30,17 @@ test: install browser  ## the whole test suite, end-to-end pipeline test include
 test-fast: install  ## unit tests only (skips the end-to-end pipeline runs)
 	$(PY) -m pytest -q -m "not slow"
 
+reliability: install  ## kills, bad inputs, tracking faults, security; writes reports/reliability.json (~4 min)
+	$(PY) -m pytest -q -p reliability_plugin tests/test_kill_stages.py tests/test_bad_inputs.py tests/test_bad_data.py \
+	  tests/test_prepare_real.py::test_killed_prepare_resumes_and_matches_an_uninterrupted_run \
+	  tests/test_tracking_faults.py tests/test_security.py
+
 mlflow-ui: install  ## MLflow UI on 127.0.0.1:5000 over the repository's store
 	harness mlflow-ui
 
 reference: install  ## re-record the reference distribution with seeds 101-105 (about 5 min)
 	dvc repro prepare
 	harness make-reference
+
+bench: install  ## throughput against same-run baselines -> reports/benchmarks.json (about 2 min)
+	$(PY) -m benchmarks.run

@@ -76,6 +76,30 @@ def _mlflow_ui(args) -> None:
                          "--port", str(args.port)])
 
 
+def _preset(args) -> None:
+    from harness import presets, runtime
+    folder = runtime.repo_root() / "presets"
+    if args.list or not args.name:
+        for name in presets.available(folder):
+            print(name)
+        return
+    new = presets.apply_preset(args.name, folder, args.params, args.root)
+    d, t = new["data"], new["train"]
+    print(f"{args.params}: preset {args.name} applied (previous file: {args.params}.bak)\n"
+          f"  data {d['source']} from {d.get('root')}, {t['epochs']} epochs, seeds {t['seeds']}, "
+          f"devices {t['devices']}\nRun `dvc repro` (or `make repro`) to start.")
+
+
+def _collect_seeds(args) -> None:
+    """Merge other machines' dvc.lock entries (git revisions) into this checkout (docs/scale-out.md)."""
+    from harness import collect, runtime
+    taken = collect.collect(runtime.repo_root(), args.revs)
+    for rev, stages in taken.items():
+        print(f"{rev}: {', '.join(stages) or 'nothing new'}")
+    print("dvc.lock updated. Next: `dvc pull` (the outputs from the shared remote), then `dvc repro` "
+          "(runs ensemble, compare and report only; `dvc status` first shows what would run).")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="harness", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -97,6 +121,21 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
     u.add_argument("--port", type=int, default=5000)
     u.set_defaults(fn=_mlflow_ui)
+    s = sub.add_parser("preset", help="switch params.yaml to a real-data preset (the paper's recipe)",
+                       description="Merge presets/NAME.yaml into params.yaml (keys it does not set are "
+                                   "kept; the old file is saved as params.yaml.bak). "
+                                   "Presets: ilsvrc2012, ilsvrc2010.")
+    s.add_argument("name", nargs="?", help="preset name, e.g. ilsvrc2012")
+    s.add_argument("--root", help="dataset folder: the archives as distributed, or extracted folders")
+    s.add_argument("--params", type=Path, default=Path("params.yaml"))
+    s.add_argument("--list", action="store_true", help="list the presets")
+    s.set_defaults(fn=_preset)
+    c = sub.add_parser("collect-seeds", help="merge seeds trained on other machines (git revisions) into dvc.lock",
+                       description="For each revision (e.g. origin/seed-2): merge its dvc.lock stages into this "
+                                   "checkout's and check out its metrics/plots files. Then `dvc pull` and "
+                                   "`dvc repro`. See docs/scale-out.md.")
+    c.add_argument("revs", nargs="+", help="git revisions holding the other machines' dvc.lock")
+    c.set_defaults(fn=_collect_seeds)
     return p
 
 

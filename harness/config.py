@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -41,12 +42,24 @@ class SyntheticConfig:
     noise: float = rule(12.0, lo=0.0, hi=128.0)  # pixel noise sd on 0-255
 
 
+SOURCES = ("synthetic", "imagefolder", "cifar10", "ilsvrc2012", "ilsvrc2010")
+
+
 @dataclass(frozen=True)
 class DataConfig:
-    source: str = rule("synthetic", choices=("synthetic",))
-    root: str | None = rule(None)
+    source: str = rule("synthetic", choices=SOURCES)
+    root: str | None = rule(None)  # folder (or archives) of a real source; never downloaded
     image_size: int = rule(256, lo=16, hi=512)  # stored side; paper 256
+    # paper 2: shorter side to 256, then the central 256x256 patch; "warp": whole image squashed
+    resize: str = rule("crop", choices=("crop", "warp"))
+    # raw pixels (small data) or JPEG (ImageNet: 1.2M x 196 KB raw would be 250 GB);
+    # auto: raw up to 2 GiB of pixels
+    encoding: str = rule("auto", choices=("auto", "raw", "jpeg"))
+    jpeg_quality: int = rule(90, lo=50, hi=100)
     shard_size: int = rule(4096, lo=1)  # images per shard file
+    # unusable input files (corrupt, truncated, not images) are skipped and listed in the
+    # manifest; above this fraction the stage fails and names them (0: fail on any)
+    max_bad_fraction: float = rule(0.001, lo=0.0, hi=1.0)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
 
@@ -95,12 +108,31 @@ class TrainConfig:
     devices: tuple[str, ...] = rule(("cpu",))  # one device: both towers; two: one tower each
     threads: int = rule(2, lo=1, hi=256)  # CPU threads: the bits depend on it
     num_workers: int = rule(0, lo=0, hi=64)  # DataLoader workers: logged for determinism
+    # The GPU path (issue 7). The defaults are today's fp32, bitwise-reproducible training.
+    # bf16: autocast around forward and loss, weights and optimizer stay fp32 (paper 5: fp32)
+    precision: str = rule("fp32", choices=("fp32", "bf16"))
+    channels_last: bool = rule(False)  # NHWC model and batches: same function, other kernels
+    compile: bool = rule(False)  # torch.compile; falls back to eager with a warning if it fails
+    # false: cuDNN autotuning and non-deterministic algorithms: faster on GPUs, but the same
+    # seed no longer gives bitwise-identical weights (DESIGN.md determinism contract)
+    deterministic: bool = rule(True)
+    # where JPEG shards are decoded and augmented; cuda: torchvision.io.decode_jpeg on the
+    # first train device (decoders may differ from the CPU one by a unit per pixel)
+    decode_device: str = rule("cpu", choices=("cpu", "cuda"))
+
+    def __post_init__(self):
+        if self.decode_device == "cuda" and not self.devices[0].startswith("cuda"):
+            raise ConfigError(f"train.decode_device: cuda decodes on the first train device, but "
+                              f"train.devices is {list(self.devices)}; use cpu or a cuda device")
 
 
 @dataclass(frozen=True)
 class EvaluateConfig:
     protocols: tuple[str, ...] = rule(("center", "ten_patch"))
     batch_size: int = rule(256, lo=1)
+    # the split evaluated, ensembled and compared; "test" exists for ilsvrc2010 only (the
+    # paper's 17.0% / 37.5% are on the ILSVRC-2010 test set, PAPER.md 1)
+    split: str = rule("val", choices=("val", "test"))
 
 
 @dataclass(frozen=True)
@@ -119,6 +151,43 @@ class CompareConfig:
 
 
 @dataclass(frozen=True)
+class ArmConfig:
+    """One ablation arm: a name and the model.*/train.* values it changes (paper 3.1-4.2).
+
+    overrides: ((dotted key, value), ...), e.g. (("model.lrn", "none"),); validated against
+    ModelConfig/TrainConfig by apply_arm when the params are loaded.
+    """
+    name: str
+    overrides: tuple[tuple[str, typing.Any], ...] = ()
+
+    def as_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.overrides}
+
+
+@dataclass(frozen=True)
+class AblationsConfig:
+    # Arms to train and evaluate (the dvc.yaml matrix iterates this list): [] = off, so the
+    # default `dvc repro` trains no ablation group. A list, not true/false: DVC's matrix has
+    # no conditionals, so the switch must be the list itself.
+    enabled: tuple[str, ...] = rule(())
+    seeds: tuple[int, ...] | None = rule(None)  # seeds of every arm; None: train.seeds
+    # Convergence claims: epochs/iterations until the training top-1 error (percent, augmented
+    # batches, dropout on) first falls to this value. Paper Fig. 1: 25% on CIFAR-10.
+    target_train_error: float = rule(25.0, lo=0.0, lo_open=True, hi=100.0)
+    arms: tuple[ArmConfig, ...] = rule(())
+
+    def seeds_or(self, train_seeds: tuple[int, ...]) -> tuple[int, ...]:
+        return self.seeds if self.seeds is not None else train_seeds
+
+    def arm(self, name: str) -> ArmConfig:
+        for a in self.arms:
+            if a.name == name:
+                return a
+        raise ConfigError(f"ablations.arms: no arm named {name!r} (defined: "
+                          f"{', '.join(a.name for a in self.arms) or 'none'})")
+
+
+@dataclass(frozen=True)
 class TrackingConfig:
     uri: str | None = rule(None)  # None: SQLite store at the repository root
     experiment: str | None = rule(None)  # None: "<dataset>-<profile>"
@@ -134,6 +203,9 @@ class Config:
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    ablations: AblationsConfig = field(default_factory=AblationsConfig)
+    # Set by apply_arm only (never a params key): the ablation arm this config trains.
+    arm: str | None = field(default=None, metadata={"internal": True})
 
 
 def load_config(path: str | Path = "params.yaml") -> Config:
@@ -147,6 +219,7 @@ def load_config(path: str | Path = "params.yaml") -> Config:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from None
     cfg = from_dict(raw)
     _check_cross_fields(cfg)
+    _check_ablations(cfg)
     return cfg
 
 
@@ -154,7 +227,7 @@ def from_dict(raw: dict, cls: type = Config, prefix: str = "") -> typing.Any:
     """Build dataclass `cls` from a mapping, validating each key."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{prefix.rstrip('.') or 'params'}: expected a mapping, got {type(raw).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
     hints = typing.get_type_hints(cls)
     for key in raw:
         if key not in fields:
@@ -177,6 +250,8 @@ def _coerce(value, hint, meta, key):
             return None
         hint = next(a for a in args if a is not type(None))
         return _coerce(value, hint, meta, key)
+    if origin is tuple and args[0] is ArmConfig:
+        return _parse_arms(value, key)
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key}: expected a list, got {value!r}")
@@ -239,6 +314,74 @@ def _check_items(items, meta, key):
             raise ConfigError(f"{key}: protocols must be a non-empty list of center, ten_patch; got {list(items)}")
 
 
+_ARM_NAME = re.compile(r"^[A-Za-z0-9_]+$")  # part of DVC stage names and of paths
+
+
+def _parse_arms(raw, key: str) -> tuple[ArmConfig, ...]:
+    """{name: {model: {...}, train: {...}}} -> ArmConfigs; the values are checked by apply_arm."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{key}: expected a mapping of arm name -> overrides, got {raw!r}")
+    arms = []
+    for name, body in raw.items():
+        k = f"{key}.{name}"
+        if not isinstance(name, str) or not _ARM_NAME.match(name):
+            raise ConfigError(f"{k}: arm names may use letters, digits and _ only")
+        body = {} if body is None else body
+        if not isinstance(body, dict):
+            raise ConfigError(f"{k}: expected a mapping like {{model: {{lrn: none}}}}, got {body!r}")
+        overrides = []
+        for section, values in body.items():
+            if section not in ("model", "train"):
+                raise ConfigError(f"{k}.{section}: an arm overrides model.* and train.* keys only")
+            if not isinstance(values, dict):
+                raise ConfigError(f"{k}.{section}: expected a mapping, got {values!r}")
+            for sub, v in values.items():
+                if section == "train" and sub == "seeds":
+                    raise ConfigError(f"{k}.train.seeds: the seeds of every arm are ablations.seeds")
+                overrides.append((f"{section}.{sub}", tuple(v) if isinstance(v, list) else v))
+        arms.append(ArmConfig(name, tuple(overrides)))
+    return tuple(arms)
+
+
+def apply_arm(cfg: Config, name: str) -> Config:
+    """The config of ablation arm `name`: cfg with the arm's model.*/train.* overrides applied.
+
+    The one place an arm changes the config; every stage of the arm (train, evaluate) goes
+    through it. The result carries `arm`, so training_digest differs from the baseline's.
+    """
+    arm = cfg.ablations.arm(name)
+    d = to_dict(cfg)
+    sections = {"model": d["model"], "train": d["train"]}
+    for dotted, value in arm.overrides:
+        section, sub = dotted.split(".", 1)
+        sections[section][sub] = list(value) if isinstance(value, tuple) else value
+    if sections["model"]["arch"] != "paper" and len(sections["train"]["devices"]) == 2 \
+            and not any(k == "train.devices" for k, _ in arm.overrides):
+        # paper 3.2's one-GPU net (and the controls) run on one device: the first of the two
+        sections["train"]["devices"] = sections["train"]["devices"][:1]
+    prefix = f"ablations.arms.{name}."
+    out = dataclasses.replace(cfg, model=from_dict(sections["model"], ModelConfig, prefix + "model."),
+                              train=from_dict(sections["train"], TrainConfig, prefix + "train."), arm=name)
+    try:
+        _check_cross_fields(out)
+    except ConfigError as exc:
+        raise ConfigError(f"{prefix}*: with this arm's overrides, {exc}") from None
+    return out
+
+
+def _check_ablations(cfg: Config) -> None:
+    ab = cfg.ablations
+    names = [a.name for a in ab.arms]
+    for i, name in enumerate(ab.enabled):
+        if name not in names:
+            raise ConfigError(f"ablations.enabled[{i}]: no arm named {name!r} in ablations.arms "
+                              f"(defined: {', '.join(names) or 'none'})")
+    if len(set(ab.enabled)) != len(ab.enabled):
+        raise ConfigError(f"ablations.enabled: an arm is listed twice: {list(ab.enabled)}")
+    for arm in ab.arms:  # every arm, enabled or not: a typo fails now, not hours later
+        apply_arm(cfg, arm.name)
+
+
 def final_map_size(m: ModelConfig, size: int | None = None) -> int:
     """Side of the conv5 output after pool3 (paper 3.5: 6 at 224 with padding 2)."""
     k, st = (3, 2) if m.pool == "overlap" else (2, 2)
@@ -254,6 +397,11 @@ def min_input_size(m: ModelConfig) -> int:
 
 
 def _check_cross_fields(cfg: Config) -> None:
+    if cfg.data.source != "synthetic" and not cfg.data.root:
+        raise ConfigError(f"data.root: data.source {cfg.data.source!r} needs the folder that holds it")
+    if cfg.evaluate.split == "test" and cfg.data.source != "ilsvrc2010":
+        raise ConfigError(f"evaluate.split: only ilsvrc2010 has a labelled test split, "
+                          f"not data.source {cfg.data.source!r}; use val")
     if cfg.model.input_size > cfg.data.image_size:
         raise ConfigError(
             f"model.input_size: crop {cfg.model.input_size} is larger than the stored "
@@ -307,4 +455,7 @@ def training_config(cfg: Config) -> dict:
     """The params that shape one seed's weights: data, model and train without the seed list."""
     d = to_dict(cfg)
     d["train"].pop("seeds")
-    return {k: d[k] for k in ("data", "model", "train")}
+    out = {k: d[k] for k in ("data", "model", "train")}
+    if cfg.arm is not None:  # an arm never shares a digest (or reference runs) with the baseline
+        out["arm"] = cfg.arm
+    return out

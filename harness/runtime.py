@@ -19,15 +19,19 @@ import torch
 import torch.distributed as dist
 
 
-def set_determinism(seed: int, threads: int) -> None:
-    """Same params + seed + threads + workers => bitwise-identical weights on CPU."""
+def set_determinism(seed: int, threads: int, deterministic: bool = True) -> None:
+    """Same params + seed + threads + workers => bitwise-identical weights on CPU.
+
+    deterministic=False (train.deterministic) lets torch pick non-deterministic kernels:
+    faster on GPUs, but the same seed no longer gives the same bits.
+    """
     torch.set_num_threads(threads)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     # warn_only: on CUDA, LRN (avg_pool3d) and adaptive pooling backward have no
     # deterministic kernel (DESIGN.md); the run records which mode it ran in.
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 
@@ -45,6 +49,32 @@ def repo_root() -> Path:
 
 def tracking_uri_override() -> str | None:
     return os.environ.get("MLFLOW_TRACKING_URI") or None
+
+
+FAULT_ENV = "HARNESS_FAULT_KILL"
+_fault_hits: dict[str, int] = {}
+
+
+def fault_point(event: str, path) -> None:
+    """Fault injection for the reliability suite (tests/test_kill_stages.py); a no-op unless
+    HARNESS_FAULT_KILL is set.
+
+    HARNESS_FAULT_KILL="before:evaluate/seed-1.json#1" SIGKILLs this process when the 1st atomic
+    write of a path ending in evaluate/seed-1.json is complete in its temp file but not yet
+    renamed into place ("after:" right after the rename; "#n" defaults to 1). Nothing else
+    reads it, and it cannot change a result: it only ends the process, as a preemption would.
+    """
+    spec = os.environ.get(FAULT_ENV)
+    if not spec:
+        return
+    point, _, nth = spec.partition("#")
+    want_event, _, suffix = point.partition(":")
+    if want_event != event or not str(path).endswith(suffix):
+        return
+    _fault_hits[spec] = _fault_hits.get(spec, 0) + 1
+    if _fault_hits[spec] == int(nth or 1):
+        import signal
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def git_info(cwd: Path | None = None) -> dict:

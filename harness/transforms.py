@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from harness.data import PreparedSplit
+from harness.data import PreparedSplit  # or JpegSplit: both give images(idx), labels, size
+from harness.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ class TrainView(torch.utils.data.Dataset):
                  seed: int, pca_std: float, pca_mode: str = "eigenvalue_01"):
         self.split, self.norm, self.pca, self.crop = split, norm, pca, crop
         self.seed, self.pca_std, self.pca_mode = seed, pca_std, pca_mode
-        self.stored = split.shards[0].shape[1]
+        self.stored = split.size
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
@@ -99,6 +100,75 @@ class TrainView(torch.utils.data.Dataset):
         return to_tensor(out), torch.from_numpy(self.split.labels[idx])
 
 
+class DeviceTrainBatches:
+    """TrainView's batches, decoded from JPEG shards and augmented on `device` (train.decode_device).
+
+    The same (seed, epoch) draws, mean image and PCA shift as TrainView, in the same order of
+    float32 operations, so the batch equals TrainView's up to the decoder: torchvision's
+    decode_jpeg (nvJPEG on CUDA, libjpeg-turbo on the CPU) may differ from simplejpeg by a unit
+    per pixel. Indexing (view[idx]) returns (images [B, 3, C, C] on `device`, labels on the CPU).
+    Batches are made in the calling process: CUDA work does not belong in loader workers.
+    """
+
+    def __init__(self, split, norm: Normaliser, pca: dict | None, crop: int, seed: int, pca_std: float,
+                 pca_mode: str = "eigenvalue_01", device: str | torch.device = "cuda"):
+        if not all(hasattr(split, a) for a in ("shards", "offset", "length", "shard_of")):
+            raise UserError("train.decode_device: decoding on the device needs JPEG-encoded prepared data, "
+                            "but these shards hold raw pixels; set data.encoding: jpeg (and prepare again) "
+                            "or train.decode_device: cpu")
+        self.device = torch.device(device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise UserError(f"train.decode_device: {self.device} asked for, but this machine has no usable "
+                            "CUDA device; set train.decode_device: cpu")
+        self.split, self.norm, self.pca, self.crop = split, norm, pca, crop
+        self.seed, self.pca_std, self.pca_mode = seed, pca_std, pca_mode
+        self.stored = split.size
+        self.mean = torch.from_numpy(np.ascontiguousarray(norm.mean, np.float32)).to(self.device)
+        self.set_epoch(0)
+
+    @classmethod
+    def from_view(cls, view: TrainView, device: str | torch.device) -> "DeviceTrainBatches":
+        return cls(view.split, view.norm, view.pca, view.crop, view.seed, view.pca_std, view.pca_mode, device)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.draws = epoch_draws(len(self.split), self.stored, self.crop, self.seed, epoch, self.pca_std)
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def decode(self, idx: np.ndarray) -> torch.Tensor:
+        """uint8 [B, S, S, 3] on the device, one batched decode_jpeg call."""
+        from torchvision.io import ImageReadMode, decode_jpeg  # only this path needs torchvision
+        sp = self.split
+        data = [torch.from_numpy(np.array(sp.shards[sp.shard_of[i]][sp.offset[i]:sp.offset[i] + sp.length[i]]))
+                for i in idx]
+        images = decode_jpeg(data, mode=ImageReadMode.RGB, device=self.device)
+        return torch.stack(images).permute(0, 2, 3, 1)
+
+    def __getitem__(self, idx):
+        idx = np.asarray(idx)
+        d, c, dev = self.draws, self.crop, self.device
+        images = self.decode(idx)
+        # one gather does crop and flip: row/column indices of each output pixel in the stored
+        # image; a flipped crop reads its columns backwards (the mean image with them, as
+        # TrainView flips after subtracting the mean)
+        ar = torch.arange(c, device=dev)
+        rows = torch.from_numpy(d.ys[idx]).to(dev)[:, None] + ar
+        flip = torch.from_numpy(d.flip[idx]).to(dev)[:, None]
+        cols = torch.from_numpy(d.xs[idx]).to(dev)[:, None] + torch.where(flip, c - 1 - ar, ar)
+        b = torch.arange(len(idx), device=dev)[:, None, None]
+        r, k = rows[:, :, None], cols[:, None, :]
+        out = (images[b, r, k].float() - self.mean[r, k]) * self.norm.scale  # [B, C, C, 3]
+        if self.pca is not None:
+            shift = pca_shift(d.alpha[idx], self.pca, self.norm.scale, self.pca_mode)
+            out += torch.from_numpy(shift).to(dev)[:, None, None, :]
+        return out.permute(0, 3, 1, 2).contiguous(), torch.from_numpy(self.split.labels[idx])
+
+    def loader(self, batches):
+        """The batches of one epoch, in order (fit's make_loader)."""
+        return (self[b] for b in batches)
+
+
 def patch_offsets(stored: int, crop: int) -> list[tuple[int, int]]:
     """paper 4.1: the four corner patches and the centre patch."""
     e, m = stored - crop, (stored - crop) // 2
@@ -110,7 +180,7 @@ class EvalView(torch.utils.data.Dataset):
 
     def __init__(self, split: PreparedSplit, norm: Normaliser, crop: int, protocol: str):
         self.split, self.norm, self.crop, self.protocol = split, norm, crop, protocol
-        self.stored = split.shards[0].shape[1]
+        self.stored = split.size
 
     def __len__(self) -> int:
         return len(self.split)
@@ -133,13 +203,21 @@ class EvalView(torch.utils.data.Dataset):
         return stacked, labels
 
 
-def batch_loader(view: torch.utils.data.Dataset, batches, num_workers: int):
-    """DataLoader over precomputed index batches (each item is a whole batch)."""
+def batch_loader(view: torch.utils.data.Dataset, batches, num_workers: int, pin_memory: bool | None = None):
+    """DataLoader over precomputed index batches (each item is a whole batch).
+
+    With workers, each prefetches 4 batches; on a CUDA machine batches land in pinned memory
+    so the train step's non_blocking copies overlap the compute. Neither changes any value.
+    """
     # Its own generator: a DataLoader iterator otherwise draws its base seed from the global
     # torch RNG, which dropout uses, and a resumed epoch (a new iterator mid-epoch) would shift
     # every later dropout mask. The views draw their randomness from (seed, epoch) instead.
+    if pin_memory is None:
+        pin_memory = torch.cuda.is_available()
     return torch.utils.data.DataLoader(view, sampler=batches, batch_size=None,
                                        num_workers=num_workers, persistent_workers=False,
+                                       prefetch_factor=4 if num_workers else None,
+                                       pin_memory=pin_memory,
                                        generator=torch.Generator().manual_seed(0))
 
 

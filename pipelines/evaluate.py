@@ -13,15 +13,17 @@ from harness.stages.evaluate import run_evaluate  # noqa: E402
 def main() -> None:
     p = parser(__doc__)
     p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--arm", default=None, help="ablation arm (params ablations.arms); default: the baseline")
     p.add_argument("--data", type=Path, required=True, help="prepared-data folder")
     p.add_argument("--model", type=Path, required=True, help="model folder of this seed")
     p.add_argument("--out", type=Path, required=True, help="predictions folder of this seed")
     p.add_argument("--metrics", type=Path, required=True, help="metrics JSON to write")
     args = p.parse_args()
-    ctx = open_stage(args.params, f"evaluate@{args.seed}")
+    stage = f"evaluate@{args.seed}" if args.arm is None else f"evaluate_ablation@{args.arm}-{args.seed}"
+    ctx = open_stage(args.params, stage, arm=args.arm)
     r = run_evaluate(ctx, args.seed, args.data, args.model, args.out, args.metrics)
     for name, m in r["protocols"].items():
-        print(f"seed {args.seed} {name}: top-1 {m['top1_error']:.2f}%, top-5 {m['top5_error']:.2f}%")
+        print(f"{args.arm + ' ' if args.arm else ''}seed {args.seed} {name}: top-1 {m['top1_error']:.2f}%, top-5 {m['top5_error']:.2f}%")
 
 
 if __name__ == "__main__":

@@ -19,9 +19,12 @@ def main() -> None:
     p.add_argument("--html", type=Path, required=True)
     p.add_argument("--figures", type=Path, required=True, help="folder for the PNG figures")
     p.add_argument("--curves", type=Path, required=True, help="CSV of all seeds' per-epoch curves (DVC plots)")
+    p.add_argument("--benchmarks", type=Path, default=None, help="reports/benchmarks.json (shown when it exists)")
+    p.add_argument("--reliability", type=Path, default=None, help="reports/reliability.json (`make reliability`)")
     args = p.parse_args()
     ctx = open_stage(args.params, "report")
-    out = run_report(ctx, args.data, args.metrics, args.plots, args.md, args.html, args.figures, args.curves)
+    out = run_report(ctx, args.data, args.metrics, args.plots, args.md, args.html, args.figures, args.curves,
+                     args.benchmarks, args.reliability)
     print(f"report written: {out} (open it in a browser; it needs no network)")
 
 

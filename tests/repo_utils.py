@@ -45,10 +45,12 @@ def copy_repo(dst: Path, patch: dict | None = None) -> Path:
     files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
                            cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
     for f in files:
-        if (REPO / f).is_file() and not f.startswith(("reports/", "dvc.lock")):
+        if (REPO / f).is_file() and (not f.startswith(("reports/", "dvc.lock")) or f in ("reports/benchmarks.json", "reports/reliability.json")):
             (dst / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / f, dst / f)
     (dst / "reports" / "reference").mkdir(parents=True)
+    for d in ("metrics", "plots"):  # compare depends on these folders (ablation results), empty or not
+        (dst / "reports" / d / "ablations").mkdir(parents=True)
     set_params(dst, deep_update(yaml.safe_load((REPO / "params.yaml").read_text()), copy.deepcopy(patch or TINY)))
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
                 ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "copy"]):

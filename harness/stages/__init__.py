@@ -28,12 +28,16 @@ class StageContext:
     base_tags: dict
 
 
-def open_stage(params_path: Path, stage: str, purpose: str = "pipeline") -> StageContext:
+def open_stage(params_path: Path, stage: str, purpose: str = "pipeline", arm: str | None = None) -> StageContext:
     """Validate params, create the MLflow store/experiment once, find the parent run.
 
     `purpose` separates parents of other executions with the same params (e.g. reference runs).
+    `arm`: an ablation arm; the stage then sees the arm's config (config.apply_arm) and its
+    MLflow runs are children of the same pipeline parent as the baseline seeds.
     """
     cfg = C.load_config(params_path)
+    if arm is not None:
+        cfg = C.apply_arm(cfg, arm)
     root = runtime.repo_root()
     uri = tracking.resolve_uri(cfg.tracking.uri, runtime.tracking_uri_override(), root)
     name = tracking.experiment_name(cfg.data.source, cfg.profile, cfg.tracking.experiment)
@@ -45,7 +49,8 @@ def open_stage(params_path: Path, stage: str, purpose: str = "pipeline") -> Stag
             "cuda": torch.version.cuda or "none"}
     key = runtime.pipeline_key(params_path) + ("" if purpose == "pipeline" else f"-{purpose}")
     parent = tracking.parent_run(uri, exp_id, key, {**tags, "harness.role": purpose}, root, name=purpose)
-    return StageContext(cfg, root, uri, exp_id, parent, {**tags, "DVC_STAGE": dvc["stage"] or stage})
+    arm_tag = {} if arm is None else {"arm": arm}  # on the arm's own runs, never on the parent
+    return StageContext(cfg, root, uri, exp_id, parent, {**tags, **arm_tag, "DVC_STAGE": dvc["stage"] or stage})
 
 
 def params_for(cfg: C.Config, *sections: str) -> dict:

@@ -25,7 +25,7 @@ def load_predictions(pred_dir: Path, seeds, protocol: str) -> list[np.ndarray]:
 def run_ensemble(ctx: StageContext, data_dir: Path, pred_dir: Path, metrics_path: Path) -> dict:
     from harness import stats
     cfg = ctx.cfg
-    labels = np.load(data_dir / "val" / "labels.npy")
+    labels = np.load(data_dir / cfg.evaluate.split / "labels.npy")
     seeds = list(cfg.train.seeds)
     result = {"seeds": seeds, "protocols": {}}
     with tracking.child_run(ctx.uri, ctx.experiment_id, ctx.parent_id, "ensemble",

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import data, evaluate, runtime, tracking, transforms
+from harness import accel, data, evaluate, runtime, tracking, transforms
 from harness.transforms import EvalView
 from harness.io import atomic_save_npy, atomic_write_json
 from harness.stages import StageContext, params_for
-from harness.stages.train import build_views, load_model
+from harness.stages.train import build_views, load_model, run_name
 
 
 def run_evaluate(ctx: StageContext, seed: int, data_dir: Path, model_dir: Path, out_dir: Path,
@@ -22,18 +22,21 @@ def run_evaluate(ctx: StageContext, seed: int, data_dir: Path, model_dir: Path, 
     d = runtime.init_distributed()
     runtime.set_determinism(seed, cfg.train.threads)
     model = load_model(model_dir / "model.pt", cfg)
-    _, val_split, norm = build_views(cfg, data_dir, seed)
+    if cfg.train.channels_last:  # evaluate in the memory format and precision it trained in
+        accel.to_channels_last(model)
+    _, _, norm = build_views(cfg, data_dir, seed)
+    val_split = data.load_split(data_dir, cfg.evaluate.split)  # val, or the ILSVRC-2010 test set
     labels = val_split.labels
-    result = {"seed": seed, "dataset": cfg.data.source, "split": "val",
+    result = {"seed": seed, **({"arm": cfg.arm} if cfg.arm else {}), "dataset": cfg.data.source, "split": cfg.evaluate.split,
               "num_classes": len(manifest["classes"]), "n_images": len(labels), "protocols": {}}
     tags = {**ctx.base_tags, "stage": "evaluate", "seed": seed, "data_digest": manifest["digest"]}
-    tracker = (tracking.child_run(ctx.uri, ctx.experiment_id, ctx.parent_id, f"evaluate-seed{seed}",
+    tracker = (tracking.child_run(ctx.uri, ctx.experiment_id, ctx.parent_id, run_name("evaluate", cfg, seed),
                                   {**params_for(ctx.cfg, "evaluate"), "seed": seed, "world_size": d.world}, tags)
                if d.main else nullcontext(None))
     with tracker as run_id:
         for protocol in cfg.evaluate.protocols:
             probs = _predict_all(model, EvalView(val_split, norm, cfg.model.input_size, protocol),
-                                 len(labels), cfg.evaluate.batch_size, d, protocol)
+                                 len(labels), cfg.evaluate.batch_size, d, protocol, cfg.train)
             if not d.main:
                 continue
             atomic_save_npy(out_dir / f"{protocol}.npy", probs)
@@ -50,11 +53,12 @@ def run_evaluate(ctx: StageContext, seed: int, data_dir: Path, model_dir: Path, 
     return result
 
 
-def _predict_all(model, view, n: int, batch: int, d, protocol: str) -> np.ndarray | None:
+def _predict_all(model, view, n: int, batch: int, d, protocol: str, train_cfg) -> np.ndarray | None:
     """Probabilities [n, C] in index order on rank 0 (None elsewhere); each image once."""
     batches = transforms.eval_batches(n, batch, d.rank, d.world)
     mine = np.concatenate(batches) if batches else np.zeros(0, np.int64)
-    probs = evaluate.predict(model, transforms.batch_loader(view, batches, 0), len(mine), f"evaluate {protocol}")
+    probs = evaluate.predict(model, transforms.batch_loader(view, batches, 0), len(mine), f"evaluate {protocol}",
+                             train_cfg.precision, train_cfg.channels_last)
     parts = runtime.all_gather((mine, probs), d)
     if not d.main:
         return None

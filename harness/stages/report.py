@@ -37,7 +37,8 @@ def write_all_seeds(curves: dict, path: Path) -> None:
 
 
 def run_report(ctx: StageContext, data_dir: Path, metrics_dir: Path, plots_dir: Path,
-               out_md: Path, out_html: Path, figures_dir: Path, all_seeds_csv: Path) -> Path:
+               out_md: Path, out_html: Path, figures_dir: Path, all_seeds_csv: Path,
+               benchmarks: Path | None = None, reliability: Path | None = None) -> Path:
     from harness import report, report_sections
     from harness.deviations import deviations
     cfg = ctx.cfg
@@ -51,7 +52,9 @@ def run_report(ctx: StageContext, data_dir: Path, metrics_dir: Path, plots_dir: 
         evaluations={s: read_json(metrics_dir / "evaluate" / f"seed-{s}.json", f"evaluation of seed {s}") for s in seeds},
         ensemble=read_json(metrics_dir / "ensemble.json", "ensemble metrics"),
         manifest=data.load_manifest(data_dir), deviations=deviations(cfg),
-        provenance=_provenance(ctx, train))
+        provenance=_provenance(ctx, train),
+        benchmarks=read_json(benchmarks, "benchmarks") if benchmarks and benchmarks.is_file() else None,
+        reliability=read_json(reliability, "reliability figures") if reliability and reliability.is_file() else None)
     write_all_seeds(inputs.curves, all_seeds_csv)
     doc = report_sections.build(inputs)
     for block in doc.blocks:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -10,10 +11,10 @@ import pandas as pd
 import torch
 
 from harness import config as C
-from harness import checkpoint, data, runtime, tracking, transforms
+from harness import accel, checkpoint, data, runtime, tracking, transforms
 from harness import train as T
 from harness.errors import UserError
-from harness.io import atomic_write_json, atomic_write_text
+from harness.io import atomic_write_json, atomic_write_text, check_writable, remove_stale_temps
 from harness.model import build_model, count_params
 from harness.stages import StageContext, params_for
 
@@ -27,13 +28,42 @@ def build_views(cfg: C.Config, data_dir: Path, seed: int):
     return train_view, val_split, norm
 
 
+def train_input(cfg: C.Config, train_view: transforms.TrainView):
+    """(view, make_loader) of the training batches: decoded on the CPU in the loader (workers,
+    pinned memory), or on the device with train.decode_device (issue 4.5; JPEG shards only)."""
+    if cfg.train.decode_device == "cpu":
+        return train_view, lambda batches: transforms.batch_loader(train_view, batches, cfg.train.num_workers)
+    view = transforms.DeviceTrainBatches.from_view(train_view, cfg.train.devices[0])
+    return view, view.loader
+
+
+def compile_model(model, cfg: C.TrainConfig, crop: int, world: int):
+    """(model to train, how it runs) with train.compile: torch.compile, compiled now on a batch of
+    zeros, or the eager model with a warning when compiling fails (no compiler, no Triton)."""
+    if not cfg.compile:
+        return model, "off"
+    device = next(model.parameters()).device
+    example = accel.to_device(torch.zeros(cfg.batch_size // world, 3, crop, crop), device, cfg.channels_last)
+    cuda = [torch.device(x).index if torch.device(x).index is not None else torch.cuda.current_device()
+            for x in cfg.devices if x.startswith("cuda")]
+    # the example's forward draws dropout masks: fork the RNGs, so a resumed run's masks match
+    with torch.random.fork_rng(devices=cuda), accel.autocast(device, cfg.precision):
+        compiled, error = accel.try_compile(model, example)
+    if error:
+        print(f"warning: train.compile: torch.compile failed ({error}); training eagerly", file=sys.stderr, flush=True)
+        return model, f"failed, eager: {error[:200]}"
+    return compiled, "inductor"
+
+
 def run_train(ctx: StageContext, seed: int, data_dir: Path, out_dir: Path, metrics_path: Path,
               plots_path: Path) -> dict:
     cfg = ctx.cfg
     manifest = data.load_manifest(data_dir)
     d = runtime.init_distributed()
-    runtime.set_determinism(seed, cfg.train.threads)
+    runtime.set_determinism(seed, cfg.train.threads, cfg.train.deterministic)
+    backend = accel.configure_cudnn(cfg.train.deterministic)  # autotuning only without bitwise reproducibility
     train_view, val_split, norm = build_views(cfg, data_dir, seed)
+    train_view, make_loader = train_input(cfg, train_view)
     if cfg.train.batch_size > len(train_view):
         raise UserError(f"train.batch_size: {cfg.train.batch_size} is larger than the "
                         f"{len(train_view)} training images")
@@ -43,21 +73,32 @@ def run_train(ctx: StageContext, seed: int, data_dir: Path, out_dir: Path, metri
         transforms.EvalView(val_split, norm, cfg.model.input_size, "center"),
         transforms.eval_batches(len(val_split), cfg.evaluate.batch_size, d.rank, d.world), 0)
     model = build_model(cfg.model, len(manifest["classes"]), cfg.train.devices)
+    if cfg.train.channels_last:  # before the optimizer, so its state takes the same layout
+        accel.to_channels_last(model)
     torch.manual_seed(seed + 7919 * d.rank)  # each rank its own dropout masks; rank 0 as alone
     optimizer = T.make_optimizer(model, cfg.train)
+    if d.main:
+        check_writable(out_dir, metrics_path.parent, plots_path.parent)  # fail now, not after training
+        for p in remove_stale_temps(out_dir):  # a killed write's temp file must not reach DVC's cache
+            print(f"removed {p.name}, left by an interrupted write", flush=True)
     state, run_id = _resume(out_dir / CHECKPOINT, cfg, seed, model, optimizer, d)
+    train_model, compiled = compile_model(runtime.wrap_ddp(model, d), cfg.train, cfg.model.input_size, d.world)
     params = {**params_for(cfg, "data", "model", "train"), "seed": seed, "n_parameters": count_params(model),
-              "world_size": d.world}
+              "world_size": d.world, "arm": cfg.arm or "baseline"}
     tags = {**ctx.base_tags, "stage": "train", "seed": seed, "data_digest": manifest["digest"],
             "devices": ",".join(cfg.train.devices), "world_size": d.world, "threads": cfg.train.threads,
-            "num_workers": cfg.train.num_workers, "deterministic": "torch.use_deterministic_algorithms(warn_only=True)"}
-    tracker = (tracking.child_run(ctx.uri, ctx.experiment_id, ctx.parent_id, f"train-seed{seed}", params, tags,
+            "num_workers": cfg.train.num_workers, "precision": cfg.train.precision,
+            "channels_last": cfg.train.channels_last, "compile": compiled, "decode_device": cfg.train.decode_device,
+            "cudnn_benchmark": backend["cudnn_benchmark"],
+            "deterministic": "torch.use_deterministic_algorithms(warn_only=True)" if cfg.train.deterministic
+            else "off: cuDNN autotuning and non-deterministic algorithms (weights not bitwise reproducible)"}
+    tracker = (tracking.child_run(ctx.uri, ctx.experiment_id, ctx.parent_id, run_name("train", cfg, seed), params, tags,
                                   resume_run_id=run_id) if d.main else nullcontext(None))
     with tracker as run_id, tracking.system_metrics(ctx.uri, run_id):
         tracking.log_dataset(ctx.uri, run_id, manifest, "train", "training")
         tracking.log_dataset(ctx.uri, run_id, manifest, "val", "validation")
-        history = _fit_logged(ctx, run_id, runtime.wrap_ddp(model, d), model, optimizer, state,
-                              train_view, val_loader, seed, out_dir, d)
+        history = _fit_logged(ctx, run_id, train_model, model, optimizer, state,
+                              train_view, make_loader, val_loader, seed, out_dir, d)
         result = _train_metrics(history, seed, run_id, ctx)
         if d.main:
             _save_model(out_dir / "model.pt", model, cfg, seed, manifest)
@@ -71,6 +112,11 @@ def run_train(ctx: StageContext, seed: int, data_dir: Path, out_dir: Path, metri
 
 
 CHECKPOINT = "checkpoint.pt"
+
+
+def run_name(stage: str, cfg: C.Config, seed: int) -> str:
+    """MLflow run name: train-seed3, or train-no_lrn-seed3 for an ablation arm."""
+    return f"{stage}-seed{seed}" if cfg.arm is None else f"{stage}-{cfg.arm}-seed{seed}"
 
 
 def _resume(path: Path, cfg: C.Config, seed: int, model, optimizer, d) -> tuple[T.TrainState, str | None]:
@@ -92,15 +138,21 @@ def _resume(path: Path, cfg: C.Config, seed: int, model, optimizer, d) -> tuple[
     return state, payload.get("mlflow_run_id")
 
 
-def _fit_logged(ctx, run_id, train_model, model, optimizer, state, train_view, val_loader, seed, out_dir, d):
-    """fit() with MLflow logging and checkpoints from rank 0; train_model may be DDP-wrapped."""
+def _fit_logged(ctx, run_id, train_model, model, optimizer, state, train_view, loader, val_loader, seed, out_dir, d):
+    """fit() with MLflow logging and checkpoints from rank 0; train_model may be DDP-wrapped
+    and compiled, `model` is the plain module that is checkpointed."""
     cfg = ctx.cfg
     steps: list = []
+    # exactly once across kills: points are logged before the checkpoint that covers them, and a
+    # resumed run skips the steps and epochs its MLflow run already holds
+    done = tracking.logged_steps(ctx.uri, run_id, ("step_loss", "val_top1_error")) if run_id and state.global_step \
+        else {"step_loss": set(), "val_top1_error": set()}
 
     def flush_steps():  # per-step scalars to MLflow in batches (DESIGN.md)
+        new = [x for x in steps if x[0] not in done["step_loss"]]
         if run_id:
-            tracking.log_series(ctx.uri, run_id, "step_loss", [(s, loss) for s, loss, _ in steps])
-            tracking.log_series(ctx.uri, run_id, "step_lr", [(s, lr) for s, _, lr in steps])
+            tracking.log_series(ctx.uri, run_id, "step_loss", [(s, loss) for s, loss, _ in new])
+            tracking.log_series(ctx.uri, run_id, "step_lr", [(s, lr) for s, _, lr in new])
         steps.clear()
 
     def on_epoch(r: T.EpochResult):
@@ -109,25 +161,44 @@ def _fit_logged(ctx, run_id, train_model, model, optimizer, state, train_view, v
         print(f"seed {seed} epoch {r.epoch}/{cfg.train.epochs}: loss {r.train_loss:.3f}  "
               f"val top-1 {r.val_top1_error:.1f}%  top-5 {r.val_top5_error:.1f}%  "
               f"lr {r.lr:.2g}  {r.images_per_s:.0f} img/s", flush=True)
-        tracking.log_metrics(ctx.uri, run_id, {k: v for k, v in r.__dict__.items() if k != "epoch"}, step=r.epoch)
+        if r.epoch not in done["val_top1_error"]:
+            tracking.log_metrics(ctx.uri, run_id, {k: v for k, v in r.__dict__.items() if k != "epoch"}, step=r.epoch)
 
     def on_checkpoint(st: T.TrainState):
+        if not all(torch.isfinite(p).all() for p in model.parameters()):  # never overwrite a good checkpoint
+            raise T.NonFiniteLoss(f"the weights became NaN or Inf at epoch {st.epoch + 1}, step {st.step_in_epoch}")
         rng = runtime.all_gather(torch.get_rng_state(), d)  # every rank's dropout RNG
         if d.main:
+            flush_steps()  # before the checkpoint: a kill in between loses nothing, the resume skips them
             checkpoint.save(out_dir / CHECKPOINT, {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": st.to_dict(),
                 "torch_rng": rng, "seed": seed, "mlflow_run_id": run_id,
                 "training_digest": C.training_digest(cfg)})
-        flush_steps()  # steps logged only once their checkpoint exists: a resume logs no duplicates
+        steps.clear()
         runtime.barrier(d)
 
     hooks = T.Hooks(on_step=lambda s, loss, lr: steps.append((s, loss, lr)), on_epoch=on_epoch,
                     on_checkpoint=on_checkpoint)
-    loader = lambda batches: transforms.batch_loader(train_view, batches, cfg.train.num_workers)
     try:
         return T.fit(train_model, optimizer, train_view, loader, val_loader, cfg.train, seed, state, hooks, d)
     except T.NonFiniteLoss as exc:
-        raise UserError(str(exc)) from None
+        ck = out_dir / CHECKPOINT
+        kept = f"the last good checkpoint {ck} is kept" if ck.is_file() else "no checkpoint had been written yet"
+        raise UserError(f"training diverged (NaN or Inf): {str(exc).split('; the last checkpoint')[0]}; {kept} "
+                        f"(try a lower train.lr than {cfg.train.lr})") from None
+    except (MemoryError, RuntimeError) as exc:
+        if not _out_of_memory(exc):
+            raise
+        raise UserError(f"train.batch_size: a batch of {cfg.train.batch_size} images does not fit in memory on "
+                        f"{','.join(cfg.train.devices)} ({str(exc).strip().splitlines()[0][:160]}); "
+                        "lower train.batch_size") from None
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """An allocation failure of torch (CPU or CUDA) or of Python itself."""
+    msg = str(exc)
+    return isinstance(exc, (MemoryError, torch.OutOfMemoryError)) or "can't allocate memory" in msg \
+        or "out of memory" in msg.lower()
 
 
 def _save_model(path: Path, model, cfg: C.Config, seed: int, manifest: dict) -> None:
@@ -147,7 +218,8 @@ def _save_model(path: Path, model, cfg: C.Config, seed: int, manifest: dict) -> 
 
 def _train_metrics(history, seed, run_id, ctx) -> dict:
     last = history[-1]
-    return {"seed": seed, "epochs": last.epoch, "final_train_loss": last.train_loss,
+    arm = {"arm": ctx.cfg.arm} if ctx.cfg.arm else {}  # baseline files keep their old shape
+    return {"seed": seed, **arm, "epochs": last.epoch, "final_train_loss": last.train_loss,
             "final_val_top1_error": last.val_top1_error, "final_val_top5_error": last.val_top5_error,
             "images_per_s": float(np.mean([h.images_per_s for h in history])),
             "train_time_s": float(sum(h.epoch_time_s for h in history)),
@@ -158,6 +230,12 @@ def load_model(path: Path, cfg: C.Config) -> torch.nn.Module:
     if not path.is_file():
         raise UserError(f"model weights not found: {path} (run the train stage)")
     ckpt = checkpoint.load(path)
+    if not {"state_dict", "num_classes"} <= ckpt.keys():
+        raise UserError(f"{path} is not a model file of the train stage (no weights in it); run the train stage")
     model = build_model(cfg.model, ckpt["num_classes"], cfg.train.devices[:1])  # grouped format
-    model.load_state_dict(ckpt["state_dict"])
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as exc:
+        raise UserError(f"{path} does not match the model params in params.yaml (model.*): "
+                        f"{str(exc).splitlines()[0][:160]}; train again") from None
     return model
