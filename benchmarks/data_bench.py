@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -29,7 +30,8 @@ from harness import data, transforms
 from harness.config import DataConfig
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_SAMPLE = REPO.parent / "shared" / "data" / "imagenet-sample"
+# the project's shared data beside the checkout; $IMAGENET_SAMPLE_DIR overrides
+DEFAULT_SAMPLE = Path(os.environ.get("IMAGENET_SAMPLE_DIR") or REPO.parent / "shared" / "data" / "imagenet-sample")
 SIZE, CROP = 256, 224
 
 

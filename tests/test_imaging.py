@@ -9,8 +9,9 @@ from PIL import Image
 
 from harness import imaging
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-sample"
-needs_sample = pytest.mark.skipif(not SAMPLE.is_dir(), reason="../shared/data/imagenet-sample missing")
+def sample() -> Path:
+    import imagenet_fixtures
+    return imagenet_fixtures.sample_dir()  # skips when the real JPEGs are not on this machine
 
 
 def encode(arr, fmt="JPEG", mode=None, **kw):
@@ -65,9 +66,8 @@ def test_resize_agrees_with_pillow_antialiased_bilinear():
     assert np.abs(ours.astype(int) - ref.astype(int)).max() <= 2
 
 
-@needs_sample
 def test_jpeg_decode_matches_pillow_on_real_imagenet_files():
-    for path in sorted(SAMPLE.glob("*.JPEG"))[:40]:
+    for path in sorted(sample().glob("*.JPEG"))[:40]:
         with Image.open(path) as im:
             ref = np.asarray(im.convert("RGB"))
         assert np.array_equal(imaging.decode_rgb(path.read_bytes()), ref), path.name
