@@ -19,6 +19,7 @@ chunks are merged in a fixed order, so the bytes do not depend on the number of 
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import io
 import json
@@ -272,12 +273,12 @@ def _prepare_split(cfg, encoding, split, items, out, pool, bar, stats: "PixelSta
             bar.update(b - a)
     if todo and records:
         bar.write(f"{split}: {len(records)} finished shard(s) reused, {len(todo)} to prepare")
-    jobs = [(k, fp, job) for k, a, b, fp in todo for job in _jobs_for(cfg, encoding, split, items[a:b])]
-    results = pool.map(process_chunk, [j for _, _, j in jobs]) if pool else map(process_chunk, (j for _, _, j in jobs))
+    jobs = [(k, job) for k, a, b, _ in todo for job in _jobs_for(cfg, encoding, split, items[a:b])]
+    results = pool.map(process_chunk, [j for _, j in jobs]) if pool else map(process_chunk, (j for _, j in jobs))
     pending: dict[int, list[ChunkResult]] = {}
-    n_chunks = {k: sum(1 for kk, _, _ in jobs if kk == k) for k, *_ in todo}
+    n_chunks = collections.Counter(k for k, _ in jobs)  # one pass: ImageNet has ~10k chunks
     fps = {k: fp for k, _, _, fp in todo}
-    for (k, _, job), res in zip(jobs, results):
+    for (k, job), res in zip(jobs, results):
         pending.setdefault(k, []).append(res)
         bar.update(len(job.items))
         if len(pending[k]) == n_chunks[k]:
