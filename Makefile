@@ -31,9 +31,9 @@ test-fast: install  ## unit tests only (skips the end-to-end pipeline runs)
 	$(PY) -m pytest -q -m "not slow"
 
 reliability: install  ## kills, bad inputs, tracking faults, security; writes reports/reliability.json (~4 min)
-	$(PY) -m pytest -q -p reliability_plugin tests/test_kill_stages.py tests/test_bad_inputs.py tests/test_bad_data.py \
-	  tests/test_prepare_real.py::test_killed_prepare_resumes_and_matches_an_uninterrupted_run \
-	  tests/test_tracking_faults.py tests/test_security.py
+	$(PY) -m pytest -q -p reliability_plugin tests/reliability/test_kill_stages.py tests/reliability/test_bad_inputs.py tests/reliability/test_bad_data.py \
+	  tests/unit/test_prepare_real.py::test_killed_prepare_resumes_and_matches_an_uninterrupted_run \
+	  tests/reliability/test_tracking_faults.py tests/reliability/test_security.py
 
 mlflow-ui: install  ## MLflow UI on 127.0.0.1:5000 over the repository's store
 	harness mlflow-ui

@@ -26,8 +26,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from harness import data, transforms
 from harness.config import DataConfig
+from harness.data import shards, transforms
+from harness.prepare import writer
 
 REPO = Path(__file__).resolve().parents[1]
 # the project's shared data beside the checkout; $IMAGENET_SAMPLE_DIR overrides
@@ -47,8 +48,8 @@ def pil_baseline(files: list[Path]) -> None:
 
 
 def harness_prepare(files: list[Path]) -> None:
-    items = tuple(data.Item(f.name, 0, str(f)) for f in files)
-    data.process_chunk(data.Job("imagefolder", "train", items, SIZE, "crop", "jpeg", 90, None, True))
+    items = tuple(writer.Item(f.name, 0, str(f)) for f in files)
+    writer.process_chunk(writer.Job("imagefolder", "train", items, SIZE, "crop", "jpeg", 90, None, True))
 
 
 def imagefolder_layout(files: list[Path], dst: Path) -> Path:
@@ -73,8 +74,8 @@ def torchvision_loader(root: Path, batch: int):
 
 
 def harness_loader(prepared: Path, batch: int):
-    mean, pca = data.load_stats(prepared)
-    split = data.load_split(prepared, "train")
+    mean, pca = shards.load_stats(prepared)
+    split = shards.load_split(prepared, "train")
     view = transforms.TrainView(split, transforms.Normaliser(mean, 1.0), pca, CROP, seed=1, pca_std=0.1)
     order = np.random.default_rng(0).permutation(len(split))
     return transforms.batch_loader(view, [order[i:i + batch] for i in range(0, len(order), batch)], 0)
@@ -107,7 +108,7 @@ def measure(sample: Path, rounds: int, batch: int = 32, limit: int | None = None
         prepared = Path(tmp) / "prepared"
         cfg = DataConfig(source="imagefolder", root=str(root), image_size=SIZE, encoding="jpeg")
         t = time.perf_counter()
-        data.prepare(cfg, prepared, workers=1, work=Path(tmp) / "work")
+        writer.prepare(cfg, prepared, workers=1, work=Path(tmp) / "work")
         res["prepare_stage_1_worker_img_s"] = 2 * n / (time.perf_counter() - t)  # train + val
         base, ours = [], []
         for _ in range(rounds):

@@ -412,7 +412,7 @@ def check(plan: Plan, rec: Recorder, jpegs: Path | None, smoke: bool, compile_ba
     return r
 
 
-# What harness/train.py and harness/stages/train.py do today (updated when the GPU path was wired in:
+# What harness/train/loop.py and harness/stages/train.py do today (updated when the GPU path was wired in:
 # issues 4.5 and 7.2; the defaults still train exactly as before).
 GPU_PATH_STATUS = {
     "bf16_autocast": "present: train.precision bf16 (autocast around forward and loss in train_one_epoch, "

@@ -21,11 +21,12 @@ import torch.nn.functional as F
 
 from benchmarks.timing import paired_rounds, summary, timed
 from harness import config as C
-from harness import data, transforms
-from harness import evaluate as E
-from harness import train as T
+from harness.data import shards, transforms
+from harness.data.transforms import build_views
+from harness.evaluate import inference
 from harness.model import build_model, count_params, layer_table
-from harness.stages.train import build_views
+from harness.prepare import writer
+from harness.train import loop, recipe
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ def synthetic_data(cfg: C.Config, root: Path) -> Path:
     """A small prepared set (harness.data.prepare) when the pipeline's data is not there."""
     small = replace(cfg.data, source="synthetic", root=None,
                     synthetic=replace(cfg.data.synthetic, train_per_class=40, val_per_class=10))
-    data.prepare(small, root)
+    writer.prepare(small, root)
     return root
 
 
@@ -66,7 +67,7 @@ def locate_data(cfg: C.Config, data_dir: Path, tmp: Path) -> tuple[Path, str]:
 def in_memory_batches(cfg: C.Config, data_dir: Path, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """n augmented training batches, materialised once (the loader is measured separately)."""
     view, _, _ = build_views(cfg, data_dir, seed=1)
-    batches = T.epoch_batches(len(view), cfg.train.batch_size, 1, 0)
+    batches = loop.epoch_batches(len(view), cfg.train.batch_size, 1, 0)
     batches = (batches * (n // max(len(batches), 1) + 1))[:n]
     return [view[b] for b in batches]
 
@@ -74,8 +75,8 @@ def in_memory_batches(cfg: C.Config, data_dir: Path, n: int) -> list[tuple[torch
 def harness_epoch(model, optimizer, cfg: C.TrainConfig, batches) -> float:
     """Seconds of train_one_epoch over `batches`, with the stage's step hook (a list append)."""
     steps: list = []
-    hooks = T.Hooks(on_step=lambda s, loss, lr: steps.append((s, loss, lr)))
-    return timed(lambda: T.train_one_epoch(model, batches, optimizer, cfg, T.TrainState(), len(batches), hooks))
+    hooks = loop.Hooks(on_step=lambda s, loss, lr: steps.append((s, loss, lr)))
+    return timed(lambda: loop.train_one_epoch(model, batches, optimizer, cfg, loop.TrainState(), len(batches), hooks))
 
 
 def plain_epoch(model, optimizer, batches) -> float:
@@ -94,7 +95,7 @@ def train_step(cfg: C.Config, num_classes: int, batches, sizes: Sizes) -> dict:
     torch.manual_seed(0)
     harness_model = build_model(cfg.model, num_classes)
     plain_model = copy.deepcopy(harness_model)
-    harness_opt = T.make_optimizer(harness_model, cfg.train)
+    harness_opt = recipe.make_optimizer(harness_model, cfg.train)
     plain_opt = torch.optim.SGD(plain_model.parameters(), lr=cfg.train.lr, momentum=cfg.train.momentum,
                                 weight_decay=cfg.train.weight_decay)
     harness_epoch(harness_model, harness_opt, cfg.train, batches[:2])  # warm-up: allocator, optimizer state
@@ -118,7 +119,7 @@ def fixed_overhead(cfg: C.Config, num_classes: int, sizes: Sizes, steps: int = 2
     tiny = torch.nn.Linear(8, num_classes)
     xs = [(torch.randn(cfg.train.batch_size, 8), torch.randint(0, num_classes, (cfg.train.batch_size,)))
           for _ in range(steps)]
-    ho = T.make_optimizer(tiny, cfg.train)
+    ho = recipe.make_optimizer(tiny, cfg.train)
     po = torch.optim.SGD(tiny.parameters(), lr=cfg.train.lr, momentum=cfg.train.momentum)
     th, tp = paired_rounds(lambda: harness_epoch(tiny, ho, cfg.train, xs), lambda: plain_epoch(tiny, po, xs),
                            sizes.rounds)
@@ -132,7 +133,7 @@ def op_profile(cfg: C.Config, num_classes: int, batches, top: int = 12) -> dict:
     """torch.profiler over the harness's steps: the operators with the most self CPU time."""
     torch.manual_seed(0)
     model = build_model(cfg.model, num_classes)
-    opt = T.make_optimizer(model, cfg.train)
+    opt = recipe.make_optimizer(model, cfg.train)
     harness_epoch(model, opt, cfg.train, batches[:2])
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         harness_epoch(model, opt, cfg.train, batches)
@@ -186,7 +187,7 @@ def mfu(train: dict, flops: dict, peak: dict) -> dict:
 def loader_speed(cfg: C.Config, data_dir: Path, sizes: Sizes, train_ips: float) -> dict:
     """TrainView + batch_loader, exactly as the train stage builds them, over one epoch's order."""
     view, _, _ = build_views(cfg, data_dir, seed=1)
-    order = T.epoch_batches(len(view), cfg.train.batch_size, 1, 0)
+    order = loop.epoch_batches(len(view), cfg.train.batch_size, 1, 0)
     order = (order * (sizes.loader_batches // max(len(order), 1) + 1))[:sizes.loader_batches]
     images = sum(len(b) for b in order)
 
@@ -206,8 +207,8 @@ def loader_speed(cfg: C.Config, data_dir: Path, sizes: Sizes, train_ips: float) 
 def ten_patch_eval(cfg: C.Config, data_dir: Path, num_classes: int, sizes: Sizes) -> dict:
     """EvalView(ten_patch) + evaluate.predict (the evaluate stage's path) against a forward pass
     on the same patches already in memory (softmax averaged over the 10 views either way)."""
-    mean, _ = data.load_stats(data_dir)
-    split = data.load_split(data_dir, "val")
+    mean, _ = shards.load_stats(data_dir)
+    split = shards.load_split(data_dir, "val")
     view = transforms.EvalView(split, transforms.Normaliser(mean, cfg.model.input_scale),
                                cfg.model.input_size, "ten_patch")
     n = min(sizes.eval_images, len(split))
@@ -222,7 +223,7 @@ def ten_patch_eval(cfg: C.Config, data_dir: Path, num_classes: int, sizes: Sizes
             torch.softmax(model(x.flatten(0, 1)), 1).view(b, v, -1).mean(1)
 
     def full():
-        E.predict(model, transforms.batch_loader(view, order, 0), n, "benchmark ten_patch")
+        inference.predict(model, transforms.batch_loader(view, order, 0), n, "benchmark ten_patch")
 
     full()  # warm-up
     th, tp = paired_rounds(lambda: timed(full), lambda: timed(forward_only), sizes.eval_rounds)
@@ -233,4 +234,4 @@ def ten_patch_eval(cfg: C.Config, data_dir: Path, num_classes: int, sizes: Sizes
 
 
 def class_count(data_dir: Path) -> int:
-    return len(data.load_manifest(data_dir)["classes"])
+    return len(shards.load_manifest(data_dir)["classes"])

@@ -48,8 +48,10 @@ def _make_reference(args) -> None:
         tmp = Path(tmp)
         data_dir = Path(args.data)
         for seed in args.seeds:
-            run_train(ctx, seed, data_dir, tmp / f"m{seed}", tmp / f"t{seed}.json", tmp / f"t{seed}.csv")
-            r = run_evaluate(ctx, seed, data_dir, tmp / f"m{seed}", tmp / f"p{seed}", tmp / f"e{seed}.json")
+            run_train(ctx, seed=seed, data_dir=data_dir, out_dir=tmp / f"m{seed}", metrics_path=tmp / f"t{seed}.json",
+                      plots_path=tmp / f"t{seed}.csv")
+            r = run_evaluate(ctx, seed=seed, data_dir=data_dir, model_dir=tmp / f"m{seed}", out_dir=tmp / f"p{seed}",
+                             metrics_path=tmp / f"e{seed}.json")
             for k in errors:
                 errors[k].append(r["protocols"][args.protocol][k])
             print(f"reference seed {seed}: top-1 {errors['top1_error'][-1]:.2f}%")
@@ -64,6 +66,7 @@ def _make_reference(args) -> None:
 def _mlflow_ui(args) -> None:
     """Start `mlflow ui` on the project's store and print the runs-table URL of its experiment."""
     import os
+
     from harness import runtime, tracking
     cfg = C.load_config(args.params)
     root = runtime.repo_root()

@@ -10,9 +10,8 @@ import os
 import platform
 import random
 import subprocess
-from pathlib import Path
-
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -56,7 +55,7 @@ _fault_hits: dict[str, int] = {}
 
 
 def fault_point(event: str, path) -> None:
-    """Fault injection for the reliability suite (tests/test_kill_stages.py); a no-op unless
+    """Fault injection for the reliability suite (tests/reliability/test_kill_stages.py); a no-op unless
     HARNESS_FAULT_KILL is set.
 
     HARNESS_FAULT_KILL="before:evaluate/seed-1.json#1" SIGKILLs this process when the 1st atomic

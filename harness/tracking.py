@@ -12,11 +12,11 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
+import os
 import sys
+import time
 import urllib.error
 import urllib.request
-import os
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -90,13 +90,25 @@ def check_reachable(uri: str, timeout_s: float = REACH_TIMEOUT_S) -> None:
         ) from None
 
 
+def _set_uri(uri: str) -> None:
+    """mlflow.set_tracking_uri, without its side effect of exporting MLFLOW_TRACKING_URI to
+    this process's environment: child processes (a test's stage subprocess, torchrun workers)
+    would inherit it and take it for the user's override of tracking.uri."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
+
+
 def ensure_experiment(uri: str, name: str, root: Path) -> str:
     """Create the store and experiment once (under a lock); returns the experiment id.
 
     Also replays logging calls that an earlier stage buffered while the server was away."""
     global _BUFFER
     check_reachable(uri)
-    mlflow.set_tracking_uri(uri)
+    _set_uri(uri)
     _BUFFER = root / BUFFER_NAME
     try:
         with _lock(root):

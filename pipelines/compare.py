@@ -1,13 +1,10 @@
 """DVC stage `compare`: every claim of the paper and the reference runs vs this run's seeds."""
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import main_guard, parser  # noqa: E402
-
-from harness.stages import open_stage  # noqa: E402
-from harness.stages.compare import run_compare  # noqa: E402
+from harness.stages import open_stage
+from harness.stages.compare import run_compare
+from harness.stages.script import main_guard, parser
 
 
 def main() -> None:
@@ -22,8 +19,9 @@ def main() -> None:
     p.add_argument("--out", type=Path, required=True, help="compare.json to write")
     args = p.parse_args()
     ctx = open_stage(args.params, "compare")
-    r = run_compare(ctx, args.data, args.evaluations, args.predictions, args.ensemble, args.out,
-                    args.train_plots, args.ablations, args.ablation_plots)
+    r = run_compare(ctx, data_dir=args.data, eval_dir=args.evaluations, pred_dir=args.predictions,
+                    ensemble_path=args.ensemble, out_path=args.out, train_plots=args.train_plots,
+                    ablations_dir=args.ablations, ablation_plots=args.ablation_plots)
     c = r["counts"]
     ref = r["reference"]
     print(f"claims: {c['claims_tested']} tested, {c['claims_untested']} not testable on this data; "

@@ -1,13 +1,10 @@
 """DVC stage `ensemble`: softmax averages over the seeds' models; error for every ensemble size."""
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import main_guard, parser  # noqa: E402
-
-from harness.stages import open_stage  # noqa: E402
-from harness.stages.ensemble import run_ensemble  # noqa: E402
+from harness.stages import open_stage
+from harness.stages.ensemble import run_ensemble
+from harness.stages.script import main_guard, parser
 
 
 def main() -> None:
@@ -17,7 +14,7 @@ def main() -> None:
     p.add_argument("--metrics", type=Path, required=True, help="metrics JSON to write")
     args = p.parse_args()
     ctx = open_stage(args.params, "ensemble")
-    r = run_ensemble(ctx, args.data, args.predictions, args.metrics)
+    r = run_ensemble(ctx, data_dir=args.data, pred_dir=args.predictions, metrics_path=args.metrics)
     for name, proto in r["protocols"].items():
         for row in proto["sizes"]:
             print(f"{name} k={row['k']}: top-1 {row['top1_error_mean']:.2f}%  top-5 {row['top5_error_mean']:.2f}%")

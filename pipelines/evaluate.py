@@ -1,13 +1,10 @@
 """DVC stage `evaluate@<seed>`: centre-crop and 10-patch probabilities [N, C] and top-k errors."""
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import main_guard, parser  # noqa: E402
-
-from harness.stages import open_stage  # noqa: E402
-from harness.stages.evaluate import run_evaluate  # noqa: E402
+from harness.stages import open_stage
+from harness.stages.evaluate import run_evaluate
+from harness.stages.script import main_guard, parser
 
 
 def main() -> None:
@@ -21,7 +18,8 @@ def main() -> None:
     args = p.parse_args()
     stage = f"evaluate@{args.seed}" if args.arm is None else f"evaluate_ablation@{args.arm}-{args.seed}"
     ctx = open_stage(args.params, stage, arm=args.arm)
-    r = run_evaluate(ctx, args.seed, args.data, args.model, args.out, args.metrics)
+    r = run_evaluate(ctx, seed=args.seed, data_dir=args.data, model_dir=args.model, out_dir=args.out,
+                     metrics_path=args.metrics)
     for name, m in r["protocols"].items():
         print(f"{args.arm + ' ' if args.arm else ''}seed {args.seed} {name}: top-1 {m['top1_error']:.2f}%, top-5 {m['top5_error']:.2f}%")
 

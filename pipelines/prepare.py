@@ -1,14 +1,11 @@
 """DVC stage `prepare`: write the dataset named by data.* as shards + index + mean/PCA + manifest."""
 
 import os
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import main_guard, parser  # noqa: E402
-
-from harness.stages import open_stage  # noqa: E402
-from harness.stages.prepare import run_prepare  # noqa: E402
+from harness.stages import open_stage
+from harness.stages.prepare import run_prepare
+from harness.stages.script import main_guard, parser
 
 
 def main() -> None:
@@ -20,7 +17,7 @@ def main() -> None:
                    help="processes for decoding/rendering (0: one per core); the bytes do not depend on it")
     args = p.parse_args()
     ctx = open_stage(args.params, "prepare")
-    m = run_prepare(ctx, args.out, args.workers or os.cpu_count() or 1, args.work)
+    m = run_prepare(ctx, out=args.out, workers=args.workers or os.cpu_count() or 1, work=args.work)
     print(f"prepared {m['counts']} images of {len(m['classes'])} classes into {args.out} "
           f"({m['encoding']} shards, {len(m['skipped'])} input file(s) skipped)")
 

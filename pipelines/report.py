@@ -1,13 +1,10 @@
 """DVC stage `report`: reports/report.md and a self-contained reports/report.html."""
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import main_guard, parser  # noqa: E402
-
-from harness.stages import open_stage  # noqa: E402
-from harness.stages.report import run_report  # noqa: E402
+from harness.stages import open_stage
+from harness.stages.report import run_report
+from harness.stages.script import main_guard, parser
 
 
 def main() -> None:
@@ -23,8 +20,9 @@ def main() -> None:
     p.add_argument("--reliability", type=Path, default=None, help="reports/reliability.json (`make reliability`)")
     args = p.parse_args()
     ctx = open_stage(args.params, "report")
-    out = run_report(ctx, args.data, args.metrics, args.plots, args.md, args.html, args.figures, args.curves,
-                     args.benchmarks, args.reliability)
+    out = run_report(ctx, data_dir=args.data, metrics_dir=args.metrics, plots_dir=args.plots, out_md=args.md,
+                     out_html=args.html, figures_dir=args.figures, all_seeds_csv=args.curves,
+                     benchmarks=args.benchmarks, reliability=args.reliability)
     print(f"report written: {out} (open it in a browser; it needs no network)")
 
 

@@ -1,13 +1,10 @@
 """DVC stage `train@<seed>`: train one seed of the paper's AlexNet and save its weights."""
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import main_guard, parser  # noqa: E402
-
-from harness.stages import open_stage  # noqa: E402
-from harness.stages.train import run_train  # noqa: E402
+from harness.stages import open_stage
+from harness.stages.script import main_guard, parser
+from harness.stages.train import run_train
 
 
 def main() -> None:
@@ -21,7 +18,8 @@ def main() -> None:
     args = p.parse_args()
     stage = f"train@{args.seed}" if args.arm is None else f"train_ablation@{args.arm}-{args.seed}"
     ctx = open_stage(args.params, stage, arm=args.arm)
-    r = run_train(ctx, args.seed, args.data, args.out, args.metrics, args.plots)
+    r = run_train(ctx, seed=args.seed, data_dir=args.data, out_dir=args.out, metrics_path=args.metrics,
+                  plots_path=args.plots)
     print(f"{args.arm + ' ' if args.arm else ''}seed {args.seed}: val top-1 {r['final_val_top1_error']:.2f}%, "
           f"top-5 {r['final_val_top5_error']:.2f}% (MLflow run {r['mlflow_run_id']})")
 

@@ -3,7 +3,7 @@ reliability suite (test_kill_stages, test_bad_inputs, test_bad_data, test_tracki
 test_security, and the prepare kill in test_prepare_real).
 
 Only counts and names, no timings, so the file changes only when the suite or its outcome does.
-Usage: pytest -p reliability_plugin tests/test_kill_stages.py ... (the Makefile target does it).
+Usage: pytest -p reliability_plugin tests/reliability/test_kill_stages.py ... (the Makefile target does it).
 """
 
 from __future__ import annotations

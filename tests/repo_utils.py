@@ -10,19 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import tiny
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
-TINY = {
-    "data": {"image_size": 72, "shard_size": 64,
-             "synthetic": {"num_classes": 6, "train_per_class": 24, "val_per_class": 10}},
-    "model": {"width": 0.125, "input_size": 64},
-    "train": {"seeds": [1, 2], "epochs": 2, "batch_size": 16, "lr_steps": [2], "threads": 1},
-    "ensemble": {"max_subsets": 10},
-    "compare": {"n_boot": 200},
-}
+TINY = tiny.PARAMS  # the tiny profile of every end-to-end test (tests/tiny.py)
 
 
 def deep_update(d: dict, patch: dict) -> dict:

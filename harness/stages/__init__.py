@@ -62,3 +62,8 @@ def read_json(path: Path, what: str) -> dict:
     if not path.is_file():
         raise UserError(f"{what} not found: {path}")
     return json.loads(path.read_text())
+
+
+def run_name(stage: str, cfg: C.Config, seed: int) -> str:
+    """MLflow run name: train-seed3, or train-no_lrn-seed3 for an ablation arm."""
+    return f"{stage}-seed{seed}" if cfg.arm is None else f"{stage}-{cfg.arm}-seed{seed}"

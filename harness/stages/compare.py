@@ -9,16 +9,18 @@ import numpy as np
 import pandas as pd
 
 from harness import config as C
-from harness import data, evaluate, tracking
+from harness import tracking
+from harness.analysis import scoring
+from harness.analysis.ensemble import load_predictions
+from harness.data import shards
 from harness.errors import UserError
 from harness.io import atomic_write_json
 from harness.model import build_model
 from harness.stages import StageContext, params_for, read_json
-from harness.stages.ensemble import load_predictions
 
 
 def paper_architecture_counts() -> dict:
-    """Parameters and neurons of the paper network (1000 classes) as harness/model.py builds it."""
+    """Parameters and neurons of the paper network (1000 classes) as harness/model/alexnet.py builds it."""
     from harness.model import layer_table
     paper = C.ModelConfig()
     table = layer_table(build_model(paper, 1000), paper.input_size)
@@ -35,7 +37,7 @@ def _correctness(pred_dir: Path, labels: np.ndarray, seeds, protocols) -> dict:
     out = {}
     for protocol in protocols:
         probs = load_predictions(pred_dir, seeds, protocol)
-        out[protocol] = {f"top{k}_error": np.stack([evaluate.topk_correct(p, labels, k) for p in probs])
+        out[protocol] = {f"top{k}_error": np.stack([scoring.topk_correct(p, labels, k) for p in probs])
                          for k in (1, 5)}
     return out
 
@@ -72,8 +74,8 @@ def load_ablations(cfg: C.Config, data_dir: Path, train_plots: Path, ablations_d
     ab = cfg.ablations
     if not ab.enabled:
         return None
-    n_train = data.load_manifest(data_dir)["counts"]["train"]
-    steps = lambda c: n_train // c.train.batch_size  # noqa: E731 -- harness/train.py drops the last partial batch
+    n_train = shards.load_manifest(data_dir)["counts"]["train"]
+    steps = lambda c: n_train // c.train.batch_size  # noqa: E731 -- harness/train/loop.py drops the last partial batch
     seeds = ab.seeds_or(cfg.train.seeds)
     arms = {}
     for name in ab.enabled:
@@ -90,11 +92,11 @@ def load_ablations(cfg: C.Config, data_dir: Path, train_plots: Path, ablations_d
             "arms": arms}
 
 
-def run_compare(ctx: StageContext, data_dir: Path, eval_dir: Path, pred_dir: Path,
+def run_compare(ctx: StageContext, *, data_dir: Path, eval_dir: Path, pred_dir: Path,
                 ensemble_path: Path, out_path: Path, train_plots: Path | None = None,
                 ablations_dir: Path | None = None, ablation_plots: Path | None = None) -> dict:
-    from harness import claims as CL
-    from harness import compare
+    from harness.analysis import claims as CL
+    from harness.analysis import compare
     cfg = ctx.cfg
     seeds = list(cfg.train.seeds)
     results = [read_json(eval_dir / f"seed-{s}.json", f"evaluation of seed {s}") for s in seeds]

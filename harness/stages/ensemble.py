@@ -6,24 +6,14 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import ensemble, evaluate, tracking
-from harness.errors import UserError
+from harness import tracking
+from harness.analysis import ensemble, scoring
 from harness.io import atomic_write_json
 from harness.stages import StageContext, params_for
 
 
-def load_predictions(pred_dir: Path, seeds, protocol: str) -> list[np.ndarray]:
-    out = []
-    for s in seeds:
-        p = pred_dir / f"seed-{s}" / f"{protocol}.npy"
-        if not p.is_file():
-            raise UserError(f"predictions missing: {p} (run evaluate@{s})")
-        out.append(np.load(p))
-    return out
-
-
-def run_ensemble(ctx: StageContext, data_dir: Path, pred_dir: Path, metrics_path: Path) -> dict:
-    from harness import stats
+def run_ensemble(ctx: StageContext, *, data_dir: Path, pred_dir: Path, metrics_path: Path) -> dict:
+    from harness.analysis import stats
     cfg = ctx.cfg
     labels = np.load(data_dir / cfg.evaluate.split / "labels.npy")
     seeds = list(cfg.train.seeds)
@@ -31,10 +21,10 @@ def run_ensemble(ctx: StageContext, data_dir: Path, pred_dir: Path, metrics_path
     with tracking.child_run(ctx.uri, ctx.experiment_id, ctx.parent_id, "ensemble",
                             params_for(cfg, "ensemble"), {**ctx.base_tags, "stage": "ensemble"}) as run_id:
         for protocol in cfg.evaluate.protocols:
-            probs = load_predictions(pred_dir, seeds, protocol)
+            probs = ensemble.load_predictions(pred_dir, seeds, protocol)
             sizes = ensemble.ensemble_errors(probs, labels, cfg.ensemble.max_subsets, cfg.ensemble.subset_seed)
-            full = evaluate.topk_correct(np.mean(probs, 0), labels, 1)
-            singles = [evaluate.topk_correct(p, labels, 1) for p in probs]
+            full = scoring.topk_correct(np.mean(probs, 0), labels, 1)
+            singles = [scoring.topk_correct(p, labels, 1) for p in probs]
             result["protocols"][protocol] = {
                 "sizes": sizes,
                 # paired test on the same images: the full ensemble vs each single model

@@ -7,25 +7,28 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import accel, data, evaluate, runtime, tracking, transforms
-from harness.transforms import EvalView
+from harness import accel, runtime, tracking
+from harness.analysis import scoring
+from harness.data import shards, transforms
+from harness.data.transforms import EvalView, build_views
+from harness.evaluate import inference
 from harness.io import atomic_save_npy, atomic_write_json
-from harness.stages import StageContext, params_for
-from harness.stages.train import build_views, load_model, run_name
+from harness.stages import StageContext, params_for, run_name
+from harness.train.checkpoint import load_model
 
 
-def run_evaluate(ctx: StageContext, seed: int, data_dir: Path, model_dir: Path, out_dir: Path,
+def run_evaluate(ctx: StageContext, *, seed: int, data_dir: Path, model_dir: Path, out_dir: Path,
                  metrics_path: Path) -> dict:
     """Under torchrun each rank predicts every world-th image; rank 0 assembles and writes."""
     cfg = ctx.cfg
-    manifest = data.load_manifest(data_dir)
+    manifest = shards.load_manifest(data_dir)
     d = runtime.init_distributed()
     runtime.set_determinism(seed, cfg.train.threads)
     model = load_model(model_dir / "model.pt", cfg)
     if cfg.train.channels_last:  # evaluate in the memory format and precision it trained in
         accel.to_channels_last(model)
     _, _, norm = build_views(cfg, data_dir, seed)
-    val_split = data.load_split(data_dir, cfg.evaluate.split)  # val, or the ILSVRC-2010 test set
+    val_split = shards.load_split(data_dir, cfg.evaluate.split)  # val, or the ILSVRC-2010 test set
     labels = val_split.labels
     result = {"seed": seed, **({"arm": cfg.arm} if cfg.arm else {}), "dataset": cfg.data.source, "split": cfg.evaluate.split,
               "num_classes": len(manifest["classes"]), "n_images": len(labels), "protocols": {}}
@@ -40,8 +43,8 @@ def run_evaluate(ctx: StageContext, seed: int, data_dir: Path, model_dir: Path, 
             if not d.main:
                 continue
             atomic_save_npy(out_dir / f"{protocol}.npy", probs)
-            summary = evaluate.error_summary(probs, labels)
-            summary["per_class_top1_error"] = evaluate.per_class_error(probs, labels, result["num_classes"])
+            summary = scoring.error_summary(probs, labels)
+            summary["per_class_top1_error"] = scoring.per_class_error(probs, labels, result["num_classes"])
             result["protocols"][protocol] = summary
             tracking.log_metrics(ctx.uri, run_id, {f"{protocol}.top1_error": summary["top1_error"],
                                                    f"{protocol}.top5_error": summary["top5_error"]})
@@ -57,7 +60,7 @@ def _predict_all(model, view, n: int, batch: int, d, protocol: str, train_cfg) -
     """Probabilities [n, C] in index order on rank 0 (None elsewhere); each image once."""
     batches = transforms.eval_batches(n, batch, d.rank, d.world)
     mine = np.concatenate(batches) if batches else np.zeros(0, np.int64)
-    probs = evaluate.predict(model, transforms.batch_loader(view, batches, 0), len(mine), f"evaluate {protocol}",
+    probs = inference.predict(model, transforms.batch_loader(view, batches, 0), len(mine), f"evaluate {protocol}",
                              train_cfg.precision, train_cfg.channels_last)
     parts = runtime.all_gather((mine, probs), d)
     if not d.main:

@@ -7,7 +7,8 @@ from pathlib import Path
 import pandas as pd
 
 from harness import config as C
-from harness import data, runtime, tracking
+from harness import runtime, tracking
+from harness.data import shards
 from harness.io import atomic_write_bytes, atomic_write_text
 from harness.stages import StageContext, read_json
 
@@ -36,33 +37,33 @@ def write_all_seeds(curves: dict, path: Path) -> None:
     atomic_write_text(path, pd.concat(frames, ignore_index=True).to_csv(index=False))
 
 
-def run_report(ctx: StageContext, data_dir: Path, metrics_dir: Path, plots_dir: Path,
+def run_report(ctx: StageContext, *, data_dir: Path, metrics_dir: Path, plots_dir: Path,
                out_md: Path, out_html: Path, figures_dir: Path, all_seeds_csv: Path,
                benchmarks: Path | None = None, reliability: Path | None = None) -> Path:
-    from harness import report, report_sections
-    from harness.deviations import deviations
+    from harness.report import render, sections
+    from harness.report.deviations import deviations
     cfg = ctx.cfg
     seeds = list(cfg.train.seeds)
     train = {s: read_json(metrics_dir / "train" / f"seed-{s}.json", f"training metrics of seed {s}") for s in seeds}
-    inputs = report_sections.ReportInputs(
+    inputs = sections.ReportInputs(
         params=C.to_dict(cfg),
         compare=read_json(metrics_dir / "compare.json", "comparison"),
         train=train,
         curves={s: pd.read_csv(plots_dir / "train" / f"seed-{s}.csv") for s in seeds},
         evaluations={s: read_json(metrics_dir / "evaluate" / f"seed-{s}.json", f"evaluation of seed {s}") for s in seeds},
         ensemble=read_json(metrics_dir / "ensemble.json", "ensemble metrics"),
-        manifest=data.load_manifest(data_dir), deviations=deviations(cfg),
+        manifest=shards.load_manifest(data_dir), deviations=deviations(cfg),
         provenance=_provenance(ctx, train),
         benchmarks=read_json(benchmarks, "benchmarks") if benchmarks and benchmarks.is_file() else None,
         reliability=read_json(reliability, "reliability figures") if reliability and reliability.is_file() else None)
     write_all_seeds(inputs.curves, all_seeds_csv)
-    doc = report_sections.build(inputs)
+    doc = sections.build(inputs)
     for block in doc.blocks:
         if block[0] == "fig":
             atomic_write_bytes(figures_dir / f"{block[1]}.png", block[3])
     rel = Path(*[".."] * 0, figures_dir.relative_to(out_md.parent)) if figures_dir.is_relative_to(out_md.parent) else figures_dir
-    atomic_write_text(out_md, report.to_markdown(doc, rel.as_posix()))
-    atomic_write_text(out_html, report.to_html(doc, "AlexNet reproducibility report"))
+    atomic_write_text(out_md, render.to_markdown(doc, rel.as_posix()))
+    atomic_write_text(out_html, render.to_html(doc, "AlexNet reproducibility report"))
     with tracking.child_run(ctx.uri, ctx.experiment_id, ctx.parent_id, "report", {},
                             {**ctx.base_tags, "stage": "report"}):
         tracking.log_artifact(ctx.uri, ctx.parent_id, out_html, "report")

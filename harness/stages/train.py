@@ -10,22 +10,15 @@ import numpy as np
 import pandas as pd
 import torch
 
+from harness import accel, runtime, tracking
 from harness import config as C
-from harness import accel, checkpoint, data, runtime, tracking, transforms
-from harness import train as T
+from harness.data import shards, transforms
+from harness.data.transforms import build_views
 from harness.errors import UserError
 from harness.io import atomic_write_json, atomic_write_text, check_writable, remove_stale_temps
 from harness.model import build_model, count_params
-from harness.stages import StageContext, params_for
-
-
-def build_views(cfg: C.Config, data_dir: Path, seed: int):
-    mean, pca = data.load_stats(data_dir)
-    norm = transforms.Normaliser(mean, cfg.model.input_scale)
-    train_split, val_split = data.load_split(data_dir, "train"), data.load_split(data_dir, "val")
-    train_view = transforms.TrainView(train_split, norm, pca if cfg.train.pca_colour else None,
-                                      cfg.model.input_size, seed, cfg.train.pca_std, cfg.train.pca_mode)
-    return train_view, val_split, norm
+from harness.stages import StageContext, params_for, run_name
+from harness.train import checkpoint, loop, recipe
 
 
 def train_input(cfg: C.Config, train_view: transforms.TrainView):
@@ -55,10 +48,10 @@ def compile_model(model, cfg: C.TrainConfig, crop: int, world: int):
     return compiled, "inductor"
 
 
-def run_train(ctx: StageContext, seed: int, data_dir: Path, out_dir: Path, metrics_path: Path,
+def run_train(ctx: StageContext, *, seed: int, data_dir: Path, out_dir: Path, metrics_path: Path,
               plots_path: Path) -> dict:
     cfg = ctx.cfg
-    manifest = data.load_manifest(data_dir)
+    manifest = shards.load_manifest(data_dir)
     d = runtime.init_distributed()
     runtime.set_determinism(seed, cfg.train.threads, cfg.train.deterministic)
     backend = accel.configure_cudnn(cfg.train.deterministic)  # autotuning only without bitwise reproducibility
@@ -76,7 +69,7 @@ def run_train(ctx: StageContext, seed: int, data_dir: Path, out_dir: Path, metri
     if cfg.train.channels_last:  # before the optimizer, so its state takes the same layout
         accel.to_channels_last(model)
     torch.manual_seed(seed + 7919 * d.rank)  # each rank its own dropout masks; rank 0 as alone
-    optimizer = T.make_optimizer(model, cfg.train)
+    optimizer = recipe.make_optimizer(model, cfg.train)
     if d.main:
         check_writable(out_dir, metrics_path.parent, plots_path.parent)  # fail now, not after training
         for p in remove_stale_temps(out_dir):  # a killed write's temp file must not reach DVC's cache
@@ -114,24 +107,19 @@ def run_train(ctx: StageContext, seed: int, data_dir: Path, out_dir: Path, metri
 CHECKPOINT = "checkpoint.pt"
 
 
-def run_name(stage: str, cfg: C.Config, seed: int) -> str:
-    """MLflow run name: train-seed3, or train-no_lrn-seed3 for an ablation arm."""
-    return f"{stage}-seed{seed}" if cfg.arm is None else f"{stage}-{cfg.arm}-seed{seed}"
-
-
-def _resume(path: Path, cfg: C.Config, seed: int, model, optimizer, d) -> tuple[T.TrainState, str | None]:
+def _resume(path: Path, cfg: C.Config, seed: int, model, optimizer, d) -> tuple[loop.TrainState, str | None]:
     """Restore model, optimizer, RNG and progress from a compatible checkpoint, if any."""
     if not path.is_file():
-        return T.TrainState(), None
+        return loop.TrainState(), None
     payload = checkpoint.load(path)
     if not checkpoint.compatible(payload, C.training_digest(cfg), seed) or len(payload["torch_rng"]) != d.world:
         print(f"ignoring {path}: it was made with other params, another seed or another number of "
               "processes; starting afresh", flush=True)
-        return T.TrainState(), None
+        return loop.TrainState(), None
     model.load_state_dict(payload["model"])
     optimizer.load_state_dict(payload["optimizer"])
     torch.set_rng_state(payload["torch_rng"][d.rank])
-    state = T.TrainState.from_dict(payload["state"])
+    state = loop.TrainState.from_dict(payload["state"])
     if d.main:
         print(f"resuming seed {seed} from {path}: epoch {state.epoch + 1}, step {state.step_in_epoch} "
               f"(global step {state.global_step})", flush=True)
@@ -155,7 +143,7 @@ def _fit_logged(ctx, run_id, train_model, model, optimizer, state, train_view, l
             tracking.log_series(ctx.uri, run_id, "step_lr", [(s, lr) for s, _, lr in new])
         steps.clear()
 
-    def on_epoch(r: T.EpochResult):
+    def on_epoch(r: loop.EpochResult):
         if not d.main:
             return
         print(f"seed {seed} epoch {r.epoch}/{cfg.train.epochs}: loss {r.train_loss:.3f}  "
@@ -164,9 +152,9 @@ def _fit_logged(ctx, run_id, train_model, model, optimizer, state, train_view, l
         if r.epoch not in done["val_top1_error"]:
             tracking.log_metrics(ctx.uri, run_id, {k: v for k, v in r.__dict__.items() if k != "epoch"}, step=r.epoch)
 
-    def on_checkpoint(st: T.TrainState):
+    def on_checkpoint(st: loop.TrainState):
         if not all(torch.isfinite(p).all() for p in model.parameters()):  # never overwrite a good checkpoint
-            raise T.NonFiniteLoss(f"the weights became NaN or Inf at epoch {st.epoch + 1}, step {st.step_in_epoch}")
+            raise loop.NonFiniteLoss(f"the weights became NaN or Inf at epoch {st.epoch + 1}, step {st.step_in_epoch}")
         rng = runtime.all_gather(torch.get_rng_state(), d)  # every rank's dropout RNG
         if d.main:
             flush_steps()  # before the checkpoint: a kill in between loses nothing, the resume skips them
@@ -177,11 +165,11 @@ def _fit_logged(ctx, run_id, train_model, model, optimizer, state, train_view, l
         steps.clear()
         runtime.barrier(d)
 
-    hooks = T.Hooks(on_step=lambda s, loss, lr: steps.append((s, loss, lr)), on_epoch=on_epoch,
+    hooks = loop.Hooks(on_step=lambda s, loss, lr: steps.append((s, loss, lr)), on_epoch=on_epoch,
                     on_checkpoint=on_checkpoint)
     try:
-        return T.fit(train_model, optimizer, train_view, loader, val_loader, cfg.train, seed, state, hooks, d)
-    except T.NonFiniteLoss as exc:
+        return loop.fit(train_model, optimizer, train_view, loader, val_loader, cfg.train, seed, state, hooks, d)
+    except loop.NonFiniteLoss as exc:
         ck = out_dir / CHECKPOINT
         kept = f"the last good checkpoint {ck} is kept" if ck.is_file() else "no checkpoint had been written yet"
         raise UserError(f"training diverged (NaN or Inf): {str(exc).split('; the last checkpoint')[0]}; {kept} "
@@ -226,16 +214,3 @@ def _train_metrics(history, seed, run_id, ctx) -> dict:
             "mlflow_run_id": run_id, "mlflow_experiment_id": ctx.experiment_id}
 
 
-def load_model(path: Path, cfg: C.Config) -> torch.nn.Module:
-    if not path.is_file():
-        raise UserError(f"model weights not found: {path} (run the train stage)")
-    ckpt = checkpoint.load(path)
-    if not {"state_dict", "num_classes"} <= ckpt.keys():
-        raise UserError(f"{path} is not a model file of the train stage (no weights in it); run the train stage")
-    model = build_model(cfg.model, ckpt["num_classes"], cfg.train.devices[:1])  # grouped format
-    try:
-        model.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as exc:
-        raise UserError(f"{path} does not match the model params in params.yaml (model.*): "
-                        f"{str(exc).splitlines()[0][:160]}; train again") from None
-    return model

@@ -1,0 +1,1 @@
+"""The evaluate stage's forward passes (probabilities per protocol)."""

@@ -1,0 +1,120 @@
+"""The paper's AlexNet (Krizhevsky et al. 2012, section 3) with switches for its ambiguities.
+
+The two "GPU" towers are expressed as grouped convolutions (groups=2) on one device: the
+towers communicate only into conv3, fc6, fc7 and fc8 (paper Fig. 2), which is exactly what a
+grouped conv2/conv4/conv5 and full conv3/fc layers compute.
+
+Also here: the one-GPU net of paper 3.2 ("one_tower", the two-gpu ablation), torchvision's
+2014 alexnet as a control ("torchvision"), and TwoDeviceAlexNet, the same grouped net with
+each tower on its own device as the paper trained it (paper 3.2).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from harness.config import ModelConfig
+from harness.model.layers import activation, norm_layer, pool_layer
+
+# Paper 3.5 / Fig. 2: kernels per layer (both towers together) and the FC widths.
+PAPER_CONV_CHANNELS = (96, 256, 384, 384, 256)
+PAPER_FC_WIDTH = 4096
+# torchvision.models.alexnet (Krizhevsky 2014, "One weird trick"; PAPER.md section 3).
+TORCHVISION_CONV_CHANNELS = (64, 192, 384, 256, 256)
+
+
+def conv_channels(cfg: ModelConfig) -> tuple[int, ...]:
+    """Conv widths of the net `cfg.arch` names, after the width multiplier.
+
+    The paper's counts are rounded to even numbers so that both towers stay equal. The
+    one-GPU net (paper 3.2) halves conv1-conv4 and keeps conv5 at the two-tower count
+    (paper 3.2, footnote 2).
+    """
+    if cfg.arch == "torchvision":
+        return TORCHVISION_CONV_CHANNELS  # width must be 1 (torchvision_alexnet)
+    paper = tuple(max(2, 2 * round(c * cfg.width / 2)) for c in PAPER_CONV_CHANNELS)
+    if cfg.arch == "one_tower":
+        return tuple(c // 2 for c in paper[:4]) + paper[4:]
+    return paper
+
+
+def fc_width(cfg: ModelConfig) -> int:
+    """fc6/fc7 units; full size in every arch (paper 3.2 footnote 2 keeps them for one_tower)."""
+    return max(2, 2 * round(PAPER_FC_WIDTH * cfg.width / 2))
+
+
+def _groups(cfg: ModelConfig) -> int:
+    """Conv groups of conv2/conv4/conv5: 2 for the two-tower paper net, 1 for one tower."""
+    return 2 if cfg.arch == "paper" and cfg.towers == 2 else 1
+
+
+class AlexNet(nn.Module):
+    """Paper AlexNet: conv1-5, fc6-8, ReLU, tower LRN after conv1/conv2, overlapping pools.
+
+    Builds arch "paper" (two towers as groups=2, or ungrouped with towers=1) and arch
+    "one_tower", the one-GPU net of paper 3.2: "a net with half as many kernels in each
+    convolutional layer trained on one GPU" (48-128-192-192 kernels), except that "the
+    one-GPU net actually has the same number of kernels as the two-GPU net in the final
+    convolutional layer" (256) and the fully-connected layers that follow are not halved
+    (paper 3.2, footnote 2). With a single tower there are no groups and LRN runs over all
+    channels. At width 1 and 1000 classes it has 59,798,312 parameters.
+    """
+
+    def __init__(self, cfg: ModelConfig, num_classes: int):
+        super().__init__()
+        if cfg.arch not in ("paper", "one_tower"):
+            raise ValueError(f"AlexNet builds arch 'paper' or 'one_tower', not {cfg.arch!r}; use build_model")
+        self.cfg = cfg
+        c1, c2, c3, c4, c5 = conv_channels(cfg)
+        g = _groups(cfg)
+        act = lambda: activation(cfg)  # noqa: E731
+        self.conv1 = nn.Conv2d(3, c1, 11, stride=4, padding=cfg.conv1_padding)
+        self.conv2 = nn.Conv2d(c1, c2, 5, padding=2, groups=g)  # own tower only
+        self.conv3 = nn.Conv2d(c2, c3, 3, padding=1)  # both towers
+        self.conv4 = nn.Conv2d(c3, c4, 3, padding=1, groups=g)
+        self.conv5 = nn.Conv2d(c4, c5, 3, padding=1, groups=g)
+        self.features = nn.Sequential(
+            self.conv1, act(), norm_layer(cfg, g), pool_layer(cfg),
+            self.conv2, act(), norm_layer(cfg, g), pool_layer(cfg),
+            self.conv3, act(), self.conv4, act(), self.conv5, act(),
+            pool_layer(cfg),
+        )
+        # Departure for small inputs (report lists it): keeps fc6's input at 6x6 maps. At the
+        # paper's 224/227 the maps are already 6x6 and this is the identity.
+        self.pool6 = nn.AdaptiveAvgPool2d(6)
+        f = fc_width(cfg)
+        self.fc6 = nn.Linear(c5 * 36, f)
+        self.fc7 = nn.Linear(f, f)
+        self.fc8 = nn.Linear(f, num_classes)
+        # paper 4.2: dropout 0.5 on the outputs of fc6 and fc7.
+        self.classifier = nn.Sequential(
+            self.fc6, act(), nn.Dropout(cfg.dropout),
+            self.fc7, act(), nn.Dropout(cfg.dropout),
+            self.fc8,
+        )
+        init_weights(self, cfg.init)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool6(self.features(x))
+        return self.classifier(torch.flatten(x, 1))
+
+
+def init_weights(model: AlexNet, scheme: str) -> None:
+    """paper 5: weights N(0, 0.01); bias 1 in conv2, conv4, conv5, fc6, fc7, else 0.
+
+    "kaiming" (a listed departure for the small default profile) keeps zero biases and uses
+    He-normal weights, because the paper's init stays at chance on small CPU budgets.
+    """
+    ones = {"conv2", "conv4", "conv5", "fc6", "fc7"}
+    for name in ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"):
+        layer = getattr(model, name)
+        if scheme == "paper":
+            nn.init.normal_(layer.weight, 0.0, 0.01)
+            nn.init.constant_(layer.bias, 1.0 if name in ones else 0.0)
+        else:
+            nonlin = "relu" if model.cfg.activation == "relu" else "tanh"
+            nn.init.kaiming_normal_(layer.weight, nonlinearity=nonlin)
+            if name == "fc8":
+                nn.init.normal_(layer.weight, 0.0, 0.01)
+            nn.init.zeros_(layer.bias)

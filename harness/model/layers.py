@@ -1,0 +1,49 @@
+"""Layers of the paper net that need a reading of the paper: LRN within towers (paper 3.3),
+overlapping pooling (3.4), the activation (3.1).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from harness.config import ModelConfig
+
+# LRN conventions (PAPER.md section 3). "paper" is the printed formula: alpha NOT divided by
+# n, which nn.LocalResponseNorm would do, so we pass alpha * n to undo its division.
+LRN_CONVENTIONS = {
+    "paper": dict(size=5, alpha=1e-4 * 5, beta=0.75, k=2.0),
+    "cuda_convnet2": dict(size=5, alpha=1e-4, beta=0.75, k=2.0),
+    "caffe": dict(size=5, alpha=1e-4, beta=0.75, k=1.0),
+}
+
+
+class TowerLRN(nn.Module):
+    """Local response normalisation applied within each tower's channels (paper 3.3).
+
+    In the two-GPU net each GPU normalises only over its own kernel maps, so the 5-channel
+    window never crosses the tower boundary.
+    """
+
+    def __init__(self, towers: int, convention: str):
+        super().__init__()
+        self.towers = towers
+        self.lrn = nn.LocalResponseNorm(**LRN_CONVENTIONS[convention])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        y = self.lrn(x.reshape(b * self.towers, c // self.towers, h, w))
+        return y.reshape(b, c, h, w)
+
+
+def pool_layer(cfg: ModelConfig) -> nn.MaxPool2d:
+    k, s = (3, 2) if cfg.pool == "overlap" else (2, 2)  # paper 3.4: z=3, s=2
+    return nn.MaxPool2d(k, s)
+
+
+def activation(cfg: ModelConfig) -> nn.Module:
+    return nn.ReLU() if cfg.activation == "relu" else nn.Tanh()  # paper 3.1 ablation
+
+
+def norm_layer(cfg: ModelConfig, towers: int) -> nn.Module:
+    return TowerLRN(towers, cfg.lrn) if cfg.lrn != "none" else nn.Identity()  # paper 3.3

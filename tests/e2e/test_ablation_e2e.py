@@ -1,0 +1,56 @@
+"""End to end: one small ablation arm through `dvc repro` in a temporary copy of the repository.
+
+With ablations off (the default) no ablation stage exists or would run; switching one arm on
+trains and evaluates that arm's seeds, and compare.json then holds arm minus baseline,
+recomputed here with scipy from the evaluation files. (compare.json without arms and the
+report section are checked in test_ablation.py, without DVC.)
+"""
+
+import json
+import re
+import sqlite3
+
+import numpy as np
+import pytest
+from repo_utils import copy_repo, dvc, get_params, ran_stages, set_params
+from scipy import stats as sps
+
+
+@pytest.mark.slow
+def test_one_arm_through_dvc_repro(tmp_path):
+    repo = copy_repo(tmp_path)
+    # ablations off (the default): the matrix is empty, so no ablation stage exists or would run
+    assert "ablation" not in dvc(repo, "stage", "list")
+    pending = set(re.findall(r"^(\S+):$", dvc(repo, "status"), re.M))  # stages `dvc repro` would run
+    assert {"train@1", "compare"} <= pending and not any("ablation" in s for s in pending), pending
+
+    params = get_params(repo)
+    params["ablations"].update(enabled=["no_lrn"], seeds=[1, 2])
+    set_params(repo, params)
+    on = ran_stages(dvc(repo, "repro", "compare"))  # not the report stage: 1 process less (~60 s budget)
+    arm_stages = {"train_ablation@no_lrn-1", "train_ablation@no_lrn-2",
+                  "evaluate_ablation@no_lrn-1", "evaluate_ablation@no_lrn-2"}
+    assert arm_stages <= on and {"train@1", "train@2", "compare"} <= on, on
+
+    compare = json.loads((repo / "reports/metrics/compare.json").read_text())
+    res = compare["ablation_results"]["no_lrn"]
+    assert res["overrides"] == {"model.lrn": "none"} and res["seeds"] == [1, 2]
+    e = res["protocols"]["center"]["top1_error"]
+    ev = lambda d, s: json.loads((repo / f"reports/metrics/{d}/seed-{s}.json").read_text())  # noqa: E731
+    arm = np.array([ev("ablations/no_lrn/evaluate", s)["protocols"]["center"]["top1_error"] for s in (1, 2)])
+    base = np.array([ev("evaluate", s)["protocols"]["center"]["top1_error"] for s in (1, 2)])
+    assert e["diff"] == pytest.approx(arm.mean() - base.mean())
+    if arm.std() + base.std() > 0:
+        assert e["p_value"] == pytest.approx(sps.ttest_ind(arm, base, equal_var=False).pvalue)
+    assert ev("ablations/no_lrn/evaluate", 1)["arm"] == "no_lrn"
+    lrn = {r["id"]: r for r in compare["claims"]}["lrn-top1"]
+    assert not lrn["tested"] and lrn["measured_on_run"]["arm"] == "no_lrn"
+    assert res["convergence"]["arm_iterations"].keys() == {"1", "2"}
+    assert compare["ablations"]["enabled"] == ["no_lrn"]
+
+    # the arm's runs are children of the same MLflow parent as this execution's baseline seeds
+    db = sqlite3.connect(repo / "mlflow.db")
+    parent = dict(db.execute("select r.name, t.value from runs r join tags t on t.run_uuid = r.run_uuid "
+                             "where t.key = 'mlflow.parentRunId'").fetchall())
+    assert parent["train-no_lrn-seed1"] == parent["train-seed1"] == parent["evaluate-no_lrn-seed2"]
+    assert parent["compare"] == parent["train-no_lrn-seed2"]

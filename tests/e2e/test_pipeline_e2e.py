@@ -1,0 +1,264 @@
+"""End to end: the real pipeline through `dvc repro` in a temporary copy of the repository.
+
+Tiny profile (a few seconds of training per seed). Checks the outputs, the MLflow store, and
+what DVC users expect: a second repro does nothing, a new seed runs only its own stages and
+the fan-in stages, an evaluation-only param does not retrain.
+"""
+
+import json
+import sqlite3
+
+import numpy as np
+import pytest
+from repo_utils import copy_repo, dvc, get_params, ran_stages, set_params
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    return copy_repo(tmp_path_factory.mktemp("repo"))
+
+
+@pytest.fixture(scope="module")
+def first_run(repo):
+    return dvc(repo, "repro")
+
+
+@pytest.mark.slow
+def test_full_pipeline_outputs(repo, first_run):
+    assert {"prepare", "train@1", "train@2", "evaluate@1", "evaluate@2", "ensemble", "compare",
+            "report"} <= ran_stages(first_run)
+    labels = np.load(repo / "artifacts/data/val/labels.npy")
+    for seed in (1, 2):
+        for proto in ("center", "ten_patch"):
+            probs = np.load(repo / f"artifacts/predictions/seed-{seed}/{proto}.npy")
+            assert probs.shape == (60, 6) and probs.dtype == np.float32
+            np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
+        ev = json.loads((repo / f"reports/metrics/evaluate/seed-{seed}.json").read_text())
+        # recompute the stored error from the saved predictions
+        probs = np.load(repo / f"artifacts/predictions/seed-{seed}/center.npy")
+        assert ev["protocols"]["center"]["top1_error"] == pytest.approx(100 * (probs.argmax(1) != labels).mean())
+    compare = json.loads((repo / "reports/metrics/compare.json").read_text())
+    untested = [c for c in compare["claims"] if not c["tested"]]
+    assert untested and all(c["reason"] for c in untested)
+    assert "synthetic" in next(c for c in compare["claims"] if c["id"].startswith("t1-cnn"))["reason"]
+    assert compare["reference"]["tested"] is False and "reference" in compare["reference"]["reason"]
+    html = (repo / "reports/report.html").read_text()
+    assert "data:image/png;base64," in html and "http://" not in html.replace("http://127.0.0.1:5000", "")
+    assert "<script" not in html
+
+
+@pytest.mark.slow
+def test_mlflow_store_has_parent_and_children(repo, first_run):
+    db = sqlite3.connect(repo / "mlflow.db")
+    runs = db.execute("SELECT run_uuid, name, status FROM runs").fetchall()
+    names = {r[1] for r in runs}
+    assert {"prepare", "train-seed1", "train-seed2", "evaluate-seed1", "evaluate-seed2", "ensemble",
+            "compare", "report"} <= names
+    parents = db.execute("SELECT value FROM tags WHERE key='mlflow.parentRunId'").fetchall()
+    assert len({p[0] for p in parents}) == 1 and len(parents) == len(runs) - 1
+    metrics = {r[0] for r in db.execute("SELECT DISTINCT key FROM metrics")}
+    assert {"val_top1_error", "val_top5_error", "train_top1_error", "train_top5_error", "train_loss", "lr",
+            "images_per_s", "epoch_time_s", "step_loss", "step_lr"} <= metrics
+    epochs = db.execute("SELECT COUNT(*) FROM metrics m JOIN runs r ON m.run_uuid=r.run_uuid "
+                        "WHERE r.name='train-seed1' AND m.key='val_top1_error'").fetchone()[0]
+    assert epochs == 2
+    train = json.loads((repo / "reports/metrics/train/seed-1.json").read_text())
+    assert train["mlflow_run_id"] in {r[0] for r in runs}
+
+
+@pytest.mark.slow
+def test_second_repro_does_nothing(repo, first_run):
+    out = dvc(repo, "repro")
+    assert ran_stages(out) == set(), out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("module", ["harness/data/imaging.py", "harness/model/layers.py", "harness/analysis/stats.py",
+                                    "harness/report/render.py", "harness/tracking.py"])
+def test_dvc_status_after_an_edit_lists_exactly_the_stages_it_can_affect(repo, first_run, module):
+    """Append a line to a module, as a user would, and ask DVC: the stages it lists are those
+    whose scripts import the module (tests/import_graph.py), no more and no fewer."""
+    import import_graph as G
+    path = repo / module
+    original = path.read_bytes()
+    stages = G.stages()
+    seeds = get_params(repo)["train"]["seeds"]
+    expected = {f"{name}@{s}" if "matrix" in st else name for name, st in stages.items()
+                if not name.endswith("_ablation") and module in G.needed(G.script_of(st))
+                for s in (seeds if "matrix" in st else [None])}
+    try:
+        path.write_bytes(original + b"\n# an edit\n")
+        status = json.loads(dvc(repo, "status", "--json").strip().splitlines()[-1])
+    finally:
+        path.write_bytes(original)
+    assert set(status) == expected, status
+    if module == "harness/tracking.py":
+        assert expected == set()  # logging code never invalidates a result
+    assert json.loads(dvc(repo, "status", "--json").strip().splitlines()[-1]) == {}
+
+
+@pytest.mark.slow
+def test_adding_a_seed_runs_only_that_seed(repo, first_run):
+    before = (repo / "artifacts/models/seed-1/model.pt").read_bytes()
+    params = get_params(repo)
+    params["train"]["seeds"] = [1, 2, 3]
+    set_params(repo, params)
+    out = dvc(repo, "repro")
+    assert ran_stages(out) == {"train@3", "evaluate@3", "ensemble", "compare", "report"}, out
+    assert (repo / "artifacts/models/seed-1/model.pt").read_bytes() == before
+
+
+@pytest.mark.slow
+def test_evaluation_param_does_not_retrain(repo, first_run):
+    params = get_params(repo)
+    params["evaluate"]["batch_size"] = 7
+    set_params(repo, params)
+    out = dvc(repo, "repro")
+    assert not any(s.startswith(("train", "prepare")) for s in ran_stages(out)), out
+    assert any(s.startswith("evaluate") for s in ran_stages(out))
+
+
+@pytest.mark.slow
+def test_metrics_agree_with_a_recomputation_from_saved_predictions(repo, first_run):
+    """Errors, ensemble errors and intervals in the metrics files, recomputed independently
+    from the saved probabilities and labels (numpy, scipy, statsmodels)."""
+    from scipy import stats as st
+    from statsmodels.stats.proportion import proportion_confint
+
+    labels = np.load(repo / "artifacts/data/val/labels.npy")
+    compare = json.loads((repo / "reports/metrics/compare.json").read_text())
+    ens = json.loads((repo / "reports/metrics/ensemble.json").read_text())
+    seeds = ens["seeds"]
+    for proto in ("center", "ten_patch"):
+        probs = [np.load(repo / f"artifacts/predictions/seed-{s}/{proto}.npy") for s in seeds]
+        top1 = [100 * (p.argmax(1) != labels).mean() for p in probs]
+        rank = [np.argsort(-p, 1)[:, :5] for p in probs]
+        top5 = [100 * (~(r == labels[:, None]).any(1)).mean() for r in rank]
+        for metric, values in (("top1_error", top1), ("top5_error", top5)):
+            rows = [r for r in compare["seeds"] if r["protocol"] == proto and r["metric"] == metric]
+            for r, v in zip(sorted(rows, key=lambda r: r["seed"]), values):
+                assert r["error"] == pytest.approx(v)
+                lo, hi = proportion_confint(round(v * len(labels) / 100), len(labels), method="wilson")
+                assert (r["wilson_lo"], r["wilson_hi"]) == pytest.approx((100 * lo, 100 * hi))
+            s = compare["summary"][proto][metric]
+            assert s["mean"] == pytest.approx(np.mean(values)) and s["sd"] == pytest.approx(np.std(values, ddof=1))
+            half = st.t.ppf(0.975, len(values) - 1) * np.std(values, ddof=1) / np.sqrt(len(values))
+            assert (s["t_lo"], s["t_hi"]) == pytest.approx((np.mean(values) - half, np.mean(values) + half))
+        full = ens["protocols"][proto]["sizes"][-1]
+        assert full["k"] == len(seeds)
+        assert full["top1_error_mean"] == pytest.approx(100 * (np.mean(probs, 0).argmax(1) != labels).mean())
+        singles = ens["protocols"][proto]["sizes"][0]
+        assert singles["top1_error_mean"] == pytest.approx(np.mean(top1))
+
+
+def _stop_group(proc) -> None:
+    """Stop a server started with start_new_session=True and everything it forked (mlflow server
+    forks uvicorn workers, a job runner and huey consumers), then check that none is left."""
+    import os
+    import signal
+    import time
+    pgid = os.getpgid(proc.pid)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            break
+        for _ in range(50):
+            if not _group_alive(pgid):
+                break
+            time.sleep(0.1)
+    proc.wait(timeout=10)
+    assert not _group_alive(pgid), f"processes of the mlflow server (group {pgid}) are still running"
+
+
+def _group_alive(pgid: int) -> bool:
+    """Any live (non-zombie) process in process group pgid, from /proc."""
+    import os
+    from pathlib import Path
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_mlflow_server_rest_api_shows_the_run_structure(repo, first_run):
+    """`mlflow server` on 127.0.0.1 over the pipeline's store: parent/child runs, tags, metrics."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    port = _free_port()
+    mlflow_bin = Path(sys.executable).parent / "mlflow"
+    server = subprocess.Popen([str(mlflow_bin), "server", "--backend-store-uri", f"sqlite:///{repo / 'mlflow.db'}",
+                               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    base = f"http://127.0.0.1:{port}/api/2.0/mlflow"
+
+    def post(path, body):
+        req = urllib.request.Request(f"{base}/{path}", json.dumps(body).encode(),
+                                     {"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read())
+
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        exps = post("experiments/search", {"max_results": 50})["experiments"]
+        exp = next(e for e in exps if e["name"] == "synthetic-default")
+        runs = post("runs/search", {"experiment_ids": [exp["experiment_id"]], "max_results": 500})["runs"]
+    finally:
+        _stop_group(server)
+
+    def tags(r):
+        return {t["key"]: t["value"] for t in r["data"].get("tags", [])}
+
+    parents = [r for r in runs if tags(r).get("harness.role") == "pipeline"]
+    assert parents, "no pipeline parent run"
+    parent_ids = {p["info"]["run_id"] for p in parents}
+    children = [r for r in runs if "mlflow.parentRunId" in tags(r)]
+    assert children and all(tags(c)["mlflow.parentRunId"] in parent_ids for c in children)
+    train = [c for c in children if c["info"]["run_name"] == "train-seed1"][0]
+    t = tags(train)
+    for key in ("git_commit", "git_dirty", "seed", "data_digest", "torch", "devices", "DVC_STAGE"):
+        assert key in t, key
+    inputs = train.get("inputs", {}).get("dataset_inputs", [])
+    assert {i["dataset"]["name"] for i in inputs} == {"synthetic-train", "synthetic-val"}
+    metric_names = {m["key"] for m in train["data"]["metrics"]}
+    assert {"val_top1_error", "train_loss", "lr", "images_per_s"} <= metric_names
+    parent_metrics = {m["key"] for p in parents for m in p["data"].get("metrics", [])}
+    assert "center.top1_error.mean" in parent_metrics  # seed aggregates live on the parent
+
+
+@pytest.mark.slow
+def test_retraining_to_the_same_weights_does_not_reevaluate(repo, first_run):
+    """model.pt holds only deterministic content, so a code change that leaves the weights
+    alone reruns training but not evaluation (provenance.json carries the git commit)."""
+    import subprocess
+    dvc(repo, "repro")  # settle whatever earlier tests changed
+    with open(repo / "harness" / "train" / "loop.py", "a") as f:
+        f.write("\n# a comment: training code changed, weights do not\n")
+    subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qam", "comment"],
+                   cwd=repo, check=True)
+    out = dvc(repo, "repro")
+    stages = ran_stages(out)
+    assert {s for s in stages if s.startswith("train")} and not any(s.startswith("evaluate") for s in stages), out
+    prov = json.loads((repo / "artifacts/models/seed-1/provenance.json").read_text())
+    assert len(prov["git"]["commit"]) == 40

@@ -1,0 +1,128 @@
+"""Bad input data through the real prepare entry point: a clear message naming the problem,
+a non-zero exit, no traceback, and no manifest that would make the data look prepared.
+
+Part of the reliability corpus (issue 8); the params/tracking/system cases are elsewhere.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import imagenet_fixtures as FX
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """One MLflow store for the module: creating a fresh SQLite store takes seconds."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow')}/mlflow.db"
+
+
+def run_prepare(tmp_path: Path, source: str, root: Path, **data) -> subprocess.CompletedProcess:
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["data"].update({"source": source, "root": str(root), "image_size": 64, "shard_size": 8, **data})
+    params["model"]["input_size"] = 64
+    params["tracking"]["uri"] = STORE[0]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, str(REPO / "pipelines" / "prepare.py"), "--params",
+                           str(tmp_path / "params.yaml"), "--out", str(tmp_path / "out"),
+                           "--work", str(tmp_path / "work"), "--workers", "1"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+
+
+def assert_user_error(proc, *needles):
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-3000:])
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    err = proc.stderr
+    for needle in needles:
+        assert needle in err, (needle, err[-3000:])
+
+
+def folder_with(tmp_path: Path, name: str, content: bytes) -> Path:
+    root = FX.make_imagefolder(tmp_path / "folder")
+    (root / "train" / FX.WNIDS[1] / name).write_bytes(content)
+    return root
+
+
+STORE = [None]
+
+
+@pytest.fixture(autouse=True)
+def _sample(store):
+    FX.sample_dir()
+    STORE[0] = store
+
+
+@pytest.mark.parametrize("name,make,reason", [
+    ("truncated.JPEG", lambda good: good[: len(good) // 3], "JPEG"),
+    ("corrupt.JPEG", lambda good: good[:200] + bytes(range(256)) * 40, "JPEG"),
+    ("empty.JPEG", lambda good: b"", "empty"),
+    ("webpage.JPEG", lambda good: b"<html><body>Moved</body></html>\n" * 30, "not an image"),
+], ids=["truncated_jpeg", "corrupt_jpeg", "zero_byte_file", "non_image_file"])
+def test_unusable_image_files_fail_naming_the_file(tmp_path, name, make, reason):
+    root = folder_with(tmp_path, name, make(FX.image_bytes(FX.WNIDS[1])))
+    proc = run_prepare(tmp_path, "imagefolder", root, max_bad_fraction=0.0)
+    assert_user_error(proc, name, reason, "data.max_bad_fraction")
+    assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+def test_nonexistent_data_root(tmp_path):
+    proc = run_prepare(tmp_path, "ilsvrc2012", tmp_path / "no-such-folder")
+    assert_user_error(proc, "no-such-folder")
+
+
+def test_missing_devkit(tmp_path):
+    root = FX.make_ilsvrc2012(tmp_path / "ILSVRC2012", archives=False)
+    import shutil
+    shutil.rmtree(root / "ILSVRC2012_devkit_t12")
+    assert_user_error(run_prepare(tmp_path, "ilsvrc2012", root), "devkit")
+
+
+def test_class_folder_unknown_to_the_devkit(tmp_path):
+    """A mislabelled class: images filed under a wnid the devkit does not list."""
+    root = FX.make_ilsvrc2012(tmp_path / "ILSVRC2012", archives=False)
+    (root / "train" / FX.WNIDS[0]).rename(root / "train" / "n99999999")
+    assert_user_error(run_prepare(tmp_path, "ilsvrc2012", root), "n99999999")
+
+
+def test_ground_truth_that_does_not_match_the_validation_images(tmp_path):
+    root = FX.make_ilsvrc2012(tmp_path / "ILSVRC2012", archives=False)
+    gt = root / "ILSVRC2012_devkit_t12/data/ILSVRC2012_validation_ground_truth.txt"
+    gt.write_text("\n".join(gt.read_text().split()[:-1]) + "\n")  # one label short
+    assert_user_error(run_prepare(tmp_path, "ilsvrc2012", root), "ground_truth")
+
+
+def test_ground_truth_id_out_of_range(tmp_path):
+    """A mislabelled validation image: an ILSVRC id that is no class."""
+    root = FX.make_ilsvrc2012(tmp_path / "ILSVRC2012", archives=False)
+    gt = root / "ILSVRC2012_devkit_t12/data/ILSVRC2012_validation_ground_truth.txt"
+    lines = gt.read_text().split()
+    gt.write_text("\n".join(["1001"] + lines[1:]) + "\n")
+    assert_user_error(run_prepare(tmp_path, "ilsvrc2012", root), "1001")
+
+
+def test_missing_class_folder_in_validation(tmp_path):
+    """ImageFolder: a validation class that has no training folder."""
+    root = FX.make_imagefolder(tmp_path / "folder")
+    (root / "train" / FX.WNIDS[2]).rename(tmp_path / "moved-away")
+    assert_user_error(run_prepare(tmp_path, "imagefolder", root), FX.WNIDS[2])
+
+
+def test_archive_with_a_member_escaping_the_folder(tmp_path):
+    import io
+    import tarfile
+    root = FX.make_ilsvrc2012(tmp_path / "ILSVRC2012", archives=True)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        data = FX.image_bytes(FX.WNIDS[0])
+        info = tarfile.TarInfo("../../evil.JPEG")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    (root / "ILSVRC2012_img_val.tar").write_bytes(buf.getvalue())
+    assert_user_error(run_prepare(tmp_path, "ilsvrc2012", root), "evil.JPEG")
+    assert not list(tmp_path.rglob("evil.JPEG"))
