@@ -191,6 +191,9 @@ class AblationsConfig:
 class TrackingConfig:
     uri: str | None = rule(None)  # None: SQLite store at the repository root
     experiment: str | None = rule(None)  # None: "<dataset>-<profile>"
+    # Each seed's final weights also as an MLflow model (pt2, loads without pickle): the UI's
+    # Models column and the registry. Off only to save the seconds and the copy (tests).
+    log_models: bool = rule(True)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from harness.report import figures
 from harness.report.render import Doc, Link, fmt
 
-UI = "http://127.0.0.1:5000"
+LOCAL_UI = "http://127.0.0.1:5000"  # `make mlflow-ui` over the repository's SQLite store
 
 
 @dataclass(frozen=True)
@@ -23,12 +23,13 @@ class ReportInputs:
     provenance: dict
     benchmarks: dict | None = None  # reports/benchmarks.json (python -m benchmarks.run), if present
     reliability: dict | None = None  # reports/reliability.json (make reliability), if present
+    ui_url: str = LOCAL_UI  # where the MLflow UI of the run's tracking store is (tracking.ui_url)
 
 
-def run_link(run_id: str | None, exp_id: str) -> Link | str:
+def run_link(run_id: str | None, exp_id: str, ui_url: str = LOCAL_UI) -> Link | str:
     if not run_id:
         return "–"
-    return Link(run_id[:8], f"{UI}/#/experiments/{exp_id}/runs/{run_id}")
+    return Link(run_id[:8], f"{ui_url.rstrip('/')}/#/experiments/{exp_id}/runs/{run_id}")
 
 
 def build(inp: ReportInputs) -> Doc:
@@ -105,7 +106,7 @@ def per_seed(doc: Doc, inp: ReportInputs) -> None:
         for proto, m in e["protocols"].items():
             rows.append([seed, proto, m["top1_error"], m["top5_error"], m["n_images"], t["epochs"],
                          round(t["train_time_s"], 1), round(t["images_per_s"]),
-                         run_link(t["mlflow_run_id"], exp), run_link(e.get("mlflow_run_id"), exp)])
+                         run_link(t["mlflow_run_id"], exp, inp.ui_url), run_link(e.get("mlflow_run_id"), exp, inp.ui_url)])
     doc.table(["seed", "protocol", "top-1 %", "top-5 %", "images", "epochs", "train s", "img/s",
                "train run", "eval run"], rows)
     ref = inp.compare["reference"]
@@ -224,7 +225,8 @@ def provenance(doc: Doc, inp: ReportInputs) -> None:
     doc.table(["item", "value"], [
         ["git commit", p["git"]["commit"]], ["working tree dirty", p["git"]["dirty"]],
         ["dvc.lock sha256", p["dvc_lock_digest"]], ["data digest", inp.manifest["digest"]],
-        ["MLflow parent run", run_link(inp.compare.get("parent_run_id"), inp.compare.get("mlflow_experiment_id", "0"))],
+        ["MLflow parent run", run_link(inp.compare.get("parent_run_id"), inp.compare.get("mlflow_experiment_id", "0"),
+                                       inp.ui_url)],
         ["python / torch / CUDA", f"{env['python']} / {env['torch']} / {env['cuda']}"],
         ["CPU / cores / torch threads", f"{env['cpu']} / {env['cpu_count']} / {inp.params['train']['threads']}"],
         ["GPUs", ", ".join(env["gpus"]) or "none"],

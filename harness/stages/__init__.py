@@ -46,11 +46,20 @@ def open_stage(params_path: Path, stage: str, purpose: str = "pipeline", arm: st
     dvc = runtime.dvc_context()
     tags = {"git_commit": git["commit"], "git_dirty": git["dirty"], "DVC_EXP_NAME": dvc["exp_name"],
             "profile": cfg.profile, "dataset": cfg.data.source, "torch": str(torch.__version__),
-            "cuda": torch.version.cuda or "none"}
+            "cuda": torch.version.cuda or "none",
+            # MLflow's own source tags: the UI's Source and Version columns
+            "mlflow.source.type": "LOCAL", "mlflow.source.name": script_of(stage),
+            "mlflow.source.git.commit": git["commit"]}
     key = runtime.pipeline_key(params_path) + ("" if purpose == "pipeline" else f"-{purpose}")
     parent = tracking.parent_run(uri, exp_id, key, {**tags, "harness.role": purpose}, root, name=purpose)
     arm_tag = {} if arm is None else {"arm": arm}  # on the arm's own runs, never on the parent
     return StageContext(cfg, root, uri, exp_id, parent, {**tags, **arm_tag, "DVC_STAGE": dvc["stage"] or stage})
+
+
+def script_of(stage: str) -> str:
+    """The pipeline script that runs a DVC stage: train@3 and train_ablation@no_lrn-3 ->
+    pipelines/train.py."""
+    return f"pipelines/{stage.split('@')[0].removesuffix('_ablation')}.py"
 
 
 def params_for(cfg: C.Config, *sections: str) -> dict:

@@ -98,6 +98,8 @@ def run_train(ctx: StageContext, *, seed: int, data_dir: Path, out_dir: Path, me
             atomic_write_text(plots_path, pd.DataFrame([h.__dict__ for h in history]).to_csv(index=False))
             atomic_write_json(metrics_path, result)
             tracking.log_artifact(ctx.uri, run_id, out_dir / "model.pt", "model")
+            if cfg.tracking.log_models:
+                _log_mlflow_model(ctx, run_id, model, cfg, seed, len(manifest["classes"]))
             (out_dir / CHECKPOINT).unlink(missing_ok=True)  # the final weights supersede it
     runtime.barrier(d)
     runtime.shutdown(d)
@@ -202,6 +204,15 @@ def _save_model(path: Path, model, cfg: C.Config, seed: int, manifest: dict) -> 
                            "num_classes": len(manifest["classes"]), "data_digest": manifest["digest"]})
     atomic_write_json(path.with_name("provenance.json"),
                       {"git": runtime.git_info(), "environment": runtime.environment(), "seed": seed})
+
+
+def _log_mlflow_model(ctx, run_id, model, cfg: C.Config, seed: int, num_classes: int) -> None:
+    """The final weights as an MLflow model, on the CPU in the one-device (grouped) layout."""
+    weights = model.grouped_state_dict() if hasattr(model, "grouped_state_dict") else model.state_dict()
+    cpu = build_model(cfg.model, num_classes, ("cpu",))
+    cpu.load_state_dict({k: v.detach().float().cpu() for k, v in weights.items()})
+    example = torch.zeros(2, 3, cfg.model.input_size, cfg.model.input_size)  # batch 2: a dynamic batch size
+    tracking.log_model(ctx.uri, run_id, cpu.eval(), example, checkpoint.model_tags(cfg, seed))
 
 
 def _train_metrics(history, seed, run_id, ctx) -> dict:

@@ -61,3 +61,8 @@ def load_model(path: Path, cfg: C.Config) -> torch.nn.Module:
         raise UserError(f"{path} does not match the model params in params.yaml (model.*): "
                         f"{str(exc).splitlines()[0][:160]}; train again") from None
     return model
+
+
+def model_tags(cfg: C.Config, seed: int) -> dict:
+    """What identifies a seed's trained weights among the experiment's logged models."""
+    return {"seed": seed, "arm": cfg.arm or "baseline", "training_digest": C.training_digest(cfg)}

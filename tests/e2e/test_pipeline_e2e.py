@@ -10,12 +10,14 @@ import sqlite3
 
 import numpy as np
 import pytest
-from repo_utils import copy_repo, dvc, get_params, ran_stages, set_params
+from repo_utils import TINY, copy_repo, deep_update, dvc, get_params, ran_stages, set_params
+from servers import stop_process_group
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
-    return copy_repo(tmp_path_factory.mktemp("repo"))
+    import copy
+    return copy_repo(tmp_path_factory.mktemp("repo"), deep_update(copy.deepcopy(TINY), {"tracking": {"log_models": True}}))
 
 
 @pytest.fixture(scope="module")
@@ -151,38 +153,17 @@ def test_metrics_agree_with_a_recomputation_from_saved_predictions(repo, first_r
         assert singles["top1_error_mean"] == pytest.approx(np.mean(top1))
 
 
-def _stop_group(proc) -> None:
-    """Stop a server started with start_new_session=True and everything it forked (mlflow server
-    forks uvicorn workers, a job runner and huey consumers), then check that none is left."""
-    import os
-    import signal
-    import time
-    pgid = os.getpgid(proc.pid)
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            break
-        for _ in range(50):
-            if not _group_alive(pgid):
-                break
-            time.sleep(0.1)
-    proc.wait(timeout=10)
-    assert not _group_alive(pgid), f"processes of the mlflow server (group {pgid}) are still running"
-
-
-def _group_alive(pgid: int) -> bool:
-    """Any live (non-zombie) process in process group pgid, from /proc."""
-    import os
-    from pathlib import Path
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
+def ev_model_id_loads(repo, model_id: str) -> bool:
+    """The logged model loads without unpickling (pt2) and predicts like the DVC weights."""
+    import subprocess
+    import sys
+    code = ("import mlflow, torch, sys; mlflow.set_tracking_uri(sys.argv[1]); "
+            "m = mlflow.pytorch.load_model('models:/' + sys.argv[2]); "
+            "print(tuple(m(torch.zeros(3, 3, 64, 64)).shape))")
+    out = subprocess.run([sys.executable, "-c", code, f"sqlite:///{repo / 'mlflow.db'}", model_id],
+                         cwd=repo, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout.strip().splitlines()[-1] == "(3, 6)"
 
 
 def _free_port() -> int:
@@ -224,8 +205,15 @@ def test_mlflow_server_rest_api_shows_the_run_structure(repo, first_run):
         exps = post("experiments/search", {"max_results": 50})["experiments"]
         exp = next(e for e in exps if e["name"] == "synthetic-default")
         runs = post("runs/search", {"experiment_ids": [exp["experiment_id"]], "max_results": 500})["runs"]
+        ev_id = next(r["info"]["run_id"] for r in runs if r["info"]["run_name"] == "evaluate-seed1")
+        with urllib.request.urlopen(f"{base}/runs/get?run_id={ev_id}", timeout=10) as r:
+            ev = json.loads(r.read())["run"]  # runs/search leaves model inputs out; runs/get has them
     finally:
-        _stop_group(server)
+        stop_process_group(server)
+    from mlflow.tracking import MlflowClient
+    models = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}").search_logged_models([exp["experiment_id"]])
+    assert {m.tags["seed"] for m in models} >= {"1", "2"}, models
+    assert ev_model_id_loads(repo, models[0].model_id)
 
     def tags(r):
         return {t["key"]: t["value"] for t in r["data"].get("tags", [])}
@@ -245,6 +233,11 @@ def test_mlflow_server_rest_api_shows_the_run_structure(repo, first_run):
     assert {"val_top1_error", "train_loss", "lr", "images_per_s"} <= metric_names
     parent_metrics = {m["key"] for p in parents for m in p["data"].get("metrics", [])}
     assert "center.top1_error.mean" in parent_metrics  # seed aggregates live on the parent
+    assert t["mlflow.source.name"] == "pipelines/train.py" and len(t["mlflow.source.git.commit"]) == 40
+    assert all(p["info"]["status"] == "FINISHED" for p in parents)
+    # each seed's weights are an MLflow model; the evaluate run lists it and the evaluation data as inputs
+    assert ev.get("inputs", {}).get("model_inputs"), ev.get("inputs")
+    assert {i["dataset"]["name"] for i in ev["inputs"]["dataset_inputs"]} == {"synthetic-val"}
 
 
 @pytest.mark.slow
