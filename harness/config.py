@@ -170,14 +170,10 @@ class AblationsConfig:
     # default `dvc repro` trains no ablation group. A list, not true/false: DVC's matrix has
     # no conditionals, so the switch must be the list itself.
     enabled: tuple[str, ...] = rule(())
-    seeds: tuple[int, ...] | None = rule(None)  # seeds of every arm; None: train.seeds
     # Convergence claims: epochs/iterations until the training top-1 error (percent, augmented
     # batches, dropout on) first falls to this value. Paper Fig. 1: 25% on CIFAR-10.
     target_train_error: float = rule(25.0, lo=0.0, lo_open=True, hi=100.0)
     arms: tuple[ArmConfig, ...] = rule(())
-
-    def seeds_or(self, train_seeds: tuple[int, ...]) -> tuple[int, ...]:
-        return self.seeds if self.seeds is not None else train_seeds
 
     def arm(self, name: str) -> ArmConfig:
         for a in self.arms:
@@ -226,6 +222,13 @@ def load_config(path: str | Path = "params.yaml") -> Config:
     return cfg
 
 
+# Keys that earlier versions accepted, with what to do instead.
+REMOVED = {
+    "ablations.seeds": "removed: every arm trains the seeds of train.seeds (the dvc.yaml matrix reads them "
+                       "directly); delete this key",
+}
+
+
 def from_dict(raw: dict, cls: type = Config, prefix: str = "") -> typing.Any:
     """Build dataclass `cls` from a mapping, validating each key."""
     if not isinstance(raw, dict):
@@ -233,6 +236,8 @@ def from_dict(raw: dict, cls: type = Config, prefix: str = "") -> typing.Any:
     fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
     hints = typing.get_type_hints(cls)
     for key in raw:
+        if f"{prefix}{key}" in REMOVED:
+            raise ConfigError(f"{prefix}{key}: {REMOVED[prefix + key]}")
         if key not in fields:
             near = difflib.get_close_matches(str(key), fields, n=1)
             hint = f" (did you mean {prefix}{near[0]}?)" if near else ""
@@ -340,7 +345,7 @@ def _parse_arms(raw, key: str) -> tuple[ArmConfig, ...]:
                 raise ConfigError(f"{k}.{section}: expected a mapping, got {values!r}")
             for sub, v in values.items():
                 if section == "train" and sub == "seeds":
-                    raise ConfigError(f"{k}.train.seeds: the seeds of every arm are ablations.seeds")
+                    raise ConfigError(f"{k}.train.seeds: every arm trains the seeds of train.seeds")
                 overrides.append((f"{section}.{sub}", tuple(v) if isinstance(v, list) else v))
         arms.append(ArmConfig(name, tuple(overrides)))
     return tuple(arms)

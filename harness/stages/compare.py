@@ -76,7 +76,7 @@ def load_ablations(cfg: C.Config, data_dir: Path, train_plots: Path, ablations_d
         return None
     n_train = shards.load_manifest(data_dir)["counts"]["train"]
     steps = lambda c: n_train // c.train.batch_size  # noqa: E731 -- harness/train/loop.py drops the last partial batch
-    seeds = ab.seeds_or(cfg.train.seeds)
+    seeds = cfg.train.seeds
     arms = {}
     for name in ab.enabled:
         arm_cfg = C.apply_arm(cfg, name)
@@ -118,7 +118,7 @@ def run_compare(ctx: StageContext, *, data_dir: Path, eval_dir: Path, pred_dir: 
             ensemble=read_json(ensemble_path, "ensemble metrics"), reference=reference,
             measured=paper_architecture_counts(), ablations=ablations)
         out["ablations"] = {"enabled": list(cfg.ablations.enabled),
-                            "seeds": list(cfg.ablations.seeds_or(cfg.train.seeds)),
+                            "seeds": list(cfg.train.seeds),
                             "target_train_error": cfg.ablations.target_train_error,
                             "protocol": (ablations or {}).get("protocol")}
         if ref_reason:

@@ -42,7 +42,6 @@ def test_repo_params_declare_the_paper_arms_and_are_off_by_default():
     names = {a.name for a in cfg.ablations.arms}
     assert {"no_lrn", "nonoverlap_pool", "no_dropout", "tanh"} <= names
     assert cfg.ablations.arm("no_lrn").overrides == (("model.lrn", "none"),)
-    assert C.AblationsConfig().seeds_or((4, 5)) == (4, 5)  # default: the train seeds
 
 
 @pytest.mark.parametrize("ab, key, words", [
@@ -50,13 +49,13 @@ def test_repo_params_declare_the_paper_arms_and_are_off_by_default():
     ({"arms": {"x": {"model": {"lrn": "fancy"}}}}, "ablations.arms.x.model.lrn", "not one of"),
     ({"arms": {"x": {"train": {"lr": "fast"}}}}, "ablations.arms.x.train.lr", "expected a number"),
     ({"arms": {"x": {"data": {"image_size": 64}}}}, "ablations.arms.x.data", "model.* and train.*"),
-    ({"arms": {"x": {"train": {"seeds": [1]}}}}, "ablations.arms.x.train.seeds", "ablations.seeds"),
+    ({"arms": {"x": {"train": {"seeds": [1]}}}}, "ablations.arms.x.train.seeds", "seeds of train.seeds"),
     ({"arms": {"bad-name": {}}}, "ablations.arms.bad-name", "letters, digits and _"),
     ({"arms": {"x": {"model": {"input_size": 500}}}}, "ablations.arms.x.", "larger than"),
     ({"arms": ["x"]}, "ablations.arms", "mapping"),
     ({"enabled": ["nope"]}, "ablations.enabled[0]", "no arm named 'nope'"),
     ({"enabled": True}, "ablations.enabled", "expected a list"),
-    ({"seeds": []}, "ablations.seeds", "at least one seed"),
+    ({"seeds": [1, 2]}, "ablations.seeds", "removed: every arm trains the seeds of train.seeds"),
     ({"target_train_error": 0}, "ablations.target_train_error", "must be >"),
     ({"bogus": 1}, "ablations.bogus", "unknown key"),
 ])
@@ -118,7 +117,7 @@ def test_open_stage_applies_the_arm(tmp_path, monkeypatch):
 def test_dvc_matrix_stages_follow_the_train_stage():
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     tr, ev = stages["train_ablation"], stages["evaluate_ablation"]
-    assert tr["matrix"] == {"arm": "${ablations.enabled}", "seed": "${ablations.seeds}"} == ev["matrix"]
+    assert tr["matrix"] == {"arm": "${ablations.enabled}", "seed": "${train.seeds}"} == ev["matrix"]
     assert set(stages["train"]["params"]) | {"ablations.arms.${item.arm}"} == set(tr["params"])
     assert "--arm ${item.arm}" in tr["cmd"] and "--arm ${item.arm}" in ev["cmd"]
     assert "ablations" in stages["compare"]["params"]
