@@ -49,8 +49,12 @@ def compile_model(model, cfg: C.TrainConfig, crop: int, world: int):
 
 
 def run_train(ctx: StageContext, *, seed: int, data_dir: Path, out_dir: Path, metrics_path: Path,
-              plots_path: Path) -> dict:
+              plots_path: Path, work: Path | None = None) -> dict:
+    """Train one seed into out_dir (model.pt, provenance.json). The resume checkpoint lives in a
+    work folder outside the DVC output (checkpoint.resume_path), so the output need not persist and
+    DVC's run-cache can restore earlier weights; `work` None: a `<out_dir>.work` folder beside it."""
     cfg = ctx.cfg
+    ckpt = checkpoint.resume_path(_work_root(ctx, out_dir, work), cfg, seed)
     manifest = shards.load_manifest(data_dir)
     d = runtime.init_distributed()
     runtime.set_determinism(seed, cfg.train.threads, cfg.train.deterministic)
@@ -71,10 +75,10 @@ def run_train(ctx: StageContext, *, seed: int, data_dir: Path, out_dir: Path, me
     torch.manual_seed(seed + 7919 * d.rank)  # each rank its own dropout masks; rank 0 as alone
     optimizer = recipe.make_optimizer(model, cfg.train)
     if d.main:
-        check_writable(out_dir, metrics_path.parent, plots_path.parent)  # fail now, not after training
-        for p in remove_stale_temps(out_dir):  # a killed write's temp file must not reach DVC's cache
+        check_writable(out_dir, ckpt.parent, metrics_path.parent, plots_path.parent)  # fail now, not after training
+        for p in [*remove_stale_temps(out_dir), *remove_stale_temps(ckpt.parent)]:  # none may reach DVC's cache
             print(f"removed {p.name}, left by an interrupted write", flush=True)
-    state, run_id = _resume(out_dir / CHECKPOINT, cfg, seed, model, optimizer, d)
+    state, run_id = _resume(ckpt, cfg, seed, model, optimizer, d)
     train_model, compiled = compile_model(runtime.wrap_ddp(model, d), cfg.train, cfg.model.input_size, d.world)
     params = {**params_for(cfg, "data", "model", "train"), "seed": seed, "n_parameters": count_params(model),
               "world_size": d.world, "arm": cfg.arm or "baseline"}
@@ -91,7 +95,7 @@ def run_train(ctx: StageContext, *, seed: int, data_dir: Path, out_dir: Path, me
         tracking.log_dataset(ctx.uri, run_id, manifest, "train", "training")
         tracking.log_dataset(ctx.uri, run_id, manifest, "val", "validation")
         history = _fit_logged(ctx, run_id, train_model, model, optimizer, state,
-                              train_view, make_loader, val_loader, seed, out_dir, d)
+                              train_view, make_loader, val_loader, seed, ckpt, d)
         result = _train_metrics(history, seed, run_id, ctx)
         if d.main:
             _save_model(out_dir / "model.pt", model, cfg, seed, manifest)
@@ -100,13 +104,18 @@ def run_train(ctx: StageContext, *, seed: int, data_dir: Path, out_dir: Path, me
             tracking.log_artifact(ctx.uri, run_id, out_dir / "model.pt", "model")
             if cfg.tracking.log_models:
                 _log_mlflow_model(ctx, run_id, model, cfg, seed, len(manifest["classes"]))
-            (out_dir / CHECKPOINT).unlink(missing_ok=True)  # the final weights supersede it
+            ckpt.unlink(missing_ok=True)  # the final weights supersede it
     runtime.barrier(d)
     runtime.shutdown(d)
     return result
 
 
-CHECKPOINT = "checkpoint.pt"
+def _work_root(ctx: StageContext, out_dir: Path, work: Path | None) -> Path:
+    """A relative work folder is resolved against the repository (DVC_ROOT), not the working
+    directory: a queued `dvc exp run` runs in a throw-away copy, and its checkpoint must outlive it."""
+    if work is None:
+        return out_dir.with_name(out_dir.name + ".work")
+    return work if work.is_absolute() else ctx.root / work
 
 
 def _resume(path: Path, cfg: C.Config, seed: int, model, optimizer, d) -> tuple[loop.TrainState, str | None]:
@@ -128,7 +137,7 @@ def _resume(path: Path, cfg: C.Config, seed: int, model, optimizer, d) -> tuple[
     return state, payload.get("mlflow_run_id")
 
 
-def _fit_logged(ctx, run_id, train_model, model, optimizer, state, train_view, loader, val_loader, seed, out_dir, d):
+def _fit_logged(ctx, run_id, train_model, model, optimizer, state, train_view, loader, val_loader, seed, ckpt, d):
     """fit() with MLflow logging and checkpoints from rank 0; train_model may be DDP-wrapped
     and compiled, `model` is the plain module that is checkpointed."""
     cfg = ctx.cfg
@@ -160,7 +169,7 @@ def _fit_logged(ctx, run_id, train_model, model, optimizer, state, train_view, l
         rng = runtime.all_gather(torch.get_rng_state(), d)  # every rank's dropout RNG
         if d.main:
             flush_steps()  # before the checkpoint: a kill in between loses nothing, the resume skips them
-            checkpoint.save(out_dir / CHECKPOINT, {
+            checkpoint.save(ckpt, {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": st.to_dict(),
                 "torch_rng": rng, "seed": seed, "mlflow_run_id": run_id,
                 "training_digest": C.training_digest(cfg)})
@@ -172,7 +181,7 @@ def _fit_logged(ctx, run_id, train_model, model, optimizer, state, train_view, l
     try:
         return loop.fit(train_model, optimizer, train_view, loader, val_loader, cfg.train, seed, state, hooks, d)
     except loop.NonFiniteLoss as exc:
-        ck = out_dir / CHECKPOINT
+        ck = ckpt
         kept = f"the last good checkpoint {ck} is kept" if ck.is_file() else "no checkpoint had been written yet"
         raise UserError(f"training diverged (NaN or Inf): {str(exc).split('; the last checkpoint')[0]}; {kept} "
                         f"(try a lower train.lr than {cfg.train.lr})") from None

@@ -66,3 +66,10 @@ def load_model(path: Path, cfg: C.Config) -> torch.nn.Module:
 def model_tags(cfg: C.Config, seed: int) -> dict:
     """What identifies a seed's trained weights among the experiment's logged models."""
     return {"seed": seed, "arm": cfg.arm or "baseline", "training_digest": C.training_digest(cfg)}
+
+
+def resume_path(work: Path, cfg: C.Config, seed: int) -> Path:
+    """Where a seed's resume checkpoint lives: keyed by everything that shapes its weights (the
+    training digest: data, model, train params and the arm) and the seed, so a changed param
+    starts afresh and changing it back finds its own checkpoint again."""
+    return Path(work) / "train" / C.training_digest(cfg) / f"seed-{seed}" / "checkpoint.pt"

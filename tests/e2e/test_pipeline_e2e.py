@@ -121,6 +121,26 @@ def test_evaluation_param_does_not_retrain(repo, first_run):
 
 
 @pytest.mark.slow
+def test_a_train_param_changed_and_changed_back_restores_the_weights_from_the_run_cache(repo, first_run):
+    """No output persists, so DVC's run-cache works: going back to earlier params checks the earlier
+    weights out instead of training again (days on ImageNet)."""
+    dvc(repo, "repro")  # settle whatever earlier tests changed
+    before = (repo / "artifacts/models/seed-1/model.pt").read_bytes()
+    params = get_params(repo)
+    original = params["train"]["pca_std"]
+    params["train"]["pca_std"] = 0.2
+    set_params(repo, params)
+    assert "train@1" in ran_stages(dvc(repo, "repro"))
+    assert (repo / "artifacts/models/seed-1/model.pt").read_bytes() != before
+    params["train"]["pca_std"] = original
+    set_params(repo, params)
+    out = dvc(repo, "repro")
+    assert not any(st.startswith(("train", "prepare")) for st in ran_stages(out)), out
+    assert "Stage 'train@1' is cached - skipping run, checking out outputs" in out, out[-3000:]
+    assert (repo / "artifacts/models/seed-1/model.pt").read_bytes() == before
+
+
+@pytest.mark.slow
 def test_metrics_agree_with_a_recomputation_from_saved_predictions(repo, first_run):
     """Errors, ensemble errors and intervals in the metrics files, recomputed independently
     from the saved probabilities and labels (numpy, scipy, statsmodels)."""

@@ -23,15 +23,20 @@ def weights(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
 
 
+def checkpoint_of(repo: Path, seed: int = 1) -> Path | None:
+    """The seed's resume checkpoint in the work folder (keyed by the training digest), if any."""
+    return next(repo.glob(f"artifacts/work/train/*/seed-{seed}/checkpoint.pt"), None)
+
+
 def kill_after_checkpoints(repo: Path, n: int) -> None:
     """Start `dvc repro train@1`, SIGKILL its whole process group after n checkpoint writes."""
-    ck = repo / "artifacts/models/seed-1/checkpoint.pt"
     proc = subprocess.Popen(["dvc", "repro", "train@1"], cwd=repo, env=env_for(repo),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     seen, last = 0, None
     deadline = time.time() + 120
     while seen < n and time.time() < deadline and proc.poll() is None:
-        mtime = ck.stat().st_mtime_ns if ck.exists() else None
+        ck = checkpoint_of(repo)
+        mtime = ck.stat().st_mtime_ns if ck is not None and ck.exists() else None
         if mtime is not None and mtime != last:
             seen, last = seen + 1, mtime
         time.sleep(0.005)
@@ -45,8 +50,8 @@ def test_sigkill_then_repro_resumes_bitwise(tmp_path):
     repo = copy_repo(tmp_path / "repo", PATCH)
     dvc(repo, "repro", "prepare")
     kill_after_checkpoints(repo, 3)
-    ck = repo / "artifacts/models/seed-1/checkpoint.pt"
-    assert ck.exists() and not (repo / "artifacts/models/seed-1/model.pt").exists()
+    ck = checkpoint_of(repo)
+    assert ck is not None and ck.exists() and not (repo / "artifacts/models/seed-1/model.pt").exists()
     out = dvc(repo, "repro", "train@1")
     assert "resuming seed 1" in out, out[-3000:]
     assert not ck.exists()  # removed once the final weights exist
@@ -68,11 +73,17 @@ def test_sigkill_then_repro_resumes_bitwise(tmp_path):
 
 
 @pytest.mark.slow
-def test_checkpoint_of_other_params_is_ignored(tmp_path):
+def test_checkpoint_of_other_params_is_kept_apart_and_resumed_when_they_return(tmp_path):
+    """A checkpoint belongs to the params that made it (its folder is keyed by the training digest):
+    other params start afresh and leave it alone; the original params resume from it."""
     repo = copy_repo(tmp_path / "repo", PATCH)
     dvc(repo, "repro", "prepare")
     kill_after_checkpoints(repo, 2)
-    params = (repo / "params.yaml").read_text().replace("epochs: 3", "epochs: 2")
-    (repo / "params.yaml").write_text(params)
+    old = checkpoint_of(repo)
+    three = (repo / "params.yaml").read_text()
+    (repo / "params.yaml").write_text(three.replace("epochs: 3", "epochs: 2"))
     out = dvc(repo, "repro", "train@1")
-    assert "made with other params" in out and "resuming" not in out
+    assert "resuming" not in out and old.exists(), out[-2000:]
+    (repo / "params.yaml").write_text(three)
+    out = dvc(repo, "repro", "train@1")
+    assert "resuming seed 1" in out and not old.exists(), out[-2000:]
