@@ -20,6 +20,7 @@ from tqdm import tqdm
 from harness import accel, runtime
 from harness.config import TrainConfig
 from harness.runtime import Dist
+from harness.analysis.scoring import topk_correct
 from harness.train.recipe import lr_at, update_plateau
 
 
@@ -101,9 +102,9 @@ class _DeviceSums:
         self.pending: list = []  # (global step, step in epoch, loss tensor, lr) not yet read
 
     def add(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor, state: TrainState, lr: float):
-        top5 = logits.detach().topk(min(5, logits.shape[1]), 1).indices
-        step = torch.stack([loss.detach().double() * len(y), (top5[:, 0] != y).sum().double(),
-                            (~(top5 == y[:, None]).any(1)).sum().double()])
+        scores = logits.detach()
+        step = torch.stack([loss.detach().double() * len(y), (~topk_correct(scores, y, 1)).sum().double(),
+                            (~topk_correct(scores, y, 5)).sum().double()])
         if self.sums is None:
             p = self.p
             self.sums = torch.tensor([p["loss"], p["wrong"], p["wrong5"]], dtype=torch.float64, device=step.device)
@@ -178,9 +179,8 @@ def validate_sums(model, loader, precision: str = "fp32", channels_last: bool = 
         with accel.autocast(device, precision):
             logits = model(accel.to_device(x, device, channels_last)).float().cpu()
         total_loss += F.cross_entropy(logits, y, reduction="sum").item()
-        top5 = logits.topk(min(5, logits.shape[1]), 1).indices
-        wrong1 += (top5[:, 0] != y).sum().item()
-        wrong5 += (~(top5 == y[:, None]).any(1)).sum().item()
+        wrong1 += int((~topk_correct(logits, y, 1)).sum())
+        wrong5 += int((~topk_correct(logits, y, 5)).sum())
         n += len(y)
     return [total_loss, wrong1, wrong5, n]
 
