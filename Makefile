@@ -6,7 +6,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: reliability install browser repro test test-fast mlflow-ui reference bench
+.PHONY: reliability install browser repro test test-fast mlflow-ui reference bench shell
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -15,6 +15,9 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 install: $(VENV)/.installed
+
+shell: install  ## a shell with .venv active, so that dvc, harness and mlflow are the project's
+	@echo "(.venv active; exit to leave)"; VIRTUAL_ENV=$(abspath $(VENV)) $(SHELL) -i
 
 repro: install  ## run the whole pipeline with params.yaml
 	dvc repro
