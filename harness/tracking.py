@@ -203,18 +203,25 @@ class OfflineBuffer:
         if time.monotonic() < self.down_until:
             self._add(op)
             return
+        error = self._send(uri, op)
+        if error is not None:
+            print(f"warning: MLflow server {uri} is not answering ({error[:200]}); training goes on and "
+                  f"its logging calls are kept in {self.path} until the server is back", file=sys.stderr, flush=True)
+            self._add(op)
+            return
+        if self.pending():
+            self.replay(uri)
+
+    def _send(self, uri: str, op: dict) -> str | None:
+        """Apply one call; when the server does not answer, skip it for a while and return why."""
         try:
             _apply(uri, op)
         except Exception as exc:
             if not _is_unreachable(exc):
                 raise
             self.down_until = time.monotonic() + RETRY_DOWN_S
-            print(f"warning: MLflow server {uri} is not answering ({str(exc)[:200]}); training goes on and "
-                  f"its logging calls are kept in {self.path} until the server is back", file=sys.stderr, flush=True)
-            self._add(op)
-            return
-        if self.pending():
-            self.replay(uri)
+            return str(exc)
+        return None
 
     def _add(self, op: dict) -> None:
         with open(self.path, "a") as f:
@@ -248,13 +255,8 @@ class OfflineBuffer:
                 if failed or op.get("uri") != uri:
                     keep.append(op)
                     continue
-                try:
-                    _apply(uri, op)
-                except Exception as exc:
-                    if not _is_unreachable(exc):
-                        raise
+                if self._send(uri, op) is not None:
                     failed = True
-                    self.down_until = time.monotonic() + RETRY_DOWN_S
                     keep.append(op)
             sent = len(ops) - len(keep)
             if keep:
