@@ -49,7 +49,7 @@ def compile_model(model, cfg: C.TrainConfig, crop: int, world: int):
 
 
 def run_train(ctx: StageContext, *, seed: int, data_dir: Path, out_dir: Path, metrics_path: Path,
-              plots_path: Path) -> dict:
+              plots_path: Path, steps_path: Path | None = None) -> dict:
     cfg = ctx.cfg
     manifest = shards.load_manifest(data_dir)
     d = runtime.init_distributed()
@@ -96,6 +96,8 @@ def run_train(ctx: StageContext, *, seed: int, data_dir: Path, out_dir: Path, me
         if d.main:
             _save_model(out_dir / "model.pt", model, cfg, seed, manifest)
             atomic_write_text(plots_path, pd.DataFrame([h.__dict__ for h in history]).to_csv(index=False))
+            if steps_path is not None:
+                atomic_write_text(steps_path, steps_csv(state.windows))
             atomic_write_json(metrics_path, result)
             tracking.log_artifact(ctx.uri, run_id, out_dir / "model.pt", "model")
             (out_dir / CHECKPOINT).unlink(missing_ok=True)  # the final weights supersede it
@@ -105,6 +107,15 @@ def run_train(ctx: StageContext, *, seed: int, data_dir: Path, out_dir: Path, me
 
 
 CHECKPOINT = "checkpoint.pt"
+
+
+def steps_csv(windows: list) -> str:
+    """The training error per window of steps (loop.TrainState.windows), for convergence claims."""
+    df = pd.DataFrame(windows, columns=["step", "epoch", "images", "wrong", "wrong5", "loss_sum"])
+    df["train_top1_error"] = 100.0 * df["wrong"] / df["images"].clip(lower=1)
+    df["train_top5_error"] = 100.0 * df["wrong5"] / df["images"].clip(lower=1)
+    df["train_loss"] = df["loss_sum"] / df["images"].clip(lower=1)
+    return df.drop(columns="loss_sum").to_csv(index=False)
 
 
 def _resume(path: Path, cfg: C.Config, seed: int, model, optimizer, d) -> tuple[loop.TrainState, str | None]:
