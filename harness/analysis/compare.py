@@ -312,6 +312,9 @@ def _claim_rows(claims, seed_results, n_images, context, inputs: dict, s: Compar
             assessments.append(verdict.not_tested(claim, *ev))
         else:
             assessments.append(verdict.assess(claim, ev, s))
+        arm = matching_arm(claim, context.arms) if claim.arm else None
+        if arm is not None:
+            assessments[-1].row["arm"] = arm
     return verdict.finalize(assessments, s)
 
 
@@ -328,7 +331,8 @@ def _measured_on_run(claim, seed_results, n_images, context, inputs, s) -> dict:
     except verdict.EvidenceError:  # e.g. an unusable measurement on this run's data: nothing to show
         return {}
     keep = ("estimate", "lo", "hi", "n", "n_variant", "paired", "direction", "direction_text", "method", "source")
-    return {"measured_on_run": {k: row.get(k) for k in keep}}
+    arm = matching_arm(claim, context.arms) if claim.arm else None
+    return {"measured_on_run": {"arm": arm, **{k: row.get(k) for k in keep}}}
 
 
 def evidence_for(claim: Claim, seed_results, n_images: int, context: RunContext, inputs: dict,

@@ -105,7 +105,9 @@ def verdicts(doc: Doc, inp: ReportInputs) -> None:
           f"harness/analysis/claims.yaml a band for its quantity and why. Reproduced: {rule.get('reproduced')}. "
           f"Not reproduced: {rule.get('not_reproduced')}. Inconclusive: {rule.get('inconclusive')}. "
           f"alpha = {rule.get('alpha')}; {rule.get('family')}. p are shown raw / adjusted; a label needs the "
-          "adjusted p below alpha. Counts and shares are decided exactly, with no p.")
+          "adjusted p below alpha. Counts and shares are decided exactly, with no p. The other p-values of this "
+          "report (McNemar tests, ensemble gains, ablation effects) describe; they decide no claim. The reference "
+          "runs (section 3) are a separate decision, Holm-adjusted across their metrics.")
     rows = [r for r in cmp["claims"] if r["tested"]]
     if rows:
         doc.table(["claim", "quantity", "paper", "estimate", f"{rule.get('interval_level', 0.9):.0%} interval",
