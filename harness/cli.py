@@ -121,6 +121,13 @@ def _parse_numbers(text: str, what: str) -> tuple[float, ...]:
     return tuple(out)
 
 
+def _integer(text: str, what: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise UserError(f"{what}: {text!r} is not a whole number") from None
+
+
 def _numbers(value, what: str) -> tuple[float, ...]:
     """A JSON list of numbers, or a comma-separated string."""
     if isinstance(value, str):
@@ -152,6 +159,8 @@ def _verdict_request(claims: dict, req: dict, where: str):
     paired = bool(req.get("paired")) or claim.measure == "protocol"
     same = n_images is None or n_images == claim.n_images
     resolution = req.get("resolution", 1.0 if claim.measure == "iterations" else 0.0)
+    if isinstance(resolution, bool) or not isinstance(resolution, (int, float)) or not resolution >= 0:
+        raise UserError(f"{where}: resolution must be a number >= 0, got {resolution!r}")
     ev = V.Evidence(values, variant, n_images=n_images, same_test_set=same, paired=paired,
                     resolution=float(resolution),
                     source="given on the command line" + ("" if n_images is not None or claim.kind != "headline"
@@ -222,10 +231,11 @@ def _verdict(args) -> None:
         return
     if not args.claim or args.values is None:
         raise UserError("give --claim ID and --values V1,V2,... (or --batch FILE, or --list)")
-    req = {"claim": args.claim, "values": args.values, "variant": args.variant, "n_images": args.n_images,
+    req = {"claim": args.claim, "values": args.values, "variant": args.variant,
+           "n_images": None if args.n_images is None else _integer(args.n_images, "--n-images"),
            "paired": args.paired}
     if args.resolution is not None:
-        req["resolution"] = args.resolution
+        req["resolution"] = _parse_numbers(args.resolution, "--resolution")[0]
     (row,) = _verdict_rows([("verdict", req)], settings)
     print(json.dumps(row, indent=2, allow_nan=False) if args.json else V.describe(row))
 
@@ -277,10 +287,10 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--variant", help="the same for the variant the claim compares against (no LRN, tanh, one "
                                      "tower, ...; the centre crop for ten-patch claims). Effect = variant - paper's "
                                      "net; ratio = variant / paper's net")
-    v.add_argument("--n-images", type=int, help="size of the test set of --values (default: the paper's own test "
+    v.add_argument("--n-images", help="size of the test set of --values (default: the paper's own test "
                                                 "set; another size adds the binomial noise of both sets)")
     v.add_argument("--paired", action="store_true", help="values[i] and variant[i] come from the same seed")
-    v.add_argument("--resolution", type=float, help="convergence: steps between logged points (default 1)")
+    v.add_argument("--resolution", help="convergence: steps between logged points (default 1)")
     v.add_argument("--json", action="store_true", help="one JSON object (claim, verdict, estimate, interval, "
                                                        "tolerance, p, seeds_needed, ...)")
     v.add_argument("--batch", help="JSON lines in (FILE or - for stdin): {\"claim\", \"values\", \"variant\", "

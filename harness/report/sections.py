@@ -266,10 +266,10 @@ def claims_detail(doc: Doc, inp: ReportInputs) -> None:
     doc.p("Every claim has a row whatever the data: its band (what 'reproduced' means, declared in "
           "harness/analysis/claims.yaml), what deciding it needs, and what this run could do.")
     rows = [[r["id"], r["kind"], r["quantity"], r["paper_value"] if r["paper_value"] is not None else "not stated",
-             _band(r), r.get("paper_section", "–"), r["verdict"], r.get("requires", ""),
-             r.get("reason") or r.get("method", "")]
+             _band(r), r.get("tolerance_reason") or "–", r.get("paper_section", "–"), r["verdict"],
+             r.get("requires", ""), r.get("reason") or r.get("method", "")]
             for r in inp.compare["claims"]]
-    doc.table(["claim", "kind", "quantity", "paper", "band", "section", "result", "what it needs",
+    doc.table(["claim", "kind", "quantity", "paper", "band", "why this band", "section", "result", "what it needs",
                "reason / method"], rows, text_last=True)
     inferred = [r["id"] for r in inp.compare["claims"] if r.get("protocol_inferred")]
     if inferred:

@@ -107,6 +107,8 @@ def test_batch_lines_in_order_with_holm_across_them(tmp_path, capsys):
     (["--claim", "lrn-top1", "--values", "40,41", "--variant", "42", "--paired"], None, "paired values need"),
     (["--claim", "fall2009-top1", "--values", "67,68", "--n-images", "1000"], None, "needs both sizes"),
     (["--values", "1,2"], None, "give --claim ID and --values"),
+    (["--claim", "t2-1cnn-top5-val", "--values", "18,18.2", "--n-images", "5e4x"], None, "not a whole number"),
+    (["--claim", "t2-1cnn-top5-val", "--values", "18,18.2", "--n-images", "0"], None, "positive integer"),
     (["--batch", "-"], '{"claim": "params", "values": [1]}\n{"claim": "lrn-top1"\n', "line 2: not JSON"),
     (["--batch", "-"], '{"claim": "params", "valuez": [1]}\n', "line 1: unknown key 'valuez'"),
     (["--batch", "-"], '{"claim": "lrn-top1", "values": [40, 41]}\n', "line 1: claim lrn-top1 compares"),

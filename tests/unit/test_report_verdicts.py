@@ -68,7 +68,8 @@ def test_every_claim_has_a_row_with_what_it_needs():
     for c in CLAIMS:
         assert f"| {c.id} |" in md, c.id
     assert "Protocol inferred" in md and "t2-1cnn-top5-val" in md
-    assert "what it needs" in md
+    assert "what it needs" in md and "why this band" in md
+    assert "the place of its last nonzero digit" in md  # the precision reading of '60 million', reported
 
 
 def test_html_marks_the_labels():
