@@ -143,9 +143,17 @@ class EnsembleConfig:
 
 @dataclass(frozen=True)
 class CompareConfig:
-    conf: float = rule(0.95, lo=0.5, hi=0.999)
-    alpha: float = rule(0.05, lo=0.001, hi=0.5)
-    margin_pp: float = rule(2.0, lo=0.0, lo_open=True)  # equivalence margin, percentage points
+    """How claims are decided (docs/statistics.md). What "reproduced" means for each claim (its
+    band) is declared in harness/analysis/claims.yaml, not here: one margin for every claim would
+    let a zero effect reproduce a small one."""
+    conf: float = rule(0.95, lo=0.5, hi=0.999)  # descriptive intervals (per run, across seeds)
+    # decision level: reproduced iff the (1 - 2 alpha) interval lies inside the band, not
+    # reproduced iff the (1 - alpha) interval lies outside it
+    alpha: float = rule(0.05, lo=0.001, hi=0.25)
+    power: float = rule(0.8, lo=0.5, hi=0.99)  # what `seeds needed` aims for
+    multiplicity: str = rule("holm", choices=("holm", "none"))  # across the claims of one report
+    # equivalence margin against the reference runs (same code and profile, other seeds), pp
+    reference_margin_pp: float = rule(2.0, lo=0.0, lo_open=True)
     n_boot: int = rule(2000, lo=100)
     reference: str | None = rule("reports/reference/default.json")
 

@@ -15,6 +15,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, required=True, help="model folder (weights, checkpoints)")
     p.add_argument("--metrics", type=Path, required=True, help="metrics JSON to write")
     p.add_argument("--plots", type=Path, required=True, help="per-epoch CSV to write")
+    p.add_argument("--steps", type=Path, default=None, help="CSV of the training error every 20 steps to write")
     p.add_argument("--work", type=Path, default=None,
                    help="folder for resume checkpoints, kept between runs (relative: to the repository root; "
                         "default: <out>.work)")
@@ -22,7 +23,7 @@ def main() -> None:
     stage = f"train@{args.seed}" if args.arm is None else f"train_ablation@{args.arm}-{args.seed}"
     ctx = open_stage(args.params, stage, arm=args.arm)
     r = run_train(ctx, seed=args.seed, data_dir=args.data, out_dir=args.out, metrics_path=args.metrics,
-                  plots_path=args.plots, work=args.work)
+                  plots_path=args.plots, steps_path=args.steps, work=args.work)
     print(f"{args.arm + ' ' if args.arm else ''}seed {args.seed}: val top-1 {r['final_val_top1_error']:.2f}%, "
           f"top-5 {r['final_val_top5_error']:.2f}% (MLflow run {r['mlflow_run_id']})")
 

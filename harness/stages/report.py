@@ -20,7 +20,7 @@ def _provenance(ctx: StageContext, train: dict) -> dict:
     env = runtime.environment()
     gpu_s = sum(t["train_time_s"] for t in train.values()) * len(env["gpus"])
     packages = {}
-    for name in ("torch", "torchvision", "mlflow", "dvc", "numpy", "scipy", "pandas"):
+    for name in ("torch", "torchvision", "mlflow", "dvc", "numpy", "scipy", "statsmodels", "pandas"):
         try:
             packages[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

@@ -49,7 +49,7 @@ def compile_model(model, cfg: C.TrainConfig, crop: int, world: int):
 
 
 def run_train(ctx: StageContext, *, seed: int, data_dir: Path, out_dir: Path, metrics_path: Path,
-              plots_path: Path, work: Path | None = None) -> dict:
+              plots_path: Path, steps_path: Path | None = None, work: Path | None = None) -> dict:
     """Train one seed into out_dir (model.pt, provenance.json). The resume checkpoint lives in a
     work folder outside the DVC output (checkpoint.resume_path), so the output need not persist and
     DVC's run-cache can restore earlier weights; `work` None: a `<out_dir>.work` folder beside it."""
@@ -100,6 +100,8 @@ def run_train(ctx: StageContext, *, seed: int, data_dir: Path, out_dir: Path, me
         if d.main:
             _save_model(out_dir / "model.pt", model, cfg, seed, manifest)
             atomic_write_text(plots_path, pd.DataFrame([h.__dict__ for h in history]).to_csv(index=False))
+            if steps_path is not None:
+                atomic_write_text(steps_path, steps_csv(state.windows))
             atomic_write_json(metrics_path, result)
             tracking.log_artifact(ctx.uri, run_id, out_dir / "model.pt", "model")
             if cfg.tracking.log_models:
@@ -116,6 +118,15 @@ def _work_root(ctx: StageContext, out_dir: Path, work: Path | None) -> Path:
     if work is None:
         return out_dir.with_name(out_dir.name + ".work")
     return work if work.is_absolute() else ctx.root / work
+
+
+def steps_csv(windows: list) -> str:
+    """The training error per window of steps (loop.TrainState.windows), for convergence claims."""
+    df = pd.DataFrame(windows, columns=["step", "epoch", "images", "wrong", "wrong5", "loss_sum"])
+    df["train_top1_error"] = 100.0 * df["wrong"] / df["images"].clip(lower=1)
+    df["train_top5_error"] = 100.0 * df["wrong5"] / df["images"].clip(lower=1)
+    df["train_loss"] = df["loss_sum"] / df["images"].clip(lower=1)
+    return df.drop(columns="loss_sum").to_csv(index=False)
 
 
 def _resume(path: Path, cfg: C.Config, seed: int, model, optimizer, d) -> tuple[loop.TrainState, str | None]:

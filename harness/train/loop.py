@@ -57,6 +57,10 @@ class TrainState:
     bad_epochs: int = 0
     partial: dict = field(default_factory=lambda: dict(EMPTY_PARTIAL))
     history: list = field(default_factory=list)  # EpochResult dicts
+    # [global step, epoch, images, top-1 wrong, top-5 wrong, loss sum] per read of the device sums
+    # (every SYNC_EVERY steps): the training error at step resolution, for convergence claims
+    # (docs/statistics.md, "convergence"); rank 0's share of each batch under torchrun
+    windows: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -100,6 +104,7 @@ class _DeviceSums:
         self.p = partial
         self.sums = None  # float64 [loss sum, wrong, wrong5] on the logits' device
         self.pending: list = []  # (global step, step in epoch, loss tensor, lr) not yet read
+        self.last = [partial["loss"], partial["wrong"], partial["wrong5"], partial["seen"]]  # at the last read
 
     def add(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor, state: TrainState, lr: float):
         scores = logits.detach()
@@ -129,6 +134,10 @@ class _DeviceSums:
             if hooks.on_step:
                 hooks.on_step(global_step, loss, lr)
         self.p["loss"], self.p["wrong"], self.p["wrong5"] = values[0], int(values[1]), int(values[2])
+        now = [self.p["loss"], self.p["wrong"], self.p["wrong5"], self.p["seen"]]
+        state.windows.append([state.global_step, state.epoch + 1, now[3] - self.last[3], now[1] - self.last[1],
+                              now[2] - self.last[2], now[0] - self.last[0]])
+        self.last = now
         return losses[-1]
 
 

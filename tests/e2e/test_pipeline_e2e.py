@@ -9,6 +9,7 @@ import json
 import sqlite3
 
 import numpy as np
+import pandas as pd
 import pytest
 from repo_utils import TINY, copy_repo, deep_update, dvc, get_params, ran_stages, set_params
 from servers import stop_process_group
@@ -47,6 +48,23 @@ def test_full_pipeline_outputs(repo, first_run):
     html = (repo / "reports/report.html").read_text()
     assert "data:image/png;base64," in html and "http://" not in html.replace("http://127.0.0.1:5000", "")
     assert "<script" not in html
+    # the verdicts: four labels only, counted at the top of the report's verdict table
+    v = compare["counts"]["verdicts"]
+    assert set(v) == {"reproduced", "not reproduced", "inconclusive", "not tested"}
+    assert sum(v.values()) == len(compare["claims"]) and {c["verdict"] for c in compare["claims"]} <= set(v)
+    rows = {c["id"]: c for c in compare["claims"]}
+    assert rows["params"]["verdict"] == "reproduced" and rows["neurons"]["verdict"] == "not reproduced"
+    md = (repo / "reports/report.md").read_text()
+    assert (f"Reproduced: {v['reproduced']}. Not reproduced: {v['not reproduced']}. "
+            f"Inconclusive: {v['inconclusive']}. Not tested: {v['not tested']}") in md
+    assert "| claim | quantity | paper | estimate | 90% interval | band (tolerance) |" in md
+    # the training error every 20 steps adds up to the per-epoch training error
+    for seed in (1, 2):
+        steps = pd.read_csv(repo / f"reports/plots/train/seed-{seed}.steps.csv")
+        epochs = pd.read_csv(repo / f"reports/plots/train/seed-{seed}.csv")
+        for epoch, rows_e in steps.groupby("epoch"):
+            err = 100 * rows_e["wrong"].sum() / rows_e["images"].sum()
+            assert err == pytest.approx(epochs.loc[epochs.epoch == epoch, "train_top1_error"].item())
 
 
 @pytest.mark.slow

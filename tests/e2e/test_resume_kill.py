@@ -64,12 +64,15 @@ def test_sigkill_then_repro_resumes_bitwise(tmp_path):
 
     clean = tmp_path / "clean"
     subprocess.run([sys.executable, "pipelines/train.py", "--seed", "1", "--data", "artifacts/data",
-                    "--out", str(clean), "--metrics", str(tmp_path / "m.json"), "--plots", str(tmp_path / "p.csv")],
+                    "--out", str(clean), "--metrics", str(tmp_path / "m.json"), "--plots", str(tmp_path / "p.csv"),
+                    "--steps", str(tmp_path / "s.csv")],
                    cwd=repo, env=env_for(repo), check=True, capture_output=True)
     resumed, fresh = weights(repo / "artifacts/models/seed-1/model.pt"), weights(clean / "model.pt")
     assert resumed.keys() == fresh.keys()
     for k in fresh:
         assert torch.equal(resumed[k], fresh[k]), k
+    # the training error every 20 steps (convergence claims) survives the kill: the same file
+    assert (repo / "reports/plots/train/seed-1.steps.csv").read_text() == (tmp_path / "s.csv").read_text()
 
 
 @pytest.mark.slow
