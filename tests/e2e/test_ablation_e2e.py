@@ -26,7 +26,7 @@ def test_one_arm_through_dvc_repro(tmp_path):
     assert {"train@1", "compare"} <= pending and not any("ablation" in s for s in pending), pending
 
     params = get_params(repo)
-    params["ablations"].update(enabled=["no_lrn"], seeds=[1, 2])
+    params["ablations"].update(enabled=["no_lrn"])  # every arm trains train.seeds (1, 2 here)
     set_params(repo, params)
     on = ran_stages(dvc(repo, "repro", "compare"))  # not the report stage: 1 process less (~60 s budget)
     arm_stages = {"train_ablation@no_lrn-1", "train_ablation@no_lrn-2",
