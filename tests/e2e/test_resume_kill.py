@@ -2,17 +2,14 @@
 uninterrupted run (CPU, same threads and workers). Real processes, real DVC, real files."""
 
 import copy
-import os
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
-from repo_utils import TINY, copy_repo, deep_update, dvc, env_for
+from repo_utils import TINY, copy_repo, deep_update, dvc, env_for, kill_after_writes
 
 PATCH = deep_update(copy.deepcopy(TINY),
                     {"train": {"seeds": [1], "epochs": 3, "checkpoint_every": 2, "schedule": "plateau",
@@ -25,19 +22,7 @@ def weights(path: Path) -> dict:
 
 def kill_after_checkpoints(repo: Path, n: int) -> None:
     """Start `dvc repro train@1`, SIGKILL its whole process group after n checkpoint writes."""
-    ck = repo / "artifacts/models/seed-1/checkpoint.pt"
-    proc = subprocess.Popen(["dvc", "repro", "train@1"], cwd=repo, env=env_for(repo),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    seen, last = 0, None
-    deadline = time.time() + 120
-    while seen < n and time.time() < deadline and proc.poll() is None:
-        mtime = ck.stat().st_mtime_ns if ck.exists() else None
-        if mtime is not None and mtime != last:
-            seen, last = seen + 1, mtime
-        time.sleep(0.005)
-    assert proc.poll() is None, "training finished before it could be killed"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_after_writes(repo, repo / "artifacts/models/seed-1/checkpoint.pt", n, "train@1")
 
 
 @pytest.mark.slow
