@@ -93,15 +93,28 @@ def dvc_context() -> dict:
 
 
 def pipeline_key(params_path: Path) -> str:
-    """Identifies one pipeline execution: params content + git commit + DVC experiment name.
+    """Identifies one pipeline execution: params content + the git commit it runs on.
 
-    Every stage of a `dvc repro` computes the same key, so they find the same MLflow
-    parent run without passing state between processes.
+    Every stage of a `dvc repro` computes the same key, so they find the same MLflow parent run
+    without passing state between processes. So do the seeds of one configuration that DVC's
+    experiment queue trains in parallel (docs/scale-out.md): each queued experiment has its own
+    name (DVC_EXP_NAME, a tag of its runs) but runs on the commit it was queued from
+    (DVC_EXP_BASELINE_REV), and the collecting `dvc repro` on that commit joins the same parent.
     """
     h = hashlib.sha256(Path(params_path).read_bytes())
-    h.update(git_info(Path(params_path).parent)["commit"].encode())
-    h.update(dvc_context()["exp_name"].encode())
+    h.update((os.environ.get("DVC_EXP_BASELINE_REV") or git_info(Path(params_path).parent)["commit"]).encode())
     return h.hexdigest()[:16]
+
+
+def visible_devices() -> str:
+    """CUDA_VISIBLE_DEVICES as this process got it ("all" when unset): the GPU set of its DVC
+    queue worker when seeds train in parallel (docs/scale-out.md)."""
+    return os.environ.get("CUDA_VISIBLE_DEVICES", "all")
+
+
+def env_with(**values: str) -> dict:
+    """This process's environment plus `values`, for a child process (a DVC queue worker)."""
+    return {**os.environ, **values}
 
 
 def environment() -> dict:
@@ -113,6 +126,7 @@ def environment() -> dict:
         "cpu_count": os.cpu_count(),
         "threads": torch.get_num_threads(),
         "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
+        "cuda_visible_devices": visible_devices(),
         "platform": platform.platform(),
     }
 

@@ -1,7 +1,7 @@
 """One of several processes logging at once to the same MLflow store, as parallel seeds do
 (tests/reliability/test_concurrent_tracking.py): opens the experiment and the shared parent run
-through harness.tracking, then logs a child run's params, tags, a step series and per-epoch
-metrics in many small calls, starting at the same moment as the others.
+through harness.tracking, then logs a child run's params, dataset inputs, tags, a step series and
+per-epoch metrics in many small calls, starting at the same moment as the others.
 
   python tests/tracking_writer.py ROOT SEED START_AT STEPS EPOCHS
 """
@@ -19,7 +19,11 @@ def main(root: Path, seed: int, start_at: float, steps: int, epochs: int) -> Non
     time.sleep(max(0.0, start_at - time.time()))  # every writer leaves the gate together
     parent = tracking.parent_run(uri, exp, "same-pipeline", {"role": "pipeline"}, root)
     params = {f"p{i}": i * seed for i in range(30)}
+    manifest = {"source": "synthetic", "digest": "d" * 40, "image_size": 72, "counts": {"train": 10, "val": 4},
+                "classes": ["a", "b"]}  # the same data for every seed, as in a real run
     with tracking.child_run(uri, exp, parent, f"train-seed{seed}", params, {"seed": seed}) as run:
+        tracking.log_dataset(uri, run, manifest, "train", "training")
+        tracking.log_dataset(uri, run, manifest, "val", "validation")
         for e in range(1, epochs + 1):
             per = steps // epochs
             # small batches, as the train loop's every-20-steps flushes

@@ -80,7 +80,8 @@ def run_train(ctx: StageContext, *, seed: int, data_dir: Path, out_dir: Path, me
     params = {**params_for(cfg, "data", "model", "train"), "seed": seed, "n_parameters": count_params(model),
               "world_size": d.world, "arm": cfg.arm or "baseline"}
     tags = {**ctx.base_tags, "stage": "train", "seed": seed, "data_digest": manifest["digest"],
-            "devices": ",".join(d.devices), "world_size": d.world, "dist_backend": d.backend, "threads": cfg.train.threads,
+            "devices": ",".join(d.devices), "world_size": d.world, "dist_backend": d.backend,
+            "cuda_visible_devices": runtime.visible_devices(), "threads": cfg.train.threads,
             "num_workers": cfg.train.num_workers, "precision": cfg.train.precision,
             "channels_last": cfg.train.channels_last, "compile": compiled, "decode_device": cfg.train.decode_device,
             "cudnn_benchmark": backend["cudnn_benchmark"],

@@ -1,7 +1,8 @@
 """Seeds trained in parallel log at once to the default SQLite store: six real processes start
-together and write one shared parent, their child runs, params, tags, step series and per-epoch
-metrics in many small calls. Nothing is lost or doubled (the SQLite lock is waited for and
-retried, tracking._retry_locked), and there is one parent run, not one per writer."""
+together and write one shared parent, their child runs, params, the same dataset inputs, tags,
+step series and per-epoch metrics in many small calls. Nothing is lost or doubled (the SQLite lock is waited for and
+retried, as is MLflow's dataset insert race: tracking._retry_locked), and there is one parent
+run, not one per writer."""
 
 import sqlite3
 import subprocess
@@ -28,6 +29,7 @@ def test_concurrent_writers_lose_nothing(tmp_path):
     assert len(parents) == 1, parents  # the parent is created once, under the file lock
     children = dict(db.execute("SELECT name, run_uuid FROM runs WHERE name LIKE 'train-seed%' AND status='FINISHED'"))
     assert sorted(children) == sorted(f"train-seed{s}" for s in range(1, WRITERS + 1))
+    assert db.execute("SELECT count(*) FROM datasets").fetchone()[0] == 2  # stored once, not once per writer
     for name, run in children.items():
         seed = int(name.removeprefix("train-seed"))
         parent = db.execute("SELECT value FROM tags WHERE run_uuid=? AND key='mlflow.parentRunId'", (run,)).fetchall()
@@ -40,5 +42,7 @@ def test_concurrent_writers_lose_nothing(tmp_path):
         tags = {k for (k,) in db.execute("SELECT key FROM tags WHERE run_uuid=?", (run,))}
         assert {f"epoch{e}" for e in range(1, EPOCHS + 1)} | {"seed"} <= tags
         assert db.execute("SELECT count(*) FROM params WHERE run_uuid=?", (run,)).fetchone()[0] == 30
+        inputs = db.execute("SELECT count(*) FROM inputs WHERE destination_id=?", (run,)).fetchone()[0]
+        assert inputs == 2  # the shared train and val datasets, linked to every run
         latest = dict(db.execute("SELECT key, step FROM latest_metrics WHERE run_uuid=?", (run,)))
         assert latest["step_loss"] == STEPS - 1 and latest["val_top1_error"] == EPOCHS
