@@ -97,3 +97,23 @@ def test_collectives_in_a_real_torchrun_job(tmp_path, procs, devices, backend, e
         assert rec["own_rng_roundtrip"] and rec["rngs_differ"]
         # DDP's gradient is the mean of the ranks' own gradients (float32 reduction order aside)
         assert rec["grad_max"] > 1e-3 and rec["grad_max_diff"] < 1e-5 * max(1.0, rec["grad_max"])
+
+
+def test_launch_params_are_validated_and_stay_out_of_the_digest():
+    from harness import config as C
+    base = C.from_dict({"train": {"batch_size": 128}})
+    eight = C.from_dict({"train": {"batch_size": 128, "nproc_per_node": 8}})
+    assert eight.train.world_size == 8
+    # how many processes train is not what is trained: same digest, so a reference still compares and a
+    # checkpoint is refused by its process count (with a message), not ignored as "other params"
+    assert C.training_digest(eight) == C.training_digest(base)
+    assert C.training_digest(C.from_dict({"train": {"lr": 0.02}})) != C.training_digest(base)
+    with pytest.raises(C.ConfigError, match=r"train.batch_size: 128 does not split evenly .* 3 processes"):
+        C._check_cross_fields(C.from_dict({"train": {"batch_size": 128, "nproc_per_node": 3}}))
+    with pytest.raises(C.ConfigError, match=r"launch.rdzv_endpoint: train.nnodes 2 needs the host:port"):
+        C._check_cross_fields(C.from_dict({"train": {"nnodes": 2}}))
+    C._check_cross_fields(C.from_dict({"train": {"nnodes": 2}, "launch": {"rdzv_endpoint": "node0:29400"}}))
+    with pytest.raises(C.ConfigError, match="train.nproc_per_node: must be >= 1"):
+        C.from_dict({"train": {"nproc_per_node": 0}})
+    with pytest.raises(C.ConfigError, match="launch.rdzv_endpont: unknown key"):
+        C.from_dict({"launch": {"rdzv_endpont": "x:1"}})
