@@ -147,7 +147,7 @@ def ensemble_coverage(n_singles: int, k: int, reps: int = 400, n_images: int = 1
         margins = z[None, :] + u + rng.normal(0, sd_image_noise, (runs, n_images))
         return margins, 100.0 * (margins < 0).mean(1)
 
-    covered, truth_gap, sd_k, sd_1 = 0, [], [], []
+    covered, sd_k, sd_1 = 0, [], []
     m = n_singles // k
     for _ in range(reps):
         margins, singles = errors(n_singles)

@@ -94,10 +94,27 @@ def _preset(args) -> None:
           f"devices {t['devices']}\nRun `dvc repro` (or `make repro`) to start.")
 
 
+def _queue_seeds(args) -> None:
+    """Each seed a queued DVC experiment; one queue worker per device set (docs/scale-out.md)."""
+    from harness import parallel, runtime
+    root = runtime.repo_root()
+    seeds = args.seeds or list(C.load_config(args.params).train.seeds)
+    names = parallel.queue_seeds(root, seeds, args.prefix)
+    print(f"queued {', '.join(names)}")
+    pids = parallel.start_workers(root, args.devices)
+    print(f"{len(pids)} queue worker(s) started: " +
+          ", ".join(f"{k} on CUDA_VISIBLE_DEVICES={d}" for k, d in enumerate(args.devices, 1)))
+    print(f"Follow with `dvc queue status` / `dvc queue logs {names[0]}`; when all succeeded: "
+          f"`harness collect-seeds {' '.join(names)} && dvc checkout && dvc repro`.")
+
+
 def _collect_seeds(args) -> None:
-    """Merge other machines' dvc.lock entries (git revisions) into this checkout (docs/scale-out.md)."""
-    from harness import collect, runtime
-    taken = collect.collect(runtime.repo_root(), args.revs)
+    """Merge other machines' (or queued experiments') dvc.lock entries into this checkout (docs/scale-out.md)."""
+    from harness import collect, parallel, runtime
+    root = runtime.repo_root()
+    revs = [parallel.exp_ref(root, r) or r for r in args.revs]  # an experiment's name, or any git revision
+    taken = collect.collect(root, revs)
+    taken = {name: taken[rev] for name, rev in zip(args.revs, revs)}
     for rev, stages in taken.items():
         print(f"{rev}: {', '.join(stages) or 'nothing new'}")
     print("dvc.lock updated. Next: `dvc pull` (the outputs from the shared remote), then `dvc repro` "
@@ -274,7 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="For each revision (e.g. origin/seed-2): merge its dvc.lock stages into this "
                                    "checkout's and check out its metrics/plots files. Then `dvc pull` and "
                                    "`dvc repro`. See docs/scale-out.md.")
-    c.add_argument("revs", nargs="+", help="git revisions holding the other machines' dvc.lock")
+    c.add_argument("revs", nargs="+", help="git revisions holding the other machines' dvc.lock, or names of "
+                                           "DVC experiments of this commit (harness queue-seeds)")
     c.set_defaults(fn=_collect_seeds)
     v = sub.add_parser("verdict", help="test per-seed results trained anywhere against a claim of the paper",
                        description="Decide a claim of harness/analysis/claims.yaml from per-seed results, with the "
@@ -299,6 +317,16 @@ def build_parser() -> argparse.ArgumentParser:
                                                              "params file's compare section (default: the defaults)")
     v.add_argument("--list", action="store_true", help="list the claims")
     v.set_defaults(fn=_verdict)
+    q = sub.add_parser("queue-seeds", help="train seeds in parallel: DVC's experiment queue, one worker per GPU set",
+                       description="Queue one DVC experiment per seed (evaluate@N and what it needs) and start one "
+                                   "queue worker per --devices entry, each with CUDA_VISIBLE_DEVICES set to it. "
+                                   "Run `dvc repro prepare` first. See docs/scale-out.md.")
+    q.add_argument("--devices", nargs="+", required=True,
+                   help="one GPU set per worker, e.g. 0,1 2,3 4,5 6,7 (CUDA_VISIBLE_DEVICES values)")
+    q.add_argument("--seeds", type=int, nargs="+", default=None, help="default: train.seeds")
+    q.add_argument("--prefix", default="seed", help="experiment names are PREFIX-N (default seed-N)")
+    q.add_argument("--params", type=Path, default=Path("params.yaml"))
+    q.set_defaults(fn=_queue_seeds)
     return p
 
 

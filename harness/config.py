@@ -119,6 +119,17 @@ class TrainConfig:
     # where JPEG shards are decoded and augmented; cuda: torchvision.io.decode_jpeg on the
     # first train device (decoders may differ from the CPU one by a unit per pixel)
     decode_device: str = rule("cpu", choices=("cpu", "cuda"))
+    # torchrun from the pipeline (docs/scale-out.md): processes per machine and machines. 1 x 1 runs
+    # plain python; more runs the stage under torchrun, one process per GPU (or per tower pair)
+    # with the same layout as `devices` shifted onto each rank's own GPUs. train.batch_size
+    # stays the global batch (paper 5: 128), split evenly over the processes. Not part of the
+    # training digest (LAUNCH_KEYS): the result equals one process's within numerical tolerance.
+    nproc_per_node: int = rule(1, lo=1, hi=1024)
+    nnodes: int = rule(1, lo=1, hi=4096)
+
+    @property
+    def world_size(self) -> int:
+        return self.nproc_per_node * self.nnodes
 
     def __post_init__(self):
         if self.decode_device == "cuda" and not self.devices[0].startswith("cuda"):
@@ -201,6 +212,17 @@ class TrackingConfig:
 
 
 @dataclass(frozen=True)
+class LaunchConfig:
+    """Where the torchrun processes of train.nnodes > 1 meet. No stage depends on these keys (like
+    tracking.*): they change where a seed trains, not what it trains, so changing them retrains
+    nothing and a checkpoint stays resumable."""
+    rdzv_endpoint: str | None = rule(None)  # host:port reachable from every node (train.nnodes > 1)
+    # torchrun restarts all workers after one fails, up to this many times; each restart resumes
+    # from the last checkpoint (train.checkpoint_every)
+    max_restarts: int = rule(0, lo=0, hi=100)
+
+
+@dataclass(frozen=True)
 class Config:
     profile: str = rule("default")
     data: DataConfig = field(default_factory=DataConfig)
@@ -210,6 +232,7 @@ class Config:
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    launch: LaunchConfig = field(default_factory=LaunchConfig)
     ablations: AblationsConfig = field(default_factory=AblationsConfig)
     # Set by apply_arm only (never a params key): the ablation arm this config trains.
     arm: str | None = field(default=None, metadata={"internal": True})
@@ -431,6 +454,12 @@ def _check_cross_fields(cfg: Config) -> None:
         raise ConfigError("model.width: too small for two towers")
     if len(cfg.train.devices) == 2 and cfg.model.arch != "paper":
         raise ConfigError("train.devices: two devices hold the two towers of model.arch 'paper' only")
+    if cfg.train.batch_size % cfg.train.world_size:
+        raise ConfigError(f"train.batch_size: {cfg.train.batch_size} does not split evenly over train.nproc_per_node "
+                          f"x train.nnodes = {cfg.train.world_size} processes")
+    if cfg.train.nnodes > 1 and not re.fullmatch(r"[^\s:]+:\d+", cfg.launch.rdzv_endpoint or ""):
+        raise ConfigError(f"launch.rdzv_endpoint: train.nnodes {cfg.train.nnodes} needs the host:port where the "
+                          f"nodes meet (torchrun's c10d rendezvous), got {cfg.launch.rdzv_endpoint!r}")
     if any(s < 1 or s > cfg.train.epochs for s in cfg.train.lr_steps):
         raise ConfigError(f"train.lr_steps: each step must lie in 1..train.epochs ({cfg.train.epochs})")
 
@@ -467,10 +496,18 @@ def training_digest(cfg: Config) -> str:
     return hashlib.sha256(json.dumps(training_config(cfg), sort_keys=True).encode()).hexdigest()[:16]
 
 
+# train.* keys that say how many processes train, not what: left out of the training digest, so a
+# checkpoint of the same run resumes (or is refused by its process count, with a message), and a
+# reference distribution stays comparable. They are still DVC params of the train stage.
+LAUNCH_KEYS = ("nproc_per_node", "nnodes")
+
+
 def training_config(cfg: Config) -> dict:
-    """The params that shape one seed's weights: data, model and train without the seed list."""
+    """The params that shape one seed's weights: data, model and train without the seed list
+    and the process counts (LAUNCH_KEYS)."""
     d = to_dict(cfg)
-    d["train"].pop("seeds")
+    for key in ("seeds", *LAUNCH_KEYS):
+        d["train"].pop(key)
     out = {k: d[k] for k in ("data", "model", "train")}
     if cfg.arm is not None:  # an arm never shares a digest (or reference runs) with the baseline
         out["arm"] = cfg.arm

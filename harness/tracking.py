@@ -144,7 +144,12 @@ def ensure_experiment(uri: str, name: str, root: Path) -> str:
 
 
 def _is_locked(exc: Exception) -> bool:
-    return "database is locked" in str(exc) or "database table is locked" in str(exc)
+    """Another process holds the SQLite store, or won a race that a retry resolves: MLflow's
+    log_inputs looks a dataset up and then inserts it, so two seeds logging the same data at once
+    (seeds in parallel, docs/scale-out.md) collide on its unique key; retried, it finds the row."""
+    msg = str(exc)
+    return "database is locked" in msg or "database table is locked" in msg \
+        or "UNIQUE constraint failed: datasets." in msg
 
 
 def _retry_locked(fn, *args, **kwargs):

@@ -1,8 +1,9 @@
 """DVC stage `train@<seed>`: train one seed of the paper's AlexNet and save its weights."""
 
+import sys
 from pathlib import Path
 
-from harness.stages import open_stage
+from harness.stages import open_stage, torchrun_if_asked
 from harness.stages.script import main_guard, parser
 from harness.stages.train import run_train
 
@@ -21,6 +22,7 @@ def main() -> None:
                         "default: <out>.work)")
     args = p.parse_args()
     stage = f"train@{args.seed}" if args.arm is None else f"train_ablation@{args.arm}-{args.seed}"
+    torchrun_if_asked(args.params, __file__, sys.argv[1:], stage, arm=args.arm)  # train.nproc_per_node > 1
     ctx = open_stage(args.params, stage, arm=args.arm)
     r = run_train(ctx, seed=args.seed, data_dir=args.data, out_dir=args.out, metrics_path=args.metrics,
                   plots_path=args.plots, steps_path=args.steps, work=args.work)

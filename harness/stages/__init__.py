@@ -8,6 +8,7 @@ reads argv or params.yaml directly (config does).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +61,28 @@ def script_of(stage: str) -> str:
     """The pipeline script that runs a DVC stage: train@3 and train_ablation@no_lrn-3 ->
     pipelines/train.py."""
     return f"pipelines/{stage.split('@')[0].removesuffix('_ablation')}.py"
+
+
+def torchrun_if_asked(params_path: Path, script: str, argv: list[str], stage: str, arm: str | None = None,
+                      one_node: bool = False) -> None:
+    """Hand this stage script over to torchrun when the params ask for several processes.
+
+    train.nproc_per_node x train.nnodes = 1 (or already under torchrun): returns, and this process
+    does the work. Otherwise this process becomes `torchrun ... script argv` (runtime.exec_torchrun),
+    so `dvc repro` and `dvc exp run -S train.nproc_per_node=8` launch it with nothing else to set.
+    `one_node`: evaluation runs on this machine only, whatever train.nnodes says.
+    """
+    if runtime.under_torchrun():
+        return
+    cfg = C.load_config(params_path)
+    if arm is not None:
+        cfg = C.apply_arm(cfg, arm)
+    nnodes = 1 if one_node else cfg.train.nnodes
+    if cfg.train.nproc_per_node * nnodes == 1:
+        return
+    runtime.exec_torchrun(runtime.torchrun_command(
+        script, argv, nproc=cfg.train.nproc_per_node, nnodes=nnodes, rdzv_endpoint=cfg.launch.rdzv_endpoint,
+        rdzv_id=re.sub(r"[^A-Za-z0-9_-]", "-", stage), max_restarts=cfg.launch.max_restarts))
 
 
 def params_for(cfg: C.Config, *sections: str) -> dict:

@@ -23,9 +23,10 @@ def run_evaluate(ctx: StageContext, *, seed: int, data_dir: Path, model_dir: Pat
     """Under torchrun each rank predicts every world-th image; rank 0 assembles and writes."""
     cfg = ctx.cfg
     manifest = shards.load_manifest(data_dir)
-    d = runtime.init_distributed()
+    # the whole net on one device per rank: rank r evaluates on the r-th device of train.devices[0]'s kind
+    d = runtime.init_distributed(cfg.train.devices[:1])
     runtime.set_determinism(seed, cfg.train.threads)
-    model = load_model(model_dir / "model.pt", cfg)
+    model = load_model(model_dir / "model.pt", cfg, d.devices[0])
     if cfg.train.channels_last:  # evaluate in the memory format and precision it trained in
         accel.to_channels_last(model)
     _, _, norm = build_views(cfg, data_dir, seed)

@@ -48,13 +48,15 @@ def compatible(payload: dict, digest: str, seed: int) -> bool:
     return payload.get("training_digest") == digest and payload.get("seed") == seed
 
 
-def load_model(path: Path, cfg: C.Config) -> torch.nn.Module:
+def load_model(path: Path, cfg: C.Config, device: str | None = None) -> torch.nn.Module:
+    """The trained net in the one-device (grouped) layout, on `device` (default: the first of
+    train.devices)."""
     if not path.is_file():
         raise UserError(f"model weights not found: {path} (run the train stage)")
     ckpt = load(path)
     if not {"state_dict", "num_classes"} <= ckpt.keys():
         raise UserError(f"{path} is not a model file of the train stage (no weights in it); run the train stage")
-    model = build_model(cfg.model, ckpt["num_classes"], cfg.train.devices[:1])  # grouped format
+    model = build_model(cfg.model, ckpt["num_classes"], (device or cfg.train.devices[0],))  # grouped format
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as exc:

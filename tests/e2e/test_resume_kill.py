@@ -2,17 +2,14 @@
 uninterrupted run (CPU, same threads and workers). Real processes, real DVC, real files."""
 
 import copy
-import os
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
-from repo_utils import TINY, copy_repo, deep_update, dvc, env_for
+from repo_utils import TINY, copy_repo, deep_update, dvc, env_for, kill_after_writes
 
 PATCH = deep_update(copy.deepcopy(TINY),
                     {"train": {"seeds": [1], "epochs": 3, "checkpoint_every": 2, "schedule": "plateau",
@@ -30,19 +27,7 @@ def checkpoint_of(repo: Path, seed: int = 1) -> Path | None:
 
 def kill_after_checkpoints(repo: Path, n: int) -> None:
     """Start `dvc repro train@1`, SIGKILL its whole process group after n checkpoint writes."""
-    proc = subprocess.Popen(["dvc", "repro", "train@1"], cwd=repo, env=env_for(repo),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    seen, last = 0, None
-    deadline = time.time() + 120
-    while seen < n and time.time() < deadline and proc.poll() is None:
-        ck = checkpoint_of(repo)
-        mtime = ck.stat().st_mtime_ns if ck is not None and ck.exists() else None
-        if mtime is not None and mtime != last:
-            seen, last = seen + 1, mtime
-        time.sleep(0.005)
-    assert proc.poll() is None, "training finished before it could be killed"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_after_writes(repo, "artifacts/work/train/*/seed-1/checkpoint.pt", n, "train@1")
 
 
 @pytest.mark.slow
