@@ -15,11 +15,12 @@ def main() -> None:
     p.add_argument("--out", type=Path, required=True, help="model folder (weights, checkpoints)")
     p.add_argument("--metrics", type=Path, required=True, help="metrics JSON to write")
     p.add_argument("--plots", type=Path, required=True, help="per-epoch CSV to write")
+    p.add_argument("--kernels", type=Path, default=None, help="conv1 kernels .npy to write (the report's Figure 3)")
     args = p.parse_args()
     stage = f"train@{args.seed}" if args.arm is None else f"train_ablation@{args.arm}-{args.seed}"
     ctx = open_stage(args.params, stage, arm=args.arm)
     r = run_train(ctx, seed=args.seed, data_dir=args.data, out_dir=args.out, metrics_path=args.metrics,
-                  plots_path=args.plots)
+                  plots_path=args.plots, kernels_path=args.kernels)
     print(f"{args.arm + ' ' if args.arm else ''}seed {args.seed}: val top-1 {r['final_val_top1_error']:.2f}%, "
           f"top-5 {r['final_val_top5_error']:.2f}% (MLflow run {r['mlflow_run_id']})")
 
