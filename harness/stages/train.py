@@ -154,7 +154,8 @@ def _resume(path: Path, cfg: C.Config, seed: int, model, optimizer, d) -> tuple[
 
 def schedule_record(cfg: C.TrainConfig, state: loop.TrainState, schedule_images: int, train_images: int) -> dict:
     """What drove the lr schedule and when it dropped (train metrics `schedule`, the report)."""
-    drops = list(state.lr_drops) if cfg.schedule == "plateau" else [s for s in cfg.lr_steps if s <= cfg.epochs]
+    # a step at epoch s divides the lr after s epochs: one at the last epoch never takes effect
+    drops = list(state.lr_drops) if cfg.schedule == "plateau" else [s for s in cfg.lr_steps if s < cfg.epochs]
     split = "none (fixed steps)" if cfg.schedule == "steps" else cfg.schedule_split
     return {"rule": cfg.schedule, "split": split, "patience": cfg.patience, "threshold_pp": cfg.plateau_threshold,
             "max_drops": cfg.max_drops, "lr_drops": drops, "schedule_images": schedule_images,
@@ -204,7 +205,7 @@ def _fit_logged(ctx, run_id, train_model, model, optimizer, state, train_view, l
             metrics = {k: v for k, v in r.__dict__.items() if k != "epoch" and v is not None}
             # lr drops so far: a step per drop (the tag lr_drop_epochs lists them at the end)
             metrics["lr_drops"] = len(state.lr_drops) if cfg.train.schedule == "plateau" else \
-                sum(s <= r.epoch for s in cfg.train.lr_steps)
+                sum(s <= r.epoch for s in cfg.train.lr_steps if s < cfg.train.epochs)
             tracking.log_metrics(ctx.uri, run_id, metrics, step=r.epoch)
 
     def on_checkpoint(st: loop.TrainState):
