@@ -121,8 +121,8 @@ def run_train(ctx: StageContext, *, seed: int, data_dir: Path, out_dir: Path, me
             tracking.set_tags(ctx.uri, run_id, {"lr_drop_epochs": ",".join(map(str, result["schedule"]["lr_drops"]))
                                                 or "none", "schedule_split": result["schedule"]["split"]})
             if result["towers"]:
-                tracking.log_metrics(ctx.uri, run_id, {f"tower{t}_colour_selectivity": v for t, v in
-                                                       enumerate(result["towers"]["colour_selectivity"])})
+                tracking.log_metrics_once(ctx.uri, run_id, {f"tower{t}_colour_selectivity": v for t, v in
+                                                            enumerate(result["towers"]["colour_selectivity"])})
             tracking.log_artifact(ctx.uri, run_id, out_dir / "model.pt", "model")
             (out_dir / CHECKPOINT).unlink(missing_ok=True)  # the final weights supersede it
     runtime.barrier(d)

@@ -223,3 +223,41 @@ def test_pool5_side_by_hand():
     """(224 - 11) // 4 + 1 = 54 -> (54 - 3) // 2 + 1 = 26 -> 12 -> 5; with padding 2: 55 -> 27 -> 13 -> 6."""
     assert C.final_map_size(C.ModelConfig(input_size=224, conv1_padding=0)) == 5
     assert C.final_map_size(C.ModelConfig(input_size=224, conv1_padding=2)) == 6
+
+
+# --- the arms of the new claim rows, as declared in params.yaml -----------------------------------
+
+NEW_ARMS = {"no_weight_decay": ("train.weight_decay", 0.0), "no_crop_flip": ("train.crop_flip", False),
+            "bias_zero": ("model.hidden_bias", 0.0), "no_conv3": ("model.drop_conv", "conv3"),
+            "no_conv4": ("model.drop_conv", "conv4"), "no_conv5": ("model.drop_conv", "conv5")}
+
+
+def test_new_arms_are_declared_off_and_build():
+    from pathlib import Path
+    cfg = C.load_config(Path(__file__).resolve().parents[2] / "params.yaml")
+    assert cfg.ablations.enabled == ()
+    declared = {a.name: a.overrides for a in cfg.ablations.arms}
+    for name, (key, value) in NEW_ARMS.items():
+        assert declared[name] == ((key, value),), name
+        arm = C.apply_arm(cfg, name)
+        section, sub = key.split(".")
+        assert getattr(getattr(arm, section), sub) == value
+        model = build_model(arm.model, 20)
+        assert model(torch.zeros(2, 3, 64, 64)).shape == (2, 20), name
+
+
+def test_model_info_shows_an_arms_network():
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+    repo = Path(__file__).resolve().parents[2]
+    run = subprocess.run([sys.executable, "-m", "harness.cli", "model-info", "--params", "params.yaml", "--paper",
+                          "--arm", "no_conv3", "--json"], cwd=repo, capture_output=True, text=True, check=True)
+    info = json.loads(run.stdout)
+    names = [r["name"] for r in info["layers"]]
+    assert "conv3" not in names and names.count("conv4") == 1 and info["drop_conv"] == "conv3"
+    assert info["total_params"] == 60_965_224 - 885_120 - 663_936 + 885_120  # conv4 now reads 256 maps, ungrouped
+    listed = subprocess.run([sys.executable, "-m", "harness.cli", "model-info", "--params", "params.yaml", "--list-arms"],
+                            cwd=repo, capture_output=True, text=True, check=True).stdout
+    assert all(name in listed for name in NEW_ARMS)
