@@ -226,6 +226,7 @@ def train_flop_per_image(plan: Plan) -> float:
 
 
 def make_trainer(plan: Plan, batch: int, precision: str, channels_last: bool, compile_backend: str | None):
+    accel.configure_precision(precision)  # fp32 = IEEE (TF32 off), as the train stage runs it; tf32 its own choice
     torch.manual_seed(0)
     model = build_model(plan.model, plan.classes, (plan.device,))
     if channels_last:
@@ -292,6 +293,7 @@ def ten_views(images: torch.Tensor, crop: int) -> torch.Tensor:
 def eval_speed(plan: Plan, precision: str, channels_last: bool) -> dict:
     """10-patch evaluation of uint8 images already on the device: views, mean subtraction,
     forward in eval mode, softmax averaged over the 10 views (as harness.evaluate.predict)."""
+    accel.configure_precision(precision)
     model = build_model(plan.model, plan.classes, (plan.device,)).eval()
     if channels_last:
         model = accel.to_channels_last(model)
@@ -577,7 +579,8 @@ def train_configs(plan: Plan, compile_backend: str | None) -> list[tuple]:
     """(batch, precision, channels_last, compile backend): the harness today first
     (fp32, NCHW, eager), then the GPU path's switches one by one, compiled last (slowest)."""
     b0 = plan.batches[0]
-    cfgs = [(b0, "fp32", False, None), (b0, "fp32", True, None), (b0, "bf16", False, None), (b0, "bf16", True, None)]
+    cfgs = [(b0, "fp32", False, None), (b0, "fp32", True, None), (b0, "tf32", True, None), (b0, "bf16", False, None),
+            (b0, "bf16", True, None)]
     cfgs += [(b, "bf16", True, None) for b in plan.big_batches]
     if compile_backend:
         big = plan.big_batches[-1] if plan.big_batches else b0

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from harness.config import ModelConfig
-from harness.model.layers import activation, norm_layer, pool_layer
+from harness.model.layers import activation, dropout_layer, norm_layer, pool_layer
 
 # Paper 3.5 / Fig. 2: kernels per layer (both towers together) and the FC widths.
 PAPER_CONV_CHANNELS = (96, 256, 384, 384, 256)
@@ -71,26 +71,27 @@ class AlexNet(nn.Module):
         act = lambda: activation(cfg)  # noqa: E731
         self.conv1 = nn.Conv2d(3, c1, 11, stride=4, padding=cfg.conv1_padding)
         self.conv2 = nn.Conv2d(c1, c2, 5, padding=2, groups=g)  # own tower only
-        self.conv3 = nn.Conv2d(c2, c3, 3, padding=1)  # both towers
-        self.conv4 = nn.Conv2d(c3, c4, 3, padding=1, groups=g)
-        self.conv5 = nn.Conv2d(c4, c5, 3, padding=1, groups=g)
+        middle = _middle_convs(cfg, c2, (c3, c4, c5), g)
+        for name, conv in middle:
+            setattr(self, name, conv)
+        mids = [m for _, conv in middle for m in (conv, act())]
         self.features = nn.Sequential(
             self.conv1, act(), norm_layer(cfg, g), pool_layer(cfg),
             self.conv2, act(), norm_layer(cfg, g), pool_layer(cfg),
-            self.conv3, act(), self.conv4, act(), self.conv5, act(),
-            pool_layer(cfg),
+            *mids, pool_layer(cfg),
         )
         # Departure for small inputs (report lists it): keeps fc6's input at 6x6 maps. At the
-        # paper's 224/227 the maps are already 6x6 and this is the identity.
+        # paper's 224/227 the maps are already 6x6 and this is the identity (config refuses
+        # any other map size at that scale).
         self.pool6 = nn.AdaptiveAvgPool2d(6)
         f = fc_width(cfg)
-        self.fc6 = nn.Linear(c5 * 36, f)
+        self.fc6 = nn.Linear(middle[-1][1].out_channels * 36, f)
         self.fc7 = nn.Linear(f, f)
         self.fc8 = nn.Linear(f, num_classes)
         # paper 4.2: dropout 0.5 on the outputs of fc6 and fc7.
         self.classifier = nn.Sequential(
-            self.fc6, act(), nn.Dropout(cfg.dropout),
-            self.fc7, act(), nn.Dropout(cfg.dropout),
+            self.fc6, act(), dropout_layer(cfg),
+            self.fc7, act(), dropout_layer(cfg),
             self.fc8,
         )
         init_weights(self, cfg.init)
@@ -100,21 +101,46 @@ class AlexNet(nn.Module):
         return self.classifier(torch.flatten(x, 1))
 
 
-def init_weights(model: AlexNet, scheme: str) -> None:
-    """paper 5: weights N(0, 0.01); bias 1 in conv2, conv4, conv5, fc6, fc7, else 0.
+def _middle_convs(cfg: ModelConfig, c2: int, widths: tuple[int, int, int], g: int) -> list[tuple[str, nn.Conv2d]]:
+    """conv3 (both towers), conv4 and conv5 (own tower), minus model.drop_conv (paper 7).
 
-    "kaiming" (a listed departure for the small default profile) keeps zero biases and uses
-    He-normal weights, because the paper's init stays at chance on small CPU budgets.
+    Without a layer, the next one reads the output of the one before it: its kernel count stays
+    the paper's, its input channels become that output's, and it inherits the removed layer's
+    cross-tower connectivity (without conv3, conv4 reads both towers), so the towers still meet
+    once between conv2 and pool5 (docs/fidelity.md, "Removing a middle conv layer").
     """
-    ones = {"conv2", "conv4", "conv5", "fc6", "fc7"}
+    out, cin, both = [], c2, False
+    for name, cout in zip(("conv3", "conv4", "conv5"), widths):
+        if name == cfg.drop_conv:
+            both = both or name == "conv3"
+            continue
+        groups = 1 if (name == "conv3" or both) else g
+        out.append((name, nn.Conv2d(cin, cout, 3, padding=1, groups=groups)))
+        cin, both = cout, False
+    return out
+
+
+# paper 5: the hidden layers whose bias starts at 1 (model.hidden_bias); the others start at 0
+HIDDEN_BIAS_LAYERS = ("conv2", "conv4", "conv5", "fc6", "fc7")
+
+
+def init_weights(model: AlexNet, scheme: str) -> None:
+    """paper 5: weights N(0, 0.01); bias model.hidden_bias (paper: 1) in conv2, conv4, conv5,
+    fc6, fc7, else 0.
+
+    "kaiming" (a listed departure for the small default profile) uses He-normal weights (fc8
+    N(0, 0.01)); the biases follow the same rule, and that profile sets hidden_bias 0.
+    """
+    bias = model.cfg.hidden_bias
     for name in ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"):
-        layer = getattr(model, name)
+        layer = getattr(model, name, None)
+        if layer is None:  # model.drop_conv removed it
+            continue
         if scheme == "paper":
             nn.init.normal_(layer.weight, 0.0, 0.01)
-            nn.init.constant_(layer.bias, 1.0 if name in ones else 0.0)
         else:
             nonlin = "relu" if model.cfg.activation == "relu" else "tanh"
             nn.init.kaiming_normal_(layer.weight, nonlinearity=nonlin)
             if name == "fc8":
                 nn.init.normal_(layer.weight, 0.0, 0.01)
-            nn.init.zeros_(layer.bias)
+        nn.init.constant_(layer.bias, bias if name in HIDDEN_BIAS_LAYERS else 0.0)

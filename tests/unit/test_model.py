@@ -6,6 +6,7 @@ from torch import nn
 
 from harness.config import ModelConfig
 from harness.model import TowerLRN, build_model, count_params, layer_table
+from harness.model.layers import PaperDropout
 
 PAPER_SHAPES = [(96, 55, 55), (96, 27, 27), (256, 27, 27), (256, 13, 13), (384, 13, 13),
                 (384, 13, 13), (256, 13, 13), (256, 6, 6), (4096,), (4096,), (1000,)]
@@ -83,7 +84,9 @@ def test_structure_switches():
     assert all(p.kernel_size == 2 for p in m.modules() if isinstance(p, nn.MaxPool2d))
     # dropout sits after fc6 and fc7 (paper 4.2), not before fc6 as in torchvision's variant
     seq = list(m.classifier)
-    assert isinstance(seq[2], nn.Dropout) and isinstance(seq[5], nn.Dropout) and seq[0] is m.fc6
+    assert isinstance(seq[2], PaperDropout) and isinstance(seq[5], PaperDropout) and seq[0] is m.fc6
+    inverted = list(build_model(ModelConfig(dropout_scaling="inverted"), 10).classifier)
+    assert isinstance(inverted[2], nn.Dropout) and isinstance(inverted[5], nn.Dropout)
 
 
 def test_small_profile_keeps_6x6_into_fc6():
