@@ -67,7 +67,7 @@ class DataConfig:
 class ModelConfig:
     # paper: two-tower grouped net; one_tower: paper 3.2's one-GPU net (half the kernels per
     # conv layer, last conv and FC layers full size); torchvision: the 2014 "one weird trick"
-    # variant, a control only (PAPER.md 3).
+    # variant, a control only (docs/paper.md, "The architecture").
     arch: str = rule("paper", choices=("paper", "one_tower", "torchvision"))
     width: float = rule(1.0, lo=0.0, hi=4.0, lo_open=True)  # 1.0 = paper's kernel counts
     towers: int = rule(2, choices=(1, 2))  # grouped two-tower net (paper 3.2)
@@ -130,7 +130,7 @@ class TrainConfig:
     devices: tuple[str, ...] = rule(("cpu",))  # one device: both towers; two: one tower each
     threads: int = rule(2, lo=1, hi=256)  # CPU threads: the bits depend on it
     num_workers: int = rule(0, lo=0, hi=64)  # DataLoader workers: logged for determinism
-    # The GPU path (issue 7). The defaults are today's fp32, bitwise-reproducible training.
+    # The GPU path (docs/architecture.md, "Determinism"). The defaults are today's fp32, bitwise-reproducible training.
     # fp32: IEEE fp32, TF32 off for matmuls and cuDNN convolutions (paper 5: GTX 580s, no
     # TF32); tf32: TF32 tensor cores for both (torch's default for cuDNN convolutions on
     # Ampere and later); bf16: autocast around forward and loss, weights and optimizer stay
@@ -139,7 +139,7 @@ class TrainConfig:
     channels_last: bool = rule(False)  # NHWC model and batches: same function, other kernels
     compile: bool = rule(False)  # torch.compile; falls back to eager with a warning if it fails
     # false: cuDNN autotuning and non-deterministic algorithms: faster on GPUs, but the same
-    # seed no longer gives bitwise-identical weights (DESIGN.md determinism contract)
+    # seed no longer gives bitwise-identical weights (docs/architecture.md, "Determinism")
     deterministic: bool = rule(True)
     # where JPEG shards are decoded and augmented; cuda: torchvision.io.decode_jpeg on the
     # first train device (decoders may differ from the CPU one by a unit per pixel)
@@ -167,7 +167,7 @@ class EvaluateConfig:
     protocols: tuple[str, ...] = rule(("center", "ten_patch"))
     batch_size: int = rule(256, lo=1)
     # the split evaluated, ensembled and compared; "test" exists for ilsvrc2010 only (the
-    # paper's 17.0% / 37.5% are on the ILSVRC-2010 test set, PAPER.md 1)
+    # paper's 17.0% / 37.5% are on the ILSVRC-2010 test set, docs/paper.md "Headline results")
     split: str = rule("val", choices=("val", "test"))
 
 

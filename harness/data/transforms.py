@@ -65,7 +65,7 @@ def pca_shift(alpha: np.ndarray, pca: dict, scale: float, mode: str) -> np.ndarr
     The paper does not say on which pixel scale l_i is an eigenvalue. Taken literally on 0-255
     (l ~ 7000) the shift would swamp the image, so "eigenvalue_01" reads l_i on 0-1 pixels
     (as fb.resnet.torch and most reproductions do) and "sqrt_eigenvalue" uses sqrt(l_i) on
-    0-255 (a standard deviation). PAPER.md section 3 lists this ambiguity.
+    0-255 (a standard deviation). docs/paper.md ("Ambiguities", PCA scale) lists this ambiguity.
     """
     vals = np.asarray(pca["eigenvalues"], np.float64)
     vals = vals / 255.0**2 * 255.0 if mode == "eigenvalue_01" else np.sqrt(vals)

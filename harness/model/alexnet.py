@@ -21,7 +21,7 @@ from harness.model.layers import activation, dropout_layer, norm_layer, pool_lay
 # Paper 3.5 / Fig. 2: kernels per layer (both towers together) and the FC widths.
 PAPER_CONV_CHANNELS = (96, 256, 384, 384, 256)
 PAPER_FC_WIDTH = 4096
-# torchvision.models.alexnet (Krizhevsky 2014, "One weird trick"; PAPER.md section 3).
+# torchvision.models.alexnet (Krizhevsky 2014, "One weird trick"; docs/paper.md, "The architecture").
 TORCHVISION_CONV_CHANNELS = (64, 192, 384, 256, 256)
 
 

@@ -9,7 +9,7 @@ from torch import nn
 
 from harness.config import ModelConfig
 
-# LRN conventions (PAPER.md section 3). "paper" is the printed formula: alpha NOT divided by
+# LRN conventions (docs/paper.md, "Ambiguities"). "paper" is the printed formula: alpha NOT divided by
 # n, which nn.LocalResponseNorm would do, so we pass alpha * n to undo its division.
 LRN_CONVENTIONS = {
     "paper": dict(size=5, alpha=1e-4 * 5, beta=0.75, k=2.0),

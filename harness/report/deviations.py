@@ -1,4 +1,4 @@
-"""Every interpretation of the paper's ambiguities, and every departure from it (house rules 8
+"""Every interpretation of the paper's ambiguities, and every departure from it (docs/architecture.md, house rules 8
 and 14, docs/architecture.md).
 
 Two lists, both from the resolved config alone:
@@ -257,7 +257,7 @@ def _reading(key: str | None, readings: dict | None, cfg: C.Config, default: C.C
 
 def interpretations(cfg: C.Config) -> list[dict]:
     """Rows {ambiguity, paper, ours, paper_recipe, alternatives, switch, where} for every
-    ambiguity of the paper, whatever this run's values (house rule 14)."""
+    ambiguity of the paper, whatever this run's values (docs/architecture.md, house rule 14)."""
     default = C.Config()
     rows = []
     for topic, key, says, readings, where in AMBIGUITIES:

@@ -424,7 +424,7 @@ def performance(doc: Doc, inp: ReportInputs) -> None:
             ["10-patch evaluation images/s", ips(ev["images_per_s"]["median"]), "forward pass only",
              ips(ev["forward_only_images_per_s"]["median"]), f"views {ev['view_share_pct']:.0f}% of the time", "–", "–"]]
     rj = b.get("real_jpegs")
-    if rj:  # issue 4's goals, one core each, on the real ImageNet sample
+    if rj:  # the preparation speed goals (benchmarks/README.md), one core each, on the real ImageNet sample
         p, lo2 = rj["prepare"], rj["loader"]
         rows.append(["prepare images/s, 1 core (decode, 256 crop, JPEG encode)", ips(p["harness_decode_fit_encode_img_s"]),
                      "Pillow open-convert-resize-crop", ips(p["pil_open_convert_resize_crop_img_s"]),

@@ -103,7 +103,7 @@ def run_train(ctx: StageContext, *, seed: int, data_dir: Path, out_dir: Path, me
             "cuda_visible_devices": runtime.visible_devices(), "threads": cfg.train.threads,
             "num_workers": cfg.train.num_workers, "precision": cfg.train.precision,
             "channels_last": cfg.train.channels_last, "compile": compiled, "decode_device": cfg.train.decode_device,
-            **{f"backend.{k}": v for k, v in backend.items()},  # the effective flags (issue 13: fp32 = IEEE)
+            **{f"backend.{k}": v for k, v in backend.items()},  # the effective flags (docs/fidelity.md, "Precision": fp32 = IEEE)
             "cudnn_benchmark": backend["cudnn_benchmark"],
             "deterministic": "torch.use_deterministic_algorithms(warn_only=True)" if cfg.train.deterministic
             else "off: cuDNN autotuning and non-deterministic algorithms (weights not bitwise reproducible)"}
@@ -224,7 +224,7 @@ def _fit_logged(ctx, run_id, train_model, model, optimizer, state, train_view, l
     done = tracking.logged_steps(ctx.uri, run_id, ("step_loss", "val_top1_error")) if run_id and state.global_step \
         else {"step_loss": set(), "val_top1_error": set()}
 
-    def flush_steps():  # per-step scalars to MLflow in batches (DESIGN.md)
+    def flush_steps():  # per-step scalars to MLflow in batches (docs/architecture.md, "Tracking")
         new = [x for x in steps if x[0] not in done["step_loss"]]
         if run_id:
             tracking.log_series(ctx.uri, run_id, "step_loss", [(s, loss) for s, loss, _ in new])
@@ -285,7 +285,7 @@ def _out_of_memory(exc: BaseException) -> bool:
 
 
 def _save_model(path: Path, model, cfg: C.Config, seed: int, manifest: dict) -> None:
-    """Weights plus what describes them (house rule 6): config, seed, classes, data digest.
+    """Weights plus what describes them (docs/architecture.md, house rule 6): config, seed, classes, data digest.
 
     Only deterministic content goes into model.pt, so retraining to the same weights gives the
     same bytes and DVC skips evaluation. Git commit and environment, which change with every

@@ -92,7 +92,7 @@ class Hooks:
 
 
 # Steps between reads of the device-side sums (loss, errors, NaN check, progress, on_step): the
-# host queues up to this many steps ahead of the GPU instead of waiting for each (issue 7.2).
+# host queues up to this many steps ahead of the GPU instead of waiting for each (measured by benchmarks/gpu_check.py).
 SYNC_EVERY = 20
 
 

@@ -19,7 +19,7 @@ class PaperSGD(torch.optim.Optimizer):
 
     The velocity is in parameter units, so an lr drop scales only new gradients. torch.optim.SGD
     keeps its buffer in gradient units and multiplies the whole buffer by the new lr: identical
-    at constant lr, different for a while after each drop (PAPER.md section 2).
+    at constant lr, different for a while after each drop (docs/paper.md, "Ambiguities": the schedule).
     """
 
     def __init__(self, params, lr: float, momentum: float, weight_decay: float):
