@@ -123,7 +123,8 @@ def _queue_seeds(args) -> None:
     print(f"{len(pids)} queue worker(s) started: " +
           ", ".join(f"{k} on CUDA_VISIBLE_DEVICES={d}" for k, d in enumerate(args.devices, 1)))
     print(f"Follow with `dvc queue status` / `dvc queue logs {names[0]}`; when all succeeded: "
-          f"`harness collect-seeds {' '.join(names)} && dvc checkout && dvc repro`.")
+          f"`harness collect-seeds {' '.join(names)} && dvc checkout --allow-missing && dvc repro` "
+          "(--allow-missing: ensemble and compare have not run yet, so their outputs have no hash).")
 
 
 def _collect_seeds(args) -> None:
@@ -135,7 +136,8 @@ def _collect_seeds(args) -> None:
     taken = {name: taken[rev] for name, rev in zip(args.revs, revs)}
     for rev, stages in taken.items():
         print(f"{rev}: {', '.join(stages) or 'nothing new'}")
-    print("dvc.lock updated. Next: `dvc pull` (the outputs from the shared remote), then `dvc repro` "
+    print("dvc.lock updated. Next: `dvc pull --allow-missing` (the outputs from the shared remote; "
+          "ensemble and compare have not run, so theirs are missing), then `dvc repro` "
           "(runs ensemble, compare and report only; `dvc status` first shows what would run).")
 
 
@@ -322,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=_preset)
     c = sub.add_parser("collect-seeds", help="merge seeds trained on other machines (git revisions) into dvc.lock",
                        description="For each revision (e.g. origin/seed-2): merge its dvc.lock stages into this "
-                                   "checkout's and check out its metrics/plots files. Then `dvc pull` and "
+                                   "checkout's and check out its metrics/plots files. Then `dvc pull --allow-missing` and "
                                    "`dvc repro`. See docs/scale-out.md.")
     c.add_argument("revs", nargs="+", help="git revisions holding the other machines' dvc.lock, or names of "
                                            "DVC experiments of this commit (harness queue-seeds)")
