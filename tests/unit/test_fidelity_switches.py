@@ -13,7 +13,6 @@ from harness import accel
 from harness import config as C
 from harness.data import shards, transforms
 from harness.model import build_model, count_params, layer_table
-from harness.prepare import writer
 from harness.train import loop, recipe
 
 # --- weight decay on biases ---------------------------------------------------------------------
@@ -127,9 +126,7 @@ class _FakeSplit:
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
-    out = tmp_path_factory.mktemp("data")
-    writer.prepare(tiny.data(train_per_class=10, val_per_class=3), out, workers=1)
-    return out
+    return tiny.prepared(tmp_path_factory, 10, 3)
 
 
 def test_holdout_drives_the_plateau_rule(prepared):
