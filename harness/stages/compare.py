@@ -34,12 +34,14 @@ def paper_architecture_counts() -> dict:
 
 
 def net_cost(cfg: C.Config, num_classes: int) -> dict:
-    """Parameters and multiply-adds of one crop's forward pass in eval mode (harness/model/table.py
+    """Parameters (all, trained) and multiply-adds of one crop's forward pass in eval mode (harness/model/table.py
     layer_table: conv and fc layers; GoogLeNet's auxiliary heads do not run at test), as built for
     this data's classes and crop."""
-    from harness.model import layer_table
-    table = layer_table(build_model(cfg.model, num_classes), cfg.model.input_size)
-    return {"arch": cfg.model.arch, "input_size": cfg.model.input_size, "n_parameters": sum(r.params for r in table),
+    from harness.model import count_params, layer_table
+    model = build_model(cfg.model, num_classes)
+    table = layer_table(model, cfg.model.input_size)
+    # every trained parameter (BatchNorm's and GoogLeNet's auxiliary heads' too), not only the table's layers
+    return {"arch": cfg.model.arch, "input_size": cfg.model.input_size, "n_parameters": count_params(model),
             "mult_adds": sum(r.mult_adds for r in table)}
 
 
