@@ -63,12 +63,19 @@ class DataConfig:
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
 
+# Architectures before and after the paper net (harness/model/successors.py, docs/successors.md):
+# each trains with the harness's data pipeline, loop and recipe as an ablation arm.
+SUCCESSOR_ARCHS = ("lenet5", "vgg11", "vgg16", "googlenet", "resnet18", "resnet50")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     # paper: two-tower grouped net; one_tower: paper 3.2's one-GPU net (half the kernels per
     # conv layer, last conv and FC layers full size); torchvision: the 2014 "one weird trick"
     # variant, a control only (docs/paper.md, "The architecture").
-    arch: str = rule("paper", choices=("paper", "one_tower", "torchvision"))
+    # Successor and predecessor arms (docs/successors.md): lenet5 (LeCun et al. 1998, built here),
+    # vgg11/vgg16, googlenet, resnet18/resnet50 (torchvision.models, weights=None, never downloaded).
+    arch: str = rule("paper", choices=("paper", "one_tower", "torchvision", *SUCCESSOR_ARCHS))
     width: float = rule(1.0, lo=0.0, hi=4.0, lo_open=True)  # 1.0 = paper's kernel counts
     towers: int = rule(2, choices=(1, 2))  # grouped two-tower net (paper 3.2)
     input_size: int = rule(224, lo=16, hi=512)  # crop side; paper 224 (pad 2) or 227 (pad 0)
@@ -76,6 +83,12 @@ class ModelConfig:
     activation: str = rule("relu", choices=("relu", "tanh"))
     lrn: str = rule("paper", choices=("paper", "cuda_convnet2", "caffe", "none"))
     pool: str = rule("overlap", choices=("overlap", "nonoverlap"))
+    # What stands where the paper has LRN (after the ReLUs of conv1 and conv2, paper 3.3): lrn
+    # (model.lrn's convention), or what replaced it: batchnorm, layernorm (each tower's maps per
+    # image), groupnorm (groups within a tower), none (docs/successors.md, "Normalisation variants")
+    norm: str = rule("lrn", choices=("lrn", "batchnorm", "layernorm", "groupnorm", "none"))
+    # also after the ReLUs of conv3-conv5, as the common "AlexNet-BN" does (model.norm not lrn)
+    norm_every_conv: bool = rule(False)
     dropout: float = rule(0.5, lo=0.0, hi=0.99)
     # paper 4.2: activations unscaled in training, multiplied by (1 - p) at test ("paper");
     # "inverted" is torch's nn.Dropout (x / (1 - p) in training): the same function at fixed
@@ -419,7 +432,8 @@ def apply_arm(cfg: Config, name: str) -> Config:
     for dotted, value in arm.overrides:
         section, sub = dotted.split(".", 1)
         sections[section][sub] = list(value) if isinstance(value, tuple) else value
-    one_device = sections["model"]["arch"] != "paper" or sections["model"].get("drop_conv", "none") != "none"
+    one_device = sections["model"]["arch"] != "paper" or sections["model"].get("drop_conv", "none") != "none" \
+        or sections["model"].get("norm", "lrn") not in ("lrn", "none")
     if one_device and len(sections["train"]["devices"]) == 2 \
             and not any(k == "train.devices" for k, _ in arm.overrides):
         # paper 3.2's one-GPU net, the controls and the nets without a middle conv layer run on
@@ -465,7 +479,7 @@ PAPER_SCALE_INPUT = 224
 
 
 def _check_fc6_input(m: ModelConfig) -> None:
-    if m.arch == "torchvision" or m.input_size < PAPER_SCALE_INPUT:
+    if m.arch == "torchvision" or m.arch in SUCCESSOR_ARCHS or m.input_size < PAPER_SCALE_INPUT:
         return  # the control pools its own way; small profiles: a reported departure
     side = final_map_size(m)
     if side != 6:
@@ -473,6 +487,27 @@ def _check_fc6_input(m: ModelConfig) -> None:
             f"model.conv1_padding: at input {m.input_size} with padding {m.conv1_padding}, conv5's pooled maps "
             f"are {side}x{side}, not the paper's 6x6 (fc6 would read resampled maps); use 224 with padding 2 "
             "or 227 with padding 0 (docs/paper.md, ambiguities)")
+
+
+# Smallest crop each successor takes: VGG, GoogLeNet and ResNet downsample by 32 (a 1x1 final map
+# at 32 px); LeNet-5's C5 kernel covers the whole S4 map, which needs S4 >= 1 (docs/successors.md).
+SUCCESSOR_MIN_INPUT = {"lenet5": 16, "vgg11": 32, "vgg16": 32, "googlenet": 32, "resnet18": 32, "resnet50": 32}
+
+
+def _check_successor(cfg: Config) -> None:
+    m = cfg.model
+    if m.arch in SUCCESSOR_ARCHS and m.input_size < SUCCESSOR_MIN_INPUT[m.arch]:
+        raise ConfigError(f"model.input_size: model.arch {m.arch} needs crops of at least "
+                          f"{SUCCESSOR_MIN_INPUT[m.arch]} px, got {m.input_size}")
+    if m.norm != "lrn" and m.arch not in ("paper", "one_tower"):
+        raise ConfigError(f"model.norm: replaces the LRN of the paper net (arch paper or one_tower), "
+                          f"not of model.arch {m.arch}")
+    if m.norm_every_conv and m.norm == "lrn":
+        raise ConfigError("model.norm_every_conv: puts model.norm after every conv layer; with model.norm lrn "
+                          "choose batchnorm, layernorm or groupnorm")
+    if len(cfg.train.devices) == 2 and m.norm not in ("lrn", "none"):
+        raise ConfigError(f"train.devices: two devices hold the towers of the paper net with LRN or none; "
+                          f"model.norm {m.norm} (learned per-channel parameters) trains on one device")
 
 
 def min_input_size(m: ModelConfig) -> int:
@@ -489,7 +524,7 @@ def _check_cross_fields(cfg: Config) -> None:
         raise ConfigError(
             f"model.input_size: crop {cfg.model.input_size} is larger than the stored "
             f"data.image_size {cfg.data.image_size}")
-    if final_map_size(cfg.model) < 1:
+    if cfg.model.arch not in SUCCESSOR_ARCHS and final_map_size(cfg.model) < 1:
         raise ConfigError(
             f"model.input_size: {cfg.model.input_size} px is too small for conv1 (11/4) and three "
             f"{'3/2' if cfg.model.pool == 'overlap' else '2/2'} poolings; use at least "
@@ -507,10 +542,11 @@ def _check_cross_fields(cfg: Config) -> None:
     if len(cfg.train.devices) == 2 and cfg.model.drop_conv != "none":
         raise ConfigError(f"train.devices: two devices hold the towers of the full paper net; "
                           f"model.drop_conv {cfg.model.drop_conv} trains on one device")
-    if cfg.model.drop_conv != "none" and cfg.model.arch == "torchvision":
+    if cfg.model.drop_conv != "none" and cfg.model.arch not in ("paper", "one_tower"):
         raise ConfigError("model.drop_conv: removes a layer of the paper net (arch paper or one_tower), "
-                          "not of the torchvision control")
+                          f"not of model.arch {cfg.model.arch}")
     _check_fc6_input(cfg.model)
+    _check_successor(cfg)
     if cfg.train.schedule_split == "holdout" and cfg.train.schedule != "plateau":
         raise ConfigError("train.schedule_split: holdout drives the plateau schedule only; with "
                           f"train.schedule {cfg.train.schedule} it would take images from training for nothing")
@@ -554,6 +590,9 @@ def training_digest(cfg: Config) -> str:
 # checkpoint of the same run resumes (or is refused by its process count, with a message), and a
 # reference distribution stays comparable. They are still DVC params of the train stage.
 LAUNCH_KEYS = ("nproc_per_node", "nnodes")
+# model.* keys added after the committed reference runs and checkpoints: at their default (the
+# paper's net, unchanged) they are left out of the digest, so those stay comparable and resumable.
+DIGEST_QUIET_DEFAULTS = {"norm": "lrn", "norm_every_conv": False}
 
 
 def training_config(cfg: Config) -> dict:
@@ -562,6 +601,9 @@ def training_config(cfg: Config) -> dict:
     d = to_dict(cfg)
     for key in ("seeds", *LAUNCH_KEYS):
         d["train"].pop(key)
+    for key, default in DIGEST_QUIET_DEFAULTS.items():
+        if d["model"].get(key) == default:
+            d["model"].pop(key)
     out = {k: d[k] for k in ("data", "model", "train")}
     if cfg.arm is not None:  # an arm never shares a digest (or reference runs) with the baseline
         out["arm"] = cfg.arm

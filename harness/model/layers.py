@@ -45,8 +45,41 @@ def activation(cfg: ModelConfig) -> nn.Module:
     return nn.ReLU() if cfg.activation == "relu" else nn.Tanh()  # paper 3.1 ablation
 
 
-def norm_layer(cfg: ModelConfig, towers: int) -> nn.Module:
-    return TowerLRN(towers, cfg.lrn) if cfg.lrn != "none" else nn.Identity()  # paper 3.3
+def norm_layer(cfg: ModelConfig, towers: int, channels: int | None = None) -> nn.Module:
+    """What stands where the paper has LRN (model.norm; docs/successors.md, "Normalisation variants").
+
+    lrn: paper 3.3 within each tower (model.lrn's convention, or none). The learned ones keep the
+    towers apart too: batchnorm normalises each channel over the batch (a channel lies in one
+    tower); layernorm each tower's (C/towers, H, W) per image, with a per-channel scale and shift
+    (GroupNorm with one group per tower: nn.LayerNorm's per-element affine would tie the net to
+    one map size); groupnorm groups of channels inside one tower (group_count). Scale 1, shift 0
+    at init (torch's defaults; the paper's init rules cover conv and fc layers only).
+    """
+    if cfg.norm == "lrn":
+        return TowerLRN(towers, cfg.lrn) if cfg.lrn != "none" else nn.Identity()  # paper 3.3
+    if cfg.norm == "none":
+        return nn.Identity()
+    if channels is None:
+        raise ValueError(f"model.norm {cfg.norm} needs the channel count")
+    if cfg.norm == "batchnorm":
+        return nn.BatchNorm2d(channels)
+    if cfg.norm == "layernorm":
+        return nn.GroupNorm(towers, channels)
+    return nn.GroupNorm(group_count(channels, towers), channels)
+
+
+# Wu & He 2018 (Group Normalization): 32 groups by default
+GROUPNORM_GROUPS = 32
+
+
+def group_count(channels: int, towers: int) -> int:
+    """Groups for groupnorm: the most, up to 32, that divide the channels, are a multiple of the
+    towers (no group straddles the tower boundary) and keep at least 2 channels per group (1 would
+    be instance norm)."""
+    for g in range(min(GROUPNORM_GROUPS, channels // 2), 0, -1):
+        if channels % g == 0 and g % towers == 0:
+            return g
+    return towers
 
 
 class PaperDropout(nn.Module):

@@ -25,7 +25,9 @@ WHERE = {
     "data.image_size": ("stored image side (paper 2: 256x256)", "harness/prepare/writer.py"),
     "data.resize": ("whole image warped to a square instead of the centre crop (paper 2)", "harness/data/imaging.py fit"),
     "model.width": ("kernels per layer scaled (paper 3.5: 96-256-384-384-256, fc 4096)", "harness/model/alexnet.py conv_channels/fc_width"),
-    "model.arch": ("another network: paper 3.2's one-GPU net (one_tower) or torchvision's 2014 variant (a control)", "harness/model/build.py build_model"),
+    "model.arch": ("another network: paper 3.2's one-GPU net (one_tower), torchvision's 2014 variant (a control), "
+                   "or a predecessor/successor (lenet5, vgg11/16, googlenet, resnet18/50; docs/successors.md)",
+                   "harness/model/build.py build_model, harness/model/successors.py"),
     "model.towers": ("no grouping: one full-width tower instead of two", "harness/model/alexnet.py AlexNet"),
     "model.input_size": ("crop side (paper 4.1: 224)", "harness/data/transforms.py; harness/model/alexnet.py pool6 keeps fc6 at 6x6"),
     "model.conv1_padding": ("conv1 padding (224 needs 2, 227 needs 0)", "harness/model/alexnet.py"),
@@ -39,6 +41,10 @@ WHERE = {
                               "/4; docs/fidelity.md)", "harness/model/layers.py dropout_layer"),
     "model.init": ("initialisation (paper 5: N(0, 0.01))", "harness/model/alexnet.py init_weights"),
     "model.hidden_bias": ("bias of conv2/4/5 and fc6/7 at init (paper 5: 1)", "harness/model/alexnet.py init_weights"),
+    "model.norm": ("what stands where the paper has LRN (paper 3.3): batchnorm, layernorm, groupnorm or none "
+                   "(docs/successors.md)", "harness/model/layers.py norm_layer"),
+    "model.norm_every_conv": ("the norm after every conv layer, not only conv1/conv2 (\"AlexNet-BN\")",
+                              "harness/model/alexnet.py _layers"),
     "model.drop_conv": ("a middle conv layer removed (paper 7 ablation)", "harness/model/alexnet.py _middle_convs"),
     "model.input_scale": ("input scale (paper 2: raw 0-255 minus mean)", "harness/data/transforms.py Normaliser"),
     "train.epochs": ("training length (paper 5: about 90 epochs)", "harness/train/loop.py fit"),

@@ -122,3 +122,17 @@ def tower_kernels(kernels: dict[int, np.ndarray], towers: dict[int, dict | None]
             ax.axis("off")
     fig.suptitle("conv1 kernels per tower (paper Figure 3); grey = 0, each kernel scaled on its own", fontsize=10)
     return _png(fig)
+
+
+def error_vs_cost(points: list[dict]) -> bytes:
+    """Top-1 error against multiply-adds per crop, one point per net with its t interval across
+    seeds (points: name, mult_adds, mean, lo, hi; lo/hi None with one seed)."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for p in points:
+        err = None if p["lo"] is None else [[p["mean"] - p["lo"]], [p["hi"] - p["mean"]]]
+        ax.errorbar([p["mult_adds"] / 1e6], [p["mean"]], yerr=err, fmt="o", capsize=3)
+        ax.annotate(p["name"], (p["mult_adds"] / 1e6, p["mean"]), textcoords="offset points", xytext=(4, 4),
+                    fontsize=8)
+    ax.set(title="Top-1 error against multiply-adds (this run, same data and recipe)",
+           xlabel="multiply-adds per crop (millions, log scale)", ylabel="top-1 error (%)", xscale="log")
+    return _png(fig)

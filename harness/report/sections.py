@@ -45,7 +45,7 @@ def build(inp: ReportInputs) -> Doc:
           f"can be recomputed from reports/metrics/*.json.")
     for section in (scope, verdicts, reference, per_seed, ensemble, curves, per_class,
                     claims_detail, ablations, deviations, provenance, reproduce, performance, reliability,
-                    towers, pilot_and_plan):
+                    towers, pilot_and_plan, successors):
         section(doc, inp)
     return doc
 
@@ -532,3 +532,65 @@ def pilot_and_plan(doc: Doc, inp: ReportInputs) -> None:
     doc.table(["claim", "run", "what it needs now"],
               [[c["id"], c["run"] or "none: no run of this harness decides it", c.get("why_no_run") or c["needs"]]
                for c in built["claims"]], text_last=True)
+
+
+def _published() -> dict:
+    """harness/report/published.yaml: torchvision's published ImageNet accuracies (other recipes)."""
+    from pathlib import Path
+
+    import yaml
+    return yaml.safe_load((Path(__file__).with_name("published.yaml")).read_text())
+
+
+def _cost_row(name: str, c: dict, effect: dict | None) -> list:
+    e = c["errors"]["top1_error"]
+    ci = f" [{fmt(e['t_lo'])}, {fmt(e['t_hi'])}]" if e["t_lo"] is not None else ""
+    eff = "–" if effect is None else f"{fmt(effect['diff'])} [{fmt(effect['lo'])}, {fmt(effect['hi'])}]"
+    return [name, c["arch"], f"{fmt(e['mean'])}{ci} (n {e['n']})", fmt(c["errors"]["top5_error"]["mean"]), eff,
+            f"{c['n_parameters']:,}", fmt(c["mult_adds"] / 1e6), fmt(c.get("images_per_s")),
+            fmt(c.get("train_time_s"))]
+
+
+def successors(doc: Doc, inp: ReportInputs) -> None:
+    """What came after (docs/successors.md): every trained arm beside the paper net, with size,
+    multiply-adds and throughput; effects and intervals, no verdicts (no claim of the paper)."""
+    costs = inp.compare.get("arm_costs")
+    if not costs:
+        return
+    doc.h(2, "17. What came after")
+    nets, proto = costs["nets"], costs["protocol"]
+    results = inp.compare.get("ablation_results") or {}
+    doc.p("The paper net beside what replaced its choices (normalisation variants, VGG, GoogLeNet, ResNet) and "
+          "what it extends (LeNet-5), each an ablation arm: the same data, augmentation, evaluation protocol "
+          f"({proto}), seeds and statistics as the paper net. Effect = arm minus paper-net error (pp), paired by "
+          "seed, with its 95% interval; these arms have no claim in the paper, so they report effects and "
+          "intervals, not verdicts. Error interval: t interval of the mean across seeds "
+          f"({costs['conf']:.0%}). Multiply-adds: one crop, inference, conv and fc layers "
+          "(harness/model/table.py). img/s: training throughput on this machine (mean over seeds). The successors "
+          "are built at their published widths with torchvision's initialisation and the paper's recipe unless "
+          "the arm declares its own (see 'changes' and docs/successors.md for the input-size rules and the "
+          "departures).")
+    rows = [_cost_row("paper net (baseline)", nets["baseline"], None)]
+    for name, c in nets.items():
+        if name == "baseline":
+            continue
+        rows.append(_cost_row(name, c, (results.get(name, {}).get("protocols", {}).get(proto) or {}).get("top1_error")))
+    doc.table(["net", "arch", "top-1 error % [CI] (n)", "top-5 %", "effect vs paper net pp [95% CI]", "parameters",
+               "multiply-adds (M)", "img/s", "train s / seed"], rows)
+    changes = [[n, ", ".join(f"{k}={v}" for k, v in r["overrides"].items())] for n, r in results.items()]
+    doc.table(["arm", "changes (departures from the paper's net or recipe)"], changes, text_last=True)
+    points = [{"name": "paper net" if n == "baseline" else n, "mult_adds": c["mult_adds"],
+               "mean": c["errors"]["top1_error"]["mean"], "lo": c["errors"]["top1_error"]["t_lo"],
+               "hi": c["errors"]["top1_error"]["t_hi"]} for n, c in nets.items()]
+    doc.figure("what_came_after", "Top-1 error against multiply-adds per crop, each net with its t interval "
+               "across seeds (this run)", figures.error_vs_cost(points))
+    pub = _published()
+    shown = [n for n in ("paper", *[c["arch"] for c in nets.values()]) if n in pub["nets"]]
+    doc.p("For context only, NOT this run's result: the ImageNet-1K accuracies published for torchvision's "
+          "pretrained weights of each architecture, trained with other recipes on full-size ImageNet at 224 px "
+          f"(source: {pub['source']}).")
+    doc.table(["architecture", "torchvision weights", "published top-1 acc %", "top-5 acc %", "parameters",
+               "GFLOPS", "note"],
+              [[n, pub["nets"][n]["weights"], pub["nets"][n]["acc1"], pub["nets"][n]["acc5"],
+                f"{pub['nets'][n]['params']:,}", pub["nets"][n]["gflops"], pub["nets"][n].get("note", "")]
+               for n in dict.fromkeys(shown)], text_last=True)

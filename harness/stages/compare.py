@@ -33,6 +33,53 @@ def paper_architecture_counts() -> dict:
             "conv_param_shares": shares}
 
 
+def net_cost(cfg: C.Config, num_classes: int) -> dict:
+    """Parameters (all, trained) and multiply-adds of one crop's forward pass in eval mode (harness/model/table.py
+    layer_table: conv and fc layers; GoogLeNet's auxiliary heads do not run at test), as built for
+    this data's classes and crop."""
+    from harness.model import count_params, layer_table
+    model = build_model(cfg.model, num_classes)
+    table = layer_table(model, cfg.model.input_size)
+    # every trained parameter (BatchNorm's and GoogLeNet's auxiliary heads' too), not only the table's layers
+    return {"arch": cfg.model.arch, "input_size": cfg.model.input_size, "n_parameters": count_params(model),
+            "mult_adds": sum(r.mult_adds for r in table)}
+
+
+def _throughput(train: dict | None) -> dict:
+    """Training images per second over the seeds (train metrics images_per_s, this machine)."""
+    values = [float(t["images_per_s"]) for t in (train or {}).values() if t.get("images_per_s")]
+    return {"images_per_s": float(np.mean(values)) if values else None,
+            "train_time_s": float(np.mean([float(t["train_time_s"]) for t in train.values()])) if values else None}
+
+
+def arm_costs(cfg: C.Config, num_classes: int, ablations: dict | None, baseline_train: dict | None) -> dict:
+    """The paper net's and every trained arm's size and speed, and each one's top-1 error interval
+    across seeds (the "What came after" section, docs/successors.md): {"baseline": {...}, arm: {...}}."""
+    out = {"baseline": {**net_cost(cfg, num_classes), **_throughput(baseline_train)}}
+    for name, arm in ((ablations or {}).get("arms") or {}).items():
+        out[name] = {**net_cost(C.apply_arm(cfg, name), num_classes), **_throughput(arm.get("train"))}
+    return out
+
+
+def error_summaries(results: list[dict], protocol: str, conf: float) -> dict:
+    """Mean top-1/top-5 error of one group of seeds with its t interval across seeds."""
+    from harness.analysis import stats
+    return {m: stats.seed_summary([r["protocols"][protocol][m] for r in results], conf)
+            for m in ("top1_error", "top5_error")}
+
+
+def _add_costs(out: dict, cfg: C.Config, results: list[dict], ablations: dict | None, train: dict | None) -> None:
+    """compare.json `arm_costs`: size, multiply-adds, img/s and error intervals, baseline and arms."""
+    if not ablations:
+        return
+    proto = ablations["protocol"]
+    costs = arm_costs(cfg, results[0]["num_classes"], ablations, train)
+    costs["baseline"]["errors"] = error_summaries(results, proto, cfg.compare.conf)
+    for name, arm in ablations["arms"].items():
+        costs[name]["errors"] = error_summaries(arm["results"], proto, cfg.compare.conf)
+    out["arm_costs"] = {"protocol": proto, "conf": cfg.compare.conf, "nets": costs}
+
+
 def is_full_paper_model(cfg: C.Config) -> bool:
     return cfg.model == C.ModelConfig() or (
         cfg.model == C.ModelConfig(input_size=227, conv1_padding=0))
@@ -151,6 +198,7 @@ def run_compare(ctx: StageContext, *, data_dir: Path, eval_dir: Path, pred_dir: 
             ensemble=read_json(ensemble_path, "ensemble metrics"), reference=reference,
             measured=paper_architecture_counts(), ablations=ablations, ensembles=ensembles,
             train=_train_metrics(train_dir, seeds) if train_dir is not None else None)
+        _add_costs(out, cfg, results, ablations, _train_metrics(train_dir, seeds) if train_dir is not None else None)
         out["ablations"] = {"enabled": list(cfg.ablations.enabled),
                             "seeds": list(cfg.train.seeds),
                             "target_train_error": cfg.ablations.target_train_error,
