@@ -75,6 +75,9 @@ class ModelConfig:
     conv1_padding: int = rule(2, lo=0, hi=5)
     activation: str = rule("relu", choices=("relu", "tanh"))
     lrn: str = rule("paper", choices=("paper", "cuda_convnet2", "caffe", "none"))
+    # how LRN is computed, not what: fast (harness/model/lrn.py) or reference
+    # (nn.LocalResponseNorm, built on avg_pool3d); equal to fp32 rounding, not bit for bit
+    lrn_impl: str = rule("fast", choices=("fast", "reference"))
     pool: str = rule("overlap", choices=("overlap", "nonoverlap"))
     dropout: float = rule(0.5, lo=0.0, hi=0.99)
     init: str = rule("paper", choices=("paper", "kaiming"))
