@@ -52,6 +52,10 @@ class DataConfig:
     image_size: int = rule(256, lo=16, hi=512)  # stored side; paper 256
     # paper 2: shorter side to 256, then the central 256x256 patch; "warp": whole image squashed
     resize: str = rule("crop", choices=("crop", "warp"))
+    # JPEGs decoded at 1/2, 1/4 or 1/8 scale in libjpeg-turbo's DCT domain when the shorter side
+    # stays >= image_size, before the antialiased resize: faster on large images, pixels differ
+    # a little (paper 2 does not say how it down-sampled; harness/data/imaging.py)
+    dct_scaling: bool = rule(False)
     # raw pixels (small data) or JPEG (ImageNet: 1.2M x 196 KB raw would be 250 GB);
     # auto: raw up to 2 GiB of pixels
     encoding: str = rule("auto", choices=("auto", "raw", "jpeg"))

@@ -50,7 +50,9 @@ def scope(doc: Doc, inp: ReportInputs) -> None:
     doc.h(2, "1. Scope")
     counts = ", ".join(f"{n} {split}" for split, n in m["counts"].items())
     doc.p(f"Data: {m['source']}, {counts} images of {len(m['classes'])} classes at {m['image_size']} px "
-          f"({m.get('resize', 'crop')}, {m.get('encoding', 'raw')} shards; data digest {m['digest'][:12]}). "
+          f"({m.get('resize', 'crop')}, {m.get('encoding', 'raw')} shards; JPEGs "
+          f"{'decoded at 1/2-1/8 scale in the DCT domain when large, then' if m.get('dct_scaling') else 'decoded at full size and'}"
+          f" resized with an antialiased bilinear filter; data digest {m['digest'][:12]}). "
           f"The paper's claims: {c['claims_total']} in the claims file, "
           f"{c['claims_tested']} testable on this data, {c['claims_untested']} not (each with its reason below).")
     skipped = m.get("skipped", [])
