@@ -127,6 +127,18 @@ def test_chunking_and_threads_do_not_change_a_bit(monkeypatch):
         assert torch.equal(a, b) and torch.equal(a, c)
 
 
+def test_a_retained_graph_gives_the_same_gradient_twice(monkeypatch):
+    """The one-chunk path keeps D and D^-beta for the backward: a second backward through a
+    retained graph must find them unchanged (and the chunked path recomputes them)."""
+    for chunk in (L.CHUNK_ELEMENTS, 100):
+        monkeypatch.setattr(L, "CHUNK_ELEMENTS", chunk)
+        x = activations((2, 12, 5, 5)).requires_grad_()
+        y = L.local_response_norm(x, 5, 5e-4, 0.75, 2.0, towers=2)
+        first, = torch.autograd.grad(y.sum(), x, retain_graph=True)
+        second, = torch.autograd.grad(y.sum(), x)
+        assert torch.equal(first, second)
+
+
 def test_layouts_and_strides():
     """channels_last stays channels_last (input, output, gradient); other strides are copied."""
     x = activations((2, 12, 5, 5))
