@@ -126,6 +126,17 @@ class TrainConfig:
     # where JPEG shards are decoded and augmented; cuda: torchvision.io.decode_jpeg on the
     # first train device (decoders may differ from the CPU one by a unit per pixel)
     decode_device: str = rule("cpu", choices=("cpu", "cuda"))
+    # torchrun from the pipeline (docs/scale-out.md): processes per machine and machines. 1 x 1 runs
+    # plain python; more runs the stage under torchrun, one process per GPU (or per tower pair)
+    # with the same layout as `devices` shifted onto each rank's own GPUs. train.batch_size
+    # stays the global batch (paper 5: 128), split evenly over the processes. Not part of the
+    # training digest (LAUNCH_KEYS): the result equals one process's within numerical tolerance.
+    nproc_per_node: int = rule(1, lo=1, hi=1024)
+    nnodes: int = rule(1, lo=1, hi=4096)
+
+    @property
+    def world_size(self) -> int:
+        return self.nproc_per_node * self.nnodes
 
     def __post_init__(self):
         if self.decode_device == "cuda" and not self.devices[0].startswith("cuda"):
@@ -150,9 +161,17 @@ class EnsembleConfig:
 
 @dataclass(frozen=True)
 class CompareConfig:
-    conf: float = rule(0.95, lo=0.5, hi=0.999)
-    alpha: float = rule(0.05, lo=0.001, hi=0.5)
-    margin_pp: float = rule(2.0, lo=0.0, lo_open=True)  # equivalence margin, percentage points
+    """How claims are decided (docs/statistics.md). What "reproduced" means for each claim (its
+    band) is declared in harness/analysis/claims.yaml, not here: one margin for every claim would
+    let a zero effect reproduce a small one."""
+    conf: float = rule(0.95, lo=0.5, hi=0.999)  # descriptive intervals (per run, across seeds)
+    # decision level: reproduced iff the (1 - 2 alpha) interval lies inside the band, not
+    # reproduced iff the (1 - alpha) interval lies outside it
+    alpha: float = rule(0.05, lo=0.001, hi=0.25)
+    power: float = rule(0.8, lo=0.5, hi=0.99)  # what `seeds needed` aims for
+    multiplicity: str = rule("holm", choices=("holm", "none"))  # across the claims of one report
+    # equivalence margin against the reference runs (same code and profile, other seeds), pp
+    reference_margin_pp: float = rule(2.0, lo=0.0, lo_open=True)
     n_boot: int = rule(2000, lo=100)
     reference: str | None = rule("reports/reference/default.json")
 
@@ -177,14 +196,10 @@ class AblationsConfig:
     # default `dvc repro` trains no ablation group. A list, not true/false: DVC's matrix has
     # no conditionals, so the switch must be the list itself.
     enabled: tuple[str, ...] = rule(())
-    seeds: tuple[int, ...] | None = rule(None)  # seeds of every arm; None: train.seeds
     # Convergence claims: epochs/iterations until the training top-1 error (percent, augmented
     # batches, dropout on) first falls to this value. Paper Fig. 1: 25% on CIFAR-10.
     target_train_error: float = rule(25.0, lo=0.0, lo_open=True, hi=100.0)
     arms: tuple[ArmConfig, ...] = rule(())
-
-    def seeds_or(self, train_seeds: tuple[int, ...]) -> tuple[int, ...]:
-        return self.seeds if self.seeds is not None else train_seeds
 
     def arm(self, name: str) -> ArmConfig:
         for a in self.arms:
@@ -198,6 +213,20 @@ class AblationsConfig:
 class TrackingConfig:
     uri: str | None = rule(None)  # None: SQLite store at the repository root
     experiment: str | None = rule(None)  # None: "<dataset>-<profile>"
+    # Each seed's final weights also as an MLflow model (pt2, loads without pickle): the UI's
+    # Models column and the registry. Off only to save the seconds and the copy (tests).
+    log_models: bool = rule(True)
+
+
+@dataclass(frozen=True)
+class LaunchConfig:
+    """Where the torchrun processes of train.nnodes > 1 meet. No stage depends on these keys (like
+    tracking.*): they change where a seed trains, not what it trains, so changing them retrains
+    nothing and a checkpoint stays resumable."""
+    rdzv_endpoint: str | None = rule(None)  # host:port reachable from every node (train.nnodes > 1)
+    # torchrun restarts all workers after one fails, up to this many times; each restart resumes
+    # from the last checkpoint (train.checkpoint_every)
+    max_restarts: int = rule(0, lo=0, hi=100)
 
 
 @dataclass(frozen=True)
@@ -210,6 +239,7 @@ class Config:
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    launch: LaunchConfig = field(default_factory=LaunchConfig)
     ablations: AblationsConfig = field(default_factory=AblationsConfig)
     # Set by apply_arm only (never a params key): the ablation arm this config trains.
     arm: str | None = field(default=None, metadata={"internal": True})
@@ -230,6 +260,13 @@ def load_config(path: str | Path = "params.yaml") -> Config:
     return cfg
 
 
+# Keys that earlier versions accepted, with what to do instead.
+REMOVED = {
+    "ablations.seeds": "removed: every arm trains the seeds of train.seeds (the dvc.yaml matrix reads them "
+                       "directly); delete this key",
+}
+
+
 def from_dict(raw: dict, cls: type = Config, prefix: str = "") -> typing.Any:
     """Build dataclass `cls` from a mapping, validating each key."""
     if not isinstance(raw, dict):
@@ -237,6 +274,8 @@ def from_dict(raw: dict, cls: type = Config, prefix: str = "") -> typing.Any:
     fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
     hints = typing.get_type_hints(cls)
     for key in raw:
+        if f"{prefix}{key}" in REMOVED:
+            raise ConfigError(f"{prefix}{key}: {REMOVED[prefix + key]}")
         if key not in fields:
             near = difflib.get_close_matches(str(key), fields, n=1)
             hint = f" (did you mean {prefix}{near[0]}?)" if near else ""
@@ -344,7 +383,7 @@ def _parse_arms(raw, key: str) -> tuple[ArmConfig, ...]:
                 raise ConfigError(f"{k}.{section}: expected a mapping, got {values!r}")
             for sub, v in values.items():
                 if section == "train" and sub == "seeds":
-                    raise ConfigError(f"{k}.train.seeds: the seeds of every arm are ablations.seeds")
+                    raise ConfigError(f"{k}.train.seeds: every arm trains the seeds of train.seeds")
                 overrides.append((f"{section}.{sub}", tuple(v) if isinstance(v, list) else v))
         arms.append(ArmConfig(name, tuple(overrides)))
     return tuple(arms)
@@ -422,6 +461,12 @@ def _check_cross_fields(cfg: Config) -> None:
         raise ConfigError("model.width: too small for two towers")
     if len(cfg.train.devices) == 2 and cfg.model.arch != "paper":
         raise ConfigError("train.devices: two devices hold the two towers of model.arch 'paper' only")
+    if cfg.train.batch_size % cfg.train.world_size:
+        raise ConfigError(f"train.batch_size: {cfg.train.batch_size} does not split evenly over train.nproc_per_node "
+                          f"x train.nnodes = {cfg.train.world_size} processes")
+    if cfg.train.nnodes > 1 and not re.fullmatch(r"[^\s:]+:\d+", cfg.launch.rdzv_endpoint or ""):
+        raise ConfigError(f"launch.rdzv_endpoint: train.nnodes {cfg.train.nnodes} needs the host:port where the "
+                          f"nodes meet (torchrun's c10d rendezvous), got {cfg.launch.rdzv_endpoint!r}")
     if any(s < 1 or s > cfg.train.epochs for s in cfg.train.lr_steps):
         raise ConfigError(f"train.lr_steps: each step must lie in 1..train.epochs ({cfg.train.epochs})")
 
@@ -458,10 +503,18 @@ def training_digest(cfg: Config) -> str:
     return hashlib.sha256(json.dumps(training_config(cfg), sort_keys=True).encode()).hexdigest()[:16]
 
 
+# train.* keys that say how many processes train, not what: left out of the training digest, so a
+# checkpoint of the same run resumes (or is refused by its process count, with a message), and a
+# reference distribution stays comparable. They are still DVC params of the train stage.
+LAUNCH_KEYS = ("nproc_per_node", "nnodes")
+
+
 def training_config(cfg: Config) -> dict:
-    """The params that shape one seed's weights: data, model and train without the seed list."""
+    """The params that shape one seed's weights: data, model and train without the seed list
+    and the process counts (LAUNCH_KEYS)."""
     d = to_dict(cfg)
-    d["train"].pop("seeds")
+    for key in ("seeds", *LAUNCH_KEYS):
+        d["train"].pop(key)
     out = {k: d[k] for k in ("data", "model", "train")}
     if cfg.arm is not None:  # an arm never shares a digest (or reference runs) with the baseline
         out["arm"] = cfg.arm

@@ -16,6 +16,7 @@ PARAMS = {
     "train": {"seeds": [1, 2], "epochs": 2, "batch_size": 16, "lr_steps": [2], "threads": 1},
     "ensemble": {"max_subsets": 10},
     "compare": {"n_boot": 200},
+    "tracking": {"log_models": False},  # seconds per seed; tests/e2e/test_pipeline_e2e.py turns it on
 }
 
 # An eighth-width paper net on 64 px crops, He init (the paper's N(0, 0.01) stays at chance

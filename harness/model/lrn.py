@@ -22,6 +22,10 @@ full-size passes; on a CPU that took about 60% of a full-size training step. Her
   there and halves the backward's work;
 - D^-0.75 (every convention's beta) is rsqrt(D) * sqrt(rsqrt(D)), far cheaper than pow.
 
+Under torch.export and torch.compile the layer is traced_local_response_norm instead: the same
+formula in plain ops without the chunk loop, so that a traced graph keeps a dynamic batch size
+(autograd derives its backward; a compiler fuses the elementwise ops itself).
+
 The results equal nn.LocalResponseNorm's to fp32 rounding (a few ulp: other summation order;
 tests/unit/test_lrn.py), not bit for bit. They do not depend on the thread count (elementwise
 ops only). On a GPU the same code runs in one chunk; half and bfloat16 inputs are computed in
@@ -45,7 +49,26 @@ def local_response_norm(x: torch.Tensor, size: int, alpha: float, beta: float, k
         raise ValueError(f"local_response_norm needs [B, C, ...], got shape {tuple(x.shape)}")
     if x.shape[1] % towers:
         raise ValueError(f"{x.shape[1]} channels do not split into {towers} towers")
+    if torch.compiler.is_compiling() or torch.compiler.is_exporting():
+        # the chunk loop fixes the batch size in a traced graph (the MLflow model has a dynamic
+        # batch, harness/tracking.py log_model): plain ops there, autograd derives the backward
+        return traced_local_response_norm(x, size, alpha, beta, k, towers)
     return _LRN.apply(x, size, alpha, beta, k, towers)
+
+
+def traced_local_response_norm(x: torch.Tensor, size: int, alpha: float, beta: float, k: float,
+                               towers: int = 1) -> torch.Tensor:
+    """The same function in plain, shape-agnostic tensor ops (for torch.export and
+    torch.compile): the window sum as shifted adds of the zero-padded squares of each tower."""
+    shape = x.shape
+    c = shape[1] // towers
+    t = x.reshape(shape[0] * towers, c, -1)
+    front = size // 2
+    sq = torch.nn.functional.pad(t * t, (0, 0, front, size - 1 - front))
+    s = sq[:, 0:c]
+    for i in range(1, size):
+        s = s + sq[:, i:i + c]
+    return (t * (k + (alpha / size) * s).pow(-beta)).reshape(shape)
 
 
 class _LRN(torch.autograd.Function):

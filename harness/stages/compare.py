@@ -1,4 +1,5 @@
-"""Stage `compare`: claims and reference distribution vs this run's seeds."""
+"""Stage `compare`: every claim of the paper (verdicts, harness/analysis/verdict.py) and the
+reference distribution vs this run's seeds."""
 
 from __future__ import annotations
 
@@ -20,12 +21,16 @@ from harness.stages import StageContext, params_for, read_json
 
 
 def paper_architecture_counts() -> dict:
-    """Parameters and neurons of the paper network (1000 classes) as harness/model/alexnet.py builds it."""
+    """Parameters, neurons and the conv layers' share of the parameters of the paper network (1000
+    classes) as harness/model/alexnet.py builds it: measured, never copied from claims.yaml."""
     from harness.model import layer_table
     paper = C.ModelConfig()
     table = layer_table(build_model(paper, 1000), paper.input_size)
+    total = sum(r.params for r in table)
     neurons = sum(int(np.prod(r.out_shape)) for r in table if not r.name.startswith("pool"))
-    return {"n_parameters": sum(r.params for r in table), "n_neurons": neurons}
+    shares = {r.name: 100.0 * r.params / total for r in table if r.name.startswith("conv")}
+    return {"n_parameters": total, "n_neurons": neurons, "max_conv_layer_param_share": max(shares.values()),
+            "conv_param_shares": shares}
 
 
 def is_full_paper_model(cfg: C.Config) -> bool:
@@ -33,15 +38,24 @@ def is_full_paper_model(cfg: C.Config) -> bool:
         cfg.model == C.ModelConfig(input_size=227, conv1_padding=0))
 
 
-def _correctness(pred_dir: Path, labels: np.ndarray, seeds, protocols) -> dict:
-    out = {}
+def _correctness(pred_dir: Path, labels: np.ndarray, seeds, protocols) -> tuple[dict, dict]:
+    """Per protocol: top-1/top-5 correctness [n_seeds, n_images] of each seed, and the disjoint
+    k-model ensembles (seeds in order, groups of k; softmax averaged, paper 6) for k = 2..n."""
+    correct, ensembles = {}, {}
     for protocol in protocols:
         probs = load_predictions(pred_dir, seeds, protocol)
-        out[protocol] = {f"top{k}_error": np.stack([scoring.topk_correct(p, labels, k) for p in probs])
-                         for k in (1, 5)}
-    return out
-
-
+        correct[protocol] = {f"top{k}_error": np.stack([scoring.topk_correct(p, labels, k) for p in probs])
+                             for k in (1, 5)}
+        ensembles[protocol] = {}
+        for k in range(2, len(seeds) + 1):
+            groups = [list(range(j * k, (j + 1) * k)) for j in range(len(seeds) // k)]
+            avg = [np.mean([probs[i] for i in g], axis=0) for g in groups]
+            ensembles[protocol][k] = {
+                "groups": [[seeds[i] for i in g] for g in groups],
+                "correct": {f"top{t}_error": [scoring.topk_correct(a, labels, t) for a in avg] for t in (1, 5)},
+                "member_correct": {m: [c[g] for g in groups] for m, c in correct[protocol].items()}}
+        del probs
+    return correct, ensembles
 
 
 def load_reference(root: Path, cfg: C.Config) -> tuple[dict | None, str | None]:
@@ -64,9 +78,25 @@ def _train_error_curve(path: Path) -> list[float]:
     return [float(v) for v in pd.read_csv(path)["train_top1_error"]]
 
 
+def _series(plots: Path, seed: int, steps_per_epoch: int):
+    """The train stage's window series (seed-N.steps.csv beside seed-N.csv); runs trained before
+    it existed fall back to the per-epoch curve (epoch resolution)."""
+    from harness.analysis.ablation import Series
+    steps = plots / f"seed-{seed}.steps.csv"
+    if steps.is_file():
+        df = pd.read_csv(steps)
+        return Series.from_windows(df["step"], df["images"], df["wrong"])
+    return Series.from_epochs(_train_error_curve(plots / f"seed-{seed}.csv"), steps_per_epoch)
+
+
+def _train_metrics(folder: Path, seeds) -> dict:
+    return {s: read_json(folder / f"seed-{s}.json", f"training metrics of seed {s}") for s in seeds}
+
+
 def load_ablations(cfg: C.Config, data_dir: Path, train_plots: Path, ablations_dir: Path,
                    ablation_plots: Path) -> dict | None:
-    """Evaluations and training curves of every enabled arm, with the baseline's curves.
+    """Evaluations, training curves, step series and train metrics of every enabled arm, with
+    the baseline's curves and series.
 
     Only the arms in ablations.enabled are read: results of arms switched off stay on disk
     (DVC does not delete them) but are not reported.
@@ -76,27 +106,32 @@ def load_ablations(cfg: C.Config, data_dir: Path, train_plots: Path, ablations_d
         return None
     n_train = shards.load_manifest(data_dir)["counts"]["train"]
     steps = lambda c: n_train // c.train.batch_size  # noqa: E731 -- harness/train/loop.py drops the last partial batch
-    seeds = ab.seeds_or(cfg.train.seeds)
+    seeds = cfg.train.seeds
     arms = {}
     for name in ab.enabled:
         arm_cfg = C.apply_arm(cfg, name)
+        plots = ablation_plots / name / "train"
         arms[name] = {
             "overrides": ab.arm(name).as_dict(),
             "results": [read_json(ablations_dir / name / "evaluate" / f"seed-{s}.json",
                                   f"evaluation of arm {name}, seed {s}") for s in seeds],
-            "curves": {s: _train_error_curve(ablation_plots / name / "train" / f"seed-{s}.csv") for s in seeds},
+            "curves": {s: _train_error_curve(plots / f"seed-{s}.csv") for s in seeds},
+            "series": {s: _series(plots, s, steps(arm_cfg)) for s in seeds},
+            "train": _train_metrics(ablations_dir / name / "train", seeds),
             "steps_per_epoch": steps(arm_cfg)}
     return {"protocol": "center" if "center" in cfg.evaluate.protocols else cfg.evaluate.protocols[0],
             "target_train_error": ab.target_train_error, "baseline_steps_per_epoch": steps(cfg),
             "baseline_curves": {s: _train_error_curve(train_plots / f"seed-{s}.csv") for s in cfg.train.seeds},
+            "baseline_series": {s: _series(train_plots, s, steps(cfg)) for s in cfg.train.seeds},
             "arms": arms}
 
 
 def run_compare(ctx: StageContext, *, data_dir: Path, eval_dir: Path, pred_dir: Path,
                 ensemble_path: Path, out_path: Path, train_plots: Path | None = None,
-                ablations_dir: Path | None = None, ablation_plots: Path | None = None) -> dict:
+                ablations_dir: Path | None = None, ablation_plots: Path | None = None,
+                train_dir: Path | None = None) -> dict:
     from harness.analysis import claims as CL
-    from harness.analysis import compare
+    from harness.analysis import compare, verdict
     cfg = ctx.cfg
     seeds = list(cfg.train.seeds)
     results = [read_json(eval_dir / f"seed-{s}.json", f"evaluation of seed {s}") for s in seeds]
@@ -106,19 +141,18 @@ def run_compare(ctx: StageContext, *, data_dir: Path, eval_dir: Path, pred_dir: 
                  if ablations_dir is not None and train_plots is not None else None)
     context = CL.RunContext(dataset=cfg.data.source, split=cfg.evaluate.split, num_classes=results[0]["num_classes"],
                             n_models_available=len(seeds), protocols=tuple(cfg.evaluate.protocols),
-                            full_paper_model=is_full_paper_model(cfg),
+                            full_paper_model=is_full_paper_model(cfg), devices=len(cfg.train.devices),
                             arms=tuple((n, cfg.ablations.arm(n).overrides) for n in (ablations or {}).get("arms", {})))
-    settings = compare.CompareSettings(conf=cfg.compare.conf, alpha=cfg.compare.alpha,
-                                       margin_pp=cfg.compare.margin_pp, n_boot=cfg.compare.n_boot)
+    correctness, ensembles = _correctness(pred_dir, labels, seeds, cfg.evaluate.protocols)
     with tracking.child_run(ctx.uri, ctx.experiment_id, ctx.parent_id, "compare",
                             params_for(cfg, "compare"), {**ctx.base_tags, "stage": "compare"}) as run_id:
         out = compare.build_compare(
-            results, context, CL.load_claims(), settings,
-            correctness=_correctness(pred_dir, labels, seeds, cfg.evaluate.protocols),
+            results, context, CL.load_claims(), verdict.from_config(cfg.compare), correctness=correctness,
             ensemble=read_json(ensemble_path, "ensemble metrics"), reference=reference,
-            measured=paper_architecture_counts(), ablations=ablations)
+            measured=paper_architecture_counts(), ablations=ablations, ensembles=ensembles,
+            train=_train_metrics(train_dir, seeds) if train_dir is not None else None)
         out["ablations"] = {"enabled": list(cfg.ablations.enabled),
-                            "seeds": list(cfg.ablations.seeds_or(cfg.train.seeds)),
+                            "seeds": list(cfg.train.seeds),
                             "target_train_error": cfg.ablations.target_train_error,
                             "protocol": (ablations or {}).get("protocol")}
         if ref_reason:

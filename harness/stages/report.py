@@ -20,7 +20,7 @@ def _provenance(ctx: StageContext, train: dict) -> dict:
     env = runtime.environment()
     gpu_s = sum(t["train_time_s"] for t in train.values()) * len(env["gpus"])
     packages = {}
-    for name in ("torch", "torchvision", "mlflow", "dvc", "numpy", "scipy", "pandas"):
+    for name in ("torch", "torchvision", "mlflow", "dvc", "numpy", "scipy", "statsmodels", "pandas"):
         try:
             packages[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -55,7 +55,8 @@ def run_report(ctx: StageContext, *, data_dir: Path, metrics_dir: Path, plots_di
         manifest=shards.load_manifest(data_dir), deviations=deviations(cfg),
         provenance=_provenance(ctx, train),
         benchmarks=read_json(benchmarks, "benchmarks") if benchmarks and benchmarks.is_file() else None,
-        reliability=read_json(reliability, "reliability figures") if reliability and reliability.is_file() else None)
+        reliability=read_json(reliability, "reliability figures") if reliability and reliability.is_file() else None,
+        ui_url=tracking.ui_url(ctx.uri))
     write_all_seeds(inputs.curves, all_seeds_csv)
     doc = sections.build(inputs)
     for block in doc.blocks:

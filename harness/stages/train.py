@@ -21,16 +21,16 @@ from harness.stages import StageContext, params_for, run_name
 from harness.train import checkpoint, loop, recipe
 
 
-def train_input(cfg: C.Config, train_view: transforms.TrainView):
+def train_input(cfg: C.Config, train_view: transforms.TrainView, devices: tuple[str, ...] | None = None):
     """(view, make_loader) of the training batches: decoded on the CPU in the loader (workers,
-    pinned memory), or on the device with train.decode_device (issue 4.5; JPEG shards only)."""
+    pinned memory), or on this rank's first device with train.decode_device (JPEG shards only)."""
     if cfg.train.decode_device == "cpu":
         return train_view, lambda batches: transforms.batch_loader(train_view, batches, cfg.train.num_workers)
-    view = transforms.DeviceTrainBatches.from_view(train_view, cfg.train.devices[0])
+    view = transforms.DeviceTrainBatches.from_view(train_view, (devices or cfg.train.devices)[0])
     return view, view.loader
 
 
-def compile_model(model, cfg: C.TrainConfig, crop: int, world: int):
+def compile_model(model, cfg: C.TrainConfig, crop: int, world: int, devices: tuple[str, ...] | None = None):
     """(model to train, how it runs) with train.compile: torch.compile, compiled now on a batch of
     zeros, or the eager model with a warning when compiling fails (no compiler, no Triton)."""
     if not cfg.compile:
@@ -38,7 +38,7 @@ def compile_model(model, cfg: C.TrainConfig, crop: int, world: int):
     device = next(model.parameters()).device
     example = accel.to_device(torch.zeros(cfg.batch_size // world, 3, crop, crop), device, cfg.channels_last)
     cuda = [torch.device(x).index if torch.device(x).index is not None else torch.cuda.current_device()
-            for x in cfg.devices if x.startswith("cuda")]
+            for x in devices or cfg.devices if x.startswith("cuda")]
     # the example's forward draws dropout masks: fork the RNGs, so a resumed run's masks match
     with torch.random.fork_rng(devices=cuda), accel.autocast(device, cfg.precision):
         compiled, error = accel.try_compile(model, example)
@@ -49,14 +49,18 @@ def compile_model(model, cfg: C.TrainConfig, crop: int, world: int):
 
 
 def run_train(ctx: StageContext, *, seed: int, data_dir: Path, out_dir: Path, metrics_path: Path,
-              plots_path: Path) -> dict:
+              plots_path: Path, steps_path: Path | None = None, work: Path | None = None) -> dict:
+    """Train one seed into out_dir (model.pt, provenance.json). The resume checkpoint lives in a
+    work folder outside the DVC output (checkpoint.resume_path), so the output need not persist and
+    DVC's run-cache can restore earlier weights; `work` None: a `<out_dir>.work` folder beside it."""
     cfg = ctx.cfg
+    ckpt = checkpoint.resume_path(_work_root(ctx, out_dir, work), cfg, seed)
     manifest = shards.load_manifest(data_dir)
-    d = runtime.init_distributed()
+    d = runtime.init_distributed(cfg.train.devices)  # this rank's own devices (LOCAL_RANK)
     runtime.set_determinism(seed, cfg.train.threads, cfg.train.deterministic)
     backend = accel.configure_cudnn(cfg.train.deterministic)  # autotuning only without bitwise reproducibility
     train_view, val_split, norm = build_views(cfg, data_dir, seed)
-    train_view, make_loader = train_input(cfg, train_view)
+    train_view, make_loader = train_input(cfg, train_view, d.devices)
     if cfg.train.batch_size > len(train_view):
         raise UserError(f"train.batch_size: {cfg.train.batch_size} is larger than the "
                         f"{len(train_view)} training images")
@@ -65,21 +69,23 @@ def run_train(ctx: StageContext, *, seed: int, data_dir: Path, out_dir: Path, me
     val_loader = transforms.batch_loader(
         transforms.EvalView(val_split, norm, cfg.model.input_size, "center"),
         transforms.eval_batches(len(val_split), cfg.evaluate.batch_size, d.rank, d.world), 0)
-    model = build_model(cfg.model, len(manifest["classes"]), cfg.train.devices)
+    model = build_model(cfg.model, len(manifest["classes"]), d.devices)
     if cfg.train.channels_last:  # before the optimizer, so its state takes the same layout
         accel.to_channels_last(model)
     torch.manual_seed(seed + 7919 * d.rank)  # each rank its own dropout masks; rank 0 as alone
     optimizer = recipe.make_optimizer(model, cfg.train)
     if d.main:
-        check_writable(out_dir, metrics_path.parent, plots_path.parent)  # fail now, not after training
-        for p in remove_stale_temps(out_dir):  # a killed write's temp file must not reach DVC's cache
+        check_writable(out_dir, ckpt.parent, metrics_path.parent, plots_path.parent)  # fail now, not after training
+        for p in [*remove_stale_temps(out_dir), *remove_stale_temps(ckpt.parent)]:  # none may reach DVC's cache
             print(f"removed {p.name}, left by an interrupted write", flush=True)
-    state, run_id = _resume(out_dir / CHECKPOINT, cfg, seed, model, optimizer, d)
-    train_model, compiled = compile_model(runtime.wrap_ddp(model, d), cfg.train, cfg.model.input_size, d.world)
+    state, run_id = _resume(ckpt, cfg, seed, model, optimizer, d)
+    train_model, compiled = compile_model(runtime.wrap_ddp(model, d), cfg.train, cfg.model.input_size, d.world,
+                                          d.devices)
     params = {**params_for(cfg, "data", "model", "train"), "seed": seed, "n_parameters": count_params(model),
               "world_size": d.world, "arm": cfg.arm or "baseline"}
     tags = {**ctx.base_tags, "stage": "train", "seed": seed, "data_digest": manifest["digest"],
-            "devices": ",".join(cfg.train.devices), "world_size": d.world, "threads": cfg.train.threads,
+            "devices": ",".join(d.devices), "world_size": d.world, "dist_backend": d.backend,
+            "cuda_visible_devices": runtime.visible_devices(), "threads": cfg.train.threads,
             "num_workers": cfg.train.num_workers, "precision": cfg.train.precision,
             "channels_last": cfg.train.channels_last, "compile": compiled, "decode_device": cfg.train.decode_device,
             "cudnn_benchmark": backend["cudnn_benchmark"],
@@ -91,42 +97,71 @@ def run_train(ctx: StageContext, *, seed: int, data_dir: Path, out_dir: Path, me
         tracking.log_dataset(ctx.uri, run_id, manifest, "train", "training")
         tracking.log_dataset(ctx.uri, run_id, manifest, "val", "validation")
         history = _fit_logged(ctx, run_id, train_model, model, optimizer, state,
-                              train_view, make_loader, val_loader, seed, out_dir, d)
+                              train_view, make_loader, val_loader, seed, ckpt, d)
         result = _train_metrics(history, seed, run_id, ctx)
         if d.main:
             _save_model(out_dir / "model.pt", model, cfg, seed, manifest)
             atomic_write_text(plots_path, pd.DataFrame([h.__dict__ for h in history]).to_csv(index=False))
+            if steps_path is not None:
+                atomic_write_text(steps_path, steps_csv(state.windows))
             atomic_write_json(metrics_path, result)
             tracking.log_artifact(ctx.uri, run_id, out_dir / "model.pt", "model")
-            (out_dir / CHECKPOINT).unlink(missing_ok=True)  # the final weights supersede it
+            if cfg.tracking.log_models:
+                _log_mlflow_model(ctx, run_id, model, cfg, seed, len(manifest["classes"]))
+            ckpt.unlink(missing_ok=True)  # the final weights supersede it
     runtime.barrier(d)
     runtime.shutdown(d)
     return result
 
 
-CHECKPOINT = "checkpoint.pt"
+def _work_root(ctx: StageContext, out_dir: Path, work: Path | None) -> Path:
+    """A relative work folder is resolved against the repository (DVC_ROOT), not the working
+    directory: a queued `dvc exp run` runs in a throw-away copy, and its checkpoint must outlive it."""
+    if work is None:
+        return out_dir.with_name(out_dir.name + ".work")
+    return work if work.is_absolute() else ctx.root / work
+
+
+def steps_csv(windows: list) -> str:
+    """The training error per window of steps (loop.TrainState.windows), for convergence claims."""
+    df = pd.DataFrame(windows, columns=["step", "epoch", "images", "wrong", "wrong5", "loss_sum"])
+    df["train_top1_error"] = 100.0 * df["wrong"] / df["images"].clip(lower=1)
+    df["train_top5_error"] = 100.0 * df["wrong5"] / df["images"].clip(lower=1)
+    df["train_loss"] = df["loss_sum"] / df["images"].clip(lower=1)
+    return df.drop(columns="loss_sum").to_csv(index=False)
 
 
 def _resume(path: Path, cfg: C.Config, seed: int, model, optimizer, d) -> tuple[loop.TrainState, str | None]:
-    """Restore model, optimizer, RNG and progress from a compatible checkpoint, if any."""
+    """Restore model, optimizer, RNG and progress from a compatible checkpoint, if any.
+
+    A checkpoint of other params or another seed is ignored (another experiment). One of the same
+    run made by another number of processes is refused and kept: its ranks' dropout streams and
+    partial sums have no counterpart here, and it may hold days of training.
+    """
     if not path.is_file():
         return loop.TrainState(), None
     payload = checkpoint.load(path)
-    if not checkpoint.compatible(payload, C.training_digest(cfg), seed) or len(payload["torch_rng"]) != d.world:
-        print(f"ignoring {path}: it was made with other params, another seed or another number of "
-              "processes; starting afresh", flush=True)
+    if not checkpoint.compatible(payload, C.training_digest(cfg), seed):
+        print(f"ignoring {path}: it was made with other params or another seed; starting afresh", flush=True)
         return loop.TrainState(), None
+    made_by = len(payload["torch_rng"])
+    if made_by != d.world:
+        raise UserError(f"{path} was written by {made_by} torchrun process(es) and this run has {d.world} "
+                        f"(train.nproc_per_node x train.nnodes); set them back to resume it, or delete it to "
+                        "start this seed afresh")
     model.load_state_dict(payload["model"])
     optimizer.load_state_dict(payload["optimizer"])
-    torch.set_rng_state(payload["torch_rng"][d.rank])
+    runtime.set_rng_states({"cpu": payload["torch_rng"][d.rank], "cuda": payload.get("cuda_rng", [[]] * d.world)[d.rank]}, d)
     state = loop.TrainState.from_dict(payload["state"])
+    if "partials" in payload:  # each rank's own sums of the unfinished epoch (summed over ranks at its end)
+        state.partial = dict(payload["partials"][d.rank])
     if d.main:
         print(f"resuming seed {seed} from {path}: epoch {state.epoch + 1}, step {state.step_in_epoch} "
               f"(global step {state.global_step})", flush=True)
     return state, payload.get("mlflow_run_id")
 
 
-def _fit_logged(ctx, run_id, train_model, model, optimizer, state, train_view, loader, val_loader, seed, out_dir, d):
+def _fit_logged(ctx, run_id, train_model, model, optimizer, state, train_view, loader, val_loader, seed, ckpt, d):
     """fit() with MLflow logging and checkpoints from rank 0; train_model may be DDP-wrapped
     and compiled, `model` is the plain module that is checkpointed."""
     cfg = ctx.cfg
@@ -155,12 +190,14 @@ def _fit_logged(ctx, run_id, train_model, model, optimizer, state, train_view, l
     def on_checkpoint(st: loop.TrainState):
         if not all(torch.isfinite(p).all() for p in model.parameters()):  # never overwrite a good checkpoint
             raise loop.NonFiniteLoss(f"the weights became NaN or Inf at epoch {st.epoch + 1}, step {st.step_in_epoch}")
-        rng = runtime.all_gather(torch.get_rng_state(), d)  # every rank's dropout RNG
+        rng = runtime.all_gather(runtime.rng_states(d), d)  # every rank's dropout RNG (CPU and CUDA)
+        partials = runtime.all_gather(dict(st.partial), d)  # every rank's sums of this epoch so far
         if d.main:
             flush_steps()  # before the checkpoint: a kill in between loses nothing, the resume skips them
-            checkpoint.save(out_dir / CHECKPOINT, {
+            checkpoint.save(ckpt, {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": st.to_dict(),
-                "torch_rng": rng, "seed": seed, "mlflow_run_id": run_id,
+                "torch_rng": [r["cpu"] for r in rng], "cuda_rng": [r["cuda"] for r in rng],
+                "partials": partials, "seed": seed, "mlflow_run_id": run_id,
                 "training_digest": C.training_digest(cfg)})
         steps.clear()
         runtime.barrier(d)
@@ -170,7 +207,7 @@ def _fit_logged(ctx, run_id, train_model, model, optimizer, state, train_view, l
     try:
         return loop.fit(train_model, optimizer, train_view, loader, val_loader, cfg.train, seed, state, hooks, d)
     except loop.NonFiniteLoss as exc:
-        ck = out_dir / CHECKPOINT
+        ck = ckpt
         kept = f"the last good checkpoint {ck} is kept" if ck.is_file() else "no checkpoint had been written yet"
         raise UserError(f"training diverged (NaN or Inf): {str(exc).split('; the last checkpoint')[0]}; {kept} "
                         f"(try a lower train.lr than {cfg.train.lr})") from None
@@ -178,7 +215,7 @@ def _fit_logged(ctx, run_id, train_model, model, optimizer, state, train_view, l
         if not _out_of_memory(exc):
             raise
         raise UserError(f"train.batch_size: a batch of {cfg.train.batch_size} images does not fit in memory on "
-                        f"{','.join(cfg.train.devices)} ({str(exc).strip().splitlines()[0][:160]}); "
+                        f"{','.join(d.devices)} ({str(exc).strip().splitlines()[0][:160]}); "
                         "lower train.batch_size") from None
 
 
@@ -202,6 +239,15 @@ def _save_model(path: Path, model, cfg: C.Config, seed: int, manifest: dict) -> 
                            "num_classes": len(manifest["classes"]), "data_digest": manifest["digest"]})
     atomic_write_json(path.with_name("provenance.json"),
                       {"git": runtime.git_info(), "environment": runtime.environment(), "seed": seed})
+
+
+def _log_mlflow_model(ctx, run_id, model, cfg: C.Config, seed: int, num_classes: int) -> None:
+    """The final weights as an MLflow model, on the CPU in the one-device (grouped) layout."""
+    weights = model.grouped_state_dict() if hasattr(model, "grouped_state_dict") else model.state_dict()
+    cpu = build_model(cfg.model, num_classes, ("cpu",))
+    cpu.load_state_dict({k: v.detach().float().cpu() for k, v in weights.items()})
+    example = torch.zeros(2, 3, cfg.model.input_size, cfg.model.input_size)  # batch 2: a dynamic batch size
+    tracking.log_model(ctx.uri, run_id, cpu.eval(), example, checkpoint.model_tags(cfg, seed))
 
 
 def _train_metrics(history, seed, run_id, ctx) -> dict:

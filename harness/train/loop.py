@@ -20,6 +20,7 @@ from tqdm import tqdm
 from harness import accel, runtime
 from harness.config import TrainConfig
 from harness.runtime import Dist
+from harness.analysis.scoring import topk_correct
 from harness.train.recipe import lr_at, update_plateau
 
 
@@ -56,6 +57,10 @@ class TrainState:
     bad_epochs: int = 0
     partial: dict = field(default_factory=lambda: dict(EMPTY_PARTIAL))
     history: list = field(default_factory=list)  # EpochResult dicts
+    # [global step, epoch, images, top-1 wrong, top-5 wrong, loss sum] per read of the device sums
+    # (every SYNC_EVERY steps): the training error at step resolution, for convergence claims
+    # (docs/statistics.md, "convergence"); rank 0's share of each batch under torchrun
+    windows: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -99,11 +104,12 @@ class _DeviceSums:
         self.p = partial
         self.sums = None  # float64 [loss sum, wrong, wrong5] on the logits' device
         self.pending: list = []  # (global step, step in epoch, loss tensor, lr) not yet read
+        self.last = [partial["loss"], partial["wrong"], partial["wrong5"], partial["seen"]]  # at the last read
 
     def add(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor, state: TrainState, lr: float):
-        top5 = logits.detach().topk(min(5, logits.shape[1]), 1).indices
-        step = torch.stack([loss.detach().double() * len(y), (top5[:, 0] != y).sum().double(),
-                            (~(top5 == y[:, None]).any(1)).sum().double()])
+        scores = logits.detach()
+        step = torch.stack([loss.detach().double() * len(y), (~topk_correct(scores, y, 1)).sum().double(),
+                            (~topk_correct(scores, y, 5)).sum().double()])
         if self.sums is None:
             p = self.p
             self.sums = torch.tensor([p["loss"], p["wrong"], p["wrong5"]], dtype=torch.float64, device=step.device)
@@ -128,6 +134,10 @@ class _DeviceSums:
             if hooks.on_step:
                 hooks.on_step(global_step, loss, lr)
         self.p["loss"], self.p["wrong"], self.p["wrong5"] = values[0], int(values[1]), int(values[2])
+        now = [self.p["loss"], self.p["wrong"], self.p["wrong5"], self.p["seen"]]
+        state.windows.append([state.global_step, state.epoch + 1, now[3] - self.last[3], now[1] - self.last[1],
+                              now[2] - self.last[2], now[0] - self.last[0]])
+        self.last = now
         return losses[-1]
 
 
@@ -178,9 +188,8 @@ def validate_sums(model, loader, precision: str = "fp32", channels_last: bool = 
         with accel.autocast(device, precision):
             logits = model(accel.to_device(x, device, channels_last)).float().cpu()
         total_loss += F.cross_entropy(logits, y, reduction="sum").item()
-        top5 = logits.topk(min(5, logits.shape[1]), 1).indices
-        wrong1 += (top5[:, 0] != y).sum().item()
-        wrong5 += (~(top5 == y[:, None]).any(1)).sum().item()
+        wrong1 += int((~topk_correct(logits, y, 1)).sum())
+        wrong5 += int((~topk_correct(logits, y, 5)).sum())
         n += len(y)
     return [total_loss, wrong1, wrong5, n]
 

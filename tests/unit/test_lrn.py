@@ -184,3 +184,30 @@ def test_the_model_trains_alike_with_either_impl():
     assert {m.impl for m in build_model(ModelConfig(), 10).modules() if isinstance(m, TowerLRN)} == {"fast"}
     for a, b in zip(grads["fast"], grads["reference"]):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5 * b.abs().max().item())
+
+
+@pytest.mark.parametrize("convention, towers", itertools.product(sorted(LRN_CONVENTIONS), (1, 2)))
+def test_the_traced_form_equals_the_reference(convention, towers):
+    """traced_local_response_norm (what torch.export and torch.compile see) is the same
+    function, forward and (autograd's) backward, to fp32 rounding."""
+    n = LRN_CONVENTIONS[convention]
+    x = activations((3, 12, 5, 4))
+    g = torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
+    (y_r, g_r), = both(x, towers, n["size"], n["alpha"], n["beta"], n["k"], g)[:1]
+    xi = x.clone().requires_grad_()
+    y = L.traced_local_response_norm(xi, n["size"], n["alpha"], n["beta"], n["k"], towers)
+    y.backward(g)
+    torch.testing.assert_close(y, y_r, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(xi.grad, g_r, rtol=1e-4, atol=1e-6)
+
+
+def test_an_exported_net_keeps_a_dynamic_batch():
+    """torch.export with a dynamic batch (the MLflow model of harness/tracking.py log_model): the
+    chunked path would fix the batch size; the exported graph runs other batches and gives the
+    eager fast LRN's values."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), TowerLRN(2, "paper", "fast")).eval()
+    batch = torch.export.Dim("batch", min=1)
+    program = torch.export.export(net, (torch.randn(2, 3, 9, 9),), dynamic_shapes=({0: batch},))
+    x = torch.randn(5, 3, 9, 9)
+    torch.testing.assert_close(program.module()(x), net(x), rtol=1e-5, atol=1e-6)
