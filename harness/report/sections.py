@@ -435,7 +435,8 @@ def performance(doc: Doc, inp: ReportInputs) -> None:
     doc.table(["figure", "value", "baseline", "baseline value", "ratio", "goal", "met"], rows)
     if prof:
         ops = ", ".join(f"{o['op'].removeprefix('aten::')} {o['self_cpu_pct']:.0f}%" for o in prof["top_ops"][:6])
-        lrn = (f" The LRN ({prof['lrn']['lrn_impl']}) takes {prof['lrn']['step_share_pct']:.0f}% of a step by removal."
+        impl = prof.get("lrn", {}).get("lrn_impl")  # absent in files written before model.lrn_impl
+        lrn = (f" The LRN{f' ({impl})' if impl else ''} takes {prof['lrn']['step_share_pct']:.0f}% of a step by removal."
                if "lrn" in prof else "")
         doc.p(f"Where a training step's time goes (torch.profiler, self CPU time): {ops}.{lrn}")
     if fs:

@@ -66,6 +66,20 @@ def test_quick_benchmark_writes_figures_and_baselines(tmp_path, capsys):
         assert "torchvision ImageFolder" in md and "Pillow open-convert-resize-crop" in md and "dct_scaling" in md
     assert "paper net GFLOP/s at 224 px" in md and "LRN share of a default-profile step" in md
 
+    # a benchmarks.json from before model.lrn_impl and the full-size figures still renders
+    old = copy.deepcopy(r)
+    for key in ("fullsize", "real_jpegs", "notes"):
+        old.pop(key, None)
+    for key in ("lrn_share_default_profile", "lrn_share_full_size", "paper_vs_torchvision_per_flop",
+                "paper_vs_torchvision_per_flop_channels_last"):
+        old["verdicts"].pop(key)
+    old["step_profile"]["lrn"] = {"lrn": "paper", "step_share_pct": 60.0}
+    old["train"].pop("same_weights")
+    doc = render.Doc()
+    performance(doc, inputs(benchmarks=old))
+    md = render.to_markdown(doc, "figures")
+    assert "The LRN takes 60% of a step" in md and "paper net GFLOP/s" not in md and "same work" not in md
+
 
 def test_performance_section_without_benchmarks():
     doc = render.Doc()
