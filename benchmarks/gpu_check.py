@@ -1,4 +1,4 @@
-"""The prepared GPU check of issue 7: one command, under 8 minutes on one H200, no network.
+"""The prepared GPU check (README, "Performance"): one command, under 8 minutes on one H200, no network.
 
   python benchmarks/gpu_check.py [--out DIR_OR_FILE] [--jpegs FOLDER] [--budget-s 420]
   python benchmarks/gpu_check.py --smoke        # tiny sizes on the CPU (the test runs this)
@@ -11,7 +11,7 @@ JPEG decoding on the GPU (torchvision.io.decode_jpeg, device="cuda") against the
 CPU decoder; host-to-device copies from pinned and pageable memory; and the projected time of
 90 ILSVRC-2012 epochs against the goal (20,000 images/s, under 2 hours).
 
-Then the train stage's own code (issue 15): harness.train.loop.train_one_epoch with the paper's
+Then the train stage's own code: harness.train.loop.train_one_epoch with the paper's
 update rule (recipe.make_optimizer), pinned host batches copied as the loader's are, for a few
 hundred steps on one GPU in IEEE fp32, TF32 and bf16, NCHW and channels_last, eager and
 compiled; `harness pilot` when the checkout has it (and prepared data); and torchrun with one
@@ -76,7 +76,7 @@ from harness.model import build_model, layer_table
 
 ILSVRC2012_TRAIN = 1_281_167  # images
 EPOCHS = 90  # paper 5: "roughly 90 cycles"
-GOAL_IMAGES_PER_S = 20_000  # issue 7: 90 epochs in under 2 hours on one H200
+GOAL_IMAGES_PER_S = 20_000  # the goal: 90 epochs in under 2 hours on one H200 (README, "Performance")
 DEFAULT_JPEGS = Path("/work/shared/data/imagenet-sample")
 
 
@@ -227,6 +227,7 @@ def train_flop_per_image(plan: Plan) -> float:
 
 
 def make_trainer(plan: Plan, batch: int, precision: str, channels_last: bool, compile_backend: str | None):
+    accel.configure_precision(precision)  # fp32 = IEEE (TF32 off), as the train stage runs it; tf32 its own choice
     torch.manual_seed(0)
     model = build_model(plan.model, plan.classes, (plan.device,))
     if channels_last:
@@ -293,6 +294,7 @@ def ten_views(images: torch.Tensor, crop: int) -> torch.Tensor:
 def eval_speed(plan: Plan, precision: str, channels_last: bool) -> dict:
     """10-patch evaluation of uint8 images already on the device: views, mean subtraction,
     forward in eval mode, softmax averaged over the 10 views (as harness.evaluate.predict)."""
+    accel.configure_precision(precision)
     model = build_model(plan.model, plan.classes, (plan.device,)).eval()
     if channels_last:
         model = accel.to_channels_last(model)
@@ -400,7 +402,7 @@ def projection(parts: dict) -> dict:
             "paper_hours": "5-6 days on two GTX 580 (about 120-145 h)"}
 
 
-# --- the train stage's own code (issue 15) ------------------------------------------------------------
+# --- the train stage's own code ------------------------------------------------------------
 
 STAGE_CONFIGS = (  # (fp32 matmul/conv precision, autocast, channels_last, compiled)
     ("ieee", "fp32", False, False),  # the paper's arithmetic: IEEE fp32 everywhere
@@ -650,7 +652,8 @@ def train_configs(plan: Plan, compile_backend: str | None) -> list[tuple]:
     """(batch, precision, channels_last, compile backend): the harness today first
     (fp32, NCHW, eager), then the GPU path's switches one by one, compiled last (slowest)."""
     b0 = plan.batches[0]
-    cfgs = [(b0, "fp32", False, None), (b0, "fp32", True, None), (b0, "bf16", False, None), (b0, "bf16", True, None)]
+    cfgs = [(b0, "fp32", False, None), (b0, "fp32", True, None), (b0, "tf32", True, None), (b0, "bf16", False, None),
+            (b0, "bf16", True, None)]
     cfgs += [(b, "bf16", True, None) for b in plan.big_batches]
     if compile_backend:
         big = plan.big_batches[-1] if plan.big_batches else b0
@@ -668,7 +671,7 @@ def check(plan: Plan, rec: Recorder, jpegs: Path | None, smoke: bool, compile_ba
     r = rec.result
     r["plan"] = {k: (v.__dict__ if isinstance(v, ModelConfig) else v) for k, v in plan.__dict__.items()}
     r["environment"] = environment(plan.device)
-    r["flags"] = accel.configure_cudnn(deterministic=False)  # issue 7: autotune when not deterministic
+    r["flags"] = accel.configure_cudnn(deterministic=False)  # autotune when not deterministic (docs/architecture.md, "Determinism")
     flop = train_flop_per_image(plan)
     r["train_flop_per_image"] = flop
     peak = rec.part("matmul bf16", plan.part_s, matmul_peak, plan.device, plan.matmul_n, torch.bfloat16, plan.measure_s)
@@ -692,8 +695,8 @@ def check(plan: Plan, rec: Recorder, jpegs: Path | None, smoke: bool, compile_ba
     return r
 
 
-# What harness/train/loop.py and harness/stages/train.py do today (updated when the GPU path was wired in:
-# issues 4.5 and 7.2; the defaults still train exactly as before).
+# What harness/train/loop.py and harness/stages/train.py do today (updated when the GPU path was wired in;
+# the defaults still train exactly as before).
 GPU_PATH_STATUS = {
     "bf16_autocast": "present: train.precision bf16 (autocast around forward and loss in train_one_epoch, "
                      "validation and evaluate.predict); default fp32",

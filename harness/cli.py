@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
 import json
 import sys
@@ -16,12 +17,22 @@ from harness.errors import UserError
 def _model_info(args) -> None:
     from harness.model import build_model, layer_table
     cfg = C.load_config(args.params) if args.params else C.Config()
+    if args.paper:  # the paper's network; arms, if any, from --params
+        cfg = dataclasses.replace(C.Config(), ablations=cfg.ablations)
+    if args.arm:  # an ablation arm's network (params ablations.arms), e.g. no_conv3
+        if not cfg.ablations.arms:
+            raise UserError("--arm: the arms are declared in params.yaml ablations.arms; pass --params params.yaml")
+        cfg = C.apply_arm(cfg, args.arm)
     mcfg = cfg.model
-    if args.paper:
-        mcfg = C.ModelConfig()
+    if args.list_arms:
+        for arm in cfg.ablations.arms:
+            changes = ", ".join(f"{k}={v}" for k, v in arm.overrides) or "none"
+            print(f"{arm.name:18} {changes}{'   (enabled)' if arm.name in cfg.ablations.enabled else ''}")
+        return
     classes = args.classes
     rows = layer_table(build_model(mcfg, classes), mcfg.input_size)
-    info = {"input": [3, mcfg.input_size, mcfg.input_size], "num_classes": classes,
+    info = {"input": [3, mcfg.input_size, mcfg.input_size], "num_classes": classes, "arm": args.arm,
+            "drop_conv": mcfg.drop_conv,
             "layers": [{"name": r.name, "output": list(r.out_shape), "params": r.params,
                         "mult_adds": r.mult_adds} for r in rows],
             "total_params": sum(r.params for r in rows), "total_mult_adds": sum(r.mult_adds for r in rows)}
@@ -32,6 +43,13 @@ def _model_info(args) -> None:
     for r in info["layers"]:
         print(f"{r['name']:8} {'x'.join(map(str, r['output'])):>16} {r['params']:>12,} {r['mult_adds']:>14,}")
     print(f"{'total':8} {'':>16} {info['total_params']:>12,} {info['total_mult_adds']:>14,}")
+
+
+def _pilot(args) -> None:
+    """A few hundred steps of the configured recipe; loss, throughput, memory, projected cost."""
+    from harness import pilot
+    cfg = C.load_config(args.params)
+    pilot.main(cfg, Path(args.data), Path(args.out), args.steps, args.eval_images)
 
 
 def _make_reference(args) -> None:
@@ -105,7 +123,8 @@ def _queue_seeds(args) -> None:
     print(f"{len(pids)} queue worker(s) started: " +
           ", ".join(f"{k} on CUDA_VISIBLE_DEVICES={d}" for k, d in enumerate(args.devices, 1)))
     print(f"Follow with `dvc queue status` / `dvc queue logs {names[0]}`; when all succeeded: "
-          f"`harness collect-seeds {' '.join(names)} && dvc checkout && dvc repro`.")
+          f"`harness collect-seeds {' '.join(names)} && dvc checkout --allow-missing && dvc repro` "
+          "(--allow-missing: ensemble and compare have not run yet, so their outputs have no hash).")
 
 
 def _collect_seeds(args) -> None:
@@ -117,7 +136,8 @@ def _collect_seeds(args) -> None:
     taken = {name: taken[rev] for name, rev in zip(args.revs, revs)}
     for rev, stages in taken.items():
         print(f"{rev}: {', '.join(stages) or 'nothing new'}")
-    print("dvc.lock updated. Next: `dvc pull` (the outputs from the shared remote), then `dvc repro` "
+    print("dvc.lock updated. Next: `dvc pull --allow-missing` (the outputs from the shared remote; "
+          "ensemble and compare have not run, so theirs are missing), then `dvc repro` "
           "(runs ensemble, compare and report only; `dvc status` first shows what would run).")
 
 
@@ -265,7 +285,22 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--paper", action="store_true", help="the paper's network whatever the params say")
     m.add_argument("--classes", type=int, default=1000, help="output classes (default 1000)")
     m.add_argument("--json", action="store_true", help="machine-readable output")
+    m.add_argument("--arm", default=None, help="the network of this ablation arm (params ablations.arms; needs --params)")
+    m.add_argument("--list-arms", action="store_true", help="list the ablation arms of --params and what each changes")
     m.set_defaults(fn=_model_info)
+    pl = sub.add_parser("pilot", help="a few hundred steps of the configured recipe: does the loss leave "
+                                      "ln(classes), throughput, memory, projected cost of the full run",
+                        description="Runs --steps training steps of the recipe in --params on the prepared data "
+                                    "(`dvc repro prepare` first) and devices, times evaluation, and writes the "
+                                    "figures and the projected wall time and device-hours of the full run (all "
+                                    "seeds, enabled arms, evaluation) to --out, which the report shows.")
+    pl.add_argument("--params", type=Path, default=Path("params.yaml"))
+    pl.add_argument("--data", type=Path, default=Path("artifacts/data"), help="prepared data (`dvc repro prepare`)")
+    pl.add_argument("--steps", type=int, default=300, help="training steps (default 300)")
+    pl.add_argument("--eval-images", type=int, default=256, help="images timed for centre-crop evaluation "
+                                                                 "(a tenth of them for 10-patch)")
+    pl.add_argument("--out", type=Path, default=Path("reports/pilot.json"))
+    pl.set_defaults(fn=_pilot)
     r = sub.add_parser("make-reference", help="record per-seed errors of other seeds as the reference distribution")
     r.add_argument("--params", type=Path, default=Path("params.yaml"))
     r.add_argument("--data", type=Path, default=Path("artifacts/data"), help="prepared data (run `dvc repro prepare` first)")
@@ -289,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=_preset)
     c = sub.add_parser("collect-seeds", help="merge seeds trained on other machines (git revisions) into dvc.lock",
                        description="For each revision (e.g. origin/seed-2): merge its dvc.lock stages into this "
-                                   "checkout's and check out its metrics/plots files. Then `dvc pull` and "
+                                   "checkout's and check out its metrics/plots files. Then `dvc pull --allow-missing` and "
                                    "`dvc repro`. See docs/scale-out.md.")
     c.add_argument("revs", nargs="+", help="git revisions holding the other machines' dvc.lock, or names of "
                                            "DVC experiments of this commit (harness queue-seeds)")

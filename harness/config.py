@@ -71,7 +71,7 @@ class DataConfig:
 class ModelConfig:
     # paper: two-tower grouped net; one_tower: paper 3.2's one-GPU net (half the kernels per
     # conv layer, last conv and FC layers full size); torchvision: the 2014 "one weird trick"
-    # variant, a control only (PAPER.md 3).
+    # variant, a control only (docs/paper.md, "The architecture").
     arch: str = rule("paper", choices=("paper", "one_tower", "torchvision"))
     width: float = rule(1.0, lo=0.0, hi=4.0, lo_open=True)  # 1.0 = paper's kernel counts
     towers: int = rule(2, choices=(1, 2))  # grouped two-tower net (paper 3.2)
@@ -84,7 +84,16 @@ class ModelConfig:
     lrn_impl: str = rule("fast", choices=("fast", "reference"))
     pool: str = rule("overlap", choices=("overlap", "nonoverlap"))
     dropout: float = rule(0.5, lo=0.0, hi=0.99)
+    # paper 4.2: activations unscaled in training, multiplied by (1 - p) at test ("paper");
+    # "inverted" is torch's nn.Dropout (x / (1 - p) in training): the same function at fixed
+    # weights, not the same under SGD (docs/fidelity.md, "Dropout scaling")
+    dropout_scaling: str = rule("paper", choices=("paper", "inverted"))
     init: str = rule("paper", choices=("paper", "kaiming"))
+    # paper 5: bias of conv2, conv4, conv5, fc6 and fc7 (the others start at 0), under either init
+    hidden_bias: float = rule(1.0, lo=0.0, hi=10.0)
+    # paper 7 ablation: the net without one middle conv layer; the next layer reads the output
+    # of the one before it (docs/fidelity.md, "Removing a middle conv layer")
+    drop_conv: str = rule("none", choices=("none", "conv3", "conv4", "conv5"))
     # Multiplies mean-subtracted 0-255 pixels; paper: 1.0 (raw values).
     input_scale: float = rule(1.0, lo=0.0, lo_open=True, hi=1.0)
 
@@ -97,17 +106,30 @@ class TrainConfig:
     lr: float = rule(0.01, lo=0.0, lo_open=True, hi=10.0)
     momentum: float = rule(0.9, lo=0.0, hi=0.999)
     weight_decay: float = rule(5e-4, lo=0.0, hi=1.0)
+    # Not stated in the paper; the authors' cuda-convnet code decays weights only, not biases
+    # (docs/fidelity.md, "Weight decay on biases"). Applies to both update rules.
+    bias_decay: bool = rule(False)
     warmup_epochs: float = rule(0.0, lo=0.0)
     lr_steps: tuple[int, ...] = rule(())  # epochs at which lr /= 10 (paper: 3 manual drops)
     pca_colour: bool = rule(True)  # paper 4.1 colour augmentation
+    # paper 4.1: random crops and horizontal reflections; false: the centre crop, never flipped
+    crop_flip: bool = rule(True)
     pca_std: float = rule(0.1, lo=0.0)  # paper 4.1: alpha_i ~ N(0, 0.1)
     pca_mode: str = rule("eigenvalue_01", choices=("eigenvalue_01", "sqrt_eigenvalue"))
     # paper 5: lr divided by 10 when validation error stops improving, 3 times. "plateau" is
     # that rule made deterministic (patience epochs without improvement, at most max_drops);
     # "steps" drops at the fixed epochs in lr_steps.
     schedule: str = rule("plateau", choices=("plateau", "steps"))
-    patience: int = rule(2, lo=1)
+    patience: int = rule(3, lo=1)
+    # plateau: an epoch is a new best only when its top-1 error is at least this many
+    # percentage points below the best so far (a noise floor: on 50k images the binomial SE
+    # is about 0.2 pp; docs/fidelity.md, "The plateau rule", and benchmarks/plateau_sim.py)
+    plateau_threshold: float = rule(0.2, lo=0.0, hi=100.0)
     max_drops: int = rule(3, lo=0, hi=10)
+    # which centre-crop error the plateau rule reads: "val" (the paper: the set it reports
+    # on) or "holdout", every holdout_every-th training image (by index), left out of training
+    schedule_split: str = rule("val", choices=("val", "holdout"))
+    holdout_every: int = rule(25, lo=2)
     # paper: v <- 0.9 v - 0.0005 lr w - lr grad (velocity in parameter units);
     # torch: torch.optim.SGD (buffer in gradient units; differs right after an lr drop).
     update_rule: str = rule("paper", choices=("paper", "torch"))
@@ -115,13 +137,16 @@ class TrainConfig:
     devices: tuple[str, ...] = rule(("cpu",))  # one device: both towers; two: one tower each
     threads: int = rule(2, lo=1, hi=256)  # CPU threads: the bits depend on it
     num_workers: int = rule(0, lo=0, hi=64)  # DataLoader workers: logged for determinism
-    # The GPU path (issue 7). The defaults are today's fp32, bitwise-reproducible training.
-    # bf16: autocast around forward and loss, weights and optimizer stay fp32 (paper 5: fp32)
-    precision: str = rule("fp32", choices=("fp32", "bf16"))
+    # The GPU path (docs/architecture.md, "Determinism"). The defaults are today's fp32, bitwise-reproducible training.
+    # fp32: IEEE fp32, TF32 off for matmuls and cuDNN convolutions (paper 5: GTX 580s, no
+    # TF32); tf32: TF32 tensor cores for both (torch's default for cuDNN convolutions on
+    # Ampere and later); bf16: autocast around forward and loss, weights and optimizer stay
+    # fp32, the ops outside autocast IEEE fp32 (harness/accel.py configure_precision)
+    precision: str = rule("fp32", choices=("fp32", "tf32", "bf16"))
     channels_last: bool = rule(False)  # NHWC model and batches: same function, other kernels
     compile: bool = rule(False)  # torch.compile; falls back to eager with a warning if it fails
     # false: cuDNN autotuning and non-deterministic algorithms: faster on GPUs, but the same
-    # seed no longer gives bitwise-identical weights (DESIGN.md determinism contract)
+    # seed no longer gives bitwise-identical weights (docs/architecture.md, "Determinism")
     deterministic: bool = rule(True)
     # where JPEG shards are decoded and augmented; cuda: torchvision.io.decode_jpeg on the
     # first train device (decoders may differ from the CPU one by a unit per pixel)
@@ -149,7 +174,7 @@ class EvaluateConfig:
     protocols: tuple[str, ...] = rule(("center", "ten_patch"))
     batch_size: int = rule(256, lo=1)
     # the split evaluated, ensembled and compared; "test" exists for ilsvrc2010 only (the
-    # paper's 17.0% / 37.5% are on the ILSVRC-2010 test set, PAPER.md 1)
+    # paper's 17.0% / 37.5% are on the ILSVRC-2010 test set, docs/paper.md "Headline results")
     split: str = rule("val", choices=("val", "test"))
 
 
@@ -401,9 +426,11 @@ def apply_arm(cfg: Config, name: str) -> Config:
     for dotted, value in arm.overrides:
         section, sub = dotted.split(".", 1)
         sections[section][sub] = list(value) if isinstance(value, tuple) else value
-    if sections["model"]["arch"] != "paper" and len(sections["train"]["devices"]) == 2 \
+    one_device = sections["model"]["arch"] != "paper" or sections["model"].get("drop_conv", "none") != "none"
+    if one_device and len(sections["train"]["devices"]) == 2 \
             and not any(k == "train.devices" for k, _ in arm.overrides):
-        # paper 3.2's one-GPU net (and the controls) run on one device: the first of the two
+        # paper 3.2's one-GPU net, the controls and the nets without a middle conv layer run on
+        # one device: the first of the two
         sections["train"]["devices"] = sections["train"]["devices"][:1]
     prefix = f"ablations.arms.{name}."
     out = dataclasses.replace(cfg, model=from_dict(sections["model"], ModelConfig, prefix + "model."),
@@ -438,6 +465,23 @@ def final_map_size(m: ModelConfig, size: int | None = None) -> int:
     return s
 
 
+# paper 3.5 / Fig. 2: fc6 reads 6x6 maps of conv5. From this input size on the net is at the
+# paper's scale, and any other map size means a wrong input/padding pair (224 without padding
+# gives 5x5), which AdaptiveAvgPool2d would otherwise stretch to 6x6 without a word.
+PAPER_SCALE_INPUT = 224
+
+
+def _check_fc6_input(m: ModelConfig) -> None:
+    if m.arch == "torchvision" or m.input_size < PAPER_SCALE_INPUT:
+        return  # the control pools its own way; small profiles: a reported departure
+    side = final_map_size(m)
+    if side != 6:
+        raise ConfigError(
+            f"model.conv1_padding: at input {m.input_size} with padding {m.conv1_padding}, conv5's pooled maps "
+            f"are {side}x{side}, not the paper's 6x6 (fc6 would read resampled maps); use 224 with padding 2 "
+            "or 227 with padding 0 (docs/paper.md, ambiguities)")
+
+
 def min_input_size(m: ModelConfig) -> int:
     return next(s for s in range(11, 1024) if final_map_size(m, s) >= 1)
 
@@ -467,6 +511,16 @@ def _check_cross_fields(cfg: Config) -> None:
     if cfg.train.nnodes > 1 and not re.fullmatch(r"[^\s:]+:\d+", cfg.launch.rdzv_endpoint or ""):
         raise ConfigError(f"launch.rdzv_endpoint: train.nnodes {cfg.train.nnodes} needs the host:port where the "
                           f"nodes meet (torchrun's c10d rendezvous), got {cfg.launch.rdzv_endpoint!r}")
+    if len(cfg.train.devices) == 2 and cfg.model.drop_conv != "none":
+        raise ConfigError(f"train.devices: two devices hold the towers of the full paper net; "
+                          f"model.drop_conv {cfg.model.drop_conv} trains on one device")
+    if cfg.model.drop_conv != "none" and cfg.model.arch == "torchvision":
+        raise ConfigError("model.drop_conv: removes a layer of the paper net (arch paper or one_tower), "
+                          "not of the torchvision control")
+    _check_fc6_input(cfg.model)
+    if cfg.train.schedule_split == "holdout" and cfg.train.schedule != "plateau":
+        raise ConfigError("train.schedule_split: holdout drives the plateau schedule only; with "
+                          f"train.schedule {cfg.train.schedule} it would take images from training for nothing")
     if any(s < 1 or s > cfg.train.epochs for s in cfg.train.lr_steps):
         raise ConfigError(f"train.lr_steps: each step must lie in 1..train.epochs ({cfg.train.epochs})")
 

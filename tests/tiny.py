@@ -20,8 +20,10 @@ PARAMS = {
 }
 
 # An eighth-width paper net on 64 px crops, He init (the paper's N(0, 0.01) stays at chance
-# in a few steps) and inputs scaled to about unit range.
-MODEL = ModelConfig(width=0.125, input_size=64, init="kaiming", input_scale=1 / 64)
+# in a few steps) and inputs scaled to about unit range; zero biases and torch's inverted
+# dropout, like the default profile in params.yaml.
+MODEL = ModelConfig(width=0.125, input_size=64, init="kaiming", input_scale=1 / 64, hidden_bias=0.0,
+                    dropout_scaling="inverted")
 
 
 def data(train_per_class: int = 12, val_per_class: int = 4, num_classes: int = 4, **kw) -> DataConfig:
@@ -32,3 +34,11 @@ def data(train_per_class: int = 12, val_per_class: int = 4, num_classes: int = 4
 
 
 DATA = data()
+
+
+def prepared(tmp_path_factory, train_per_class: int, val_per_class: int):
+    """A tiny synthetic dataset prepared on disk (one worker), for module-scoped fixtures."""
+    from harness.prepare import writer
+    out = tmp_path_factory.mktemp("data")
+    writer.prepare(data(train_per_class=train_per_class, val_per_class=val_per_class), out, workers=1)
+    return out

@@ -575,6 +575,32 @@ def _metric_name(*parts: str) -> str:
     return _UNSAFE.sub("_", ".".join(str(p) for p in parts))
 
 
+def headline(compare: dict) -> dict:
+    """The few numbers that answer "did it reproduce?", for `dvc exp show` and `dvc metrics diff`
+    (reports/summary.json, the pipeline's only DVC metrics; at most 20 columns).
+
+    Per protocol (centre crop, 10-patch, as evaluated): the seeds' mean and sd of top-1 and top-5
+    error, and the error of the ensemble of every seed; the number of seeds; the claim counts per
+    verdict. Everything else (intervals, p-values, per-seed rows, run ids, timings) stays in
+    compare.json and the per-stage JSON files, plain outputs of their stages.
+    """
+    out: dict = {"seeds": len({r["seed"] for r in compare.get("seeds", [])})}
+    full = {p: (v.get("sizes") or [None])[-1] for p, v in (compare.get("ensemble") or {}).get("protocols", {}).items()}
+    for proto, metrics in compare.get("summary", {}).items():
+        row = {}
+        for metric in ("top1_error", "top5_error"):
+            s = metrics.get(metric) or {}
+            row[metric] = {"mean": s.get("mean"), "sd": s.get("sd")}
+            if full.get(proto):
+                row[metric]["ensemble"] = full[proto].get(f"{metric}_mean")
+        out[proto] = row
+    counts = compare.get("counts", {})
+    out["claims"] = {"tested": counts.get("claims_tested"),
+                     **{label.replace(" ", "_"): n for label, n in (counts.get("verdicts") or {}).items()
+                        if label != "not tested"}}
+    return out
+
+
 def summary_metrics(compare: dict) -> dict[str, float]:
     """Flatten compare.json aggregates into MLflow metric names and float values.
 

@@ -44,12 +44,18 @@ class EpochDraws:
     alpha: np.ndarray  # [N, 3] PCA colour coefficients
 
 
-def epoch_draws(n: int, stored: int, crop: int, seed: int, epoch: int, pca_std: float) -> EpochDraws:
+def epoch_draws(n: int, stored: int, crop: int, seed: int, epoch: int, pca_std: float,
+                crop_flip: bool = True) -> EpochDraws:
+    """crop_flip False (train.crop_flip, the paper 4.1 ablation): the centre crop, never flipped.
+    The draws are made all the same, so the PCA colour coefficients do not change with it."""
     rng = np.random.default_rng([seed, epoch, 0xA1E7])
     ys = rng.integers(0, stored - crop + 1, n)
     xs = rng.integers(0, stored - crop + 1, n)
     flip = rng.random(n) < 0.5
     alpha = rng.normal(0.0, pca_std, (n, 3)).astype(np.float32)  # paper 4.1: N(0, 0.1)
+    if not crop_flip:
+        ys, xs = np.full(n, (stored - crop) // 2), np.full(n, (stored - crop) // 2)
+        flip = np.zeros(n, bool)
     return EpochDraws(ys, xs, flip, alpha)
 
 
@@ -59,7 +65,7 @@ def pca_shift(alpha: np.ndarray, pca: dict, scale: float, mode: str) -> np.ndarr
     The paper does not say on which pixel scale l_i is an eigenvalue. Taken literally on 0-255
     (l ~ 7000) the shift would swamp the image, so "eigenvalue_01" reads l_i on 0-1 pixels
     (as fb.resnet.torch and most reproductions do) and "sqrt_eigenvalue" uses sqrt(l_i) on
-    0-255 (a standard deviation). PAPER.md section 3 lists this ambiguity.
+    0-255 (a standard deviation). docs/paper.md ("Ambiguities", PCA scale) lists this ambiguity.
     """
     vals = np.asarray(pca["eigenvalues"], np.float64)
     vals = vals / 255.0**2 * 255.0 if mode == "eigenvalue_01" else np.sqrt(vals)
@@ -77,14 +83,15 @@ class TrainView(torch.utils.data.Dataset):
     """Random 224-style crop + flip + PCA colour; __getitem__ takes a list of indices."""
 
     def __init__(self, split: PreparedSplit, norm: Normaliser, pca: dict | None, crop: int,
-                 seed: int, pca_std: float, pca_mode: str = "eigenvalue_01"):
+                 seed: int, pca_std: float, pca_mode: str = "eigenvalue_01", crop_flip: bool = True):
         self.split, self.norm, self.pca, self.crop = split, norm, pca, crop
-        self.seed, self.pca_std, self.pca_mode = seed, pca_std, pca_mode
+        self.seed, self.pca_std, self.pca_mode, self.crop_flip = seed, pca_std, pca_mode, crop_flip
         self.stored = split.size
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
-        self.draws = epoch_draws(len(self.split), self.stored, self.crop, self.seed, epoch, self.pca_std)
+        self.draws = epoch_draws(len(self.split), self.stored, self.crop, self.seed, epoch, self.pca_std,
+                                 self.crop_flip)
 
     def __len__(self) -> int:
         return len(self.split)
@@ -114,7 +121,7 @@ class DeviceTrainBatches:
     """
 
     def __init__(self, split, norm: Normaliser, pca: dict | None, crop: int, seed: int, pca_std: float,
-                 pca_mode: str = "eigenvalue_01", device: str | torch.device = "cuda"):
+                 pca_mode: str = "eigenvalue_01", device: str | torch.device = "cuda", crop_flip: bool = True):
         if not all(hasattr(split, a) for a in ("shards", "offset", "length", "shard_of")):
             raise UserError("train.decode_device: decoding on the device needs JPEG-encoded prepared data, "
                             "but these shards hold raw pixels; set data.encoding: jpeg (and prepare again) "
@@ -124,17 +131,19 @@ class DeviceTrainBatches:
             raise UserError(f"train.decode_device: {self.device} asked for, but this machine has no usable "
                             "CUDA device; set train.decode_device: cpu")
         self.split, self.norm, self.pca, self.crop = split, norm, pca, crop
-        self.seed, self.pca_std, self.pca_mode = seed, pca_std, pca_mode
+        self.seed, self.pca_std, self.pca_mode, self.crop_flip = seed, pca_std, pca_mode, crop_flip
         self.stored = split.size
         self.mean = torch.from_numpy(np.ascontiguousarray(norm.mean, np.float32)).to(self.device)
         self.set_epoch(0)
 
     @classmethod
     def from_view(cls, view: TrainView, device: str | torch.device) -> "DeviceTrainBatches":
-        return cls(view.split, view.norm, view.pca, view.crop, view.seed, view.pca_std, view.pca_mode, device)
+        return cls(view.split, view.norm, view.pca, view.crop, view.seed, view.pca_std, view.pca_mode, device,
+                   view.crop_flip)
 
     def set_epoch(self, epoch: int) -> None:
-        self.draws = epoch_draws(len(self.split), self.stored, self.crop, self.seed, epoch, self.pca_std)
+        self.draws = epoch_draws(len(self.split), self.stored, self.crop, self.seed, epoch, self.pca_std,
+                                 self.crop_flip)
 
     def __len__(self) -> int:
         return len(self.split)
@@ -245,9 +254,21 @@ def eval_batches(n: int, batch: int, rank: int = 0, world: int = 1) -> list[np.n
 
 
 def build_views(cfg: C.Config, data_dir: Path, seed: int):
+    """(training view, val split, normaliser). With train.schedule_split holdout the training
+    view leaves out the held-out slice (shards.holdout_split), which schedule_split() returns."""
     mean, pca = shards.load_stats(data_dir)
     norm = Normaliser(mean, cfg.model.input_scale)
     train_split, val_split = shards.load_split(data_dir, "train"), shards.load_split(data_dir, "val")
+    if cfg.train.schedule_split == "holdout":
+        train_split, _ = shards.holdout_split(train_split, cfg.train.holdout_every)
     train_view = TrainView(train_split, norm, pca if cfg.train.pca_colour else None,
-                                      cfg.model.input_size, seed, cfg.train.pca_std, cfg.train.pca_mode)
+                           cfg.model.input_size, seed, cfg.train.pca_std, cfg.train.pca_mode, cfg.train.crop_flip)
     return train_view, val_split, norm
+
+
+def schedule_split(cfg: C.Config, data_dir: Path):
+    """The held-out training slice whose centre-crop error drives the plateau rule
+    (train.schedule_split holdout), or None when the validation split does (the paper)."""
+    if cfg.train.schedule_split != "holdout":
+        return None
+    return shards.holdout_split(shards.load_split(data_dir, "train"), cfg.train.holdout_every)[1]

@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 plt.rcParams.update({"font.size": 10, "axes.grid": True, "grid.alpha": 0.3, "figure.dpi": 110})
@@ -87,4 +88,37 @@ def per_class_hist(per_class: dict[int, list[float]]) -> bytes:
     ax.hist(values, bins=20, range=(0, 100), color="C0", edgecolor="white")
     ax.set(title="Per-class top-1 error (centre crop, all seeds)", xlabel="class error (%)",
            ylabel="classes x seeds")
+    return _png(fig)
+
+
+def _kernel_grid(w: np.ndarray, cols: int) -> np.ndarray:
+    """RGB mosaic of conv1 kernels [K, 3, k, k], each scaled on its own to 0.5 +/- its largest
+    weight (grey = 0), one pixel of white between kernels."""
+    k, size = len(w), w.shape[-1]
+    rows = -(-k // cols)
+    out = np.ones((rows * (size + 1) + 1, cols * (size + 1) + 1, 3))
+    for i, kern in enumerate(w):
+        img = kern.transpose(1, 2, 0)
+        img = 0.5 + img / (2 * max(float(np.abs(img).max()), 1e-12))
+        r, c = divmod(i, cols)
+        out[1 + r * (size + 1):1 + r * (size + 1) + size, 1 + c * (size + 1):1 + c * (size + 1) + size] = img
+    return out
+
+
+def tower_kernels(kernels: dict[int, np.ndarray], towers: dict[int, dict | None]) -> bytes:
+    """Figure 3 of the paper redrawn: each seed's conv1 kernels, one panel per tower, with the
+    tower's colour-selectivity index (harness/train/towers.py)."""
+    seeds = sorted(kernels)
+    fig, axes = plt.subplots(len(seeds), 2, figsize=(9, 2.4 * len(seeds)), squeeze=False)
+    for row, seed in zip(axes, seeds):
+        halves = np.array_split(kernels[seed], 2)
+        t = towers.get(seed) or {}
+        for tower, (ax, w) in enumerate(zip(row, halves)):
+            cols = min(len(w), 8 if len(w) >= 32 else 6)
+            ax.imshow(_kernel_grid(w, cols), interpolation="nearest")
+            index = t.get("colour_selectivity", [None, None])[tower]
+            ax.set_title(f"seed {seed}, tower {tower}" + (f": colour selectivity {index:.2f}" if index is not None else ""),
+                         fontsize=9)
+            ax.axis("off")
+    fig.suptitle("conv1 kernels per tower (paper Figure 3); grey = 0, each kernel scaled on its own", fontsize=10)
     return _png(fig)

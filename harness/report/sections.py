@@ -24,6 +24,10 @@ class ReportInputs:
     benchmarks: dict | None = None  # reports/benchmarks.json (python -m benchmarks.run), if present
     reliability: dict | None = None  # reports/reliability.json (make reliability), if present
     ui_url: str = LOCAL_UI  # where the MLflow UI of the run's tracking store is (tracking.ui_url)
+    interpretations: list = ()  # every ambiguity and the reading this run uses (deviations.interpretations)
+    kernels: dict | None = None  # seed -> conv1 kernels [K, 3, k, k] (artifacts/kernels), for Figure 3
+    pilot: dict | None = None  # reports/pilot.json (`harness pilot`), if present
+    training_digest: str | None = None  # this run's (config.training_digest): is the pilot of these params?
 
 
 def run_link(run_id: str | None, exp_id: str, ui_url: str = LOCAL_UI) -> Link | str:
@@ -40,7 +44,8 @@ def build(inp: ReportInputs) -> Doc:
           f"{len(inp.train)} seeds. Generated from the pipeline's metrics files; every number below "
           f"can be recomputed from reports/metrics/*.json.")
     for section in (scope, verdicts, reference, per_seed, ensemble, curves, per_class,
-                    claims_detail, ablations, deviations, provenance, reproduce, performance, reliability):
+                    claims_detail, ablations, deviations, provenance, reproduce, performance, reliability,
+                    towers, pilot_and_plan):
         section(doc, inp)
     return doc
 
@@ -241,6 +246,22 @@ def curves(doc: Doc, inp: ReportInputs) -> None:
     doc.figure("training_curves", f"Validation top-1 error and training loss per epoch, all seeds; dashed: {label or 'none'}",
                figures.training_curves(inp.curves, line, label))
     doc.figure("lr_schedule", "Learning-rate schedule", figures.lr_schedule(inp.curves))
+    rows = []
+    for seed, t in sorted(inp.train.items()):
+        sch = t.get("schedule")
+        if not sch:
+            continue
+        rule = (f"plateau: patience {sch['patience']}, threshold {sch['threshold_pp']:g} pp, at most "
+                f"{sch['max_drops']} drops" if sch["rule"] == "plateau" else "fixed steps")
+        split = sch["split"] + (f" (every {sch['holdout_every']}th training image, {sch['schedule_images']:,} images "
+                                "left out of training)" if sch["split"] == "holdout" else "")
+        rows.append([seed, rule, split, ", ".join(map(str, sch["lr_drops"])) or "none", sch["train_images"]])
+    if rows:
+        doc.p("What drove the learning-rate schedule, and after how many epochs it divided the lr by 10 "
+              "(also in MLflow: tag lr_drop_epochs, metric lr_drops per epoch). With the plateau rule on val, "
+              "the split evaluated below also chose the drops, as in the paper.")
+        doc.table(["seed", "rule", "error read (centre crop, top-1)", "lr divided after epochs", "training images"],
+                  rows)
 
 
 def _reference_line(compare: dict) -> tuple[float | None, str]:
@@ -332,9 +353,24 @@ def ablations(doc: Doc, inp: ReportInputs) -> None:
 
 
 def deviations(doc: Doc, inp: ReportInputs) -> None:
-    doc.h(2, "10. Departures from the paper")
+    doc.h(2, "10. Interpretations and departures from the paper")
+    doc.p("Every place where the paper can be read more than one way, with the reading this run uses, the one "
+          "the paper recipe (the presets, the config defaults) uses and the alternatives; listed on every run, "
+          "whatever the values (docs/fidelity.md).")
+    doc.table(["ambiguity", "the paper", "this run", "paper recipe's reading", "alternatives", "switch", "where in code"],
+              [[r["ambiguity"], r["paper"], r["ours"], "same" if r["paper_recipe"] == r["ours"] else r["paper_recipe"],
+                r["alternatives"], r["switch"], r["where"]] for r in inp.interpretations], text_last=True)
+    doc.p("Departures: where this run does something other than what the paper states.")
     doc.table(["what", "paper", "this run", "why", "where in code"],
               [[d["key"], d["paper"], d["ours"], d["why"], d["where"]] for d in inp.deviations], text_last=True)
+    flags = [[seed, *(t["backend"].get(k, "–") for k in ("matmul_fp32_precision", "cudnn_conv_fp32_precision",
+                                                         "cudnn_benchmark", "deterministic_algorithms"))]
+             for seed, t in sorted(inp.train.items()) if t.get("backend")]
+    if flags:
+        doc.p(f"Backend flags in force while training (train.precision {inp.params['train']['precision']}; "
+              "ieee = IEEE fp32, tf32 = TensorFloat-32 tensor cores; on a CPU they have no effect):")
+        doc.table(["seed", "cuBLAS matmul fp32", "cuDNN conv fp32", "cuDNN autotuning", "deterministic algorithms"],
+                  flags)
 
 
 def provenance(doc: Doc, inp: ReportInputs) -> None:
@@ -410,7 +446,7 @@ def performance(doc: Doc, inp: ReportInputs) -> None:
                      "reference LRN (by removal)", f"{prof['lrn']['reference_step_share_pct']:.0f}%", "–",
                      v["lrn_share_default_profile"]["goal"] + " %", v["lrn_share_default_profile"]["met"]])
     rj = b.get("real_jpegs")
-    if rj:  # issue 4's goals, one core each, on the real ImageNet sample
+    if rj:  # the preparation speed goals (benchmarks/README.md), one core each, on the real ImageNet sample
         p, lo2 = rj["prepare"], rj["loader"]
         rows.append(["prepare images/s, 1 core (decode, 256 crop, JPEG encode)", ips(p["harness_decode_fit_encode_img_s"]),
                      "Pillow open-convert-resize-crop", ips(p["pil_open_convert_resize_crop_img_s"]),
@@ -466,3 +502,70 @@ def reliability(doc: Doc, inp: ReportInputs) -> None:
         ["data or metrics lost", "–" if lost is None else lost],
     ])
     doc.p("Kill points: " + "; ".join(r["kill_points"]) + ". Bad inputs: " + ", ".join(r["bad_inputs"]) + ".")
+
+
+def towers(doc: Doc, inp: ReportInputs) -> None:
+    """paper 6.1, Figure 3: does one tower specialise on colour, in every run?"""
+    doc.h(2, "15. Tower specialisation (paper 6.1, Figure 3)")
+    summaries = {s: t.get("towers") for s, t in sorted(inp.train.items())}
+    measured = {s: t for s, t in summaries.items() if t}
+    if not measured:
+        doc.p("Not measured: this run's network has no two towers (or its train metrics predate the measurement).")
+        return
+    k = sum(t["separated"] for t in measured.values())
+    doc.p(f"The paper: one tower's conv1 kernels are largely colour-agnostic, the other's largely colour-specific, "
+          f"in every run. Colour selectivity of a tower = share of its conv1 kernels' energy outside the grey "
+          f"(R = G = B) component: 0 colour-agnostic, 2/3 for random weights, 1 pure colour opponency. "
+          f"Separated: {next(iter(measured.values()))['rule']}. Separated in {k} of {len(measured)} seeds "
+          f"({k / len(measured):.0%}).")
+    doc.table(["seed", "tower 0", "tower 1", "gap", "Mann-Whitney p", "separated", "more colourful tower"],
+              [[s, t["colour_selectivity"][0], t["colour_selectivity"][1], t["gap"], t["mann_whitney_p"],
+                t["separated"], t["colour_tower"]] for s, t in measured.items()])
+    if inp.kernels:
+        doc.figure("tower_kernels", "conv1 kernels of each tower, per seed (paper Figure 3 redrawn)",
+                   figures.tower_kernels(inp.kernels, measured))
+
+
+def pilot_and_plan(doc: Doc, inp: ReportInputs) -> None:
+    """`harness pilot`'s figures and the costed plan for every claim this run cannot decide."""
+    from harness.report import plan
+    doc.h(2, "16. Pilot and costed reproduction plan")
+    p = inp.pilot
+    if not p:
+        doc.p("No pilot: run `harness pilot` (a few hundred steps of this recipe) to write reports/pilot.json.")
+    else:
+        stale = p.get("training_digest") != inp.training_digest
+        loss, r, pr = p["loss"], p["throughput"], p["projection"]
+        doc.p(f"`harness pilot`, {p['measured_at']}: {p['steps']} steps of profile '{p['profile']}' on "
+              f"{p['dataset']} ({p['num_classes']} classes), devices {', '.join(p['devices'])}"
+              + (". STALE: made with other data/model/train params than this run; run `harness pilot` again"
+                 if stale else " (the params of this run)") + ".")
+        doc.p(("Loss: " if loss["verdict"] == "decreasing" else "Loss, WARNING: ") + loss["message"] +
+              f". Initial logits: sd across images {fmt(loss['init_logit_sd'])}.")
+        rows = [["training images/s (all devices)", r["train_images_per_s"]],
+                ["training images/s per device", r["train_images_per_s_per_device"]],
+                ["centre-crop evaluation images/s", r["eval_center_images_per_s"]],
+                ["10-patch evaluation images/s", r["eval_ten_patch_images_per_s"]]]
+        rows += [[f"peak memory {d} (GiB; {m['what']})", m["peak_bytes"] / 2**30] for d, m in p["memory"].items()]
+        rows += [[f"{g['what']}: {g['seeds']} seed(s) on {g['devices']} device(s), hours each",
+                  g["total_s"] / 3600] for g in pr["groups"]]
+        rows += [["full run, wall hours (one run after another)", pr["wall_s"] / 3600],
+                 ["full run, device-hours", pr["device_hours"]]]
+        doc.table(["pilot figure", "value"], rows)
+        doc.p(f"Projection: {pr['assumptions']}.")
+    built = plan.build(inp.compare, p)
+    if not built["claims"]:
+        doc.p("Every claim was decided by this run.")
+        return
+    where = f"on {', '.join(built['devices'])} ({built['basis']})" if built["devices"] else         "not costed (no pilot)"
+    doc.p(f"For every claim this run cannot decide: the run that would, and its projected device-hours {where}. "
+          f"Each run trains every seed {plan.PAPER_EPOCHS} epochs with validation each epoch, then evaluates "
+          "centre crops and 10 patches; arms retrain every seed.")
+    doc.table(["run", "data", "network", "seeds", "arms", "evaluated on", "claims it decides", "device-hours"],
+              [[r["run"], r["data"], r["network"], r["seeds"], "; ".join(r["arms"]) or "none", r["evaluated_on"],
+                ", ".join(r["claims"]), r["device_hours"]] for r in built["runs"]], text_last=False)
+    if built["total_device_hours"] is not None:
+        doc.p(f"All runs together: {fmt(built['total_device_hours'])} device-hours on these devices.")
+    doc.table(["claim", "run", "what it needs now"],
+              [[c["id"], c["run"] or "none: no run of this harness decides it", c.get("why_no_run") or c["needs"]]
+               for c in built["claims"]], text_last=True)

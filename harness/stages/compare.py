@@ -129,7 +129,7 @@ def load_ablations(cfg: C.Config, data_dir: Path, train_plots: Path, ablations_d
 def run_compare(ctx: StageContext, *, data_dir: Path, eval_dir: Path, pred_dir: Path,
                 ensemble_path: Path, out_path: Path, train_plots: Path | None = None,
                 ablations_dir: Path | None = None, ablation_plots: Path | None = None,
-                train_dir: Path | None = None) -> dict:
+                train_dir: Path | None = None, summary_path: Path | None = None) -> dict:
     from harness.analysis import claims as CL
     from harness.analysis import compare, verdict
     cfg = ctx.cfg
@@ -164,4 +164,6 @@ def run_compare(ctx: StageContext, *, data_dir: Path, eval_dir: Path, pred_dir: 
         tracking.log_metrics(ctx.uri, run_id, metrics)
         tracking.log_metrics_once(ctx.uri, ctx.parent_id, metrics)  # MLflow has no seed aggregation
         atomic_write_json(out_path, out)
+        if summary_path is not None:  # the DVC metrics: a handful of columns in `dvc exp show`
+            atomic_write_json(summary_path, compare.headline(out))
     return out

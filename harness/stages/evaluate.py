@@ -26,6 +26,7 @@ def run_evaluate(ctx: StageContext, *, seed: int, data_dir: Path, model_dir: Pat
     # the whole net on one device per rank: rank r evaluates on the r-th device of train.devices[0]'s kind
     d = runtime.init_distributed(cfg.train.devices[:1])
     runtime.set_determinism(seed, cfg.train.threads)
+    backend = accel.configure_precision(cfg.train.precision)  # as trained: fp32 = IEEE (TF32 off)
     model = load_model(model_dir / "model.pt", cfg, d.devices[0])
     if cfg.train.channels_last:  # evaluate in the memory format and precision it trained in
         accel.to_channels_last(model)
@@ -34,7 +35,8 @@ def run_evaluate(ctx: StageContext, *, seed: int, data_dir: Path, model_dir: Pat
     labels = val_split.labels
     result = {"seed": seed, **({"arm": cfg.arm} if cfg.arm else {}), "dataset": cfg.data.source, "split": cfg.evaluate.split,
               "num_classes": len(manifest["classes"]), "n_images": len(labels), "protocols": {}}
-    tags = {**ctx.base_tags, "stage": "evaluate", "seed": seed, "data_digest": manifest["digest"]}
+    tags = {**ctx.base_tags, "stage": "evaluate", "seed": seed, "data_digest": manifest["digest"],
+            **{f"backend.{k}": v for k, v in backend.items()}}
     tracker = (tracking.child_run(ctx.uri, ctx.experiment_id, ctx.parent_id, run_name("evaluate", cfg, seed),
                                   {**params_for(ctx.cfg, "evaluate"), "seed": seed, "world_size": d.world}, tags)
                if d.main else nullcontext(None))

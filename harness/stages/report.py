@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from harness import config as C
@@ -37,11 +38,20 @@ def write_all_seeds(curves: dict, path: Path) -> None:
     atomic_write_text(path, pd.concat(frames, ignore_index=True).to_csv(index=False))
 
 
+def _kernels(folder: Path | None, seeds: list[int]) -> dict | None:
+    """seed -> conv1 kernels written by the train stage (artifacts/kernels/seed-N.npy)."""
+    if folder is None:
+        return None
+    found = {s: np.load(folder / f"seed-{s}.npy") for s in seeds if (folder / f"seed-{s}.npy").is_file()}
+    return found or None
+
+
 def run_report(ctx: StageContext, *, data_dir: Path, metrics_dir: Path, plots_dir: Path,
                out_md: Path, out_html: Path, figures_dir: Path, all_seeds_csv: Path,
-               benchmarks: Path | None = None, reliability: Path | None = None) -> Path:
+               benchmarks: Path | None = None, reliability: Path | None = None,
+               kernels: Path | None = None, pilot: Path | None = None) -> Path:
     from harness.report import render, sections
-    from harness.report.deviations import deviations
+    from harness.report.deviations import deviations, interpretations
     cfg = ctx.cfg
     seeds = list(cfg.train.seeds)
     train = {s: read_json(metrics_dir / "train" / f"seed-{s}.json", f"training metrics of seed {s}") for s in seeds}
@@ -56,7 +66,10 @@ def run_report(ctx: StageContext, *, data_dir: Path, metrics_dir: Path, plots_di
         provenance=_provenance(ctx, train),
         benchmarks=read_json(benchmarks, "benchmarks") if benchmarks and benchmarks.is_file() else None,
         reliability=read_json(reliability, "reliability figures") if reliability and reliability.is_file() else None,
-        ui_url=tracking.ui_url(ctx.uri))
+        ui_url=tracking.ui_url(ctx.uri),
+        interpretations=interpretations(cfg), kernels=_kernels(kernels, seeds),
+        pilot=read_json(pilot, "pilot figures") if pilot and pilot.is_file() else None,
+        training_digest=C.training_digest(cfg))
     write_all_seeds(inputs.curves, all_seeds_csv)
     doc = sections.build(inputs)
     for block in doc.blocks:

@@ -15,10 +15,10 @@ from harness import config as C
 from harness.data import shards, transforms
 from harness.data.transforms import build_views
 from harness.errors import UserError
-from harness.io import atomic_write_json, atomic_write_text, check_writable, remove_stale_temps
+from harness.io import atomic_save_npy, atomic_write_json, atomic_write_text, check_writable, remove_stale_temps
 from harness.model import build_model, count_params
 from harness.stages import StageContext, params_for, run_name
-from harness.train import checkpoint, loop, recipe
+from harness.train import checkpoint, loop, recipe, towers
 
 
 def train_input(cfg: C.Config, train_view: transforms.TrainView, devices: tuple[str, ...] | None = None):
@@ -48,8 +48,20 @@ def compile_model(model, cfg: C.TrainConfig, crop: int, world: int, devices: tup
     return compiled, "inductor"
 
 
+def schedule_loader(cfg: C.Config, data_dir: Path, norm, d):
+    """Centre crops of the held-out training slice that drives the plateau rule
+    (train.schedule_split holdout), split over ranks like val; None when val drives it."""
+    held = transforms.schedule_split(cfg, data_dir)
+    if held is None:
+        return None, 0
+    view = transforms.EvalView(held, norm, cfg.model.input_size, "center")
+    return transforms.batch_loader(view, transforms.eval_batches(len(held), cfg.evaluate.batch_size, d.rank, d.world),
+                                   0), len(held)
+
+
 def run_train(ctx: StageContext, *, seed: int, data_dir: Path, out_dir: Path, metrics_path: Path,
-              plots_path: Path, steps_path: Path | None = None, work: Path | None = None) -> dict:
+              plots_path: Path, steps_path: Path | None = None, kernels_path: Path | None = None,
+              work: Path | None = None) -> dict:
     """Train one seed into out_dir (model.pt, provenance.json). The resume checkpoint lives in a
     work folder outside the DVC output (checkpoint.resume_path), so the output need not persist and
     DVC's run-cache can restore earlier weights; `work` None: a `<out_dir>.work` folder beside it."""
@@ -58,7 +70,8 @@ def run_train(ctx: StageContext, *, seed: int, data_dir: Path, out_dir: Path, me
     manifest = shards.load_manifest(data_dir)
     d = runtime.init_distributed(cfg.train.devices)  # this rank's own devices (LOCAL_RANK)
     runtime.set_determinism(seed, cfg.train.threads, cfg.train.deterministic)
-    backend = accel.configure_cudnn(cfg.train.deterministic)  # autotuning only without bitwise reproducibility
+    accel.configure_cudnn(cfg.train.deterministic)  # autotuning only without bitwise reproducibility
+    backend = accel.configure_precision(cfg.train.precision)  # fp32 = IEEE: TF32 off (docs/fidelity.md)
     train_view, val_split, norm = build_views(cfg, data_dir, seed)
     train_view, make_loader = train_input(cfg, train_view, d.devices)
     if cfg.train.batch_size > len(train_view):
@@ -69,6 +82,7 @@ def run_train(ctx: StageContext, *, seed: int, data_dir: Path, out_dir: Path, me
     val_loader = transforms.batch_loader(
         transforms.EvalView(val_split, norm, cfg.model.input_size, "center"),
         transforms.eval_batches(len(val_split), cfg.evaluate.batch_size, d.rank, d.world), 0)
+    held_loader, n_held = schedule_loader(cfg, data_dir, norm, d)
     model = build_model(cfg.model, len(manifest["classes"]), d.devices)
     if cfg.train.channels_last:  # before the optimizer, so its state takes the same layout
         accel.to_channels_last(model)
@@ -82,12 +96,14 @@ def run_train(ctx: StageContext, *, seed: int, data_dir: Path, out_dir: Path, me
     train_model, compiled = compile_model(runtime.wrap_ddp(model, d), cfg.train, cfg.model.input_size, d.world,
                                           d.devices)
     params = {**params_for(cfg, "data", "model", "train"), "seed": seed, "n_parameters": count_params(model),
-              "world_size": d.world, "arm": cfg.arm or "baseline"}
+              "world_size": d.world, "arm": cfg.arm or "baseline", "train_images": len(train_view),
+              "schedule_images": n_held or len(val_split)}
     tags = {**ctx.base_tags, "stage": "train", "seed": seed, "data_digest": manifest["digest"],
             "devices": ",".join(d.devices), "world_size": d.world, "dist_backend": d.backend,
             "cuda_visible_devices": runtime.visible_devices(), "threads": cfg.train.threads,
             "num_workers": cfg.train.num_workers, "precision": cfg.train.precision,
             "channels_last": cfg.train.channels_last, "compile": compiled, "decode_device": cfg.train.decode_device,
+            **{f"backend.{k}": v for k, v in backend.items()},  # the effective flags (docs/fidelity.md, "Precision": fp32 = IEEE)
             "cudnn_benchmark": backend["cudnn_benchmark"],
             "deterministic": "torch.use_deterministic_algorithms(warn_only=True)" if cfg.train.deterministic
             else "off: cuDNN autotuning and non-deterministic algorithms (weights not bitwise reproducible)"}
@@ -97,14 +113,25 @@ def run_train(ctx: StageContext, *, seed: int, data_dir: Path, out_dir: Path, me
         tracking.log_dataset(ctx.uri, run_id, manifest, "train", "training")
         tracking.log_dataset(ctx.uri, run_id, manifest, "val", "validation")
         history = _fit_logged(ctx, run_id, train_model, model, optimizer, state,
-                              train_view, make_loader, val_loader, seed, ckpt, d)
-        result = _train_metrics(history, seed, run_id, ctx)
+                              train_view, make_loader, val_loader, seed, ckpt, d, held_loader)
+        conv1 = _conv1_weight(model)
+        result = {**_train_metrics(history, seed, run_id, ctx), "backend": backend,
+                  "schedule": schedule_record(cfg.train, state, n_held or len(val_split), len(train_view)),
+                  "towers": _towers(cfg, conv1)}
         if d.main:
             _save_model(out_dir / "model.pt", model, cfg, seed, manifest)
-            atomic_write_text(plots_path, pd.DataFrame([h.__dict__ for h in history]).to_csv(index=False))
+            curves = pd.DataFrame([h.__dict__ for h in history]).dropna(axis=1, how="all")  # no holdout: no column
+            atomic_write_text(plots_path, curves.to_csv(index=False))
             if steps_path is not None:
                 atomic_write_text(steps_path, steps_csv(state.windows))
             atomic_write_json(metrics_path, result)
+            if kernels_path is not None:  # Figure 3 of the report (paper 6.1)
+                atomic_save_npy(kernels_path, conv1.astype(np.float32))
+            tracking.set_tags(ctx.uri, run_id, {"lr_drop_epochs": ",".join(map(str, result["schedule"]["lr_drops"]))
+                                                or "none", "schedule_split": result["schedule"]["split"]})
+            if result["towers"]:
+                tracking.log_metrics_once(ctx.uri, run_id, {f"tower{t}_colour_selectivity": v for t, v in
+                                                            enumerate(result["towers"]["colour_selectivity"])})
             tracking.log_artifact(ctx.uri, run_id, out_dir / "model.pt", "model")
             if cfg.tracking.log_models:
                 _log_mlflow_model(ctx, run_id, model, cfg, seed, len(manifest["classes"]))
@@ -161,7 +188,33 @@ def _resume(path: Path, cfg: C.Config, seed: int, model, optimizer, d) -> tuple[
     return state, payload.get("mlflow_run_id")
 
 
-def _fit_logged(ctx, run_id, train_model, model, optimizer, state, train_view, loader, val_loader, seed, ckpt, d):
+def schedule_record(cfg: C.TrainConfig, state: loop.TrainState, schedule_images: int, train_images: int) -> dict:
+    """What drove the lr schedule and when it dropped (train metrics `schedule`, the report)."""
+    # a step at epoch s divides the lr after s epochs: one at the last epoch never takes effect
+    drops = list(state.lr_drops) if cfg.schedule == "plateau" else [s for s in cfg.lr_steps if s < cfg.epochs]
+    split = "none (fixed steps)" if cfg.schedule == "steps" else cfg.schedule_split
+    return {"rule": cfg.schedule, "split": split, "patience": cfg.patience, "threshold_pp": cfg.plateau_threshold,
+            "max_drops": cfg.max_drops, "lr_drops": drops, "schedule_images": schedule_images,
+            "train_images": train_images,
+            "holdout_every": cfg.holdout_every if cfg.schedule_split == "holdout" else None}
+
+
+def _conv1_weight(model) -> np.ndarray:
+    """conv1 kernels [K, 3, 11, 11] in the grouped layout (tower t: the t-th half)."""
+    state = model.grouped_state_dict() if hasattr(model, "grouped_state_dict") else model.state_dict()
+    key = "conv1.weight" if "conv1.weight" in state else next(k for k in state if k.endswith("weight"))
+    return state[key].detach().float().cpu().numpy()
+
+
+def _towers(cfg: C.Config, conv1: np.ndarray) -> dict | None:
+    """paper 6.1: each tower's colour selectivity; None for nets without two towers."""
+    if cfg.model.arch != "paper" or cfg.model.towers != 2:
+        return None
+    return towers.tower_summary(conv1)
+
+
+def _fit_logged(ctx, run_id, train_model, model, optimizer, state, train_view, loader, val_loader, seed, ckpt, d,
+                held_loader=None):
     """fit() with MLflow logging and checkpoints from rank 0; train_model may be DDP-wrapped
     and compiled, `model` is the plain module that is checkpointed."""
     cfg = ctx.cfg
@@ -171,7 +224,7 @@ def _fit_logged(ctx, run_id, train_model, model, optimizer, state, train_view, l
     done = tracking.logged_steps(ctx.uri, run_id, ("step_loss", "val_top1_error")) if run_id and state.global_step \
         else {"step_loss": set(), "val_top1_error": set()}
 
-    def flush_steps():  # per-step scalars to MLflow in batches (DESIGN.md)
+    def flush_steps():  # per-step scalars to MLflow in batches (docs/architecture.md, "Tracking")
         new = [x for x in steps if x[0] not in done["step_loss"]]
         if run_id:
             tracking.log_series(ctx.uri, run_id, "step_loss", [(s, loss) for s, loss, _ in new])
@@ -185,7 +238,11 @@ def _fit_logged(ctx, run_id, train_model, model, optimizer, state, train_view, l
               f"val top-1 {r.val_top1_error:.1f}%  top-5 {r.val_top5_error:.1f}%  "
               f"lr {r.lr:.2g}  {r.images_per_s:.0f} img/s", flush=True)
         if r.epoch not in done["val_top1_error"]:
-            tracking.log_metrics(ctx.uri, run_id, {k: v for k, v in r.__dict__.items() if k != "epoch"}, step=r.epoch)
+            metrics = {k: v for k, v in r.__dict__.items() if k != "epoch" and v is not None}
+            # lr drops so far: a step per drop (the tag lr_drop_epochs lists them at the end)
+            metrics["lr_drops"] = len(state.lr_drops) if cfg.train.schedule == "plateau" else \
+                sum(s <= r.epoch for s in cfg.train.lr_steps if s < cfg.train.epochs)
+            tracking.log_metrics(ctx.uri, run_id, metrics, step=r.epoch)
 
     def on_checkpoint(st: loop.TrainState):
         if not all(torch.isfinite(p).all() for p in model.parameters()):  # never overwrite a good checkpoint
@@ -205,7 +262,8 @@ def _fit_logged(ctx, run_id, train_model, model, optimizer, state, train_view, l
     hooks = loop.Hooks(on_step=lambda s, loss, lr: steps.append((s, loss, lr)), on_epoch=on_epoch,
                     on_checkpoint=on_checkpoint)
     try:
-        return loop.fit(train_model, optimizer, train_view, loader, val_loader, cfg.train, seed, state, hooks, d)
+        return loop.fit(train_model, optimizer, train_view, loader, val_loader, cfg.train, seed, state, hooks, d,
+                        schedule_loader=held_loader)
     except loop.NonFiniteLoss as exc:
         ck = ckpt
         kept = f"the last good checkpoint {ck} is kept" if ck.is_file() else "no checkpoint had been written yet"
@@ -227,7 +285,7 @@ def _out_of_memory(exc: BaseException) -> bool:
 
 
 def _save_model(path: Path, model, cfg: C.Config, seed: int, manifest: dict) -> None:
-    """Weights plus what describes them (house rule 6): config, seed, classes, data digest.
+    """Weights plus what describes them (docs/architecture.md, house rule 6): config, seed, classes, data digest.
 
     Only deterministic content goes into model.pt, so retraining to the same weights gives the
     same bytes and DVC skips evaluation. Git commit and environment, which change with every
@@ -247,7 +305,8 @@ def _log_mlflow_model(ctx, run_id, model, cfg: C.Config, seed: int, num_classes:
     cpu = build_model(cfg.model, num_classes, ("cpu",))
     cpu.load_state_dict({k: v.detach().float().cpu() for k, v in weights.items()})
     example = torch.zeros(2, 3, cfg.model.input_size, cfg.model.input_size)  # batch 2: a dynamic batch size
-    tracking.log_model(ctx.uri, run_id, cpu.eval(), example, checkpoint.model_tags(cfg, seed))
+    with accel.export_safe_flags():  # torch.export trips over the precision flags otherwise
+        tracking.log_model(ctx.uri, run_id, cpu.eval(), example, checkpoint.model_tags(cfg, seed))
 
 
 def _train_metrics(history, seed, run_id, ctx) -> dict:

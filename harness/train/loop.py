@@ -40,6 +40,9 @@ class EpochResult:
     lr: float
     images_per_s: float
     epoch_time_s: float
+    # train.schedule_split holdout: centre-crop top-1 % on the held-out training slice, which
+    # the plateau rule then reads instead of val_top1_error; None otherwise
+    holdout_top1_error: float | None = None
 
 
 EMPTY_PARTIAL = {"loss": 0.0, "wrong": 0, "wrong5": 0, "seen": 0, "time": 0.0}
@@ -53,8 +56,9 @@ class TrainState:
     step_in_epoch: int = 0  # batches done in the current epoch
     global_step: int = 0
     drops: int = 0  # lr divisions by 10 so far (plateau schedule)
-    best_val: float = math.inf
+    best_val: float = math.inf  # best centre-crop top-1 of the split the plateau rule reads
     bad_epochs: int = 0
+    lr_drops: list = field(default_factory=list)  # plateau: epochs completed at each lr drop
     partial: dict = field(default_factory=lambda: dict(EMPTY_PARTIAL))
     history: list = field(default_factory=list)  # EpochResult dicts
     # [global step, epoch, images, top-1 wrong, top-5 wrong, loss sum] per read of the device sums
@@ -88,7 +92,7 @@ class Hooks:
 
 
 # Steps between reads of the device-side sums (loss, errors, NaN check, progress, on_step): the
-# host queues up to this many steps ahead of the GPU instead of waiting for each (issue 7.2).
+# host queues up to this many steps ahead of the GPU instead of waiting for each (measured by benchmarks/gpu_check.py).
 SYNC_EVERY = 20
 
 
@@ -200,15 +204,17 @@ def validate(model, loader, d: Dist = Dist(), precision: str = "fp32", channels_
     return {"loss": loss / n, "top1_error": 100.0 * w1 / n, "top5_error": 100.0 * w5 / n}
 
 
-def _finish_epoch(cfg: TrainConfig, state: TrainState, val: dict, steps: int, d: Dist) -> EpochResult:
+def _finish_epoch(cfg: TrainConfig, state: TrainState, val: dict, steps: int, d: Dist,
+                  held: dict | None = None) -> EpochResult:
     keys = ("loss", "wrong", "wrong5", "seen")
     p = {**state.partial, **dict(zip(keys, runtime.all_reduce_sum([state.partial[k] for k in keys], d)))}
     lr = lr_at(cfg, state, state.epoch + (steps - 1) / steps)  # lr of the epoch's last step
     seen = max(p["seen"], 1)
     result = EpochResult(state.epoch + 1, p["loss"] / seen, 100.0 * p["wrong"] / seen, 100.0 * p["wrong5"] / seen,
                          val["loss"], val["top1_error"], val["top5_error"], lr,
-                         p["seen"] / max(p["time"], 1e-9), p["time"])
-    update_plateau(cfg, state, val["top1_error"])
+                         p["seen"] / max(p["time"], 1e-9), p["time"],
+                         None if held is None else held["top1_error"])
+    update_plateau(cfg, state, (held or val)["top1_error"])  # the split train.schedule_split names
     state.history.append(asdict(result))
     state.epoch += 1
     state.step_in_epoch = 0
@@ -217,8 +223,11 @@ def _finish_epoch(cfg: TrainConfig, state: TrainState, val: dict, steps: int, d:
 
 
 def fit(model, optimizer, train_view, make_loader, val_loader, cfg: TrainConfig, seed: int,
-        state: TrainState, hooks: Hooks = Hooks(), d: Dist = Dist()) -> list[EpochResult]:
+        state: TrainState, hooks: Hooks = Hooks(), d: Dist = Dist(), schedule_loader=None) -> list[EpochResult]:
     """Train from `state` to cfg.epochs; returns the whole per-epoch history.
+
+    schedule_loader: centre crops of the held-out training slice (train.schedule_split
+    holdout); the plateau rule then reads its error instead of the validation error.
 
     Under torchrun each rank takes every world-th image of each global batch, so the global
     batch (paper 5: 128) and the data order do not depend on the number of processes.
@@ -231,7 +240,9 @@ def fit(model, optimizer, train_view, make_loader, val_loader, cfg: TrainConfig,
         remaining = [b[d.rank::d.world] for b in batches[state.step_in_epoch:]]  # resume skips done steps
         train_one_epoch(model, make_loader(remaining), optimizer, cfg, state, len(batches), hooks)
         val = validate(model, val_loader, d, cfg.precision, cfg.channels_last)
-        result = _finish_epoch(cfg, state, val, len(batches), d)
+        held = None if schedule_loader is None else validate(model, schedule_loader, d, cfg.precision,
+                                                             cfg.channels_last)
+        result = _finish_epoch(cfg, state, val, len(batches), d, held)
         if hooks.on_epoch:
             hooks.on_epoch(result)
         if hooks.on_checkpoint:

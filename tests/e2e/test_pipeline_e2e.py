@@ -65,6 +65,20 @@ def test_full_pipeline_outputs(repo, first_run):
         for epoch, rows_e in steps.groupby("epoch"):
             err = 100 * rows_e["wrong"].sum() / rows_e["images"].sum()
             assert err == pytest.approx(epochs.loc[epochs.epoch == epoch, "train_top1_error"].item())
+    # every interpretation on every run, the schedule's split and drops, the backend flags,
+    # the towers (Figure 3 from the kernels the train stage wrote) and the costed plan
+    for words in ("Interpretations and departures", "Dropout scaling", "Weight decay on biases", "LRN constants",
+                  "the val split; the lr schedule reads no split", "lr divided after epochs", "cuBLAS matmul fp32", "Tower specialisation",
+                  "tower_kernels.png", "Pilot and costed reproduction plan", "device-hours"):
+        assert words in md, words
+    assert "which the lr schedule does not see" not in md
+    for seed in (1, 2):
+        train = json.loads((repo / f"reports/metrics/train/seed-{seed}.json").read_text())
+        assert train["backend"]["matmul_fp32_precision"] == "ieee" and train["schedule"]["lr_drops"] == []  # step 2 of 2 epochs never applies
+        t = train["towers"]
+        assert len(t["colour_selectivity"]) == 2 and isinstance(t["separated"], bool)
+        k = np.load(repo / f"artifacts/kernels/seed-{seed}.npy")
+        assert k.shape[1:] == (3, 11, 11) and len(k) % 2 == 0
 
 
 @pytest.mark.slow
@@ -84,12 +98,51 @@ def test_mlflow_store_has_parent_and_children(repo, first_run):
     assert epochs == 2
     train = json.loads((repo / "reports/metrics/train/seed-1.json").read_text())
     assert train["mlflow_run_id"] in {r[0] for r in runs}
+    tags = dict(db.execute("SELECT key, value FROM tags WHERE run_uuid=?", (train["mlflow_run_id"],)).fetchall())
+    assert tags["lr_drop_epochs"] == "none" and tags["backend.cudnn_conv_fp32_precision"] == "ieee"
+    assert {"lr_drops", "tower0_colour_selectivity"} <= metrics
+    params = dict(db.execute("SELECT key, value FROM params WHERE run_uuid=?", (train["mlflow_run_id"],)).fetchall())
+    assert {"model.dropout_scaling", "train.bias_decay", "train.plateau_threshold", "train.schedule_split",
+            "train.crop_flip", "model.hidden_bias", "model.drop_conv"} <= params.keys()
 
 
 @pytest.mark.slow
 def test_second_repro_does_nothing(repo, first_run):
     out = dvc(repo, "repro")
     assert ran_stages(out) == set(), out
+
+
+def _leaves(tree, prefix=""):
+    """Numeric leaves of nested dicts, as {"a.b.c": value}."""
+    if isinstance(tree, dict):
+        return {k: v for key, sub in tree.items() for k, v in _leaves(sub, f"{prefix}{key}.").items()}
+    return {prefix[:-1]: tree} if isinstance(tree, (int, float)) and not isinstance(tree, bool) else {}
+
+
+@pytest.mark.slow
+def test_dvc_metrics_are_the_headline_figures_only(repo, first_run):
+    """`dvc metrics show` (and the metric columns of `dvc exp show`) hold reports/summary.json
+    alone: at most 20 numbers, each equal to its source in compare.json / ensemble.json."""
+    out = dvc(repo, "metrics", "show", "--json")  # stdout, then any warnings on stderr
+    shown = json.loads(out[out.index("{"):out.rindex("}") + 1])
+    files = {f for rev in shown.values() for f in rev["data"]}
+    assert files == {"reports/summary.json"}, files
+    summary = json.loads((repo / "reports/summary.json").read_text())
+    leaves = _leaves(summary)
+    assert 10 <= len(leaves) <= 20, sorted(leaves)
+    assert _leaves(next(iter(shown.values()))["data"]["reports/summary.json"]["data"]) == leaves
+    compare = json.loads((repo / "reports/metrics/compare.json").read_text())
+    ens = json.loads((repo / "reports/metrics/ensemble.json").read_text())
+    assert summary["seeds"] == 2 and summary["claims"]["tested"] == compare["counts"]["claims_tested"]
+    for proto in ("center", "ten_patch"):
+        for metric in ("top1_error", "top5_error"):
+            row = summary[proto][metric]
+            assert row["mean"] == compare["summary"][proto][metric]["mean"]
+            assert row["ensemble"] == ens["protocols"][proto]["sizes"][-1][f"{metric}_mean"]
+    out = dvc(repo, "exp", "show", "--json")
+    rows = json.loads(out[out.index("["):out.rindex("]") + 1])
+    metrics = rows[0]["data"]["metrics"]  # the workspace row: what `dvc exp show` prints as metric columns
+    assert set(metrics) == {"reports/summary.json"} and _leaves(metrics["reports/summary.json"]["data"]) == leaves
 
 
 @pytest.mark.slow

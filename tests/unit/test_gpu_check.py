@@ -49,7 +49,7 @@ def test_gpu_check_smoke_runs_without_pipeline_packages(tmp_path):
     assert ddp["backend"] == "gloo" and ddp["collectives_ok"] and ddp["devices"] == [["cpu"], ["cpu"]]
     assert ddp["global_batch"] == 8 and ddp["images_per_s"] > 0
     train = {k: v for k, v in parts.items() if k.startswith("train ")}
-    assert {v["precision"] for v in train.values()} == {"fp32", "bf16"}
+    assert {v["precision"] for v in train.values()} == {"fp32", "tf32", "bf16"}
     assert {v["channels_last"] for v in train.values()} == {True, False}
     assert {bool(v["compile"]) for v in train.values()} == {True, False}
     assert all(v["images_per_s"] > 0 and v["mfu_vs_bf16_peak"] > 0 for v in train.values())
