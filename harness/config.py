@@ -52,6 +52,10 @@ class DataConfig:
     image_size: int = rule(256, lo=16, hi=512)  # stored side; paper 256
     # paper 2: shorter side to 256, then the central 256x256 patch; "warp": whole image squashed
     resize: str = rule("crop", choices=("crop", "warp"))
+    # JPEGs decoded at 1/2, 1/4 or 1/8 scale in libjpeg-turbo's DCT domain when the shorter side
+    # stays >= image_size, before the antialiased resize: faster on large images, pixels differ
+    # a little (paper 2 does not say how it down-sampled; harness/data/imaging.py)
+    dct_scaling: bool = rule(False)
     # raw pixels (small data) or JPEG (ImageNet: 1.2M x 196 KB raw would be 250 GB);
     # auto: raw up to 2 GiB of pixels
     encoding: str = rule("auto", choices=("auto", "raw", "jpeg"))
@@ -82,6 +86,9 @@ class ModelConfig:
     conv1_padding: int = rule(2, lo=0, hi=5)
     activation: str = rule("relu", choices=("relu", "tanh"))
     lrn: str = rule("paper", choices=("paper", "cuda_convnet2", "caffe", "none"))
+    # how LRN is computed, not what: fast (harness/model/lrn.py) or reference
+    # (nn.LocalResponseNorm, built on avg_pool3d); equal to fp32 rounding, not bit for bit
+    lrn_impl: str = rule("fast", choices=("fast", "reference"))
     pool: str = rule("overlap", choices=("overlap", "nonoverlap"))
     # What stands where the paper has LRN (after the ReLUs of conv1 and conv2, paper 3.3): lrn
     # (model.lrn's convention), or what replaced it: batchnorm, layernorm (each tower's maps per

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from harness.config import ModelConfig
+from harness.model.lrn import local_response_norm
 
 # LRN conventions (docs/paper.md, "Ambiguities"). "paper" is the printed formula: alpha NOT divided by
 # n, which nn.LocalResponseNorm would do, so we pass alpha * n to undo its division.
@@ -18,22 +19,36 @@ LRN_CONVENTIONS = {
 }
 
 
+LRN_IMPLS = ("fast", "reference")
+
+
 class TowerLRN(nn.Module):
     """Local response normalisation applied within each tower's channels (paper 3.3).
 
     In the two-GPU net each GPU normalises only over its own kernel maps, so the 5-channel
-    window never crosses the tower boundary.
+    window never crosses the tower boundary. impl (model.lrn_impl): "fast" is
+    harness/model/lrn.py (shifted adds, cache-sized chunks, hand-written backward); "reference"
+    is the nn.LocalResponseNorm below, which also holds the constants for both. The two agree
+    to fp32 rounding, not bit for bit.
     """
 
-    def __init__(self, towers: int, convention: str):
+    def __init__(self, towers: int, convention: str, impl: str = "fast"):
         super().__init__()
-        self.towers = towers
+        if impl not in LRN_IMPLS:
+            raise ValueError(f"LRN impl must be one of {LRN_IMPLS}, got {impl!r}")
+        self.towers, self.impl = towers, impl
         self.lrn = nn.LocalResponseNorm(**LRN_CONVENTIONS[convention])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = self.lrn
+        if self.impl == "fast":
+            return local_response_norm(x, n.size, n.alpha, n.beta, n.k, self.towers)
         b, c, h, w = x.shape
-        y = self.lrn(x.reshape(b * self.towers, c // self.towers, h, w))
+        y = n(x.reshape(b * self.towers, c // self.towers, h, w))
         return y.reshape(b, c, h, w)
+
+    def extra_repr(self) -> str:
+        return f"towers={self.towers}, impl={self.impl}"
 
 
 def pool_layer(cfg: ModelConfig) -> nn.MaxPool2d:
@@ -42,7 +57,9 @@ def pool_layer(cfg: ModelConfig) -> nn.MaxPool2d:
 
 
 def activation(cfg: ModelConfig) -> nn.Module:
-    return nn.ReLU() if cfg.activation == "relu" else nn.Tanh()  # paper 3.1 ablation
+    # in place: the same values without a second full-size tensor per layer (the layers after
+    # it, LRN, pooling and the fc layers, never modify their input)
+    return nn.ReLU(inplace=True) if cfg.activation == "relu" else nn.Tanh()  # paper 3.1 ablation
 
 
 def norm_layer(cfg: ModelConfig, towers: int, channels: int | None = None) -> nn.Module:
@@ -56,7 +73,7 @@ def norm_layer(cfg: ModelConfig, towers: int, channels: int | None = None) -> nn
     at init (torch's defaults; the paper's init rules cover conv and fc layers only).
     """
     if cfg.norm == "lrn":
-        return TowerLRN(towers, cfg.lrn) if cfg.lrn != "none" else nn.Identity()  # paper 3.3
+        return TowerLRN(towers, cfg.lrn, cfg.lrn_impl) if cfg.lrn != "none" else nn.Identity()  # paper 3.3
     if cfg.norm == "none":
         return nn.Identity()
     if channels is None:

@@ -24,6 +24,8 @@ WHERE = {
     "data.source": ("the dataset", "harness/prepare/writer.py, harness/prepare/synthetic.py"),
     "data.image_size": ("stored image side (paper 2: 256x256)", "harness/prepare/writer.py"),
     "data.resize": ("whole image warped to a square instead of the centre crop (paper 2)", "harness/data/imaging.py fit"),
+    "data.dct_scaling": ("large JPEGs decoded at 1/2-1/8 scale in the DCT domain before the resize (paper 2 does not "
+                         "say how it down-sampled)", "harness/data/imaging.py dct_factor"),
     "model.width": ("kernels per layer scaled (paper 3.5: 96-256-384-384-256, fc 4096)", "harness/model/alexnet.py conv_channels/fc_width"),
     "model.arch": ("another network: paper 3.2's one-GPU net (one_tower), torchvision's 2014 variant (a control), "
                    "or a predecessor/successor (lenet5, vgg11/16, googlenet, resnet18/50; docs/successors.md)",

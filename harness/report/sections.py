@@ -56,7 +56,9 @@ def scope(doc: Doc, inp: ReportInputs) -> None:
     doc.h(2, "1. Scope")
     counts = ", ".join(f"{n} {split}" for split, n in m["counts"].items())
     doc.p(f"Data: {m['source']}, {counts} images of {len(m['classes'])} classes at {m['image_size']} px "
-          f"({m.get('resize', 'crop')}, {m.get('encoding', 'raw')} shards; data digest {m['digest'][:12]}). "
+          f"({m.get('resize', 'crop')}, {m.get('encoding', 'raw')} shards; JPEGs "
+          f"{'decoded at 1/2-1/8 scale in the DCT domain when large, then' if m.get('dct_scaling') else 'decoded at full size and'}"
+          f" resized with an antialiased bilinear filter; data digest {m['digest'][:12]}). "
           f"The paper's claims: {c['claims_total']} in the claims file, "
           f"{c['claims_tested']} decided on this run, {c['claims_untested']} not (each with its reason in section 8).")
     skipped = m.get("skipped", [])
@@ -414,7 +416,8 @@ def performance(doc: Doc, inp: ReportInputs) -> None:
           + (" (quick mode: indicative only)." if b.get("quick") else "."))
     t, lo, ev, mf, v = b["train"], b["loader"], b["eval_ten_patch"], b["mfu"], b["verdicts"]
     ips = lambda x: int(round(x))  # noqa: E731 - images/s as whole numbers
-    rows = [["training images/s", ips(t["harness_images_per_s"]["median"]), "plain PyTorch loop",
+    same = " (same work: equal weights after every round)" if t.get("same_weights") else ""
+    rows = [["training images/s", ips(t["harness_images_per_s"]["median"]), "plain PyTorch loop" + same,
              ips(t["plain_images_per_s"]["median"]), f"overhead {t['overhead_pct']['median']:+.1f}%",
              v["train_overhead"]["goal"] + " %", v["train_overhead"]["met"]],
             ["training GFLOP/s", round(mf["harness_flop_per_s"] / 1e9, 1), "fp32 matmul peak",
@@ -423,12 +426,41 @@ def performance(doc: Doc, inp: ReportInputs) -> None:
              f"headroom {lo['headroom']:.1f}x", v["loader_headroom"]["goal"] + " x", v["loader_headroom"]["met"]],
             ["10-patch evaluation images/s", ips(ev["images_per_s"]["median"]), "forward pass only",
              ips(ev["forward_only_images_per_s"]["median"]), f"views {ev['view_share_pct']:.0f}% of the time", "–", "–"]]
+    fs = b.get("fullsize")
+    if fs:  # the paper net at its own size against torchvision's alexnet, same loop
+        fv, fr = fs["variants"], fs["ratios"]
+        for ours, theirs, key, label in (("paper", "torchvision", "paper_vs_torchvision_per_flop", "NCHW"),
+                                         ("paper_channels_last", "torchvision_channels_last",
+                                          "paper_vs_torchvision_per_flop_channels_last", "channels_last")):
+            rows.append([f"paper net GFLOP/s at 224 px, {label} (MFU {100 * fv[ours]['mfu']:.0f}%)",
+                         round(fv[ours]["flop_per_s"] / 1e9), f"torchvision alexnet (MFU {100 * fv[theirs]['mfu']:.0f}%)",
+                         round(fv[theirs]["flop_per_s"] / 1e9), f"{fr[key]:.2f}x per FLOP",
+                         v[key]["goal"] + " x", v[key]["met"]])
+        rows.append(["LRN share of a 224 px step (profiler)", f"{fs['profile']['lrn_share_pct']:.1f}%",
+                     "reference LRN (by removal)", f"{fr['reference_lrn_step_share_pct_by_removal']:.0f}%",
+                     f"step {fr['fast_lrn_speedup_of_step']:.2f}x faster", v["lrn_share_full_size"]["goal"] + " %",
+                     v["lrn_share_full_size"]["met"]])
+    prof = b.get("step_profile") or {}
+    if "lrn_share_default_profile" in v:
+        rows.append(["LRN share of a default-profile step (profiler)", f"{prof['lrn_share_pct']:.1f}%",
+                     "reference LRN (by removal)", f"{prof['lrn']['reference_step_share_pct']:.0f}%", "–",
+                     v["lrn_share_default_profile"]["goal"] + " %", v["lrn_share_default_profile"]["met"]])
     rj = b.get("real_jpegs")
     if rj:  # the preparation speed goals (benchmarks/README.md), one core each, on the real ImageNet sample
         p, lo2 = rj["prepare"], rj["loader"]
         rows.append(["prepare images/s, 1 core (decode, 256 crop, JPEG encode)", ips(p["harness_decode_fit_encode_img_s"]),
                      "Pillow open-convert-resize-crop", ips(p["pil_open_convert_resize_crop_img_s"]),
                      f"{p['ratio']:.2f}x", ">= 2 x", v["prepare_per_core"]["met"]])
+        if "harness_decode_fit_img_s" in p:
+            rows.append(["  the same work only (decode, 256 crop; no encode, no statistics)",
+                         ips(p["harness_decode_fit_img_s"]), "Pillow open-convert-resize-crop",
+                         ips(p["pil_open_convert_resize_crop_img_s"]), f"{p['ratio_same_work']:.2f}x", "–", "–"])
+            dq = rj["dct_scaling"]
+            psnr = f", PSNR {dq['scaled_psnr_db_mean']:.1f} dB on those" if dq["scaled_images"] else ""
+            rows.append([f"  with data.dct_scaling ({dq['scaled_images']} of {dq['images']} images decoded "
+                         f"smaller{psnr})", ips(p["harness_dct_decode_fit_encode_img_s"]),
+                         "Pillow open-convert-resize-crop", ips(p["pil_open_convert_resize_crop_img_s"]),
+                         f"{p['ratio_dct_scaling']:.2f}x", "–", "–"])
         rows.append(["loader images/s, 1 core (JPEG shards, paper augmentation)",
                      ips(lo2["harness_trainview_jpeg_shards_img_s"]), "torchvision ImageFolder",
                      ips(lo2["torchvision_imagefolder_img_s"]), f"{lo2['ratio']:.2f}x", ">= 2 x",
@@ -437,11 +469,16 @@ def performance(doc: Doc, inp: ReportInputs) -> None:
         rows.append(["`dvc repro` wall time (s)", round(b["dvc_repro"]["wall_s"]), "–", "–", "–",
                      v["dvc_repro"]["goal"] + " s", v["dvc_repro"]["met"]])
     doc.table(["figure", "value", "baseline", "baseline value", "ratio", "goal", "met"], rows)
-    prof = b.get("step_profile")
     if prof:
         ops = ", ".join(f"{o['op'].removeprefix('aten::')} {o['self_cpu_pct']:.0f}%" for o in prof["top_ops"][:6])
-        lrn = f" The paper's LRN takes {prof['lrn']['step_share_pct']:.0f}% of a step." if "lrn" in prof else ""
+        impl = prof.get("lrn", {}).get("lrn_impl")  # absent in files written before model.lrn_impl
+        lrn = (f" The LRN{f' ({impl})' if impl else ''} takes {prof['lrn']['step_share_pct']:.0f}% of a step by removal."
+               if "lrn" in prof else "")
         doc.p(f"Where a training step's time goes (torch.profiler, self CPU time): {ops}.{lrn}")
+    if fs:
+        ops = ", ".join(f"{o['op'].removeprefix('aten::')} {o['self_cpu_pct']:.0f}%" for o in fs["profile"]["top_ops"][:6])
+        doc.p(f"At 224 px (batch {fs['batch']}, {fs['rounds']} rounds alternating the order of the nets, the same "
+              f"training loop and update rule for all): {ops}.")
     if b.get("notes"):
         doc.p(b["notes"])
 
