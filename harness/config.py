@@ -63,18 +63,25 @@ class DataConfig:
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
 
+# The nets of harness/model/cuda_convnet.py (NETS there has the same names; a test checks).
+CUDA_CONVNET_ARCHS = ("cuda_convnet_80sec", "cuda_convnet_18pct", "cuda_convnet_13pct", "cuda_convnet_11pct")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     # paper: two-tower grouped net; one_tower: paper 3.2's one-GPU net (half the kernels per
     # conv layer, last conv and FC layers full size); torchvision: the 2014 "one weird trick"
     # variant, a control only (PAPER.md 3).
-    arch: str = rule("paper", choices=("paper", "one_tower", "torchvision"))
+    # cuda_convnet_*: the authors' CIFAR-10 nets from cuda-convnet's example layer files
+    # (paper 3.1, 3.3; harness/model/cuda_convnet.py, docs/cifar10.md).
+    arch: str = rule("paper", choices=("paper", "one_tower", "torchvision") + CUDA_CONVNET_ARCHS)
     width: float = rule(1.0, lo=0.0, hi=4.0, lo_open=True)  # 1.0 = paper's kernel counts
     towers: int = rule(2, choices=(1, 2))  # grouped two-tower net (paper 3.2)
     input_size: int = rule(224, lo=16, hi=512)  # crop side; paper 224 (pad 2) or 227 (pad 0)
     conv1_padding: int = rule(2, lo=0, hi=5)
     activation: str = rule("relu", choices=("relu", "tanh"))
-    lrn: str = rule("paper", choices=("paper", "cuda_convnet2", "caffe", "none"))
+    # cuda_convnet: the rnorm/cmrnorm layers of a cuda_convnet_* net's own layer files
+    lrn: str = rule("paper", choices=("paper", "cuda_convnet2", "caffe", "cuda_convnet", "none"))
     pool: str = rule("overlap", choices=("overlap", "nonoverlap"))
     dropout: float = rule(0.5, lo=0.0, hi=0.99)
     init: str = rule("paper", choices=("paper", "kaiming"))
@@ -119,6 +126,18 @@ class TrainConfig:
     # where JPEG shards are decoded and augmented; cuda: torchvision.io.decode_jpeg on the
     # first train device (decoders may differ from the CPU one by a unit per pixel)
     decode_device: str = rule("cpu", choices=("cpu", "cuda"))
+    # paper 4.1: random crops and horizontal flips; false: the centre crop, never flipped
+    # (paper 3.1's Figure 1 net trains with "no regularization of any kind", docs/cifar10.md)
+    crop_flip: bool = rule(True)
+    # Stop after the first epoch whose training top-1 error (percent) is at or below this: a
+    # convergence run (paper 3.1) needs its series up to the crossing, not beyond. None: never.
+    stop_at_train_error: float | None = rule(None, lo=0.0, hi=100.0)
+    # Learning-rate selection (paper 3.1: "chosen independently to make training as fast as
+    # possible"): before training, each factor runs the first lr_select_steps steps at
+    # lr * factor from the run's own initial weights; the lowest training error over those
+    # steps wins and the run trains at lr * that factor (harness/train/lr_select.py). (): off.
+    lr_select_factors: tuple[float, ...] = rule(())
+    lr_select_steps: int = rule(200, lo=1)
 
     def __post_init__(self):
         if self.decode_device == "cuda" and not self.devices[0].startswith("cuda"):
@@ -159,6 +178,9 @@ class ArmConfig:
     """
     name: str
     overrides: tuple[tuple[str, typing.Any], ...] = ()
+    # Another arm this one starts from and is compared with (`base:` in params), e.g. the net
+    # without LRN against the same net with it; None: the baseline (train.seeds).
+    base: str | None = None
 
     def as_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in self.overrides}
@@ -308,6 +330,9 @@ def _check_items(items, meta, key):
         bad = [d for d in items if not (d == "cpu" or d == "cuda" or d.startswith("cuda:"))]
         if bad:
             raise ConfigError(f"{key}: unknown device {bad[0]!r} (use cpu, cuda or cuda:N)")
+    if key.endswith("lr_select_factors"):
+        if any(f <= 0 for f in items) or len(set(items)) != len(items):
+            raise ConfigError(f"{key}: distinct positive multipliers of train.lr, got {list(items)}")
     if key.endswith("protocols"):
         bad = [p for p in items if p not in ("center", "ten_patch")]
         if bad or not items:
@@ -329,18 +354,38 @@ def _parse_arms(raw, key: str) -> tuple[ArmConfig, ...]:
         body = {} if body is None else body
         if not isinstance(body, dict):
             raise ConfigError(f"{k}: expected a mapping like {{model: {{lrn: none}}}}, got {body!r}")
+        base = body.get("base")
+        if base is not None and (not isinstance(base, str) or base == name):
+            raise ConfigError(f"{k}.base: the name of another arm, got {base!r}")
         overrides = []
         for section, values in body.items():
+            if section == "base":
+                continue
             if section not in ("model", "train"):
-                raise ConfigError(f"{k}.{section}: an arm overrides model.* and train.* keys only")
+                raise ConfigError(f"{k}.{section}: an arm overrides model.* and train.* keys only (and may "
+                                  "name a `base` arm)")
             if not isinstance(values, dict):
                 raise ConfigError(f"{k}.{section}: expected a mapping, got {values!r}")
             for sub, v in values.items():
                 if section == "train" and sub == "seeds":
                     raise ConfigError(f"{k}.train.seeds: the seeds of every arm are ablations.seeds")
                 overrides.append((f"{section}.{sub}", tuple(v) if isinstance(v, list) else v))
-        arms.append(ArmConfig(name, tuple(overrides)))
+        arms.append(ArmConfig(name, tuple(overrides), base))
     return tuple(arms)
+
+
+def arm_overrides(ab: AblationsConfig, name: str) -> tuple[tuple[str, typing.Any], ...]:
+    """The overrides arm `name` trains with: its base arm's (recursively), then its own."""
+    chain, arm = [], ab.arm(name)
+    while True:
+        chain.append(arm)
+        if arm.base is None:
+            break
+        if arm.base in (a.name for a in chain):
+            raise ConfigError(f"ablations.arms.{name}.base: the bases form a cycle "
+                              f"({' -> '.join(a.name for a in chain)} -> {arm.base})")
+        arm = ab.arm(arm.base)
+    return tuple(o for a in reversed(chain) for o in a.overrides)
 
 
 def apply_arm(cfg: Config, name: str) -> Config:
@@ -349,14 +394,14 @@ def apply_arm(cfg: Config, name: str) -> Config:
     The one place an arm changes the config; every stage of the arm (train, evaluate) goes
     through it. The result carries `arm`, so training_digest differs from the baseline's.
     """
-    arm = cfg.ablations.arm(name)
+    overrides = arm_overrides(cfg.ablations, name)
     d = to_dict(cfg)
     sections = {"model": d["model"], "train": d["train"]}
-    for dotted, value in arm.overrides:
+    for dotted, value in overrides:
         section, sub = dotted.split(".", 1)
         sections[section][sub] = list(value) if isinstance(value, tuple) else value
     if sections["model"]["arch"] != "paper" and len(sections["train"]["devices"]) == 2 \
-            and not any(k == "train.devices" for k, _ in arm.overrides):
+            and not any(k == "train.devices" for k, _ in overrides):
         # paper 3.2's one-GPU net (and the controls) run on one device: the first of the two
         sections["train"]["devices"] = sections["train"]["devices"][:1]
     prefix = f"ablations.arms.{name}."
@@ -378,6 +423,15 @@ def _check_ablations(cfg: Config) -> None:
                               f"(defined: {', '.join(names) or 'none'})")
     if len(set(ab.enabled)) != len(ab.enabled):
         raise ConfigError(f"ablations.enabled: an arm is listed twice: {list(ab.enabled)}")
+    for arm in ab.arms:
+        if arm.base is not None and arm.base not in names:
+            raise ConfigError(f"ablations.arms.{arm.name}.base: no arm named {arm.base!r} "
+                              f"(defined: {', '.join(names)})")
+    for name in ab.enabled:
+        base = ab.arm(name).base
+        if base is not None and base not in ab.enabled:
+            raise ConfigError(f"ablations.enabled: arm {name!r} is compared with its base arm {base!r}, "
+                              f"which is not enabled; add {base} to ablations.enabled")
     for arm in ab.arms:  # every arm, enabled or not: a typo fails now, not hours later
         apply_arm(cfg, arm.name)
 
@@ -406,6 +460,13 @@ def _check_cross_fields(cfg: Config) -> None:
         raise ConfigError(
             f"model.input_size: crop {cfg.model.input_size} is larger than the stored "
             f"data.image_size {cfg.data.image_size}")
+    if cfg.model.arch in CUDA_CONVNET_ARCHS:
+        _check_cuda_convnet(cfg)
+        _check_train(cfg)
+        return
+    if cfg.model.lrn == "cuda_convnet":
+        raise ConfigError(f"model.lrn: cuda_convnet is the normalisation of the cuda_convnet_* nets' layer "
+                          f"files; model.arch {cfg.model.arch!r} takes paper, cuda_convnet2, caffe or none")
     if final_map_size(cfg.model) < 1:
         raise ConfigError(
             f"model.input_size: {cfg.model.input_size} px is too small for conv1 (11/4) and three "
@@ -413,10 +474,50 @@ def _check_cross_fields(cfg: Config) -> None:
             f"{min_input_size(cfg.model)}")
     if cfg.model.towers == 2 and cfg.model.width * 96 < 2:
         raise ConfigError("model.width: too small for two towers")
+    _check_train(cfg)
+
+
+# What a cuda_convnet_* net takes from its layer files, as the ModelConfig key holding the same
+# thing for the paper net: key -> (the only value that describes the file, why).
+_CUDA_CONVNET_FIXED = {
+    "width": (1.0, "the nets are built at their layer files' sizes"),
+    "towers": (1, "the layer files describe one-tower nets"),
+    "pool": ("overlap", "the layer files pool 3x3 at stride 2"),
+    "dropout": (0.0, "the layer files have no dropout"),
+    "init": ("paper", "`paper` means the layer files' initW here"),
+    "conv1_padding": (2, "the layer files pad conv1 by 2"),
+}
+
+
+def _check_cuda_convnet(cfg: Config) -> None:
+    """The cuda-convnet CIFAR nets: the paper net's switches that they do not have stay at the value
+    their layer files imply, so nothing is silently ignored (docs/cifar10.md)."""
+    m = cfg.model
+    for key, (value, why) in _CUDA_CONVNET_FIXED.items():
+        if getattr(m, key) != value:
+            raise ConfigError(f"model.{key}: {m.arch} needs {value!r} ({why}), got {getattr(m, key)!r}")
+    if m.lrn not in ("cuda_convnet", "none"):
+        raise ConfigError(f"model.lrn: {m.arch} takes cuda_convnet (its layer files' response normalisation) "
+                          f"or none, not {m.lrn!r}")
+    if cfg.train.update_rule != "paper":
+        raise ConfigError(f"train.update_rule: {m.arch} uses per-layer learning rates and weight decay, "
+                          "which the paper rule (cuda-convnet's own update) carries; set paper")
+
+
+def _check_train(cfg: Config) -> None:
     if len(cfg.train.devices) == 2 and cfg.model.arch != "paper":
         raise ConfigError("train.devices: two devices hold the two towers of model.arch 'paper' only")
     if any(s < 1 or s > cfg.train.epochs for s in cfg.train.lr_steps):
         raise ConfigError(f"train.lr_steps: each step must lie in 1..train.epochs ({cfg.train.epochs})")
+
+
+def evaluated_split(cfg: Config) -> str:
+    """The evaluated split in the paper's terms. CIFAR-10 has no validation set: the harness
+    prepares its official test batch as `val` (harness/prepare/sources.py CIFAR_SPLITS), so what
+    is evaluated there is the paper's CIFAR-10 test error (paper 3.3)."""
+    if cfg.data.source == "cifar10" and cfg.evaluate.split == "val":
+        return "test"
+    return cfg.evaluate.split
 
 
 def to_dict(cfg) -> dict:

@@ -44,12 +44,18 @@ class EpochDraws:
     alpha: np.ndarray  # [N, 3] PCA colour coefficients
 
 
-def epoch_draws(n: int, stored: int, crop: int, seed: int, epoch: int, pca_std: float) -> EpochDraws:
+def epoch_draws(n: int, stored: int, crop: int, seed: int, epoch: int, pca_std: float,
+                crop_flip: bool = True) -> EpochDraws:
+    """crop_flip false (train.crop_flip): every image at the centre crop, never flipped; the
+    same numbers are drawn, so the PCA colour draws do not change with the switch."""
     rng = np.random.default_rng([seed, epoch, 0xA1E7])
     ys = rng.integers(0, stored - crop + 1, n)
     xs = rng.integers(0, stored - crop + 1, n)
     flip = rng.random(n) < 0.5
     alpha = rng.normal(0.0, pca_std, (n, 3)).astype(np.float32)  # paper 4.1: N(0, 0.1)
+    if not crop_flip:
+        ys = xs = np.full(n, (stored - crop) // 2)  # EvalView's centre patch (patch_offsets)
+        flip = np.zeros(n, bool)
     return EpochDraws(ys, xs, flip, alpha)
 
 
@@ -77,14 +83,15 @@ class TrainView(torch.utils.data.Dataset):
     """Random 224-style crop + flip + PCA colour; __getitem__ takes a list of indices."""
 
     def __init__(self, split: PreparedSplit, norm: Normaliser, pca: dict | None, crop: int,
-                 seed: int, pca_std: float, pca_mode: str = "eigenvalue_01"):
+                 seed: int, pca_std: float, pca_mode: str = "eigenvalue_01", crop_flip: bool = True):
         self.split, self.norm, self.pca, self.crop = split, norm, pca, crop
-        self.seed, self.pca_std, self.pca_mode = seed, pca_std, pca_mode
+        self.seed, self.pca_std, self.pca_mode, self.crop_flip = seed, pca_std, pca_mode, crop_flip
         self.stored = split.size
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
-        self.draws = epoch_draws(len(self.split), self.stored, self.crop, self.seed, epoch, self.pca_std)
+        self.draws = epoch_draws(len(self.split), self.stored, self.crop, self.seed, epoch, self.pca_std,
+                                 self.crop_flip)
 
     def __len__(self) -> int:
         return len(self.split)
@@ -114,7 +121,7 @@ class DeviceTrainBatches:
     """
 
     def __init__(self, split, norm: Normaliser, pca: dict | None, crop: int, seed: int, pca_std: float,
-                 pca_mode: str = "eigenvalue_01", device: str | torch.device = "cuda"):
+                 pca_mode: str = "eigenvalue_01", device: str | torch.device = "cuda", crop_flip: bool = True):
         if not all(hasattr(split, a) for a in ("shards", "offset", "length", "shard_of")):
             raise UserError("train.decode_device: decoding on the device needs JPEG-encoded prepared data, "
                             "but these shards hold raw pixels; set data.encoding: jpeg (and prepare again) "
@@ -124,17 +131,19 @@ class DeviceTrainBatches:
             raise UserError(f"train.decode_device: {self.device} asked for, but this machine has no usable "
                             "CUDA device; set train.decode_device: cpu")
         self.split, self.norm, self.pca, self.crop = split, norm, pca, crop
-        self.seed, self.pca_std, self.pca_mode = seed, pca_std, pca_mode
+        self.seed, self.pca_std, self.pca_mode, self.crop_flip = seed, pca_std, pca_mode, crop_flip
         self.stored = split.size
         self.mean = torch.from_numpy(np.ascontiguousarray(norm.mean, np.float32)).to(self.device)
         self.set_epoch(0)
 
     @classmethod
     def from_view(cls, view: TrainView, device: str | torch.device) -> "DeviceTrainBatches":
-        return cls(view.split, view.norm, view.pca, view.crop, view.seed, view.pca_std, view.pca_mode, device)
+        return cls(view.split, view.norm, view.pca, view.crop, view.seed, view.pca_std, view.pca_mode, device,
+                   view.crop_flip)
 
     def set_epoch(self, epoch: int) -> None:
-        self.draws = epoch_draws(len(self.split), self.stored, self.crop, self.seed, epoch, self.pca_std)
+        self.draws = epoch_draws(len(self.split), self.stored, self.crop, self.seed, epoch, self.pca_std,
+                                 self.crop_flip)
 
     def __len__(self) -> int:
         return len(self.split)
@@ -235,5 +244,5 @@ def build_views(cfg: C.Config, data_dir: Path, seed: int):
     norm = Normaliser(mean, cfg.model.input_scale)
     train_split, val_split = shards.load_split(data_dir, "train"), shards.load_split(data_dir, "val")
     train_view = TrainView(train_split, norm, pca if cfg.train.pca_colour else None,
-                                      cfg.model.input_size, seed, cfg.train.pca_std, cfg.train.pca_mode)
+                           cfg.model.input_size, seed, cfg.train.pca_std, cfg.train.pca_mode, cfg.train.crop_flip)
     return train_view, val_split, norm

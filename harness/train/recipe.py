@@ -20,15 +20,23 @@ class PaperSGD(torch.optim.Optimizer):
     The velocity is in parameter units, so an lr drop scales only new gradients. torch.optim.SGD
     keeps its buffer in gradient units and multiplies the whole buffer by the new lr: identical
     at constant lr, different for a while after each drop (PAPER.md section 2).
+
+    Groups may carry lr_mult and decay_mult (Caffe's names): that group's lr is lr * lr_mult and
+    its decay wd * decay_mult, so per-layer values survive the loop setting every group's "lr" to
+    the schedule's value each step (cuda-convnet's per-layer epsW/epsB/wc, harness/model/
+    cuda_convnet.py). Without them (multipliers 1.0) the arithmetic is bit for bit the same.
     """
 
     def __init__(self, params, lr: float, momentum: float, weight_decay: float):
-        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay, lr_mult=1.0,
+                                      decay_mult=1.0))
 
     @torch.no_grad()
     def step(self, closure=None):
         for group in self.param_groups:
-            lr, m, wd = group["lr"], group["momentum"], group["weight_decay"]
+            # .get: optimizer states saved before the multipliers existed load without them
+            lr, m = group["lr"] * group.get("lr_mult", 1.0), group["momentum"]
+            wd = group["weight_decay"] * group.get("decay_mult", 1.0)
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -41,7 +49,16 @@ class PaperSGD(torch.optim.Optimizer):
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """paper 5: SGD, momentum 0.9, weight decay 0.0005, in the paper's form or torch's."""
+    """paper 5: SGD, momentum 0.9, weight decay 0.0005, in the paper's form or torch's.
+
+    A model with optim_groups() (the cuda-convnet nets) gets one group per tensor with its
+    layer's lr_mult and decay_mult; those need the paper rule (config.py checks).
+    """
+    groups = model.optim_groups() if hasattr(model, "optim_groups") else None
+    if groups is not None:
+        if cfg.update_rule != "paper":
+            raise ValueError("per-layer learning rates need train.update_rule: paper")
+        return PaperSGD(groups, cfg.lr, cfg.momentum, cfg.weight_decay)
     if cfg.update_rule == "paper":
         return PaperSGD(model.parameters(), cfg.lr, cfg.momentum, cfg.weight_decay)
     return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
