@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.report import figures
+from harness.report import cifar10, figures
 from harness.report.render import Doc, Link, fmt
 
 UI = "http://127.0.0.1:5000"
@@ -23,6 +23,8 @@ class ReportInputs:
     provenance: dict
     benchmarks: dict | None = None  # reports/benchmarks.json (python -m benchmarks.run), if present
     reliability: dict | None = None  # reports/reliability.json (make reliability), if present
+    arms: dict | None = None  # enabled arm -> {train, curves, evaluations} by seed, like the baseline's
+    cifar10_costs: dict | None = None  # reports/cifar10_costs.json (python -m benchmarks.cifar10), if present
 
 
 def run_link(run_id: str | None, exp_id: str) -> Link | str:
@@ -39,7 +41,8 @@ def build(inp: ReportInputs) -> Doc:
           f"{len(inp.train)} seeds. Generated from the pipeline's metrics files; every number below "
           f"can be recomputed from reports/metrics/*.json.")
     for section in (scope, verdicts, reference, per_seed, ensemble, curves, per_class,
-                    claims_detail, ablations, deviations, provenance, reproduce, performance, reliability):
+                    claims_detail, ablations, cifar10.section, deviations, provenance, reproduce, performance,
+                    reliability):
         section(doc, inp)
     return doc
 

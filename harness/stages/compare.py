@@ -29,6 +29,11 @@ def paper_architecture_counts() -> dict:
 
 
 def is_full_paper_model(cfg: C.Config) -> bool:
+    """The network the paper's claims were measured on: the full AlexNet, or for the CIFAR-10
+    claims (paper 3.1, 3.3) one of the authors' cuda-convnet nets, built from its layer files at
+    their sizes (config.py refuses any other; docs/cifar10.md says which net serves which claim)."""
+    if cfg.model.arch in C.CUDA_CONVNET_ARCHS:
+        return cfg.data.source == "cifar10"
     return cfg.model == C.ModelConfig() or (
         cfg.model == C.ModelConfig(input_size=227, conv1_padding=0))
 
@@ -65,20 +70,28 @@ def _train_error_curve(path: Path) -> list[float]:
 
 
 def load_ablations(cfg: C.Config, data_dir: Path, train_plots: Path, ablations_dir: Path,
-                   ablation_plots: Path) -> dict | None:
-    """Evaluations and training curves of every enabled arm, with the baseline's curves.
+                   ablation_plots: Path, base: str | None = None) -> dict | None:
+    """Evaluations and training curves of the enabled arms compared with `base`, with the curves
+    of `base` itself: the baseline seeds (None) or another arm (an arm's `base:` in params).
 
     Only the arms in ablations.enabled are read: results of arms switched off stay on disk
     (DVC does not delete them) but are not reported.
     """
     ab = cfg.ablations
-    if not ab.enabled:
+    names = [n for n in ab.enabled if ab.arm(n).base == base]
+    if not names:
         return None
     n_train = shards.load_manifest(data_dir)["counts"]["train"]
     steps = lambda c: n_train // c.train.batch_size  # noqa: E731 -- harness/train/loop.py drops the last partial batch
     seeds = ab.seeds_or(cfg.train.seeds)
+    if base is None:
+        base_curves = {s: _train_error_curve(train_plots / f"seed-{s}.csv") for s in cfg.train.seeds}
+        base_steps = steps(cfg)
+    else:
+        base_curves = {s: _train_error_curve(ablation_plots / base / "train" / f"seed-{s}.csv") for s in seeds}
+        base_steps = steps(C.apply_arm(cfg, base))
     arms = {}
-    for name in ab.enabled:
+    for name in names:
         arm_cfg = C.apply_arm(cfg, name)
         arms[name] = {
             "overrides": ab.arm(name).as_dict(),
@@ -87,9 +100,55 @@ def load_ablations(cfg: C.Config, data_dir: Path, train_plots: Path, ablations_d
             "curves": {s: _train_error_curve(ablation_plots / name / "train" / f"seed-{s}.csv") for s in seeds},
             "steps_per_epoch": steps(arm_cfg)}
     return {"protocol": "center" if "center" in cfg.evaluate.protocols else cfg.evaluate.protocols[0],
-            "target_train_error": ab.target_train_error, "baseline_steps_per_epoch": steps(cfg),
-            "baseline_curves": {s: _train_error_curve(train_plots / f"seed-{s}.csv") for s in cfg.train.seeds},
-            "arms": arms}
+            "target_train_error": ab.target_train_error, "baseline_steps_per_epoch": base_steps,
+            "baseline_curves": base_curves, "arms": arms}
+
+
+def _context(cfg: C.Config, results: list[dict], ablations: dict | None):
+    from harness.analysis import claims as CL
+    return CL.RunContext(dataset=cfg.data.source, split=C.evaluated_split(cfg), num_classes=results[0]["num_classes"],
+                         n_models_available=len(results), protocols=tuple(cfg.evaluate.protocols),
+                         full_paper_model=is_full_paper_model(cfg),
+                         arms=tuple((n, cfg.ablations.arm(n).overrides) for n in (ablations or {}).get("arms", {})))
+
+
+def _measures(row: dict) -> int:
+    """How much a claim row says: 2 tested, 1 measured on an arm of this run, 0 neither."""
+    return 2 if row.get("tested") else int("measured_on_run" in row)
+
+
+def compare_with_base_arms(out: dict, cfg: C.Config, load_fn, compare_fn, results_fn) -> None:
+    """Arms with a `base:` arm, compared with that arm's seeds instead of the baseline's.
+
+    For each base arm: results_fn(base) gives its per-seed evaluations, load_fn(base) the
+    load_ablations(..., base=base) of the arms based on it, and compare_fn(seed_results, context,
+    ablations) runs the compare machinery with the base arm's evaluations as the baseline
+    (harness/analysis/compare.build_compare);
+    its arm results join out["ablation_results"] (each marked with its base), and a claim row
+    replaces the main one when it says more (tested, or measured on one of these arms). E.g.
+    paper 3.3's CIFAR-10 LRN pair: the 11% net without its normalisation against the same net
+    with it, while the baseline seeds are paper 3.1's Figure 1 net (docs/cifar10.md).
+    """
+    ab = cfg.ablations
+    for name, res in out["ablation_results"].items():
+        res.setdefault("base", "baseline")
+    bases = sorted({ab.arm(n).base for n in ab.enabled} - {None})
+    rows = {r["id"]: i for i, r in enumerate(out["claims"])}
+    for base in bases:
+        results, ablations, base_cfg = results_fn(base), load_fn(base), C.apply_arm(cfg, base)
+        sub = compare_fn(results, _context(base_cfg, results, ablations), ablations)
+        for name, res in sub["ablation_results"].items():
+            out["ablation_results"][name] = {**res, "base": base}
+        for row in sub["claims"]:
+            i = rows[row["id"]]
+            if _measures(row) > _measures(out["claims"][i]):
+                out["claims"][i] = {**row, "compared_with": base}
+    tested = [r for r in out["claims"] if r["tested"]]
+    verdicts: dict[str, int] = {}
+    for r in tested:
+        verdicts[r["verdict"]] = verdicts.get(r["verdict"], 0) + 1
+    out["counts"] = {**out["counts"], "claims_tested": len(tested),
+                     "claims_untested": len(out["claims"]) - len(tested), "verdicts": verdicts}
 
 
 def run_compare(ctx: StageContext, *, data_dir: Path, eval_dir: Path, pred_dir: Path,
@@ -102,21 +161,32 @@ def run_compare(ctx: StageContext, *, data_dir: Path, eval_dir: Path, pred_dir: 
     results = [read_json(eval_dir / f"seed-{s}.json", f"evaluation of seed {s}") for s in seeds]
     labels = np.load(data_dir / cfg.evaluate.split / "labels.npy")
     reference, ref_reason = load_reference(ctx.root, cfg)
-    ablations = (load_ablations(cfg, data_dir, train_plots, ablations_dir, ablation_plots)
-                 if ablations_dir is not None and train_plots is not None else None)
-    context = CL.RunContext(dataset=cfg.data.source, split=cfg.evaluate.split, num_classes=results[0]["num_classes"],
-                            n_models_available=len(seeds), protocols=tuple(cfg.evaluate.protocols),
-                            full_paper_model=is_full_paper_model(cfg),
-                            arms=tuple((n, cfg.ablations.arm(n).overrides) for n in (ablations or {}).get("arms", {})))
+    have_arms = ablations_dir is not None and train_plots is not None
+    ablations = load_ablations(cfg, data_dir, train_plots, ablations_dir, ablation_plots) if have_arms else None
+    context = _context(cfg, results, ablations)
     settings = compare.CompareSettings(conf=cfg.compare.conf, alpha=cfg.compare.alpha,
                                        margin_pp=cfg.compare.margin_pp, n_boot=cfg.compare.n_boot)
+    claims = CL.load_claims()
+
+    def against_base_arm(base_results, base_context, base_ablations):
+        return compare.build_compare(base_results, base_context, claims, settings, ablations=base_ablations)
+
+    def load_for(base):
+        return load_ablations(cfg, data_dir, train_plots, ablations_dir, ablation_plots, base=base)
+
+    def results_of(arm):
+        return [read_json(ablations_dir / arm / "evaluate" / f"seed-{s}.json", f"evaluation of arm {arm}, seed {s}")
+                for s in cfg.ablations.seeds_or(cfg.train.seeds)]
+
     with tracking.child_run(ctx.uri, ctx.experiment_id, ctx.parent_id, "compare",
                             params_for(cfg, "compare"), {**ctx.base_tags, "stage": "compare"}) as run_id:
         out = compare.build_compare(
-            results, context, CL.load_claims(), settings,
+            results, context, claims, settings,
             correctness=_correctness(pred_dir, labels, seeds, cfg.evaluate.protocols),
             ensemble=read_json(ensemble_path, "ensemble metrics"), reference=reference,
             measured=paper_architecture_counts(), ablations=ablations)
+        if have_arms:
+            compare_with_base_arms(out, cfg, load_for, against_base_arm, results_of)
         out["ablations"] = {"enabled": list(cfg.ablations.enabled),
                             "seeds": list(cfg.ablations.seeds_or(cfg.train.seeds)),
                             "target_train_error": cfg.ablations.target_train_error,

@@ -37,9 +37,23 @@ def write_all_seeds(curves: dict, path: Path) -> None:
     atomic_write_text(path, pd.concat(frames, ignore_index=True).to_csv(index=False))
 
 
+def _arms(cfg: C.Config, metrics_dir: Path, plots_dir: Path) -> dict:
+    """Per enabled arm, its seeds' train metrics, per-epoch curves and evaluations."""
+    out = {}
+    for arm in cfg.ablations.enabled:
+        m, seeds = metrics_dir / "ablations" / arm, cfg.ablations.seeds_or(cfg.train.seeds)
+        out[arm] = {"train": {s: read_json(m / "train" / f"seed-{s}.json", f"training metrics of arm {arm}, seed {s}")
+                              for s in seeds},
+                    "curves": {s: pd.read_csv(plots_dir / "ablations" / arm / "train" / f"seed-{s}.csv") for s in seeds},
+                    "evaluations": {s: read_json(m / "evaluate" / f"seed-{s}.json", f"evaluation of arm {arm}, seed {s}")
+                                    for s in seeds}}
+    return out
+
+
 def run_report(ctx: StageContext, *, data_dir: Path, metrics_dir: Path, plots_dir: Path,
                out_md: Path, out_html: Path, figures_dir: Path, all_seeds_csv: Path,
-               benchmarks: Path | None = None, reliability: Path | None = None) -> Path:
+               benchmarks: Path | None = None, reliability: Path | None = None,
+               cifar10_costs: Path | None = None) -> Path:
     from harness.report import render, sections
     from harness.report.deviations import deviations
     cfg = ctx.cfg
@@ -55,7 +69,9 @@ def run_report(ctx: StageContext, *, data_dir: Path, metrics_dir: Path, plots_di
         manifest=shards.load_manifest(data_dir), deviations=deviations(cfg),
         provenance=_provenance(ctx, train),
         benchmarks=read_json(benchmarks, "benchmarks") if benchmarks and benchmarks.is_file() else None,
-        reliability=read_json(reliability, "reliability figures") if reliability and reliability.is_file() else None)
+        reliability=read_json(reliability, "reliability figures") if reliability and reliability.is_file() else None,
+        arms=_arms(cfg, metrics_dir, plots_dir),
+        cifar10_costs=read_json(cifar10_costs, "CIFAR-10 costs") if cifar10_costs and cifar10_costs.is_file() else None)
     write_all_seeds(inputs.curves, all_seeds_csv)
     doc = sections.build(inputs)
     for block in doc.blocks:

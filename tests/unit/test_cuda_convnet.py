@@ -14,8 +14,14 @@ from torch import nn
 
 from harness import config as C
 from harness.model import build_model, count_params, layer_table
-from harness.model.cuda_convnet import (NETS, CrossMapResponseNorm, LocallyConnected2d, Norm, SameMapResponseNorm,
-                                        Weights)
+from harness.model.cuda_convnet import (
+    NETS,
+    CrossMapResponseNorm,
+    LocallyConnected2d,
+    Norm,
+    SameMapResponseNorm,
+    Weights,
+)
 from harness.train.recipe import PaperSGD, make_optimizer
 
 
@@ -118,7 +124,7 @@ def test_init_is_initw_times_randn_biases_zero():
 
 def local_loop(x, weight, bias, k, pad, stride):
     """Locally connected layer, one output position at a time."""
-    b, c, h, w = x.shape
+    b, h = x.shape[0], x.shape[2]
     xp = F.pad(x, (pad, pad, pad, pad))
     side = 1 + math.ceil((2 * pad + h - k) / stride)
     out = torch.zeros(b, weight.shape[2], side, side, dtype=x.dtype)
@@ -155,7 +161,7 @@ def test_locally_connected_with_shared_filters_is_a_convolution():
 
 def rnorm_loop(x, size, scale, power):
     """Same-map: 1 + scale/size^2 * sum of squares over the clipped size x size window."""
-    b, c, h, w = x.shape
+    h, w = x.shape[2:]
     out = torch.empty_like(x)
     for y in range(h):
         for z in range(w):

@@ -1,0 +1,208 @@
+"""The machinery of the CIFAR-10 experiments without DVC: the test-made CIFAR-10 pickles, no-augmentation
+views, the learning-rate selection, arms compared with a base arm, the presets and the report section."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+from pathlib import Path
+
+import cifar_fixtures as cf
+import numpy as np
+import pytest
+import torch
+import yaml
+from scipy import stats as sps
+
+from harness import config as C
+from harness import presets
+from harness.analysis.claims import load_claims
+from harness.analysis.compare import CompareSettings, build_compare
+from harness.data import shards, transforms
+from harness.model import build_model
+from harness.prepare import writer
+from harness.prepare.sources import load_cifar_batch
+from harness.stages.compare import compare_with_base_arms
+from harness.train import loop, lr_select, recipe
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_fixture_has_the_distributed_layout(tmp_path):
+    folder = cf.make_cifar10(tmp_path, per_batch=7)
+    raw = pickle.loads((folder / "data_batch_2").read_bytes(), encoding="bytes")
+    images, labels = load_cifar_batch(folder / "data_batch_2")
+    assert raw[b"data"].shape == (7, 3072) and raw[b"data"].dtype == np.uint8 and len(raw[b"labels"]) == 7
+    # row r: 1024 red values, then green, then blue, each 32x32 row-major
+    assert np.array_equal(images[3, :, :, 1].ravel(), raw[b"data"][3, 1024:2048])
+    assert list(labels) == raw[b"labels"]
+    meta = pickle.loads((folder / "batches.meta").read_bytes(), encoding="bytes")
+    assert [n.decode() for n in meta[b"label_names"]] == list(cf.LABEL_NAMES)
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory) -> Path:
+    root = cf.make_cifar10(tmp_path_factory.mktemp("src"), per_batch=32)
+    out = tmp_path_factory.mktemp("data")
+    writer.prepare(C.DataConfig(source="cifar10", root=str(root), image_size=32, shard_size=100), out, workers=1)
+    return out
+
+
+MODEL = C.ModelConfig(arch="cuda_convnet_80sec", towers=1, dropout=0.0, lrn="cuda_convnet", input_size=32)
+
+
+def views(prepared, crop_flip=False, crop=32, seed=3):
+    norm = transforms.Normaliser(shards.load_stats(prepared)[0], 1.0)
+    view = transforms.TrainView(shards.load_split(prepared, "train"), norm, None, crop, seed, 0.1,
+                                crop_flip=crop_flip)
+    val = shards.load_split(prepared, "val")
+    val_loader = transforms.batch_loader(transforms.EvalView(val, norm, crop, "center"), [np.arange(16)], 0)
+    return view, val_loader
+
+
+def test_no_crop_flip_gives_the_centre_patch_unflipped(prepared):
+    on, _ = views(prepared, crop_flip=True, crop=24)
+    off, _ = views(prepared, crop_flip=False, crop=24)
+    assert off.draws.flip.sum() == 0 and set(off.draws.ys) == set(off.draws.xs) == {4}  # (32 - 24) / 2
+    assert on.draws.flip.any() and len(set(on.draws.ys)) > 1
+    assert np.array_equal(on.draws.alpha, off.draws.alpha)  # the PCA colour draws do not move
+    x, _ = off[np.arange(3)]
+    mean = shards.load_stats(prepared)[0]
+    want = off.split.images(np.arange(3))[:, 4:28, 4:28].astype(np.float32) - mean[4:28, 4:28]
+    assert torch.equal(x, transforms.to_tensor(want))
+
+
+TRAIN = C.TrainConfig(epochs=2, batch_size=16, lr=0.001, weight_decay=0.0, schedule="steps", threads=1,
+                      crop_flip=False, lr_select_factors=(0.25, 1.0, 8.0), lr_select_steps=10)
+
+
+def test_lr_selection_picks_the_fastest_and_the_run_repeats_its_pilot(prepared):
+    torch.set_num_threads(1)
+    view, val_loader = views(prepared)
+    make_loader = lambda b: transforms.batch_loader(view, b, 0)  # noqa: E731
+    torch.manual_seed(11)
+    model = build_model(MODEL, 10)
+    before = copy.deepcopy(model.state_dict())
+    rng = torch.get_rng_state()
+    sel = lr_select.select_lr(model, recipe.make_optimizer, view, make_loader, val_loader, TRAIN, seed=5)
+    # the pilots leave the run's weights and its dropout RNG as they were
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert torch.equal(torch.get_rng_state(), rng)
+    errors = sel["pilot_train_top1_error"]
+    assert sel["factors"] == [0.25, 1.0, 8.0] and sel["steps"] == 10 and len(errors) == 3
+    assert sel["chosen_factor"] == sel["factors"][int(np.argmin(errors))] and sel["lr"] == 0.001 * sel["chosen_factor"]
+    # the run at the chosen rate: its first 10 steps (one epoch: 160 images / 16) are the pilot's
+    run_cfg = C.TrainConfig(**{**TRAIN.__dict__, "lr": sel["lr"], "epochs": 1})
+    history = loop.fit(model, recipe.make_optimizer(model, run_cfg), view, make_loader, val_loader, run_cfg, 5,
+                       loop.TrainState(), loop.Hooks())
+    assert history[0].train_top1_error == min(errors)
+
+
+def test_lr_selection_when_every_rate_diverges(prepared):
+    view, val_loader = views(prepared)
+    model = build_model(MODEL, 10)
+    cfg = C.TrainConfig(**{**TRAIN.__dict__, "lr_select_factors": (1e9, 1e10), "lr_select_steps": 4})
+    with pytest.raises(loop.NonFiniteLoss, match="every learning rate"):
+        lr_select.select_lr(model, recipe.make_optimizer, view, lambda b: transforms.batch_loader(view, b, 0),
+                            val_loader, cfg, seed=5)
+
+
+# --- arms with a base arm --------------------------------------------------------------------
+
+def params(arms: dict, enabled: list) -> dict:
+    p = yaml.safe_load((REPO / "params.yaml").read_text())
+    p["ablations"].update(arms={**p["ablations"]["arms"], **arms}, enabled=enabled)
+    return p
+
+
+def load(tmp_path, p) -> C.Config:
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
+    return C.load_config(tmp_path / "params.yaml")
+
+
+def test_an_arm_starts_from_its_base(tmp_path):
+    cfg = load(tmp_path, params({"big": {"model": {"width": 0.5}, "train": {"lr": 0.02}},
+                                 "big_no_lrn": {"base": "big", "model": {"lrn": "none"}}}, ["big", "big_no_lrn"]))
+    arm = C.apply_arm(cfg, "big_no_lrn")
+    assert (arm.model.width, arm.train.lr, arm.model.lrn) == (0.5, 0.02, "none")
+    assert cfg.ablations.arm("big_no_lrn").overrides == (("model.lrn", "none"),)  # its own, for the claims
+    assert C.arm_overrides(cfg.ablations, "big_no_lrn") == (("model.width", 0.5), ("train.lr", 0.02),
+                                                            ("model.lrn", "none"))
+
+
+@pytest.mark.parametrize("arms,enabled,words", [
+    ({"a": {"base": "nope"}}, [], "ablations.arms.a.base: no arm named 'nope'"),
+    ({"a": {"base": "b"}, "b": {"base": "a"}}, [], "cycle"),
+    ({"a": {"base": "a"}}, [], "ablations.arms.a.base"),
+    ({"a": {}, "b": {"base": "a"}}, ["b"], "base arm 'a', which is not enabled"),
+])
+def test_bad_bases_are_refused(tmp_path, arms, enabled, words):
+    with pytest.raises(C.ConfigError, match=words):
+        load(tmp_path, params(arms, enabled))
+
+
+def evaluation(seed, top1, arm=None):
+    e = {"seed": seed, "dataset": "cifar10", "split": "test", "num_classes": 10, "n_images": 10000,
+         "protocols": {"center": {"top1_error": top1, "top5_error": 1.0}}}
+    return {**e, "arm": arm} if arm else e
+
+
+def test_an_arm_is_compared_with_its_base_arm_not_the_baseline(tmp_path):
+    """lrn-cifar10 measured as no_lrn minus lrn, while the baseline seeds are another net."""
+    p = yaml.safe_load((REPO / "presets" / "cifar10.yaml").read_text())
+    cfg = C.from_dict(presets.with_preset(yaml.safe_load((REPO / "params.yaml").read_text()),
+                                          {**p, "data": {**p["data"], "root": str(tmp_path)}}))
+    claims, settings = load_claims(), CompareSettings(n_boot=200)
+    baseline = [evaluation(s, e) for s, e in ((1, 30.0), (2, 31.0), (3, 29.5))]  # Figure 1 ReLU net
+    lrn = [evaluation(s, e, "lrn") for s, e in ((1, 11.2), (2, 10.9), (3, 11.4))]
+    no_lrn = [evaluation(s, e, "no_lrn") for s, e in ((1, 13.1), (2, 12.7), (3, 13.3))]
+    curve = {s: [60.0, 20.0] for s in (1, 2, 3)}
+
+    def ablations(base):
+        arms = {"no_lrn": no_lrn} if base == "lrn" else {"tanh": baseline, "lrn": lrn}
+        return {"protocol": "center", "target_train_error": 25.0, "baseline_steps_per_epoch": 390,
+                "baseline_curves": curve, "arms": {n: {"overrides": cfg.ablations.arm(n).as_dict(), "results": r,
+                                                       "curves": curve, "steps_per_epoch": 390}
+                                                   for n, r in arms.items()}}
+    from harness.stages.compare import _context
+    out = build_compare(baseline, _context(cfg, baseline, ablations(None)), claims, settings, ablations=ablations(None))
+    assert "no_lrn" not in out["ablation_results"]
+    compare_with_base_arms(out, cfg, ablations, lambda r, ctx, ab: build_compare(r, ctx, claims, settings, ablations=ab),
+                           {"lrn": lrn}.get)
+    res = out["ablation_results"]["no_lrn"]
+    assert res["base"] == "lrn" and out["ablation_results"]["tanh"]["base"] == "baseline"
+    e = res["protocols"]["center"]["top1_error"]
+    a, b = [r["protocols"]["center"]["top1_error"] for r in no_lrn], [r["protocols"]["center"]["top1_error"] for r in lrn]
+    assert e["diff"] == pytest.approx(np.mean(a) - np.mean(b))
+    assert e["p_value"] == pytest.approx(sps.ttest_ind(a, b, equal_var=False).pvalue)
+    row = {r["id"]: r for r in out["claims"]}["lrn-cifar10"]
+    measured = row if row["tested"] else row["measured_on_run"]
+    assert row["compared_with"] == "lrn" and measured["arm"] == "no_lrn"
+    assert measured["ours_mean"] == pytest.approx(np.mean(a) - np.mean(b))
+    assert out["counts"]["claims_tested"] == sum(r["tested"] for r in out["claims"])
+
+
+# --- presets ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["cifar10", "cifar10-quick"])
+def test_cifar_presets_apply_and_validate(tmp_path, name):
+    params_path = tmp_path / "params.yaml"
+    params_path.write_text((REPO / "params.yaml").read_text())
+    presets.apply_preset(name, REPO / "presets", params_path, str(tmp_path))
+    cfg = C.load_config(params_path)
+    assert cfg.data.source == "cifar10" and cfg.model.arch == "cuda_convnet_80sec"
+    assert cfg.train.weight_decay == 0.0 and not cfg.train.crop_flip and not cfg.train.pca_colour
+    assert cfg.train.lr_select_factors and cfg.train.stop_at_train_error is not None
+    assert {a.name for a in cfg.ablations.arms} == {"tanh", "lrn", "no_lrn"}  # replaced, not merged
+    tanh, lrn, no_lrn = (C.apply_arm(cfg, a) for a in ("tanh", "lrn", "no_lrn"))
+    assert tanh.model.activation == "tanh" and tanh.train.lr_select_factors == cfg.train.lr_select_factors
+    assert lrn.model.arch == no_lrn.model.arch == "cuda_convnet_11pct" and lrn.model.input_size == 24
+    assert (lrn.model.lrn, no_lrn.model.lrn) == ("cuda_convnet", "none") and lrn.train.crop_flip
+    assert C.training_config(no_lrn)["train"] == C.training_config(lrn)["train"]  # only the normalisation differs
+    assert cfg.ablations.arm("no_lrn").base == "lrn" and C.evaluated_split(cfg) == "test"
+    if name == "cifar10":
+        assert len(cfg.train.seeds) >= 3 and len(cfg.ablations.seeds) >= 3
+        assert (cfg.train.stop_at_train_error, cfg.ablations.target_train_error) == (25.0, 25.0)
+        assert (lrn.train.epochs, lrn.train.lr_steps, lrn.train.weight_decay) == (450, (430, 440), 0.004)
+    else:
+        assert "quick" in cfg.profile
