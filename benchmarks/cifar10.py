@@ -11,7 +11,9 @@ presets' thread count, alternating with the Figure 1 ReLU net's step (ABBA round
 the same-run baseline every other net is a ratio of. Evaluation cost is the forward pass of the
 10,000 test images, centre crop and 10 patches, as the evaluate stage runs it.
 
-Projections multiply these costs by what each preset runs: lr-selection pilots, epochs (for the
+A net's step time is projected as its median per-round ratio to the baseline step times the
+baseline's median over all rounds, so that machine load drifting between nets does not skew one
+against another. Projections multiply these costs by what each preset runs: lr-selection pilots, epochs (for the
 convergence runs of Figure 1, the epochs the paper's Figure 1 shows to 25% training error, and the
 cap train.epochs as the worst case), the per-epoch validation pass and the evaluation, for every
 seed of the baseline and of each enabled arm.
@@ -92,19 +94,25 @@ def measure(configs: dict[str, C.Config], rounds: int, steps: int, eval_images: 
     base_key, base_cfg = next(iter(nets.items()))
     base = step_fn(base_cfg, steps)
     base()  # warm-up
-    out = {}
+    out, pooled = {}, []
     for key, cfg in nets.items():
         fn = step_fn(cfg, steps)
         fn()
         t, tb = paired_rounds(fn, base, rounds)
+        pooled += tb
         out[key] = {"arch": cfg.model.arch, "activation": cfg.model.activation, "lrn": cfg.model.lrn,
                     "input_size": cfg.model.input_size, "batch_size": cfg.train.batch_size,
                     "n_parameters": count_params(build_model(cfg.model, CLASSES)),
                     "step_s": summary(t), "baseline_step_s": summary(tb),
                     "step_ratio_to_baseline": summary([a / b for a, b in zip(t, tb)]),
-                    "train_images_per_s": cfg.train.batch_size / summary(t)["median"],
                     "eval_s_per_image": forward_s_per_image(cfg, eval_images)}
-    return {"baseline_net": base_key, "nets": out}
+    # Machine load drifts between nets, so each net's step is projected as its per-round ratio to
+    # the baseline step times the baseline's median over all rounds: one time base for all.
+    base_s = summary(pooled)["median"]
+    for c in out.values():
+        c["projected_step_s"] = c["step_ratio_to_baseline"]["median"] * base_s
+        c["train_images_per_s"] = c["batch_size"] / c["projected_step_s"]
+    return {"baseline_net": base_key, "baseline_step_s_all_rounds": summary(pooled), "nets": out}
 
 
 def project(cfg: C.Config, costs: dict) -> dict:
@@ -114,7 +122,7 @@ def project(cfg: C.Config, costs: dict) -> dict:
         c = costs["nets"][net_key(rc)]
         t = rc.train
         steps = N_TRAIN // t.batch_size
-        step, fwd = c["step_s"]["median"], c["eval_s_per_image"]
+        step, fwd = c["projected_step_s"], c["eval_s_per_image"]
         pilots = len(t.lr_select_factors) * min(t.lr_select_steps, steps) * step
         epoch = steps * step + N_TEST * fwd  # training plus the per-epoch validation pass
         evaluate = N_TEST * (1 + 10 * ("ten_patch" in cfg.evaluate.protocols)) * fwd
@@ -168,7 +176,7 @@ def main(argv=None) -> None:
     result["benchmark_s"] = time.perf_counter() - t0
     atomic_write_json(args.out, result)
     for key, c in costs["nets"].items():
-        print(f"{key:58} {1000 * c['step_s']['median']:7.1f} ms/step  {c['train_images_per_s']:6.0f} img/s  "
+        print(f"{key:58} {1000 * c['projected_step_s']:7.1f} ms/step  {c['train_images_per_s']:6.0f} img/s  "
               f"x{c['step_ratio_to_baseline']['median']:.2f} of {costs['baseline_net'].split('/')[0]}")
     for name, r in result["presets"].items():
         for exp, e in r["experiments"].items():

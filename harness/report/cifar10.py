@@ -39,7 +39,7 @@ def readings(doc: Doc, inp) -> None:
     schedule = "not run"
     if lrn_arm:  # the full preset: 450 epochs (the file's 350 + 150 + 10 + 10 at 40,000 / 50,000), drops at 430, 440
         epochs, steps = (_arm_value(inp.params, lrn_arm, "train", k) for k in ("epochs", "lr_steps"))
-        schedule = f"{epochs} epochs, lr / 10 at epochs {', '.join(map(str, steps)) or 'none'}"
+        schedule = f"{epochs} epoch{'s' * (epochs != 1)}, lr / 10 at epochs {', '.join(map(str, steps)) or 'none'}"
     factors = t["lr_select_factors"]
     rows = [
         ["Figure 1 net", "a four-layer CNN, not named (paper 3.1)", m["arch"],
@@ -124,7 +124,7 @@ def figure1(doc: Doc, inp, row: dict | None) -> None:
     conv = res["convergence"]
     steps = conv["steps_per_epoch"]
     target = conv["target_train_error"]
-    groups, rows, picks = {}, [], []
+    groups, rows, picks, edge = {}, [], [], []
     for name, label, its, spe in ((base, "ReLU", conv["baseline_iterations"], steps["baseline"]),
                                   (arm, "tanh", conv["arm_iterations"], steps["arm"])):
         run = _run(inp, name)
@@ -139,6 +139,8 @@ def figure1(doc: Doc, inp, row: dict | None) -> None:
                 tried = ", ".join(f"x{f:g}: {'diverged' if e is None else fmt(e)}" + ("*" if f == sel["chosen_factor"] else "")
                                   for f, e in zip(sel["factors"], sel["pilot_train_top1_error"]))
                 picks.append([label, seed, sel["steps"], fmt(sel["base_lr"]), tried])
+                if len(sel["factors"]) > 1 and sel["chosen_factor"] in (min(sel["factors"]), max(sel["factors"])):
+                    edge.append(f"{label} seed {seed}: x{sel['chosen_factor']:g}")
     doc.p(f"Net: cuda-convnet {_arm_value(inp.params, arm, 'model', 'arch').removeprefix('cuda_convnet_')} layer files "
           f"({inp.params['model']['input_size']} px inputs), ReLU for the baseline seeds and tanh in arm '{arm}'; "
           f"weight decay {inp.params['train']['weight_decay']:g}, random crops and flips "
@@ -151,6 +153,10 @@ def figure1(doc: Doc, inp, row: dict | None) -> None:
               "top-1 error (%) over the run's first steps at each multiple of train.lr, from the run's own initial "
               "weights; * = chosen (the lowest), after which the run trains from scratch at that rate.")
         doc.table(["net", "seed", "steps", "train.lr", "training error at each factor (%)"], picks, text_last=True)
+        if edge:  # the fastest rate may lie outside what was tried
+            doc.p(f"Chosen at the edge of the declared factors ({', '.join(edge)}): a faster rate may lie beyond "
+                  "them. A short pilot also favours rates that start fast, whether or not they keep going "
+                  "(docs/cifar10.md).")
     doc.table(["net", "run", "seed", "lr trained", "epochs", f"iterations to {target:g}%", "reached target"], rows)
     doc.figure("figure1", f"Figure 1 redrawn: training error against iterations, every seed; dashed line: "
                f"{target:g}% target", figures.training_error_vs_iterations(groups, target))
@@ -202,12 +208,20 @@ def costs(doc: Doc, inp) -> None:
         return
     m = c["machine"]
     doc.p(f"Measured {c['measured_at']} by `python -m benchmarks.cifar10` on {m['cpu']} ({m['cpu_count']} cores, "
-          f"{m['threads']} torch threads, load average {m['load_average_before'][0]:.1f} before): one training "
-          f"step of each net (batch {next(iter(c['nets'].values()))['batch_size']}), median of rounds alternating "
-          f"with the Figure 1 ReLU net's step" + (" (quick mode: indicative only)." if c.get("quick") else "."))
-    doc.table(["net", "parameters", "ms / step", "training images/s", "step vs Figure 1 ReLU net"],
-              [[k, n["n_parameters"], 1000 * n["step_s"]["median"], round(n["train_images_per_s"]),
-                f"{n['step_ratio_to_baseline']['median']:.2f}x"] for k, n in c["nets"].items()])
+          f"{m['threads']} torch threads, load average {m['load_average_before'][0]:.1f} before, "
+          f"{m['load_average_after'][0]:.1f} after): one training step of each net (batch "
+          f"{next(iter(c['nets'].values()))['batch_size']}), in rounds alternating with the Figure 1 ReLU net's "
+          f"step; ms / step = the median ratio to that step times its median over all rounds "
+          f"({1000 * c['baseline_step_s_all_rounds']['median']:.1f} ms)"
+          + (" (quick mode: indicative only)." if c.get("quick") else "."))
+    doc.table(["net", "parameters", "ms / step", "training images/s", "step vs Figure 1 ReLU net",
+               "evaluation images/s"],
+              [[k, n["n_parameters"], 1000 * n["projected_step_s"], round(n["train_images_per_s"]),
+                f"{n['step_ratio_to_baseline']['median']:.2f}x", round(1 / n["eval_s_per_image"])]
+               for k, n in c["nets"].items()])
+    self_ratio = c["nets"][c["baseline_net"]]["step_ratio_to_baseline"]["median"]
+    doc.p(f"The Figure 1 ReLU net paired with a copy of itself comes out at {self_ratio:.2f}x: the size of this "
+          "method's own error on this machine.")
     fig = c["paper_figure1_epochs_assumed"]
     doc.p(f"Projected wall time, all seeds (lr-selection pilots, training with a validation pass per epoch, "
           f"evaluation). Expected: the convergence runs stop where the paper's Figure 1 crosses 25% "

@@ -206,3 +206,70 @@ def test_cifar_presets_apply_and_validate(tmp_path, name):
         assert (lrn.train.epochs, lrn.train.lr_steps, lrn.train.weight_decay) == (450, (430, 440), 0.004)
     else:
         assert "quick" in cfg.profile
+
+
+# --- the report section ------------------------------------------------------------------------
+
+def report_inputs(tmp_path, with_arms: bool):
+    import types
+
+    import pandas as pd
+    cfg = C.from_dict(presets.with_preset(yaml.safe_load((REPO / "params.yaml").read_text()),
+                                          {**yaml.safe_load((REPO / "presets" / "cifar10.yaml").read_text()),
+                                           "data": {"source": "cifar10", "root": str(tmp_path), "image_size": 32}}))
+    sel = lambda chosen: {"steps": 200, "base_lr": 0.001, "factors": [0.5, 1.0, 2.0, 4.0], "lr": 0.001 * chosen,  # noqa: E731
+                          "chosen_factor": chosen, "pilot_train_top1_error": [80.0, 75.0, 70.0, 72.0]}
+    run = lambda chosen, errs: {  # noqa: E731
+        "train": {s: {"epochs": len(errs), "lr_selection": sel(chosen), "stopped_at_target": {"reached": True}}
+                  for s in (1, 2)},
+        "curves": {s: pd.DataFrame({"epoch": range(1, len(errs) + 1), "train_top1_error": errs}) for s in (1, 2)},
+        "evaluations": {s: {"protocols": {"center": {"top1_error": 11.0 + s}}} for s in (1, 2)}}
+    effect = {"baseline": {"mean": 12.5, "n": 2}, "arm": {"mean": 14.0, "n": 2}, "diff": 1.5, "lo": 0.5, "hi": 2.5,
+              "p_value": 0.03}
+    conv = {"target_train_error": 25.0, "steps_per_epoch": {"baseline": 390, "arm": 390}, "tested": True,
+            "baseline_iterations": {"1": 2340, "2": 2340}, "arm_iterations": {"1": 14040, "2": 14040},
+            "ratio": 6.0, "ratio_lo": 5.0, "ratio_hi": 7.0, "p_faster": 0.001}
+    claims = [{"id": "relu-speed", "tested": False, "paper_value": 6.0, "reason": "r",
+               "measured_on_run": {"arm": "tanh", "ours_mean": 6.0}},
+              {"id": "lrn-cifar10", "tested": False, "paper_value": 2.0, "reason": "r", "compared_with": "lrn",
+               "measured_on_run": {"arm": "no_lrn", "ours_mean": 1.5, "lo": 0.5, "hi": 2.5}}]
+    if not with_arms:
+        claims = [{"id": c["id"], "tested": False, "paper_value": c["paper_value"], "reason": "needs an arm"}
+                  for c in claims]
+    compare = {"claims": claims, "ablations": {"protocol": "center"},
+               "ablation_results": {"tanh": {"base": "baseline", "convergence": conv},
+                                    "no_lrn": {"base": "lrn", "protocols": {"center": {"top1_error": effect}}}}}
+    base = run(4.0, [60.0, 40.0, 24.0])
+    return types.SimpleNamespace(params=C.to_dict(cfg), compare=compare, train=base["train"], curves=base["curves"],
+                                 evaluations=base["evaluations"], cifar10_costs=None,
+                                 arms={"tanh": run(2.0, [80.0, 50.0, 24.0]), "lrn": run(1.0, [50.0]),
+                                       "no_lrn": run(1.0, [50.0])})
+
+
+def test_report_section_shows_both_experiments(tmp_path):
+    from harness.report import cifar10
+    from harness.report.render import Doc, to_markdown
+    doc = Doc()
+    cifar10.section(doc, report_inputs(tmp_path, with_arms=True))
+    md = to_markdown(doc, "figures")
+    assert cifar10.TITLE in md and "figure1.png" in md and "Quick variant" not in md
+    assert "x0.5: 80.00, x1: 75.00, x2: 70.00, x4: 72.00*" in md  # the record, chosen factor marked
+    assert "Chosen at the edge of the declared factors (ReLU seed 1: x4, ReLU seed 2: x4)" in md
+    assert "| relu-speed | 6x | 6.00 [5.00, 7.00] | 0.001 | not tested: r |" in md
+    assert "1.50 [0.5, 2.50]" in md and "cuda_convnet_11pct" in md and "450 epochs, lr / 10 at epochs 430, 440" in md
+    assert any(b[0] == "fig" and b[3][:4] == b"\x89PNG" for b in doc.blocks)
+
+
+def test_report_section_says_what_was_not_run(tmp_path):
+    from harness.report import cifar10
+    from harness.report.render import Doc, to_markdown
+    doc = Doc()
+    cifar10.section(doc, report_inputs(tmp_path, with_arms=False))
+    md = to_markdown(doc, "figures")
+    assert md.count("Not run:") == 2 and "figure1.png" not in md
+    assert "Not measured: run `python -m benchmarks.cifar10`" in md
+    doc = Doc()
+    inp = report_inputs(tmp_path, with_arms=True)
+    inp.params["data"]["source"] = "synthetic"
+    cifar10.section(doc, inp)
+    assert doc.blocks == []  # no section on other data
