@@ -134,7 +134,8 @@ def figure1(doc: Doc, inp, row: dict | None) -> None:
             sel = t.get("lr_selection")
             stop = t.get("stopped_at_target", {})
             rows.append([label, name, seed, "–" if sel is None else sel["lr"], t["epochs"],
-                         its.get(str(seed), its.get(seed)), stop.get("reached")])
+                         its.get(str(seed), its.get(seed)), stop.get("reached"), t.get("lr_select_time_s"),
+                         t.get("train_time_s")])
             if sel:
                 tried = ", ".join(f"x{f:g}: {'diverged' if e is None else fmt(e)}" + ("*" if f == sel["chosen_factor"] else "")
                                   for f, e in zip(sel["factors"], sel["pilot_train_top1_error"]))
@@ -157,7 +158,8 @@ def figure1(doc: Doc, inp, row: dict | None) -> None:
             doc.p(f"Chosen at the edge of the declared factors ({', '.join(edge)}): a faster rate may lie beyond "
                   "them. A short pilot also favours rates that start fast, whether or not they keep going "
                   "(docs/cifar10.md).")
-    doc.table(["net", "run", "seed", "lr trained", "epochs", f"iterations to {target:g}%", "reached target"], rows)
+    doc.table(["net", "run", "seed", "lr trained", "epochs", f"iterations to {target:g}%", "reached target",
+               "lr selection s", "training s"], rows)
     doc.figure("figure1", f"Figure 1 redrawn: training error against iterations, every seed; dashed line: "
                f"{target:g}% target", figures.training_error_vs_iterations(groups, target))
     ratio = (f"{fmt(conv['ratio'])} [{fmt(conv.get('ratio_lo'))}, {fmt(conv.get('ratio_hi'))}]"

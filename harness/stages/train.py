@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import time
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -74,8 +75,8 @@ def run_train(ctx: StageContext, *, seed: int, data_dir: Path, out_dir: Path, me
         check_writable(out_dir, metrics_path.parent, plots_path.parent)  # fail now, not after training
         for p in remove_stale_temps(out_dir):  # a killed write's temp file must not reach DVC's cache
             print(f"removed {p.name}, left by an interrupted write", flush=True)
-    selection, fresh = _lr_selection(out_dir / CHECKPOINT, cfg, seed, model, train_view, make_loader, val_split,
-                                     norm, d)
+    selection, fresh, select_s = _lr_selection(out_dir / CHECKPOINT, cfg, seed, model, train_view, make_loader,
+                                               val_split, norm, d)
     train_cfg = cfg.train if selection is None else dataclasses.replace(cfg.train, lr=selection["lr"])
     optimizer = recipe.make_optimizer(model, train_cfg)
     state, run_id = _resume(out_dir / CHECKPOINT, cfg, seed, model, optimizer, d)
@@ -99,8 +100,9 @@ def run_train(ctx: StageContext, *, seed: int, data_dir: Path, out_dir: Path, me
                 tracking.log_series(ctx.uri, run_id, f"lr_select.{name}",
                                     [(i, v) for i, v in enumerate(selection[name]) if v is not None])
         history = _fit_logged(ctx, run_id, train_model, model, optimizer, state,
-                              train_view, make_loader, val_loader, seed, out_dir, d, train_cfg, selection)
-        result = _train_metrics(history, seed, run_id, ctx, len(train_view) // cfg.train.batch_size, selection)
+                              train_view, make_loader, val_loader, seed, out_dir, d, train_cfg, selection, select_s)
+        result = _train_metrics(history, seed, run_id, ctx, len(train_view) // cfg.train.batch_size, selection,
+                                select_s)
         if d.main:
             _save_model(out_dir / "model.pt", model, cfg, seed, manifest, selection)
             atomic_write_text(plots_path, pd.DataFrame([h.__dict__ for h in history]).to_csv(index=False))
@@ -116,15 +118,18 @@ CHECKPOINT = "checkpoint.pt"
 
 
 def _lr_selection(path: Path, cfg: C.Config, seed: int, model, train_view, make_loader, val_split, norm,
-                  d) -> tuple[dict | None, bool]:
+                  d) -> tuple[dict | None, bool, float | None]:
     """(the run's lr selection record or None when train.lr_select_factors is empty, whether it was
-    made now). A compatible checkpoint carries the record, so a resumed run does not select again."""
+    made now, the pilots' wall seconds). A compatible checkpoint carries the record, so a resumed
+    run does not select again. The seconds stay out of the record, which model.pt keeps: its bytes
+    must not change when the same weights are trained again."""
     if not cfg.train.lr_select_factors:
-        return None, False
+        return None, False, None
     if path.is_file():
         payload = checkpoint.load(path)
         if checkpoint.compatible(payload, C.training_digest(cfg), seed) and payload.get("lr_selection"):
-            return payload["lr_selection"], False
+            return payload["lr_selection"], False, payload.get("lr_select_time_s")
+    t0 = time.perf_counter()
     # the pilots' epoch-end validation is not used: one batch of it keeps them cheap
     one_batch = [transforms.eval_batches(len(val_split), cfg.evaluate.batch_size, d.rank, d.world)[0]]
     val_loader = transforms.batch_loader(transforms.EvalView(val_split, norm, cfg.model.input_size, "center"),
@@ -139,7 +144,7 @@ def _lr_selection(path: Path, cfg: C.Config, seed: int, model, train_view, make_
               f"first {selection['steps']} steps: " + ", ".join(
                   f"x{f:g} {'diverged' if e is None else f'{e:.1f}%'}"
                   for f, e in zip(selection["factors"], selection["pilot_train_top1_error"])), flush=True)
-    return selection, True
+    return selection, True, time.perf_counter() - t0
 
 
 def _resume(path: Path, cfg: C.Config, seed: int, model, optimizer, d) -> tuple[loop.TrainState, str | None]:
@@ -166,7 +171,7 @@ class _TargetReached(Exception):
 
 
 def _fit_logged(ctx, run_id, train_model, model, optimizer, state, train_view, loader, val_loader, seed, out_dir, d,
-                train_cfg: C.TrainConfig, selection: dict | None):
+                train_cfg: C.TrainConfig, selection: dict | None, select_s: float | None):
     """fit() with MLflow logging and checkpoints from rank 0; train_model may be DDP-wrapped
     and compiled, `model` is the plain module that is checkpointed. train_cfg: cfg.train at the
     selected learning rate (the checkpoint's digest stays that of the params)."""
@@ -209,6 +214,7 @@ def _fit_logged(ctx, run_id, train_model, model, optimizer, state, train_view, l
             checkpoint.save(out_dir / CHECKPOINT, {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": st.to_dict(),
                 "torch_rng": rng, "seed": seed, "mlflow_run_id": run_id, "lr_selection": selection,
+                "lr_select_time_s": select_s,
                 "training_digest": C.training_digest(cfg)})
         steps.clear()
         runtime.barrier(d)
@@ -255,10 +261,11 @@ def _save_model(path: Path, model, cfg: C.Config, seed: int, manifest: dict, sel
                       {"git": runtime.git_info(), "environment": runtime.environment(), "seed": seed})
 
 
-def _train_metrics(history, seed, run_id, ctx, steps_per_epoch: int, selection: dict | None) -> dict:
+def _train_metrics(history, seed, run_id, ctx, steps_per_epoch: int, selection: dict | None,
+                   select_s: float | None) -> dict:
     last = history[-1]
     arm = {"arm": ctx.cfg.arm} if ctx.cfg.arm else {}  # baseline files keep their old shape
-    extra = {} if selection is None else {"lr_selection": selection}
+    extra = {} if selection is None else {"lr_selection": selection, "lr_select_time_s": select_s}
     target = ctx.cfg.train.stop_at_train_error
     if target is not None:  # a convergence run: did it stop at the target, or at train.epochs?
         extra["stopped_at_target"] = {"target_train_error": target, "reached": last.train_top1_error <= target,

@@ -95,3 +95,37 @@ def test_cifar10_quick_preset_through_dvc_repro(tmp_path):
     n = db.execute("select count(*) from metrics m join runs r on m.run_uuid = r.run_uuid "
                    "where r.name = 'train-tanh-seed1' and m.key = 'lr_select.pilot_train_top1_error'").fetchone()[0]
     assert n == len(p["train"]["lr_select_factors"])
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_without_selecting_again(tmp_path):
+    """SIGKILL a Figure 1 run after its lr selection and two checkpoints: the rerun takes the
+    selection from the checkpoint and ends with the weights of an uninterrupted run."""
+    import torch
+    cf.make_cifar10(tmp_path / "src", per_batch=32)
+    repo = copy_repo(tmp_path / "repo")
+    subprocess.run([sys.executable, "-m", "harness.cli", "preset", "cifar10-quick", "--root", str(tmp_path / "src")],
+                   cwd=repo, env=env_for(repo), check=True, capture_output=True)
+    p = get_params(repo)
+    p["train"].update(batch_size=16, lr_select_steps=STEPS, threads=1, checkpoint_every=3, epochs=2,
+                      stop_at_train_error=None)
+    p["data"]["shard_size"] = 100
+    set_params(repo, p)
+    run = lambda out, **env: subprocess.run(  # noqa: E731
+        [sys.executable, "pipelines/train.py", "--seed", "1", "--data", "artifacts/data", "--out", out,
+         "--metrics", f"{out}/m.json", "--plots", f"{out}/p.csv"],
+        cwd=repo, env={**env_for(repo), **env}, capture_output=True, text=True, check=False)
+    subprocess.run([sys.executable, "pipelines/prepare.py", "--out", "artifacts/data", "--work", "artifacts/extracted"],
+                   cwd=repo, env=env_for(repo), check=True, capture_output=True)
+    killed = run("m", HARNESS_FAULT_KILL="after:m/checkpoint.pt#2")
+    assert killed.returncode == -9 and "lr selection: lr" in killed.stdout, killed.stdout[-2000:]
+    resumed = run("m")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming seed 1" in resumed.stdout and "lr selection" not in resumed.stdout
+    clean = run("clean")
+    assert clean.returncode == 0, clean.stderr[-2000:]
+    a = torch.load(repo / "m/model.pt", weights_only=True)
+    b = torch.load(repo / "clean/model.pt", weights_only=True)
+    assert a["lr_selection"] == b["lr_selection"] and a["lr_selection"]["steps"] == STEPS
+    assert all(torch.equal(a["state_dict"][k], v) for k, v in b["state_dict"].items())
+    assert json.loads((repo / "m/m.json").read_text())["lr_selection"] == a["lr_selection"]
