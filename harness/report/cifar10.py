@@ -121,13 +121,15 @@ def figure1(doc: Doc, inp, row: dict | None) -> None:
         return
     res = inp.compare["ablation_results"][arm]
     base = res.get("base", "baseline")
-    conv = res["convergence"]
-    steps = conv["steps_per_epoch"]
-    target = conv["target_train_error"]
+    # .get throughout: the convergence fields are the compare stage's (harness/analysis/ablation.py)
+    conv = res.get("convergence") or {}
+    target = conv.get("target_train_error", inp.params["ablations"]["target_train_error"])
     groups, rows, picks, edge = {}, [], [], []
-    for name, label, its, spe in ((base, "ReLU", conv["baseline_iterations"], steps["baseline"]),
-                                  (arm, "tanh", conv["arm_iterations"], steps["arm"])):
+    for name, label, key in ((base, "ReLU", "baseline"), (arm, "tanh", "arm")):
         run = _run(inp, name)
+        its = conv.get(f"{key}_iterations") or {}
+        spe = (conv.get("steps_per_epoch") or {}).get(key) or next(
+            (t["stopped_at_target"]["steps_per_epoch"] for t in run["train"].values() if "stopped_at_target" in t), 1)
         groups[f"{label} ({name})"] = {int(s): (list(df["epoch"] * spe), list(df["train_top1_error"]))
                                        for s, df in run["curves"].items()}
         for seed, t in sorted(run["train"].items()):
@@ -178,7 +180,7 @@ def lrn(doc: Doc, inp, row: dict | None) -> None:
     res = inp.compare["ablation_results"][arm]
     base = res.get("base", "baseline")
     with_, without = _run(inp, base), _run(inp, arm)
-    protos = list(res["protocols"])
+    protos = list(res.get("protocols") or {})
     rows = []
     for seed in sorted(set(with_["evaluations"]) | set(without["evaluations"])):
         cells = [seed]
@@ -192,7 +194,7 @@ def lrn(doc: Doc, inp, row: dict | None) -> None:
     doc.table(["seed"] + [f"with, {p} %" for p in protos] + [f"without, {p} %" for p in protos], rows)
     effects = [[p, f"{fmt(e['baseline']['mean'])} (n {e['baseline']['n']})", f"{fmt(e['arm']['mean'])} (n {e['arm']['n']})",
                 f"{fmt(e['diff'])} [{fmt(e['lo'])}, {fmt(e['hi'])}]", e["p_value"]]
-               for p, ms in res["protocols"].items() for m, e in ms.items() if m == "top1_error"]
+               for p, ms in (res.get("protocols") or {}).items() for m, e in ms.items() if m == "top1_error"]
     doc.table(["protocol", "with LRN mean %", "without mean %", "reduction (without - with) [95% CI]", "Welch p"],
               effects)
     measured = row if row.get("tested") else row.get("measured_on_run", {})

@@ -143,12 +143,13 @@ def compare_with_base_arms(out: dict, cfg: C.Config, load_fn, compare_fn, result
             i = rows[row["id"]]
             if _measures(row) > _measures(out["claims"][i]):
                 out["claims"][i] = {**row, "compared_with": base}
-    tested = [r for r in out["claims"] if r["tested"]]
-    verdicts: dict[str, int] = {}
-    for r in tested:
-        verdicts[r["verdict"]] = verdicts.get(r["verdict"], 0) + 1
-    out["counts"] = {**out["counts"], "claims_tested": len(tested),
-                     "claims_untested": len(out["claims"]) - len(tested), "verdicts": verdicts}
+    if bases and {"claims_tested", "claims_untested", "verdicts"} <= set(out.get("counts", {})):
+        tested = [r for r in out["claims"] if r["tested"]]
+        verdicts: dict[str, int] = {}
+        for r in tested:
+            verdicts[r["verdict"]] = verdicts.get(r["verdict"], 0) + 1
+        out["counts"] = {**out["counts"], "claims_tested": len(tested),
+                         "claims_untested": len(out["claims"]) - len(tested), "verdicts": verdicts}
 
 
 def run_compare(ctx: StageContext, *, data_dir: Path, eval_dir: Path, pred_dir: Path,
