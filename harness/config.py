@@ -178,8 +178,10 @@ class ArmConfig:
     """
     name: str
     overrides: tuple[tuple[str, typing.Any], ...] = ()
-    # Another arm this one starts from and is compared with (`base:` in params), e.g. the net
-    # without LRN against the same net with it; None: the baseline (train.seeds).
+    # The arm this one is compared with (`base:` in params), e.g. a net without LRN against the
+    # same net with it; None: the baseline seeds (train.seeds). Only the comparison: the arm's
+    # own overrides say everything it trains with, so DVC's params of its stages
+    # (ablations.arms.<arm>) cover its whole config.
     base: str | None = None
 
     def as_dict(self) -> dict:
@@ -374,18 +376,20 @@ def _parse_arms(raw, key: str) -> tuple[ArmConfig, ...]:
     return tuple(arms)
 
 
-def arm_overrides(ab: AblationsConfig, name: str) -> tuple[tuple[str, typing.Any], ...]:
-    """The overrides arm `name` trains with: its base arm's (recursively), then its own."""
-    chain, arm = [], ab.arm(name)
-    while True:
-        chain.append(arm)
-        if arm.base is None:
-            break
-        if arm.base in (a.name for a in chain):
-            raise ConfigError(f"ablations.arms.{name}.base: the bases form a cycle "
-                              f"({' -> '.join(a.name for a in chain)} -> {arm.base})")
-        arm = ab.arm(arm.base)
-    return tuple(o for a in reversed(chain) for o in a.overrides)
+def _check_bases(ab: AblationsConfig) -> None:
+    """Every `base:` names a defined arm, and following bases ends at the baseline."""
+    names = [a.name for a in ab.arms]
+    for arm in ab.arms:
+        chain = [arm.name]
+        while arm.base is not None:
+            if arm.base not in names:
+                raise ConfigError(f"ablations.arms.{chain[0]}.base: no arm named {arm.base!r} "
+                                  f"(defined: {', '.join(names)})")
+            if arm.base in chain:
+                raise ConfigError(f"ablations.arms.{chain[0]}.base: the bases form a cycle "
+                                  f"({' -> '.join(chain)} -> {arm.base})")
+            chain.append(arm.base)
+            arm = ab.arm(arm.base)
 
 
 def apply_arm(cfg: Config, name: str) -> Config:
@@ -394,7 +398,7 @@ def apply_arm(cfg: Config, name: str) -> Config:
     The one place an arm changes the config; every stage of the arm (train, evaluate) goes
     through it. The result carries `arm`, so training_digest differs from the baseline's.
     """
-    overrides = arm_overrides(cfg.ablations, name)
+    overrides = cfg.ablations.arm(name).overrides
     d = to_dict(cfg)
     sections = {"model": d["model"], "train": d["train"]}
     for dotted, value in overrides:
@@ -423,10 +427,7 @@ def _check_ablations(cfg: Config) -> None:
                               f"(defined: {', '.join(names) or 'none'})")
     if len(set(ab.enabled)) != len(ab.enabled):
         raise ConfigError(f"ablations.enabled: an arm is listed twice: {list(ab.enabled)}")
-    for arm in ab.arms:
-        if arm.base is not None and arm.base not in names:
-            raise ConfigError(f"ablations.arms.{arm.name}.base: no arm named {arm.base!r} "
-                              f"(defined: {', '.join(names)})")
+    _check_bases(ab)
     for name in ab.enabled:
         base = ab.arm(name).base
         if base is not None and base not in ab.enabled:

@@ -112,6 +112,12 @@ def _context(cfg: C.Config, results: list[dict], ablations: dict | None):
                          arms=tuple((n, cfg.ablations.arm(n).overrides) for n in (ablations or {}).get("arms", {})))
 
 
+def differs(cfg: C.Config, arm: str, base: str) -> dict:
+    """model.*/train.* keys where arm and its base arm train differently: {key: [base's, arm's]}."""
+    a, b = (C.flatten({k: C.training_config(C.apply_arm(cfg, n))[k] for k in ("model", "train")}) for n in (arm, base))
+    return {k: [b[k], a[k]] for k in sorted(a) if a[k] != b[k]}
+
+
 def _measures(row: dict) -> int:
     """How much a claim row says: 2 tested, 1 measured on an arm of this run, 0 neither."""
     return 2 if row.get("tested") else int("measured_on_run" in row)
@@ -138,7 +144,7 @@ def compare_with_base_arms(out: dict, cfg: C.Config, load_fn, compare_fn, result
         results, ablations, base_cfg = results_fn(base), load_fn(base), C.apply_arm(cfg, base)
         sub = compare_fn(results, _context(base_cfg, results, ablations), ablations)
         for name, res in sub["ablation_results"].items():
-            out["ablation_results"][name] = {**res, "base": base}
+            out["ablation_results"][name] = {**res, "base": base, "differs_from_base": differs(cfg, name, base)}
         for row in sub["claims"]:
             i = rows[row["id"]]
             if _measures(row) > _measures(out["claims"][i]):

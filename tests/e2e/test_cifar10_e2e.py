@@ -72,7 +72,7 @@ def test_cifar10_quick_preset_through_dvc_repro(tmp_path):
 
     # LRN: no_lrn minus its base arm lrn (not minus the Figure 1 baseline), Welch by scipy
     no_lrn = compare["ablation_results"]["no_lrn"]
-    assert no_lrn["base"] == "lrn" and no_lrn["overrides"] == {"model.lrn": "none"}
+    assert no_lrn["base"] == "lrn" and no_lrn["differs_from_base"] == {"model.lrn": ["cuda_convnet", "none"]}
     err = lambda arm: [metrics(f"ablations/{arm}/evaluate", s)["protocols"]["center"]["top1_error"]  # noqa: E731
                        for s in (1, 2)]
     e = no_lrn["protocols"]["center"]["top1_error"]

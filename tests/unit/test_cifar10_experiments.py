@@ -23,6 +23,7 @@ from harness.model import build_model
 from harness.prepare import writer
 from harness.prepare.sources import load_cifar_batch
 from harness.stages.compare import compare_with_base_arms
+from harness.stages.compare import differs as compare_differs
 from harness.train import loop, lr_select, recipe
 
 REPO = Path(__file__).resolve().parents[2]
@@ -120,14 +121,18 @@ def load(tmp_path, p) -> C.Config:
     return C.load_config(tmp_path / "params.yaml")
 
 
-def test_an_arm_starts_from_its_base(tmp_path):
+def test_a_base_chooses_the_comparison_not_the_config(tmp_path):
+    """The arm trains with its own overrides only, so DVC's params of its stages
+    (ablations.arms.<arm>) hold everything it trains with; `base` only says what it is compared with."""
     cfg = load(tmp_path, params({"big": {"model": {"width": 0.5}, "train": {"lr": 0.02}},
-                                 "big_no_lrn": {"base": "big", "model": {"lrn": "none"}}}, ["big", "big_no_lrn"]))
+                                 "big_no_lrn": {"base": "big", "model": {"width": 0.5, "lrn": "none"},
+                                                "train": {"lr": 0.02}}}, ["big", "big_no_lrn"]))
     arm = C.apply_arm(cfg, "big_no_lrn")
     assert (arm.model.width, arm.train.lr, arm.model.lrn) == (0.5, 0.02, "none")
-    assert cfg.ablations.arm("big_no_lrn").overrides == (("model.lrn", "none"),)  # its own, for the claims
-    assert C.arm_overrides(cfg.ablations, "big_no_lrn") == (("model.width", 0.5), ("train.lr", 0.02),
-                                                            ("model.lrn", "none"))
+    assert cfg.ablations.arm("big_no_lrn").base == "big" and cfg.ablations.arm("big").base is None
+    assert compare_differs(cfg, "big_no_lrn", "big") == {"model.lrn": ["paper", "none"]}
+    dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    assert "ablations.arms.${item.arm}" in dvc["train_ablation"]["params"]
 
 
 @pytest.mark.parametrize("arms,enabled,words", [
@@ -198,7 +203,7 @@ def test_cifar_presets_apply_and_validate(tmp_path, name):
     assert tanh.model.activation == "tanh" and tanh.train.lr_select_factors == cfg.train.lr_select_factors
     assert lrn.model.arch == no_lrn.model.arch == "cuda_convnet_11pct" and lrn.model.input_size == 24
     assert (lrn.model.lrn, no_lrn.model.lrn) == ("cuda_convnet", "none") and lrn.train.crop_flip
-    assert C.training_config(no_lrn)["train"] == C.training_config(lrn)["train"]  # only the normalisation differs
+    assert compare_differs(cfg, "no_lrn", "lrn") == {"model.lrn": ["cuda_convnet", "none"]}  # nothing else
     assert cfg.ablations.arm("no_lrn").base == "lrn" and C.evaluated_split(cfg) == "test"
     if name == "cifar10":
         assert len(cfg.train.seeds) >= 3 and len(cfg.ablations.seeds) >= 3
