@@ -14,7 +14,8 @@ WHERE = {
     "data.image_size": ("stored image side (paper 2: 256x256)", "harness/prepare/writer.py"),
     "data.resize": ("whole image warped to a square instead of the centre crop (paper 2)", "harness/data/imaging.py fit"),
     "model.width": ("kernels per layer scaled (paper 3.5: 96-256-384-384-256, fc 4096)", "harness/model/alexnet.py conv_channels/fc_width"),
-    "model.arch": ("another network: paper 3.2's one-GPU net (one_tower) or torchvision's 2014 variant (a control)", "harness/model/build.py build_model"),
+    "model.arch": ("another network: paper 3.2's one-GPU net (one_tower), torchvision's 2014 variant (a control) or one of "
+                   "the authors' CIFAR-10 nets (paper 3.1, 3.3; docs/cifar10.md, report section 9a)", "harness/model/build.py build_model"),
     "model.towers": ("no grouping: one full-width tower instead of two", "harness/model/alexnet.py AlexNet"),
     "model.input_size": ("crop side (paper 4.1: 224)", "harness/data/transforms.py; harness/model/alexnet.py pool6 keeps fc6 at 6x6"),
     "model.conv1_padding": ("conv1 padding (224 needs 2, 227 needs 0)", "harness/model/alexnet.py"),
