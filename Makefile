@@ -5,16 +5,27 @@ SHELL := /bin/bash
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export PATH := $(abspath $(VENV))/bin:$(PATH)
+# The torch wheel variant (README, "Installing"). Empty (the default): the pinned torch and
+# torchvision exactly as `pip install` resolves them here, with nothing added. cpu, cu126,
+# cu128, cu130, ...: the same pinned versions from PyTorch's wheel index of that variant
+# (a CPU laptop needs no CUDA libraries; a CUDA 12 driver cannot run the CUDA 13 build).
+TORCH ?=
+TORCH_INDEX ?= https://download.pytorch.org/whl/$(TORCH)
+TORCH_PINS := $(shell grep -oE '"torch(vision)?==[^"]+"' pyproject.toml | tr -d '"')
 
-.PHONY: reliability install browser repro test test-fast mlflow-ui reference bench
+.PHONY: reliability install browser repro test test-fast mlflow-ui reference bench shell
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	$(if $(TORCH),$(PY) -m pip install -q --index-url $(TORCH_INDEX) $(TORCH_PINS))
 	$(PY) -m pip install -q -e '.[test]'
 	@touch $@
 
 install: $(VENV)/.installed
+
+shell: install  ## a shell with .venv active, so that dvc, harness and mlflow are the project's
+	@echo "(.venv active; exit to leave)"; VIRTUAL_ENV=$(abspath $(VENV)) $(SHELL) -i
 
 repro: install  ## run the whole pipeline with params.yaml
 	dvc repro

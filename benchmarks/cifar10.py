@@ -130,7 +130,7 @@ def project(cfg: C.Config, costs: dict) -> dict:
             expected_epochs = min(t.epochs, PAPER_FIGURE1_EPOCHS[rc.model.activation])
         else:
             expected_epochs = t.epochs
-        seeds = len(cfg.train.seeds if name == "baseline" else cfg.ablations.seeds_or(cfg.train.seeds))
+        seeds = len(cfg.train.seeds)  # every arm trains the seeds of train.seeds
         out[name] = {"net": net_key(rc), "seeds": seeds, "epochs_cap": t.epochs, "expected_epochs": expected_epochs,
                      "lr_select_pilot_steps": len(t.lr_select_factors) * min(t.lr_select_steps, steps),
                      "expected_s": seeds * (pilots + expected_epochs * epoch + evaluate),

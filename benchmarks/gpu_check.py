@@ -10,6 +10,13 @@ images/s; JPEG decoding on the GPU (torchvision.io.decode_jpeg, device="cuda") a
 CPU decoder; host-to-device copies from pinned and pageable memory; and the projected time of
 90 ILSVRC-2012 epochs against the goal (20,000 images/s, under 2 hours).
 
+Then the train stage's own code (issue 15): harness.train.loop.train_one_epoch with the paper's
+update rule (recipe.make_optimizer), pinned host batches copied as the loader's are, for a few
+hundred steps on one GPU in IEEE fp32, TF32 and bf16, NCHW and channels_last, eager and
+compiled; `harness pilot` when the checkout has it (and prepared data); and torchrun with one
+process per GPU through harness.runtime (LOCAL_RANK devices, set_device, device_id, the
+cpu:gloo,cuda:nccl backend, DDP, the float64 CPU sums and all_gather_object the stages use).
+
 Needs only torch (torchvision for the JPEG part): it imports harness.model and harness.accel,
 whose import chain is torch plus harness.config, which imports yaml at the top for
 load_config (never called here), so a stand-in yaml module is used when PyYAML is missing.
@@ -23,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import signal
@@ -43,9 +51,27 @@ try:
     import yaml  # noqa: F401
 except ImportError:  # harness.config imports yaml only for load_config, which is not used here
     sys.modules["yaml"] = types.ModuleType("yaml")
-from harness import accel  # noqa: E402
-from harness.config import ModelConfig  # noqa: E402
-from harness.model import build_model, layer_table  # noqa: E402
+try:
+    import tqdm  # noqa: F401
+except ImportError:  # the train loop draws a progress bar with it; a silent stand-in changes nothing else
+    class _SilentBar:
+        def __init__(self, iterable=None, **kwargs):
+            self.iterable = iterable
+
+        def __iter__(self):
+            return iter(self.iterable)
+
+        def set_postfix(self, *args, **kwargs):
+            pass
+
+    import importlib.machinery
+    _stub = types.ModuleType("tqdm")
+    _stub.__spec__ = importlib.machinery.ModuleSpec("tqdm", None)  # torch._dynamo looks modules up by spec
+    _stub.tqdm = _SilentBar
+    sys.modules["tqdm"] = _stub
+from harness import accel
+from harness.config import ModelConfig
+from harness.model import build_model, layer_table
 
 ILSVRC2012_TRAIN = 1_281_167  # images
 EPOCHS = 90  # paper 5: "roughly 90 cycles"
@@ -73,6 +99,10 @@ class Plan:
     jpeg_batch: int
     synthetic_jpegs: int
     h2d_batch: int
+    stage_steps: int = 300  # steps of the train stage's loop per configuration (after stage_warmup)
+    stage_warmup: int = 20
+    stage_s: float = 45.0  # hard budget of one eager stage configuration
+    ddp_steps: int = 200
 
 
 def full_plan(device: str) -> Plan:
@@ -82,7 +112,7 @@ def full_plan(device: str) -> Plan:
 
 def smoke_plan(device: str) -> Plan:
     return Plan(device, ModelConfig(width=0.125, input_size=64), 10, 72, (4,), (8,), 4, 128, 1, 2, 0.3,
-                60.0, 90.0, 4, 4, 4)
+                60.0, 90.0, 4, 4, 4, stage_steps=6, stage_warmup=2, stage_s=60.0, ddp_steps=4)
 
 
 # --- budgets -------------------------------------------------------------------------------
@@ -196,6 +226,7 @@ def train_flop_per_image(plan: Plan) -> float:
 
 
 def make_trainer(plan: Plan, batch: int, precision: str, channels_last: bool, compile_backend: str | None):
+    accel.configure_precision(precision)  # fp32 = IEEE (TF32 off), as the train stage runs it; tf32 its own choice
     torch.manual_seed(0)
     model = build_model(plan.model, plan.classes, (plan.device,))
     if channels_last:
@@ -262,6 +293,7 @@ def ten_views(images: torch.Tensor, crop: int) -> torch.Tensor:
 def eval_speed(plan: Plan, precision: str, channels_last: bool) -> dict:
     """10-patch evaluation of uint8 images already on the device: views, mean subtraction,
     forward in eval mode, softmax averaged over the 10 views (as harness.evaluate.predict)."""
+    accel.configure_precision(precision)
     model = build_model(plan.model, plan.classes, (plan.device,)).eval()
     if channels_last:
         model = accel.to_channels_last(model)
@@ -369,13 +401,186 @@ def projection(parts: dict) -> dict:
             "paper_hours": "5-6 days on two GTX 580 (about 120-145 h)"}
 
 
+# --- the train stage's own code (issue 15) ------------------------------------------------------------
+
+STAGE_CONFIGS = (  # (fp32 matmul/conv precision, autocast, channels_last, compiled)
+    ("ieee", "fp32", False, False),  # the paper's arithmetic: IEEE fp32 everywhere
+    ("tf32", "fp32", False, False),
+    ("tf32", "fp32", True, False),
+    ("ieee", "bf16", True, False),
+    ("ieee", "bf16", True, True),
+)
+
+
+def set_fp32_precision(mode: str) -> dict:
+    """cuBLAS matmuls and cuDNN convolutions in IEEE fp32 or TF32, through torch's fp32_precision
+    API (accel.configure_precision where the checkout has it; mixing in the legacy allow_tf32
+    flags makes torch raise when either is read)."""
+    if hasattr(accel, "configure_precision"):
+        return accel.configure_precision("tf32" if mode == "tf32" else "fp32")
+    torch.backends.cuda.matmul.fp32_precision = mode
+    torch.backends.cudnn.conv.fp32_precision = mode
+    return {"matmul_fp32_precision": mode, "cudnn_conv_fp32_precision": mode}
+
+
+def stage_name(fp32: str, precision: str, channels_last: bool, compiled: bool) -> str:
+    what = "bf16 autocast" if precision == "bf16" else ("tf32" if fp32 == "tf32" else "fp32 ieee")
+    return f"stage train {what} {'channels_last' if channels_last else 'nchw'} {'compiled' if compiled else 'eager'}"
+
+
+def host_batches(plan: Plan, batch: int, n: int = 4) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Normalised crops and labels in (pinned) host memory, as the training loader yields them."""
+    g = torch.Generator().manual_seed(0)
+    s = plan.model.input_size
+    return [(accel.pin(torch.randn(batch, 3, s, s, generator=g)), accel.pin(torch.randint(0, plan.classes, (batch,),
+                                                                                         generator=g)))
+            for _ in range(n)]
+
+
+def stage_speed(plan: Plan, fp32: str, precision: str, channels_last: bool, compiled: bool,
+                compile_backend: str | None, batch: int = 128, devices: tuple[str, ...] | None = None,
+                d=None) -> dict:
+    """Images/s of harness.train.loop.train_one_epoch, the train stage's loop (lr schedule, autocast,
+    device-side sums read every SYNC_EVERY steps, the paper's update rule), for plan.stage_steps steps."""
+    from harness.config import TrainConfig
+    from harness.train import loop, recipe
+    flags = set_fp32_precision(fp32) if plan.device.startswith("cuda") else {"fp32": "cpu (no TF32)"}
+    cfg = TrainConfig(batch_size=batch, epochs=1, precision=precision, channels_last=channels_last,
+                      compile=compiled, devices=devices or (plan.device,))
+    torch.manual_seed(0)
+    model = build_model(plan.model, plan.classes, cfg.devices)
+    if channels_last:
+        accel.to_channels_last(model)
+    optimizer = recipe.make_optimizer(model, cfg)
+    if d is not None:  # a torchrun rank (ddp_worker): gradients averaged over the ranks
+        from harness import runtime
+        train_model = runtime.wrap_ddp(model, d)
+    else:
+        train_model = model
+    how = "off"
+    if compiled:
+        if not compile_backend:
+            return {"skipped": "compiling is off (--compile-backend none)"}
+        example = accel.to_device(torch.zeros(batch, 3, plan.model.input_size, plan.model.input_size),
+                                  next(model.parameters()).device, channels_last)
+        with accel.autocast(plan.device, precision):
+            train_model, error = accel.try_compile(train_model, example, backend=compile_backend)
+        if error:
+            raise RuntimeError(f"torch.compile failed: {error}")
+        how = compile_backend
+    batches = host_batches(plan, batch)
+    total = plan.stage_warmup + plan.stage_steps
+
+    def loader(n):
+        return (batches[i % len(batches)] for i in range(n))
+    state = loop.TrainState()
+    t0 = time.monotonic()
+    loop.train_one_epoch(train_model, loader(plan.stage_warmup), optimizer, cfg, state, total, loop.Hooks())
+    sync(plan.device)
+    warm_s = time.monotonic() - t0
+    losses: list[float] = []
+    hooks = loop.Hooks(on_step=lambda step, loss, lr: losses.append(loss))
+    t1 = time.perf_counter()
+    loop.train_one_epoch(train_model, loader(plan.stage_steps), optimizer, cfg, state, total, hooks)
+    sync(plan.device)
+    seconds = time.perf_counter() - t1
+    world = 1 if d is None else d.world
+    out = {"fp32_precision": fp32, "precision": precision, "channels_last": channels_last, "compile": how,
+           "batch": batch * world, "steps": plan.stage_steps, "warmup_steps": plan.stage_warmup,
+           "warmup_s": round(warm_s, 2), "images_per_s": plan.stage_steps * batch * world / seconds,
+           "loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None,
+           "losses_finite": all(map(math.isfinite, losses)), "backend_flags": flags,
+           "code": "harness.train.loop.train_one_epoch + harness.train.recipe.make_optimizer"}
+    if not out["losses_finite"]:
+        raise FloatingPointError(f"the loss became non-finite: {losses[-5:]}")
+    if plan.device.startswith("cuda"):
+        out["max_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+        torch.cuda.reset_peak_memory_stats()
+    return out
+
+
+def pilot_part(out_dir: Path, steps: int, data: Path | None) -> dict:
+    """`harness pilot` (branch fidelity) on this checkout's params and prepared data, if both exist."""
+    import subprocess
+
+    from harness import cli
+    choices = next(a for a in cli.build_parser()._actions if a.dest == "command").choices
+    if "pilot" not in choices:
+        return {"skipped": "this checkout has no `harness pilot` (it is being written on branch fidelity)"}
+    repo = Path(__file__).resolve().parents[1]
+    data = data or repo / "artifacts" / "data"
+    if not (data / "manifest.json").is_file():
+        return {"skipped": f"no prepared data in {data}: run `dvc repro prepare` first"}
+    out = out_dir / "pilot.json"
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "pilot", "--steps", str(steps), "--data", str(data),
+                           "--out", str(out)],
+                          check=False, cwd=repo, capture_output=True, text=True)
+    if proc.returncode:
+        raise RuntimeError(f"harness pilot exited {proc.returncode}: {(proc.stderr or proc.stdout)[-400:]}")
+    return {"result": json.loads(out.read_text()), "stdout_tail": proc.stdout[-400:]}
+
+
+def torchrun_part(plan: Plan, nproc: int, budget_s: float) -> dict:
+    """torchrun with one process per GPU (2 CPU processes with --smoke): each rank joins through
+    harness.runtime and trains plan.ddp_steps steps of the stage's loop under DDP."""
+    import subprocess
+    folder = Path(tempfile.mkdtemp(prefix="gpu-check-ddp-"))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+           str(Path(__file__).resolve()), "--ddp-worker", str(folder), "--device", plan.device,
+           *(["--smoke"] if plan.model.width < 1 else [])]
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=max(budget_s - 5, 10))
+    ranks = [json.loads(p.read_text()) for p in sorted(folder.glob("rank-*.json"))]
+    if proc.returncode or len(ranks) != nproc:
+        raise RuntimeError(f"torchrun exited {proc.returncode} with {len(ranks)} of {nproc} ranks reporting: "
+                           f"{(proc.stderr or proc.stdout)[-600:]}")
+    r0 = ranks[0]
+    return {"processes": nproc, "backend": r0["backend"], "devices": [r["devices"] for r in ranks],
+            "collectives_ok": all(r["collectives_ok"] for r in ranks), "images_per_s": r0["train"]["images_per_s"],
+            "global_batch": r0["train"]["batch"], "steps": r0["train"]["steps"], "ranks": ranks}
+
+
+def ddp_worker(folder: Path, plan: Plan) -> None:
+    """One torchrun rank of torchrun_part (run as `gpu_check.py --ddp-worker FOLDER`)."""
+    from harness import runtime
+    d = runtime.init_distributed(("cuda:0",) if plan.device.startswith("cuda") else ("cpu",))
+    sums = runtime.all_reduce_sum([1.0 + 1e-12 * (d.rank + 1), 1.0], d)  # float64 on the CPU (gloo)
+    gathered = runtime.all_gather({"rank": d.rank, "rng": runtime.rng_states(d)["cpu"]}, d)
+    ok = abs(sums[0] - (d.world + 1e-12 * d.world * (d.world + 1) / 2)) < 1e-15 and sums[1] == d.world \
+        and [g["rank"] for g in gathered] == list(range(d.world))
+    device_plan = Plan(**{**plan.__dict__, "device": d.devices[0], "stage_steps": plan.ddp_steps})
+    cuda = d.devices[0].startswith("cuda")
+    per_rank = max(1, 128 // d.world) if plan.model.width >= 1 else 4  # paper 5: a global batch of 128
+    train = stage_speed(device_plan, "ieee", "bf16" if cuda else "fp32", cuda, False, None, batch=per_rank,
+                        devices=d.devices, d=d)
+    runtime.barrier(d)
+    (folder / f"rank-{d.rank}.json").write_text(json.dumps(
+        {"rank": d.rank, "world": d.world, "local_rank": d.local_rank, "devices": list(d.devices),
+         "backend": d.backend, "collectives_ok": ok, "train": train}, default=str))
+    runtime.shutdown(d)
+
+
+def stage_parts(plan: Plan, rec: Recorder, compile_backend: str | None, out_dir: Path, pilot_data: Path | None) -> None:
+    cuda = plan.device.startswith("cuda")
+    before = (torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision) if cuda else None
+    for cfg in STAGE_CONFIGS:
+        rec.part(stage_name(*cfg), plan.compile_s if cfg[3] else plan.stage_s, stage_speed, plan, *cfg, compile_backend,
+                 plan.batches[0])
+    if cuda:  # the other parts measure torch's defaults, as before
+        torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision = before
+    rec.part("pilot", plan.compile_s, pilot_part, out_dir, 300 if plan.model.width >= 1 else 5, pilot_data)
+    nproc = torch.cuda.device_count() if plan.device.startswith("cuda") else 2
+    rec.part(f"torchrun {nproc} process(es), one per {'GPU' if plan.device.startswith('cuda') else 'CPU process'}",
+             plan.compile_s, torchrun_part, plan, nproc, plan.compile_s)
+
+
 # --- the check -----------------------------------------------------------------------------------
 
 def train_configs(plan: Plan, compile_backend: str | None) -> list[tuple]:
     """(batch, precision, channels_last, compile backend): the harness today first
     (fp32, NCHW, eager), then the GPU path's switches one by one, compiled last (slowest)."""
     b0 = plan.batches[0]
-    cfgs = [(b0, "fp32", False, None), (b0, "fp32", True, None), (b0, "bf16", False, None), (b0, "bf16", True, None)]
+    cfgs = [(b0, "fp32", False, None), (b0, "fp32", True, None), (b0, "tf32", True, None), (b0, "bf16", False, None),
+            (b0, "bf16", True, None)]
     cfgs += [(b, "bf16", True, None) for b in plan.big_batches]
     if compile_backend:
         big = plan.big_batches[-1] if plan.big_batches else b0
@@ -388,7 +593,8 @@ def config_name(batch, precision, channels_last, compile_backend) -> str:
     return f"train {precision} {fmt} b{batch} {'compiled' if compile_backend else 'eager'}"
 
 
-def check(plan: Plan, rec: Recorder, jpegs: Path | None, smoke: bool, compile_backend: str | None) -> dict:
+def check(plan: Plan, rec: Recorder, jpegs: Path | None, smoke: bool, compile_backend: str | None,
+          pilot_data: Path | None = None) -> dict:
     r = rec.result
     r["plan"] = {k: (v.__dict__ if isinstance(v, ModelConfig) else v) for k, v in plan.__dict__.items()}
     r["environment"] = environment(plan.device)
@@ -398,9 +604,12 @@ def check(plan: Plan, rec: Recorder, jpegs: Path | None, smoke: bool, compile_ba
     peak = rec.part("matmul bf16", plan.part_s, matmul_peak, plan.device, plan.matmul_n, torch.bfloat16, plan.measure_s)
     rec.part("matmul fp32", plan.part_s, matmul_peak, plan.device, plan.matmul_n, torch.float32, plan.measure_s)
     peak_flops = peak.get("flop_per_s")
-    for cfg in train_configs(plan, compile_backend):
-        budget = plan.compile_s if cfg[3] else plan.part_s
-        rec.part(config_name(*cfg), budget, train_speed, plan, *cfg, flop, peak_flops)
+    configs = train_configs(plan, compile_backend)
+    for cfg in [c for c in configs if not c[3]]:
+        rec.part(config_name(*cfg), plan.part_s, train_speed, plan, *cfg, flop, peak_flops)
+    stage_parts(plan, rec, compile_backend, rec.out.parent, pilot_data)  # before the slow compiled ones
+    for cfg in [c for c in configs if c[3]]:
+        rec.part(config_name(*cfg), plan.compile_s, train_speed, plan, *cfg, flop, peak_flops)
     for precision, cl in (("fp32", False), ("bf16", True)):
         rec.part(f"eval ten_patch {precision} {'channels_last' if cl else 'nchw'}", plan.part_s, eval_speed,
                  plan, precision, cl)
@@ -432,7 +641,9 @@ GPU_PATH_STATUS = {
                        "on the device and augments there (transforms.DeviceTrainBatches); default cpu "
                        "(simplejpeg in the loader)",
     "two_towers_two_gpus": "present: train.devices [cuda:0, cuda:1] (TwoDeviceAlexNet)",
-    "ddp": "present: torchrun, NCCL on CUDA (harness.runtime)",
+    "ddp": "present: torchrun from the pipeline (train.nproc_per_node); each rank on its own GPUs from LOCAL_RANK, "
+           "torch.cuda.set_device and device_id, backend cpu:gloo,cuda:nccl (harness.runtime); the 'torchrun' part "
+           "runs it here",
 }
 
 
@@ -476,7 +687,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help=f"folder of real JPEGs for the decode part (default {DEFAULT_JPEGS}; synthetic if absent)")
     p.add_argument("--smoke", action="store_true", help="tiny sizes on the CPU, seconds (for the test)")
     p.add_argument("--device", default=None, help="default: cuda when available (cpu with --smoke)")
-    p.add_argument("--budget-s", type=float, default=420.0, help="total time budget (default 420 s)")
+    p.add_argument("--budget-s", type=float, default=450.0, help="total time budget (default 450 s: under 8 minutes "
+                                                                 "with start-up)")
+    p.add_argument("--pilot-data", type=Path, default=None,
+                   help="prepared data for `harness pilot` (default: the checkout's artifacts/data)")
+    p.add_argument("--ddp-worker", type=Path, default=None, help=argparse.SUPPRESS)  # one rank of the torchrun part
     p.add_argument("--compile-backend", default=None,
                    help="torch.compile backend (default: inductor; 'eager' with --smoke); 'none' skips compile")
     return p.parse_args(argv)
@@ -486,11 +701,13 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     device = args.device or ("cpu" if args.smoke or not torch.cuda.is_available() else "cuda")
     plan = smoke_plan(device) if args.smoke else full_plan(device)
+    if args.ddp_worker:
+        return ddp_worker(args.ddp_worker, plan)
     backend = args.compile_backend or ("eager" if args.smoke else "inductor")
     rec = Recorder(out_path(args.out), args.budget_s)
     if device == "cpu" and not args.smoke:
         print("[gpu-check] no CUDA device: measuring the full-size model on the CPU (slow; use --smoke)", flush=True)
-    r = check(plan, rec, args.jpegs, args.smoke, None if backend == "none" else backend)
+    r = check(plan, rec, args.jpegs, args.smoke, None if backend == "none" else backend, args.pilot_data)
     print(table(r))
     print(f"written: {rec.out}")
     return r

@@ -7,11 +7,11 @@ machine with nothing but PyTorch installed. Nothing here reads params or the env
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 
 import torch
 
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "tf32", "bf16")
 
 
 def autocast(device: str | torch.device, precision: str):
@@ -22,7 +22,7 @@ def autocast(device: str | torch.device, precision: str):
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if precision == "fp32":
+    if precision != "bf16":  # fp32 and tf32 differ in the backend flags (configure_precision)
         return nullcontext()
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
 
@@ -54,10 +54,53 @@ def configure_cudnn(deterministic: bool) -> dict:
     return backend_flags()
 
 
+def configure_precision(precision: str) -> dict:
+    """What train.precision means for fp32 matmuls and convolutions; returns the flags in force.
+
+    fp32 (and bf16, for the ops autocast leaves in fp32): IEEE fp32, TF32 off for cuBLAS
+    matmuls and cuDNN convolutions. torch 2.14 runs cuDNN convolutions in TF32 by default on
+    Ampere and later GPUs (A100, H100, H200), so "fp32" has to switch it off; the paper
+    trained on GTX 580s, which have no TF32 (docs/fidelity.md, "Precision"). tf32: TF32 for
+    both, a listed departure. Set through torch's fp32_precision API only: mixing it with the
+    legacy allow_tf32 flags makes torch raise when either is read.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    mode = "tf32" if precision == "tf32" else "ieee"
+    torch.backends.cuda.matmul.fp32_precision = mode
+    torch.backends.cudnn.conv.fp32_precision = mode
+    return backend_flags()
+
+
+@contextmanager
+def export_safe_flags():
+    """Run torch.export inside this: it saves and restores cuDNN's flags through the legacy
+    allow_tf32 getter, which torch 2.14 refuses (RuntimeError) once configure_precision has set
+    the fp32_precision API. The legacy flag is set to the same meaning for the duration (it
+    matters not: the export traces a CPU model), and the precisions in force come back after."""
+    saved = (torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision,
+             torch.backends.cudnn.rnn.fp32_precision)
+    torch.backends.cudnn.allow_tf32 = saved[1] == "tf32"
+    try:
+        yield
+    finally:
+        (torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision,
+         torch.backends.cudnn.rnn.fp32_precision) = saved
+
+
+def _read(getter):
+    try:
+        return getter()
+    except (RuntimeError, AttributeError) as exc:  # torch refuses a read after mixed APIs
+        return f"unreadable: {str(exc).splitlines()[0][:80]}"
+
+
 def backend_flags() -> dict:
+    """The backend settings in force (logged with every run): autotuning, determinism and the
+    fp32 precision of cuBLAS matmuls and cuDNN convolutions ("ieee" or "tf32")."""
     return {"cudnn_benchmark": torch.backends.cudnn.benchmark,
-            "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
-            "matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
+            "matmul_fp32_precision": _read(lambda: torch.backends.cuda.matmul.fp32_precision),
+            "cudnn_conv_fp32_precision": _read(lambda: torch.backends.cudnn.conv.fp32_precision),
             "deterministic_algorithms": torch.are_deterministic_algorithms_enabled()}
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import difflib
 import json
 import sys
 import tempfile
@@ -15,12 +17,22 @@ from harness.errors import UserError
 def _model_info(args) -> None:
     from harness.model import build_model, layer_table
     cfg = C.load_config(args.params) if args.params else C.Config()
+    if args.paper:  # the paper's network; arms, if any, from --params
+        cfg = dataclasses.replace(C.Config(), ablations=cfg.ablations)
+    if args.arm:  # an ablation arm's network (params ablations.arms), e.g. no_conv3
+        if not cfg.ablations.arms:
+            raise UserError("--arm: the arms are declared in params.yaml ablations.arms; pass --params params.yaml")
+        cfg = C.apply_arm(cfg, args.arm)
     mcfg = cfg.model
-    if args.paper:
-        mcfg = C.ModelConfig()
+    if args.list_arms:
+        for arm in cfg.ablations.arms:
+            changes = ", ".join(f"{k}={v}" for k, v in arm.overrides) or "none"
+            print(f"{arm.name:18} {changes}{'   (enabled)' if arm.name in cfg.ablations.enabled else ''}")
+        return
     classes = args.classes
     rows = layer_table(build_model(mcfg, classes), mcfg.input_size)
-    info = {"input": [3, mcfg.input_size, mcfg.input_size], "num_classes": classes,
+    info = {"input": [3, mcfg.input_size, mcfg.input_size], "num_classes": classes, "arm": args.arm,
+            "drop_conv": mcfg.drop_conv,
             "layers": [{"name": r.name, "output": list(r.out_shape), "params": r.params,
                         "mult_adds": r.mult_adds} for r in rows],
             "total_params": sum(r.params for r in rows), "total_mult_adds": sum(r.mult_adds for r in rows)}
@@ -31,6 +43,13 @@ def _model_info(args) -> None:
     for r in info["layers"]:
         print(f"{r['name']:8} {'x'.join(map(str, r['output'])):>16} {r['params']:>12,} {r['mult_adds']:>14,}")
     print(f"{'total':8} {'':>16} {info['total_params']:>12,} {info['total_mult_adds']:>14,}")
+
+
+def _pilot(args) -> None:
+    """A few hundred steps of the configured recipe; loss, throughput, memory, projected cost."""
+    from harness import pilot
+    cfg = C.load_config(args.params)
+    pilot.main(cfg, Path(args.data), Path(args.out), args.steps, args.eval_images)
 
 
 def _make_reference(args) -> None:
@@ -95,14 +114,167 @@ def _preset(args) -> None:
           + "\nRun `dvc repro` (or `make repro`) to start.")
 
 
+def _queue_seeds(args) -> None:
+    """Each seed a queued DVC experiment; one queue worker per device set (docs/scale-out.md)."""
+    from harness import parallel, runtime
+    root = runtime.repo_root()
+    seeds = args.seeds or list(C.load_config(args.params).train.seeds)
+    names = parallel.queue_seeds(root, seeds, args.prefix)
+    print(f"queued {', '.join(names)}")
+    pids = parallel.start_workers(root, args.devices)
+    print(f"{len(pids)} queue worker(s) started: " +
+          ", ".join(f"{k} on CUDA_VISIBLE_DEVICES={d}" for k, d in enumerate(args.devices, 1)))
+    print(f"Follow with `dvc queue status` / `dvc queue logs {names[0]}`; when all succeeded: "
+          f"`harness collect-seeds {' '.join(names)} && dvc checkout && dvc repro`.")
+
+
 def _collect_seeds(args) -> None:
-    """Merge other machines' dvc.lock entries (git revisions) into this checkout (docs/scale-out.md)."""
-    from harness import collect, runtime
-    taken = collect.collect(runtime.repo_root(), args.revs)
+    """Merge other machines' (or queued experiments') dvc.lock entries into this checkout (docs/scale-out.md)."""
+    from harness import collect, parallel, runtime
+    root = runtime.repo_root()
+    revs = [parallel.exp_ref(root, r) or r for r in args.revs]  # an experiment's name, or any git revision
+    taken = collect.collect(root, revs)
+    taken = {name: taken[rev] for name, rev in zip(args.revs, revs)}
     for rev, stages in taken.items():
         print(f"{rev}: {', '.join(stages) or 'nothing new'}")
     print("dvc.lock updated. Next: `dvc pull` (the outputs from the shared remote), then `dvc repro` "
           "(runs ensemble, compare and report only; `dvc status` first shows what would run).")
+
+
+def _parse_numbers(text: str, what: str) -> tuple[float, ...]:
+    """'18.1,18.3' -> (18.1, 18.3); an error names the bad item."""
+    items = [t.strip() for t in str(text).split(",") if t.strip()]
+    if not items:
+        raise UserError(f"{what}: no numbers given")
+    out = []
+    for t in items:
+        try:
+            x = float(t)
+        except ValueError:
+            raise UserError(f"{what}: {t!r} is not a number") from None
+        if x != x or x in (float("inf"), float("-inf")):
+            raise UserError(f"{what}: {t!r} is not a finite number")
+        out.append(x)
+    return tuple(out)
+
+
+def _integer(text: str, what: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise UserError(f"{what}: {text!r} is not a whole number") from None
+
+
+def _numbers(value, what: str) -> tuple[float, ...]:
+    """A JSON list of numbers, or a comma-separated string."""
+    if isinstance(value, str):
+        return _parse_numbers(value, what)
+    if not isinstance(value, list) or not value:
+        raise UserError(f"{what}: expected a non-empty list of numbers, got {value!r}")
+    for x in value:
+        if isinstance(x, bool) or not isinstance(x, (int, float)):
+            raise UserError(f"{what}: {x!r} is not a number")
+    return _parse_numbers(",".join(repr(float(x)) for x in value), what)
+
+
+def _verdict_request(claims: dict, req: dict, where: str):
+    """(claim, Evidence) for one request; UserError naming the problem."""
+    from harness.analysis import verdict as V
+    cid = req.get("claim")
+    if not isinstance(cid, str) or not cid:
+        raise UserError(f"{where}: no claim id given")
+    if cid not in claims:
+        near = difflib.get_close_matches(cid, list(claims), n=1)
+        raise UserError(f"{where}: unknown claim {cid!r}" + (f" (did you mean {near[0]}?)" if near else "")
+                        + "; `harness verdict --list` shows them")
+    claim = claims[cid]
+    values = _numbers(req.get("values"), f"{where}: values")
+    variant = None if req.get("variant") is None else _numbers(req["variant"], f"{where}: variant")
+    n_images = req.get("n_images")
+    if n_images is not None and (isinstance(n_images, bool) or not isinstance(n_images, int) or n_images < 1):
+        raise UserError(f"{where}: n_images must be a positive integer, got {n_images!r}")
+    paired = bool(req.get("paired")) or claim.measure == "protocol"
+    same = n_images is None or n_images == claim.n_images
+    resolution = req.get("resolution", 1.0 if claim.measure == "iterations" else 0.0)
+    if isinstance(resolution, bool) or not isinstance(resolution, (int, float)) or not resolution >= 0:
+        raise UserError(f"{where}: resolution must be a number >= 0, got {resolution!r}")
+    ev = V.Evidence(values, variant, n_images=n_images, same_test_set=same, paired=paired,
+                    resolution=float(resolution),
+                    source="given on the command line" + ("" if n_images is not None or claim.kind != "headline"
+                                                          else "; the same test set as the paper's assumed"))
+    return claim, ev
+
+
+def _verdict_rows(requests: list[tuple[str, dict]], settings) -> list[dict]:
+    """Every request through verdict.assess and one finalize (Holm across them)."""
+    from harness.analysis import verdict as V
+    from harness.analysis.claims import load_claims
+    claims = {c.id: c for c in load_claims()}
+    assessments = []
+    for where, req in requests:
+        claim, ev = _verdict_request(claims, req, where)
+        try:
+            assessments.append(V.assess(claim, ev, settings))
+        except V.EvidenceError as exc:
+            raise UserError(f"{where}: {exc}") from None
+    return [V.record(r) for r in V.finalize(assessments, settings)]
+
+
+def _batch_requests(path: str) -> list[tuple[str, dict]]:
+    text = sys.stdin.read() if path == "-" else _read_text(Path(path))
+    out = []
+    for i, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"line {i}"
+        try:
+            req = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{where}: not JSON ({exc.msg})") from None
+        if not isinstance(req, dict):
+            raise UserError(f"{where}: expected an object like {{\"claim\": ..., \"values\": [...]}}")
+        unknown = set(req) - {"claim", "values", "variant", "n_images", "paired", "resolution"}
+        if unknown:
+            raise UserError(f"{where}: unknown key {sorted(unknown)[0]!r} (keys: claim, values, variant, "
+                            "n_images, paired, resolution)")
+        out.append((where, req))
+    if not out:
+        raise UserError(f"{path}: no requests (one JSON object per line)")
+    return out
+
+
+def _read_text(path: Path) -> str:
+    if not path.is_file():
+        raise UserError(f"batch file not found: {path}")
+    return path.read_text()
+
+
+def _verdict(args) -> None:
+    """Decide claims from per-seed results trained anywhere (the compare stage's code path)."""
+    from harness.analysis import verdict as V
+    from harness.analysis.claims import load_claims
+    if args.list:
+        for c in load_claims():
+            print(f"{c.id:28} {c.kind:12} {c.describe_value():>14}  {c.contrast or c.metric}")
+        return
+    settings = V.Settings()
+    if args.params is not None:
+        settings = V.from_config(C.load_config(args.params).compare)
+    if args.batch is not None:
+        if args.claim or args.values or args.variant or args.n_images:
+            raise UserError("--batch takes its requests from the file: drop --claim/--values/--variant/--n-images")
+        for row in _verdict_rows(_batch_requests(args.batch), settings):
+            print(json.dumps(row, allow_nan=False))
+        return
+    if not args.claim or args.values is None:
+        raise UserError("give --claim ID and --values V1,V2,... (or --batch FILE, or --list)")
+    req = {"claim": args.claim, "values": args.values, "variant": args.variant,
+           "n_images": None if args.n_images is None else _integer(args.n_images, "--n-images"),
+           "paired": args.paired}
+    if args.resolution is not None:
+        req["resolution"] = _parse_numbers(args.resolution, "--resolution")[0]
+    (row,) = _verdict_rows([("verdict", req)], settings)
+    print(json.dumps(row, indent=2, allow_nan=False) if args.json else V.describe(row))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,7 +285,22 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--paper", action="store_true", help="the paper's network whatever the params say")
     m.add_argument("--classes", type=int, default=1000, help="output classes (default 1000)")
     m.add_argument("--json", action="store_true", help="machine-readable output")
+    m.add_argument("--arm", default=None, help="the network of this ablation arm (params ablations.arms; needs --params)")
+    m.add_argument("--list-arms", action="store_true", help="list the ablation arms of --params and what each changes")
     m.set_defaults(fn=_model_info)
+    pl = sub.add_parser("pilot", help="a few hundred steps of the configured recipe: does the loss leave "
+                                      "ln(classes), throughput, memory, projected cost of the full run",
+                        description="Runs --steps training steps of the recipe in --params on the prepared data "
+                                    "(`dvc repro prepare` first) and devices, times evaluation, and writes the "
+                                    "figures and the projected wall time and device-hours of the full run (all "
+                                    "seeds, enabled arms, evaluation) to --out, which the report shows.")
+    pl.add_argument("--params", type=Path, default=Path("params.yaml"))
+    pl.add_argument("--data", type=Path, default=Path("artifacts/data"), help="prepared data (`dvc repro prepare`)")
+    pl.add_argument("--steps", type=int, default=300, help="training steps (default 300)")
+    pl.add_argument("--eval-images", type=int, default=256, help="images timed for centre-crop evaluation "
+                                                                 "(a tenth of them for 10-patch)")
+    pl.add_argument("--out", type=Path, default=Path("reports/pilot.json"))
+    pl.set_defaults(fn=_pilot)
     r = sub.add_parser("make-reference", help="record per-seed errors of other seeds as the reference distribution")
     r.add_argument("--params", type=Path, default=Path("params.yaml"))
     r.add_argument("--data", type=Path, default=Path("artifacts/data"), help="prepared data (run `dvc repro prepare` first)")
@@ -140,8 +327,42 @@ def build_parser() -> argparse.ArgumentParser:
                        description="For each revision (e.g. origin/seed-2): merge its dvc.lock stages into this "
                                    "checkout's and check out its metrics/plots files. Then `dvc pull` and "
                                    "`dvc repro`. See docs/scale-out.md.")
-    c.add_argument("revs", nargs="+", help="git revisions holding the other machines' dvc.lock")
+    c.add_argument("revs", nargs="+", help="git revisions holding the other machines' dvc.lock, or names of "
+                                           "DVC experiments of this commit (harness queue-seeds)")
     c.set_defaults(fn=_collect_seeds)
+    v = sub.add_parser("verdict", help="test per-seed results trained anywhere against a claim of the paper",
+                       description="Decide a claim of harness/analysis/claims.yaml from per-seed results, with the "
+                                   "compare stage's statistics (docs/statistics.md): reproduced, not reproduced, "
+                                   "inconclusive (with the seeds that would settle it) or not tested.")
+    v.add_argument("--claim", help="claim id (see --list)")
+    v.add_argument("--values", help="per-seed results of the paper's network as printed: errors in %% "
+                                    "(or per disjoint ensemble for k-model claims), iterations to the claim's target "
+                                    "for convergence claims, 1/0 per run for proportion claims")
+    v.add_argument("--variant", help="the same for the variant the claim compares against (no LRN, tanh, one "
+                                     "tower, ...; the centre crop for ten-patch claims). Effect = variant - paper's "
+                                     "net; ratio = variant / paper's net")
+    v.add_argument("--n-images", help="size of the test set of --values (default: the paper's own test "
+                                                "set; another size adds the binomial noise of both sets)")
+    v.add_argument("--paired", action="store_true", help="values[i] and variant[i] come from the same seed")
+    v.add_argument("--resolution", help="convergence: steps between logged points (default 1)")
+    v.add_argument("--json", action="store_true", help="one JSON object (claim, verdict, estimate, interval, "
+                                                       "tolerance, p, seeds_needed, ...)")
+    v.add_argument("--batch", help="JSON lines in (FILE or - for stdin): {\"claim\", \"values\", \"variant\", "
+                                   "\"n_images\"}; one JSON object per line out, in order, Holm across them")
+    v.add_argument("--params", type=Path, default=None, help="take alpha, power and multiplicity from this "
+                                                             "params file's compare section (default: the defaults)")
+    v.add_argument("--list", action="store_true", help="list the claims")
+    v.set_defaults(fn=_verdict)
+    q = sub.add_parser("queue-seeds", help="train seeds in parallel: DVC's experiment queue, one worker per GPU set",
+                       description="Queue one DVC experiment per seed (evaluate@N and what it needs) and start one "
+                                   "queue worker per --devices entry, each with CUDA_VISIBLE_DEVICES set to it. "
+                                   "Run `dvc repro prepare` first. See docs/scale-out.md.")
+    q.add_argument("--devices", nargs="+", required=True,
+                   help="one GPU set per worker, e.g. 0,1 2,3 4,5 6,7 (CUDA_VISIBLE_DEVICES values)")
+    q.add_argument("--seeds", type=int, nargs="+", default=None, help="default: train.seeds")
+    q.add_argument("--prefix", default="seed", help="experiment names are PREFIX-N (default seed-N)")
+    q.add_argument("--params", type=Path, default=Path("params.yaml"))
+    q.set_defaults(fn=_queue_seeds)
     return p
 
 

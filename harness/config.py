@@ -84,7 +84,16 @@ class ModelConfig:
     lrn: str = rule("paper", choices=("paper", "cuda_convnet2", "caffe", "cuda_convnet", "none"))
     pool: str = rule("overlap", choices=("overlap", "nonoverlap"))
     dropout: float = rule(0.5, lo=0.0, hi=0.99)
+    # paper 4.2: activations unscaled in training, multiplied by (1 - p) at test ("paper");
+    # "inverted" is torch's nn.Dropout (x / (1 - p) in training): the same function at fixed
+    # weights, not the same under SGD (docs/fidelity.md, "Dropout scaling")
+    dropout_scaling: str = rule("paper", choices=("paper", "inverted"))
     init: str = rule("paper", choices=("paper", "kaiming"))
+    # paper 5: bias of conv2, conv4, conv5, fc6 and fc7 (the others start at 0), under either init
+    hidden_bias: float = rule(1.0, lo=0.0, hi=10.0)
+    # paper 7 ablation: the net without one middle conv layer; the next layer reads the output
+    # of the one before it (docs/fidelity.md, "Removing a middle conv layer")
+    drop_conv: str = rule("none", choices=("none", "conv3", "conv4", "conv5"))
     # Multiplies mean-subtracted 0-255 pixels; paper: 1.0 (raw values).
     input_scale: float = rule(1.0, lo=0.0, lo_open=True, hi=1.0)
 
@@ -97,17 +106,30 @@ class TrainConfig:
     lr: float = rule(0.01, lo=0.0, lo_open=True, hi=10.0)
     momentum: float = rule(0.9, lo=0.0, hi=0.999)
     weight_decay: float = rule(5e-4, lo=0.0, hi=1.0)
+    # Not stated in the paper; the authors' cuda-convnet code decays weights only, not biases
+    # (docs/fidelity.md, "Weight decay on biases"). Applies to both update rules.
+    bias_decay: bool = rule(False)
     warmup_epochs: float = rule(0.0, lo=0.0)
     lr_steps: tuple[int, ...] = rule(())  # epochs at which lr /= 10 (paper: 3 manual drops)
     pca_colour: bool = rule(True)  # paper 4.1 colour augmentation
+    # paper 4.1: random crops and horizontal reflections; false: the centre crop, never flipped
+    crop_flip: bool = rule(True)
     pca_std: float = rule(0.1, lo=0.0)  # paper 4.1: alpha_i ~ N(0, 0.1)
     pca_mode: str = rule("eigenvalue_01", choices=("eigenvalue_01", "sqrt_eigenvalue"))
     # paper 5: lr divided by 10 when validation error stops improving, 3 times. "plateau" is
     # that rule made deterministic (patience epochs without improvement, at most max_drops);
     # "steps" drops at the fixed epochs in lr_steps.
     schedule: str = rule("plateau", choices=("plateau", "steps"))
-    patience: int = rule(2, lo=1)
+    patience: int = rule(3, lo=1)
+    # plateau: an epoch is a new best only when its top-1 error is at least this many
+    # percentage points below the best so far (a noise floor: on 50k images the binomial SE
+    # is about 0.2 pp; docs/fidelity.md, "The plateau rule", and benchmarks/plateau_sim.py)
+    plateau_threshold: float = rule(0.2, lo=0.0, hi=100.0)
     max_drops: int = rule(3, lo=0, hi=10)
+    # which centre-crop error the plateau rule reads: "val" (the paper: the set it reports
+    # on) or "holdout", every holdout_every-th training image (by index), left out of training
+    schedule_split: str = rule("val", choices=("val", "holdout"))
+    holdout_every: int = rule(25, lo=2)
     # paper: v <- 0.9 v - 0.0005 lr w - lr grad (velocity in parameter units);
     # torch: torch.optim.SGD (buffer in gradient units; differs right after an lr drop).
     update_rule: str = rule("paper", choices=("paper", "torch"))
@@ -116,8 +138,11 @@ class TrainConfig:
     threads: int = rule(2, lo=1, hi=256)  # CPU threads: the bits depend on it
     num_workers: int = rule(0, lo=0, hi=64)  # DataLoader workers: logged for determinism
     # The GPU path (issue 7). The defaults are today's fp32, bitwise-reproducible training.
-    # bf16: autocast around forward and loss, weights and optimizer stay fp32 (paper 5: fp32)
-    precision: str = rule("fp32", choices=("fp32", "bf16"))
+    # fp32: IEEE fp32, TF32 off for matmuls and cuDNN convolutions (paper 5: GTX 580s, no
+    # TF32); tf32: TF32 tensor cores for both (torch's default for cuDNN convolutions on
+    # Ampere and later); bf16: autocast around forward and loss, weights and optimizer stay
+    # fp32, the ops outside autocast IEEE fp32 (harness/accel.py configure_precision)
+    precision: str = rule("fp32", choices=("fp32", "tf32", "bf16"))
     channels_last: bool = rule(False)  # NHWC model and batches: same function, other kernels
     compile: bool = rule(False)  # torch.compile; falls back to eager with a warning if it fails
     # false: cuDNN autotuning and non-deterministic algorithms: faster on GPUs, but the same
@@ -126,9 +151,6 @@ class TrainConfig:
     # where JPEG shards are decoded and augmented; cuda: torchvision.io.decode_jpeg on the
     # first train device (decoders may differ from the CPU one by a unit per pixel)
     decode_device: str = rule("cpu", choices=("cpu", "cuda"))
-    # paper 4.1: random crops and horizontal flips; false: the centre crop, never flipped
-    # (paper 3.1's Figure 1 net trains with "no regularization of any kind", docs/cifar10.md)
-    crop_flip: bool = rule(True)
     # Stop after the first epoch whose training top-1 error (percent) is at or below this: a
     # convergence run (paper 3.1) needs its series up to the crossing, not beyond. None: never.
     stop_at_train_error: float | None = rule(None, lo=0.0, hi=100.0)
@@ -138,6 +160,17 @@ class TrainConfig:
     # steps wins and the run trains at lr * that factor (harness/train/lr_select.py). (): off.
     lr_select_factors: tuple[float, ...] = rule(())
     lr_select_steps: int = rule(200, lo=1)
+    # torchrun from the pipeline (docs/scale-out.md): processes per machine and machines. 1 x 1 runs
+    # plain python; more runs the stage under torchrun, one process per GPU (or per tower pair)
+    # with the same layout as `devices` shifted onto each rank's own GPUs. train.batch_size
+    # stays the global batch (paper 5: 128), split evenly over the processes. Not part of the
+    # training digest (LAUNCH_KEYS): the result equals one process's within numerical tolerance.
+    nproc_per_node: int = rule(1, lo=1, hi=1024)
+    nnodes: int = rule(1, lo=1, hi=4096)
+
+    @property
+    def world_size(self) -> int:
+        return self.nproc_per_node * self.nnodes
 
     def __post_init__(self):
         if self.decode_device == "cuda" and not self.devices[0].startswith("cuda"):
@@ -162,9 +195,17 @@ class EnsembleConfig:
 
 @dataclass(frozen=True)
 class CompareConfig:
-    conf: float = rule(0.95, lo=0.5, hi=0.999)
-    alpha: float = rule(0.05, lo=0.001, hi=0.5)
-    margin_pp: float = rule(2.0, lo=0.0, lo_open=True)  # equivalence margin, percentage points
+    """How claims are decided (docs/statistics.md). What "reproduced" means for each claim (its
+    band) is declared in harness/analysis/claims.yaml, not here: one margin for every claim would
+    let a zero effect reproduce a small one."""
+    conf: float = rule(0.95, lo=0.5, hi=0.999)  # descriptive intervals (per run, across seeds)
+    # decision level: reproduced iff the (1 - 2 alpha) interval lies inside the band, not
+    # reproduced iff the (1 - alpha) interval lies outside it
+    alpha: float = rule(0.05, lo=0.001, hi=0.25)
+    power: float = rule(0.8, lo=0.5, hi=0.99)  # what `seeds needed` aims for
+    multiplicity: str = rule("holm", choices=("holm", "none"))  # across the claims of one report
+    # equivalence margin against the reference runs (same code and profile, other seeds), pp
+    reference_margin_pp: float = rule(2.0, lo=0.0, lo_open=True)
     n_boot: int = rule(2000, lo=100)
     reference: str | None = rule("reports/reference/default.json")
 
@@ -194,14 +235,10 @@ class AblationsConfig:
     # default `dvc repro` trains no ablation group. A list, not true/false: DVC's matrix has
     # no conditionals, so the switch must be the list itself.
     enabled: tuple[str, ...] = rule(())
-    seeds: tuple[int, ...] | None = rule(None)  # seeds of every arm; None: train.seeds
     # Convergence claims: epochs/iterations until the training top-1 error (percent, augmented
     # batches, dropout on) first falls to this value. Paper Fig. 1: 25% on CIFAR-10.
     target_train_error: float = rule(25.0, lo=0.0, lo_open=True, hi=100.0)
     arms: tuple[ArmConfig, ...] = rule(())
-
-    def seeds_or(self, train_seeds: tuple[int, ...]) -> tuple[int, ...]:
-        return self.seeds if self.seeds is not None else train_seeds
 
     def arm(self, name: str) -> ArmConfig:
         for a in self.arms:
@@ -215,6 +252,20 @@ class AblationsConfig:
 class TrackingConfig:
     uri: str | None = rule(None)  # None: SQLite store at the repository root
     experiment: str | None = rule(None)  # None: "<dataset>-<profile>"
+    # Each seed's final weights also as an MLflow model (pt2, loads without pickle): the UI's
+    # Models column and the registry. Off only to save the seconds and the copy (tests).
+    log_models: bool = rule(True)
+
+
+@dataclass(frozen=True)
+class LaunchConfig:
+    """Where the torchrun processes of train.nnodes > 1 meet. No stage depends on these keys (like
+    tracking.*): they change where a seed trains, not what it trains, so changing them retrains
+    nothing and a checkpoint stays resumable."""
+    rdzv_endpoint: str | None = rule(None)  # host:port reachable from every node (train.nnodes > 1)
+    # torchrun restarts all workers after one fails, up to this many times; each restart resumes
+    # from the last checkpoint (train.checkpoint_every)
+    max_restarts: int = rule(0, lo=0, hi=100)
 
 
 @dataclass(frozen=True)
@@ -227,6 +278,7 @@ class Config:
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    launch: LaunchConfig = field(default_factory=LaunchConfig)
     ablations: AblationsConfig = field(default_factory=AblationsConfig)
     # Set by apply_arm only (never a params key): the ablation arm this config trains.
     arm: str | None = field(default=None, metadata={"internal": True})
@@ -247,6 +299,13 @@ def load_config(path: str | Path = "params.yaml") -> Config:
     return cfg
 
 
+# Keys that earlier versions accepted, with what to do instead.
+REMOVED = {
+    "ablations.seeds": "removed: every arm trains the seeds of train.seeds (the dvc.yaml matrix reads them "
+                       "directly); delete this key",
+}
+
+
 def from_dict(raw: dict, cls: type = Config, prefix: str = "") -> typing.Any:
     """Build dataclass `cls` from a mapping, validating each key."""
     if not isinstance(raw, dict):
@@ -254,6 +313,8 @@ def from_dict(raw: dict, cls: type = Config, prefix: str = "") -> typing.Any:
     fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
     hints = typing.get_type_hints(cls)
     for key in raw:
+        if f"{prefix}{key}" in REMOVED:
+            raise ConfigError(f"{prefix}{key}: {REMOVED[prefix + key]}")
         if key not in fields:
             near = difflib.get_close_matches(str(key), fields, n=1)
             hint = f" (did you mean {prefix}{near[0]}?)" if near else ""
@@ -370,7 +431,7 @@ def _parse_arms(raw, key: str) -> tuple[ArmConfig, ...]:
                 raise ConfigError(f"{k}.{section}: expected a mapping, got {values!r}")
             for sub, v in values.items():
                 if section == "train" and sub == "seeds":
-                    raise ConfigError(f"{k}.train.seeds: the seeds of every arm are ablations.seeds")
+                    raise ConfigError(f"{k}.train.seeds: every arm trains the seeds of train.seeds")
                 overrides.append((f"{section}.{sub}", tuple(v) if isinstance(v, list) else v))
         arms.append(ArmConfig(name, tuple(overrides), base))
     return tuple(arms)
@@ -404,9 +465,11 @@ def apply_arm(cfg: Config, name: str) -> Config:
     for dotted, value in overrides:
         section, sub = dotted.split(".", 1)
         sections[section][sub] = list(value) if isinstance(value, tuple) else value
-    if sections["model"]["arch"] != "paper" and len(sections["train"]["devices"]) == 2 \
+    one_device = sections["model"]["arch"] != "paper" or sections["model"].get("drop_conv", "none") != "none"
+    if one_device and len(sections["train"]["devices"]) == 2 \
             and not any(k == "train.devices" for k, _ in overrides):
-        # paper 3.2's one-GPU net (and the controls) run on one device: the first of the two
+        # paper 3.2's one-GPU net, the controls and the nets without a middle conv layer run on
+        # one device: the first of the two
         sections["train"]["devices"] = sections["train"]["devices"][:1]
     prefix = f"ablations.arms.{name}."
     out = dataclasses.replace(cfg, model=from_dict(sections["model"], ModelConfig, prefix + "model."),
@@ -445,6 +508,23 @@ def final_map_size(m: ModelConfig, size: int | None = None) -> int:
     for _ in range(3):
         s = (s - k) // st + 1 if s >= k else 0
     return s
+
+
+# paper 3.5 / Fig. 2: fc6 reads 6x6 maps of conv5. From this input size on the net is at the
+# paper's scale, and any other map size means a wrong input/padding pair (224 without padding
+# gives 5x5), which AdaptiveAvgPool2d would otherwise stretch to 6x6 without a word.
+PAPER_SCALE_INPUT = 224
+
+
+def _check_fc6_input(m: ModelConfig) -> None:
+    if m.arch == "torchvision" or m.input_size < PAPER_SCALE_INPUT:
+        return  # the control pools its own way; small profiles: a reported departure
+    side = final_map_size(m)
+    if side != 6:
+        raise ConfigError(
+            f"model.conv1_padding: at input {m.input_size} with padding {m.conv1_padding}, conv5's pooled maps "
+            f"are {side}x{side}, not the paper's 6x6 (fc6 would read resampled maps); use 224 with padding 2 "
+            "or 227 with padding 0 (docs/paper.md, ambiguities)")
 
 
 def min_input_size(m: ModelConfig) -> int:
@@ -487,6 +567,8 @@ _CUDA_CONVNET_FIXED = {
     "dropout": (0.0, "the layer files have no dropout"),
     "init": ("paper", "`paper` means the layer files' initW here"),
     "conv1_padding": (2, "the layer files pad conv1 by 2"),
+    "hidden_bias": (0.0, "every bias starts at its layer file's initB, 0"),
+    "drop_conv": ("none", "the layer files' nets are built whole"),
 }
 
 
@@ -508,6 +590,22 @@ def _check_cuda_convnet(cfg: Config) -> None:
 def _check_train(cfg: Config) -> None:
     if len(cfg.train.devices) == 2 and cfg.model.arch != "paper":
         raise ConfigError("train.devices: two devices hold the two towers of model.arch 'paper' only")
+    if cfg.train.batch_size % cfg.train.world_size:
+        raise ConfigError(f"train.batch_size: {cfg.train.batch_size} does not split evenly over train.nproc_per_node "
+                          f"x train.nnodes = {cfg.train.world_size} processes")
+    if cfg.train.nnodes > 1 and not re.fullmatch(r"[^\s:]+:\d+", cfg.launch.rdzv_endpoint or ""):
+        raise ConfigError(f"launch.rdzv_endpoint: train.nnodes {cfg.train.nnodes} needs the host:port where the "
+                          f"nodes meet (torchrun's c10d rendezvous), got {cfg.launch.rdzv_endpoint!r}")
+    if len(cfg.train.devices) == 2 and cfg.model.drop_conv != "none":
+        raise ConfigError(f"train.devices: two devices hold the towers of the full paper net; "
+                          f"model.drop_conv {cfg.model.drop_conv} trains on one device")
+    if cfg.model.drop_conv != "none" and cfg.model.arch == "torchvision":
+        raise ConfigError("model.drop_conv: removes a layer of the paper net (arch paper or one_tower), "
+                          "not of the torchvision control")
+    _check_fc6_input(cfg.model)
+    if cfg.train.schedule_split == "holdout" and cfg.train.schedule != "plateau":
+        raise ConfigError("train.schedule_split: holdout drives the plateau schedule only; with "
+                          f"train.schedule {cfg.train.schedule} it would take images from training for nothing")
     if any(s < 1 or s > cfg.train.epochs for s in cfg.train.lr_steps):
         raise ConfigError(f"train.lr_steps: each step must lie in 1..train.epochs ({cfg.train.epochs})")
 
@@ -553,10 +651,18 @@ def training_digest(cfg: Config) -> str:
     return hashlib.sha256(json.dumps(training_config(cfg), sort_keys=True).encode()).hexdigest()[:16]
 
 
+# train.* keys that say how many processes train, not what: left out of the training digest, so a
+# checkpoint of the same run resumes (or is refused by its process count, with a message), and a
+# reference distribution stays comparable. They are still DVC params of the train stage.
+LAUNCH_KEYS = ("nproc_per_node", "nnodes")
+
+
 def training_config(cfg: Config) -> dict:
-    """The params that shape one seed's weights: data, model and train without the seed list."""
+    """The params that shape one seed's weights: data, model and train without the seed list
+    and the process counts (LAUNCH_KEYS)."""
     d = to_dict(cfg)
-    d["train"].pop("seeds")
+    for key in ("seeds", *LAUNCH_KEYS):
+        d["train"].pop(key)
     out = {k: d[k] for k in ("data", "model", "train")}
     if cfg.arm is not None:  # an arm never shares a digest (or reference runs) with the baseline
         out["arm"] = cfg.arm

@@ -1,4 +1,4 @@
-"""MLflow: the only module that imports mlflow (house rule 4).
+"""MLflow: the only module that imports mlflow (docs/architecture.md, house rule 4).
 
 Store: a SQLite file at the repository root (never the working directory: DVC runs queued
 experiments in a throw-away copy), artifacts beside it in mlartifacts/. The database and the
@@ -20,23 +20,23 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("DO_NOT_TRACK", "true")
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-# A lost server must not stall training for minutes (MLflow's default: 7 retries, backoff 2,
-# 120 s timeout): fail a call within seconds and buffer it instead (see _call). Users may override.
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
-
-import mlflow  # noqa: E402
-from mlflow.entities import Metric, Param, RunTag  # noqa: E402
-from mlflow.tracking import MlflowClient  # noqa: E402
-
-from harness.errors import UserError  # noqa: E402
+from harness.errors import UserError
 
 logging.getLogger("mlflow").setLevel(logging.WARNING)
 logging.getLogger("alembic").setLevel(logging.WARNING)
+
+# Client settings, applied by configure_client() before the first call (not at import time).
+# A lost server must not stall training for minutes (MLflow's default: 7 retries, backoff 2,
+# 120 s timeout): a call fails within seconds and is buffered instead (OfflineBuffer). Values the
+# user has set in the environment win.
+CLIENT_ENV = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "true",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
+}
 
 PARENT_TAG = "harness.pipeline_key"
 BATCH = 1000  # MLflow accepts at most 1000 metrics per log_batch
@@ -48,6 +48,18 @@ BUFFER_NAME = ".mlflow-buffer.jsonl"  # at the repository root, beside mlflow.db
 
 class TrackingError(UserError):
     """The tracking store cannot be reached or written."""
+
+
+def configure_client() -> None:
+    """Apply CLIENT_ENV (defaults only) before mlflow reads it; idempotent."""
+    for key, value in CLIENT_ENV.items():
+        os.environ.setdefault(key, value)
+
+
+def _client(uri: str):
+    configure_client()
+    from mlflow.tracking import MlflowClient
+    return MlflowClient(uri)
 
 
 def default_uri(root: Path) -> str:
@@ -95,6 +107,8 @@ def _set_uri(uri: str) -> None:
     this process's environment: child processes (a test's stage subprocess, torchrun workers)
     would inherit it and take it for the user's override of tracking.uri."""
     before = os.environ.get("MLFLOW_TRACKING_URI")
+    configure_client()
+    import mlflow
     mlflow.set_tracking_uri(uri)
     if before is None:
         os.environ.pop("MLFLOW_TRACKING_URI", None)
@@ -106,13 +120,12 @@ def ensure_experiment(uri: str, name: str, root: Path) -> str:
     """Create the store and experiment once (under a lock); returns the experiment id.
 
     Also replays logging calls that an earlier stage buffered while the server was away."""
-    global _BUFFER
     check_reachable(uri)
     _set_uri(uri)
-    _BUFFER = root / BUFFER_NAME
+    _buffers[uri] = OfflineBuffer(root / BUFFER_NAME)
     try:
         with _lock(root):
-            client = MlflowClient(uri)  # may create and migrate the database: inside the lock
+            client = _client(uri)  # may create and migrate the database: inside the lock
             exp = _retry_locked(client.get_experiment_by_name, name)
             if exp is None:
                 artifacts = (root / "mlartifacts" / name).resolve().as_uri()
@@ -129,12 +142,14 @@ def ensure_experiment(uri: str, name: str, root: Path) -> str:
 
 # --- faults: a locked SQLite store is retried; a lost server is buffered and replayed --------
 
-_BUFFER: Path | None = None  # set by ensure_experiment
-_down_until = 0.0  # monotonic time before which calls skip the server and go to the buffer
-
 
 def _is_locked(exc: Exception) -> bool:
-    return "database is locked" in str(exc) or "database table is locked" in str(exc)
+    """Another process holds the SQLite store, or won a race that a retry resolves: MLflow's
+    log_inputs looks a dataset up and then inserts it, so two seeds logging the same data at once
+    (seeds in parallel, docs/scale-out.md) collide on its unique key; retried, it finds the row."""
+    msg = str(exc)
+    return "database is locked" in msg or "database table is locked" in msg \
+        or "UNIQUE constraint failed: datasets." in msg
 
 
 def _retry_locked(fn, *args, **kwargs):
@@ -158,7 +173,8 @@ def _is_unreachable(exc: Exception) -> bool:
 
 
 def _apply(uri: str, op: dict) -> None:
-    client = MlflowClient(uri)
+    from mlflow.entities import Metric, Param, RunTag
+    client = _client(uri)
     kind, run_id = op["kind"], op["run_id"]
     if kind == "batch":
         _retry_locked(client.log_batch, run_id, metrics=[Metric(*m) for m in op.get("metrics", [])],
@@ -174,79 +190,113 @@ def _apply(uri: str, op: dict) -> None:
         raise ValueError(f"unknown buffered MLflow call {kind!r}")
 
 
-def _call(uri: str, op: dict) -> None:
-    """Run one logging call. If the tracking server has gone away, append the call to the
-    buffer file instead (training goes on); buffered calls are replayed, in order, by the first
-    later call that reaches the server, at the end of the stage, or by the next stage."""
-    global _down_until
-    if time.monotonic() < _down_until:
-        _buffer(op)
-        return
-    try:
-        _apply(uri, op)
-    except Exception as exc:
-        if not _is_unreachable(exc) or _BUFFER is None:
-            raise
-        _down_until = time.monotonic() + RETRY_DOWN_S
-        print(f"warning: MLflow server {uri} is not answering ({str(exc)[:200]}); training goes on and "
-              f"its logging calls are kept in {_BUFFER} until the server is back", file=sys.stderr, flush=True)
-        _buffer(op)
-        return
-    if _pending():
-        replay(uri)
+class OfflineBuffer:
+    """Logging calls kept in a local file while the tracking server is away, replayed in order.
 
+    One per tracking URI and process (ensure_experiment makes it). Each call that fails because
+    the server does not answer is appended as one fsynced JSON line, so a kill loses at most that
+    call; for RETRY_DOWN_S after a failure calls go straight to the file instead of waiting for the
+    server again. The file is shared by the stages of one repository (the next stage replays it).
+    """
 
-def _buffer(op: dict) -> None:
-    with open(_BUFFER, "a") as f:  # one short line per call, appended: a kill loses at most that call
-        f.write(json.dumps(op) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    def __init__(self, path: Path):
+        self.path = path
+        self.down_until = 0.0  # monotonic time before which calls skip the server
 
+    def call(self, uri: str, op: dict) -> None:
+        """Run one logging call, or keep it here when the server is not answering."""
+        if time.monotonic() < self.down_until:
+            self._add(op)
+            return
+        error = self._send(uri, op)
+        if error is not None:
+            print(f"warning: MLflow server {uri} is not answering ({error[:200]}); training goes on and "
+                  f"its logging calls are kept in {self.path} until the server is back", file=sys.stderr, flush=True)
+            self._add(op)
+            return
+        if self.pending():
+            self.replay(uri)
 
-def _pending() -> bool:
-    return _BUFFER is not None and _BUFFER.is_file() and _BUFFER.stat().st_size > 0
+    def _send(self, uri: str, op: dict) -> str | None:
+        """Apply one call; when the server does not answer, skip it for a while and return why."""
+        try:
+            _apply(uri, op)
+        except Exception as exc:
+            if not _is_unreachable(exc):
+                raise
+            self.down_until = time.monotonic() + RETRY_DOWN_S
+            return str(exc)
+        return None
 
+    def _add(self, op: dict) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps(op) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
 
-def replay(uri: str) -> int:
-    """Send the buffered calls of this store; returns how many are still waiting."""
-    global _down_until
-    if not _pending():
-        return 0
-    from harness.io import atomic_write_text
-    with _lock(_BUFFER.parent):
-        lines = [ln for ln in _BUFFER.read_text().splitlines() if ln.strip()]
+    def pending(self) -> bool:
+        return self.path.is_file() and self.path.stat().st_size > 0
+
+    def _read(self) -> list[dict]:
         ops = []
-        for ln in lines:
+        for ln in self.path.read_text().splitlines():
+            if not ln.strip():
+                continue
             try:
                 ops.append(json.loads(ln))
             except ValueError:  # a line cut short by a kill: that one call is lost, say so
-                print(f"warning: skipping an unreadable line in {_BUFFER}", file=sys.stderr)
-        keep, failed = [], False
-        for op in ops:
-            if failed or op.get("uri") != uri:
-                keep.append(op)
-                continue
-            try:
-                _apply(uri, op)
-            except Exception as exc:
-                if not _is_unreachable(exc):
-                    raise
-                failed = True
-                _down_until = time.monotonic() + RETRY_DOWN_S
-                keep.append(op)
-        sent = len(ops) - len(keep)
-        if keep:
-            atomic_write_text(_BUFFER, "".join(json.dumps(op) + "\n" for op in keep))
-        else:
-            _BUFFER.unlink()
-    if sent:
-        print(f"MLflow: replayed {sent} buffered logging calls to {uri}", file=sys.stderr, flush=True)
-    return sum(op.get("uri") == uri for op in keep)
+                print(f"warning: skipping an unreadable line in {self.path}", file=sys.stderr)
+        return ops
+
+    def replay(self, uri: str) -> int:
+        """Send the buffered calls of this store; returns how many are still waiting."""
+        if not self.pending():
+            return 0
+        from harness.io import atomic_write_text
+        with _lock(self.path.parent):
+            ops = self._read()
+            keep, failed = [], False
+            for op in ops:
+                if failed or op.get("uri") != uri:
+                    keep.append(op)
+                    continue
+                if self._send(uri, op) is not None:
+                    failed = True
+                    keep.append(op)
+            sent = len(ops) - len(keep)
+            if keep:
+                atomic_write_text(self.path, "".join(json.dumps(op) + "\n" for op in keep))
+            else:
+                self.path.unlink()
+        if sent:
+            print(f"MLflow: replayed {sent} buffered logging calls to {uri}", file=sys.stderr, flush=True)
+        return sum(op.get("uri") == uri for op in keep)
+
+
+_buffers: dict[str, OfflineBuffer] = {}  # tracking URI -> this process's buffer (ensure_experiment)
+
+
+def buffer_for(uri: str) -> OfflineBuffer | None:
+    return _buffers.get(uri)
+
+
+def _call(uri: str, op: dict) -> None:
+    """One logging call through the URI's buffer (direct, without one: before ensure_experiment)."""
+    buf = _buffers.get(uri)
+    if buf is None:
+        _apply(uri, op)
+    else:
+        buf.call(uri, op)
+
+
+def replay(uri: str) -> int:
+    buf = _buffers.get(uri)
+    return buf.replay(uri) if buf is not None else 0
 
 
 def parent_run(uri: str, experiment_id: str, key: str, tags: dict, root: Path, name: str = "pipeline") -> str:
     """The parent run for this pipeline execution, created by the first stage that asks."""
-    client = MlflowClient(uri)
+    client = _client(uri)
     with _lock(root):
         found = _retry_locked(client.search_runs, [experiment_id], f"tags.`{PARENT_TAG}` = '{key}'", max_results=1)
         if found:
@@ -268,7 +318,7 @@ def child_run(uri: str, experiment_id: str, parent_id: str, name: str, params: d
     resume_run_id: the run of an interrupted stage (from its checkpoint) is reopened, so a
     resumed training keeps one run with one continuous metric history.
     """
-    client = MlflowClient(uri)
+    client = _client(uri)
     _mark_killed(client, experiment_id, parent_id, name, keep=resume_run_id)
     if resume_run_id and _run_exists(client, resume_run_id):
         _retry_locked(client.update_run, resume_run_id, "RUNNING")
@@ -282,15 +332,18 @@ def child_run(uri: str, experiment_id: str, parent_id: str, name: str, params: d
     try:
         yield run_id
     except BaseException:
-        _call(uri, {"uri": uri, "kind": "terminate", "run_id": run_id, "status": "FAILED"})
+        # the stage failed, so this execution of the pipeline failed: the parent says so too
+        # (the report stage marks it FINISHED once a later repro completes)
+        for rid in (run_id, parent_id):
+            _call(uri, {"uri": uri, "kind": "terminate", "run_id": rid, "status": "FAILED"})
         raise
     _call(uri, {"uri": uri, "kind": "terminate", "run_id": run_id, "status": "FINISHED"})
     if replay(uri):
         print(f"warning: MLflow server {uri} still unreachable at the end of stage {name}: its calls stay "
-              f"in {_BUFFER} and are sent by the next stage that reaches the server", file=sys.stderr, flush=True)
+              f"in {_buffers[uri].path} and are sent by the next stage that reaches the server", file=sys.stderr, flush=True)
 
 
-def _mark_killed(client: MlflowClient, experiment_id: str, parent_id: str, name: str, keep: str | None) -> None:
+def _mark_killed(client, experiment_id: str, parent_id: str, name: str, keep: str | None) -> None:
     """Runs of this stage left RUNNING by a killed process are marked KILLED, so no run of a dead
     process looks live or complete (a resumed training reopens its own run instead)."""
     stale = _retry_locked(client.search_runs, [experiment_id],
@@ -301,7 +354,7 @@ def _mark_killed(client: MlflowClient, experiment_id: str, parent_id: str, name:
             _retry_locked(client.set_terminated, run.info.run_id, "KILLED")
 
 
-def _run_exists(client: MlflowClient, run_id: str) -> bool:
+def _run_exists(client, run_id: str) -> bool:
     try:
         client.get_run(run_id)
         return True
@@ -309,7 +362,8 @@ def _run_exists(client: MlflowClient, run_id: str) -> bool:
         return False
 
 
-def log_params(client: MlflowClient, run_id: str, params: dict) -> None:
+def log_params(client, run_id: str, params: dict) -> None:
+    from mlflow.entities import Param
     items = [Param(k, str(v)[:6000]) for k, v in params.items()]
     for i in range(0, len(items), 100):  # log_batch takes at most 100 params
         _retry_locked(client.log_batch, run_id, params=items[i:i + 100])
@@ -318,18 +372,18 @@ def log_params(client: MlflowClient, run_id: str, params: dict) -> None:
 def _log_metric_items(uri: str, run_id: str, items: list) -> None:
     for i in range(0, len(items), BATCH):
         _call(uri, {"uri": uri, "kind": "batch", "run_id": run_id,
-                    "metrics": [[m.key, m.value, m.timestamp, m.step] for m in items[i:i + BATCH]]})
+                    "metrics": [list(m) for m in items[i:i + BATCH]]})
 
 
 def log_metrics(uri: str, run_id: str, metrics: dict, step: int = 0) -> None:
     """Log {name: value} at one step in one batch call (DESIGN.md: batches, not single calls)."""
     now = int(time.time() * 1000)
-    _log_metric_items(uri, run_id, [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None])
+    _log_metric_items(uri, run_id, [(k, float(v), now, step) for k, v in metrics.items() if v is not None])
 
 
 def logged_steps(uri: str, run_id: str, keys) -> dict[str, set[int]]:
     """Steps already in the run for each metric: a resumed stage skips them (exactly once)."""
-    client = MlflowClient(uri)
+    client = _client(uri)
     try:
         return {k: {m.step for m in _retry_locked(client.get_metric_history, run_id, k)} for k in keys}
     except Exception as exc:
@@ -347,7 +401,7 @@ def log_metrics_once(uri: str, run_id: str, metrics: dict, step: int = 0) -> Non
 def log_series(uri: str, run_id: str, name: str, points: list[tuple[int, float]]) -> None:
     """One metric at many steps, 1000 points per call."""
     now = int(time.time() * 1000)
-    _log_metric_items(uri, run_id, [Metric(name, float(v), now, int(step)) for step, v in points])
+    _log_metric_items(uri, run_id, [(name, float(v), now, int(step)) for step, v in points])
 
 
 def log_dataset(uri: str, run_id: str | None, manifest: dict, split: str, context: str) -> None:
@@ -359,7 +413,7 @@ def log_dataset(uri: str, run_id: str | None, manifest: dict, split: str, contex
     _call(uri, {"uri": uri, "kind": "dataset", "run_id": run_id, "manifest": keep, "split": split, "context": context})
 
 
-def _log_dataset(client: MlflowClient, run_id: str, manifest: dict, split: str, context: str) -> None:
+def _log_dataset(client, run_id: str, manifest: dict, split: str, context: str) -> None:
     from mlflow.entities import Dataset, DatasetInput, InputTag
     ds = Dataset(name=f"{manifest['source']}-{split}", digest=manifest["digest"][:36], source_type="local",
                  source=json.dumps({"source": manifest["source"], "image_size": manifest["image_size"]}),
@@ -395,10 +449,68 @@ def system_metrics(uri: str, run_id: str | None, interval_s: float = 5.0):
         monitor.finish()
 
 
+def log_model(uri: str, run_id: str, model, example, tags: dict) -> str | None:
+    """The trained weights as an MLflow model of the run (the UI's Models column and the model
+    registry see it), in torch.export's pt2 format: it loads without unpickling code. `example`
+    (a CPU batch of at least 2 images) traces the graph with a dynamic batch size and is stored as
+    the input example. Returns the model id, or None with a warning when the store refused it
+    (the weights are in DVC either way)."""
+    configure_client()
+    import mlflow
+    _set_uri(uri)
+    try:
+        with mlflow.start_run(run_id=run_id, log_system_metrics=False):
+            info = mlflow.pytorch.log_model(model, name="model", input_example=example.numpy(),
+                                            serialization_format="pt2", tags=_str_tags(tags),
+                                            pip_requirements=[f"torch=={_torch_version()}"])
+        _retry_locked(_client(uri).update_run, run_id, "RUNNING")  # start_run's exit ended it early
+        return info.model_id
+    except Exception as exc:  # noqa: BLE001 - logging a copy of the weights must not fail a finished training
+        print(f"warning: the model was not logged to MLflow ({type(exc).__name__}: {str(exc)[:200]}); "
+              "the weights are in DVC", file=sys.stderr, flush=True)
+        return None
+
+
+def _torch_version() -> str:
+    import torch
+    return torch.__version__.split("+")[0]
+
+
+def find_model(uri: str, experiment_id: str, tags: dict) -> str | None:
+    """The newest logged model of the experiment carrying all `tags` (e.g. the seed and the
+    training digest), or None."""
+    flt = " AND ".join(f"tags.`{k}` = '{v}'" for k, v in _str_tags(tags).items())
+    try:
+        found = _retry_locked(_client(uri).search_logged_models, [experiment_id], filter_string=flt,
+                              order_by=[{"field_name": "creation_time", "ascending": False}], max_results=1)
+    except Exception as exc:  # noqa: BLE001 - a link, not a result
+        if _is_unreachable(exc):
+            return None
+        raise
+    return found[0].model_id if found else None
+
+
+def log_model_input(uri: str, run_id: str | None, model_id: str | None) -> None:
+    """Record that `run_id` used the logged model (MLflow 3 model inputs): the UI links them."""
+    if not run_id or not model_id:
+        return
+    from mlflow.entities import LoggedModelInput
+    _retry_locked(_client(uri).log_inputs, run_id, models=[LoggedModelInput(model_id)])
+
+
 def finish_parent(uri: str, run_id: str) -> None:
     _call(uri, {"uri": uri, "kind": "terminate", "run_id": run_id, "status": "FINISHED"})
 
 
-def run_url(uri: str, experiment_id: str, run_id: str, ui: str = "http://127.0.0.1:5000") -> str:
-    """Link to a run in the MLflow UI started by `make mlflow-ui`."""
-    return f"{ui}/#/experiments/{experiment_id}/runs/{run_id}"
+LOCAL_UI = "http://127.0.0.1:5000"  # `make mlflow-ui` (harness mlflow-ui) over a local store
+
+
+def ui_url(uri: str) -> str:
+    """Where a reader opens the runs of this store: the team server itself for an http(s) URI, the
+    UI that `make mlflow-ui` starts for the repository's SQLite store."""
+    return uri.rstrip("/") if uri.startswith(("http://", "https://")) else LOCAL_UI
+
+
+def run_url(uri: str, experiment_id: str, run_id: str) -> str:
+    """Link to a run in the MLflow UI of the store `uri`."""
+    return f"{ui_url(uri)}/#/experiments/{experiment_id}/runs/{run_id}"

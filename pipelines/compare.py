@@ -13,7 +13,8 @@ def main() -> None:
     p.add_argument("--evaluations", type=Path, required=True, help="folder with seed-N.json")
     p.add_argument("--predictions", type=Path, required=True, help="folder with seed-N/ predictions")
     p.add_argument("--ensemble", type=Path, required=True, help="ensemble metrics JSON")
-    p.add_argument("--train-plots", type=Path, help="folder with seed-N.csv training curves")
+    p.add_argument("--train-plots", type=Path, help="folder with seed-N.csv training curves (and seed-N.steps.csv)")
+    p.add_argument("--train-metrics", type=Path, help="folder with seed-N.json training metrics")
     p.add_argument("--ablations", type=Path, help="folder with <arm>/evaluate/seed-N.json")
     p.add_argument("--ablation-plots", type=Path, help="folder with <arm>/train/seed-N.csv")
     p.add_argument("--out", type=Path, required=True, help="compare.json to write")
@@ -21,11 +22,9 @@ def main() -> None:
     ctx = open_stage(args.params, "compare")
     r = run_compare(ctx, data_dir=args.data, eval_dir=args.evaluations, pred_dir=args.predictions,
                     ensemble_path=args.ensemble, out_path=args.out, train_plots=args.train_plots,
-                    ablations_dir=args.ablations, ablation_plots=args.ablation_plots)
-    c = r["counts"]
-    ref = r["reference"]
-    print(f"claims: {c['claims_tested']} tested, {c['claims_untested']} not testable on this data; "
-          f"verdicts {c['verdicts']}")
+                    ablations_dir=args.ablations, ablation_plots=args.ablation_plots, train_dir=args.train_metrics)
+    v, ref = r["counts"]["verdicts"], r["reference"]
+    print(", ".join(f"{n} {label}" for label, n in v.items()) + f" ({r['counts']['claims_total']} claims)")
     if ref.get("tested"):
         for metric, m in ref["metrics"].items():
             print(f"reference ({ref['profile']}), {metric}: {m['verdict']} "
@@ -34,7 +33,7 @@ def main() -> None:
         print(f"reference: not compared ({ref['reason']})")
     for arm, a in r["ablation_results"].items():
         for metric, e in next(iter(a["protocols"].values()), {}).items():
-            print(f"ablation {arm}, {metric}: arm - baseline {e['diff']:+.2f} pp (Welch p {e['p_value']})")
+            print(f"ablation {arm}, {metric}: arm - baseline {e['diff']:+.2f} pp ({e['method']}, p {e['p_value']})")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """DVC stage `evaluate@<seed>`: centre-crop and 10-patch probabilities [N, C] and top-k errors."""
 
+import sys
 from pathlib import Path
 
-from harness.stages import open_stage
+from harness.stages import open_stage, torchrun_if_asked
 from harness.stages.evaluate import run_evaluate
 from harness.stages.script import main_guard, parser
 
@@ -17,6 +18,7 @@ def main() -> None:
     p.add_argument("--metrics", type=Path, required=True, help="metrics JSON to write")
     args = p.parse_args()
     stage = f"evaluate@{args.seed}" if args.arm is None else f"evaluate_ablation@{args.arm}-{args.seed}"
+    torchrun_if_asked(args.params, __file__, sys.argv[1:], stage, arm=args.arm, one_node=True)  # train.nproc_per_node > 1
     ctx = open_stage(args.params, stage, arm=args.arm)
     r = run_evaluate(ctx, seed=args.seed, data_dir=args.data, model_dir=args.model, out_dir=args.out,
                      metrics_path=args.metrics)

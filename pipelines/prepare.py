@@ -13,11 +13,14 @@ def main() -> None:
     p.add_argument("--out", type=Path, required=True, help="prepared-data folder")
     p.add_argument("--work", type=Path, default=None,
                    help="folder for extracted archives (default: <out>/../extracted); kept between runs")
+    p.add_argument("--partial", type=Path, default=None,
+                   help="folder for a preparation in progress (resume after a kill); relative: to the "
+                        "repository root (default: <out>.partial)")
     p.add_argument("--workers", type=int, default=0,
                    help="processes for decoding/rendering (0: one per core); the bytes do not depend on it")
     args = p.parse_args()
     ctx = open_stage(args.params, "prepare")
-    m = run_prepare(ctx, out=args.out, workers=args.workers or os.cpu_count() or 1, work=args.work)
+    m = run_prepare(ctx, out=args.out, workers=args.workers or os.cpu_count() or 1, work=args.work, partial=args.partial)
     print(f"prepared {m['counts']} images of {len(m['classes'])} classes into {args.out} "
           f"({m['encoding']} shards, {len(m['skipped'])} input file(s) skipped)")
 

@@ -1,8 +1,9 @@
 """DVC stage `train@<seed>`: train one seed of the paper's AlexNet and save its weights."""
 
+import sys
 from pathlib import Path
 
-from harness.stages import open_stage
+from harness.stages import open_stage, torchrun_if_asked
 from harness.stages.script import main_guard, parser
 from harness.stages.train import run_train
 
@@ -15,11 +16,17 @@ def main() -> None:
     p.add_argument("--out", type=Path, required=True, help="model folder (weights, checkpoints)")
     p.add_argument("--metrics", type=Path, required=True, help="metrics JSON to write")
     p.add_argument("--plots", type=Path, required=True, help="per-epoch CSV to write")
+    p.add_argument("--steps", type=Path, default=None, help="CSV of the training error every 20 steps to write")
+    p.add_argument("--work", type=Path, default=None,
+                   help="folder for resume checkpoints, kept between runs (relative: to the repository root; "
+                        "default: <out>.work)")
+    p.add_argument("--kernels", type=Path, default=None, help="conv1 kernels .npy to write (the report's Figure 3)")
     args = p.parse_args()
     stage = f"train@{args.seed}" if args.arm is None else f"train_ablation@{args.arm}-{args.seed}"
+    torchrun_if_asked(args.params, __file__, sys.argv[1:], stage, arm=args.arm)  # train.nproc_per_node > 1
     ctx = open_stage(args.params, stage, arm=args.arm)
     r = run_train(ctx, seed=args.seed, data_dir=args.data, out_dir=args.out, metrics_path=args.metrics,
-                  plots_path=args.plots)
+                  plots_path=args.plots, steps_path=args.steps, kernels_path=args.kernels, work=args.work)
     print(f"{args.arm + ' ' if args.arm else ''}seed {args.seed}: val top-1 {r['final_val_top1_error']:.2f}%, "
           f"top-5 {r['final_val_top5_error']:.2f}% (MLflow run {r['mlflow_run_id']})")
 

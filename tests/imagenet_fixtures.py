@@ -125,9 +125,9 @@ def ground_truth(wnids: tuple[str, ...]) -> bytes:
     return "".join(f"{ILSVRC_IDS[w]}\n" for w in wnids).encode()
 
 
-def _train_files() -> dict[str, dict[str, bytes]]:
-    """wnid -> {file name: JPEG bytes}."""
-    return {w: {train_name(w, c): image_bytes(w) for c in range(TRAIN_COPIES[w])} for w in WNIDS}
+def _train_files(copies: int | None = None) -> dict[str, dict[str, bytes]]:
+    """wnid -> {file name: JPEG bytes}; `copies` per class instead of TRAIN_COPIES."""
+    return {w: {train_name(w, c): image_bytes(w) for c in range(copies or TRAIN_COPIES[w])} for w in WNIDS}
 
 
 def _eval_files(year: int, split: str, wnids: tuple[str, ...]) -> dict[str, bytes]:
@@ -139,8 +139,8 @@ def _write_folder(folder: Path, files: dict[str, bytes]) -> None:
         _write(folder / name, data)
 
 
-def _write_train(dst: Path, archive: str | None) -> None:
-    train = _train_files()
+def _write_train(dst: Path, archive: str | None, copies: int | None = None) -> None:
+    train = _train_files(copies)
     if archive is None:
         for wnid, files in train.items():
             _write_folder(dst / "train" / wnid, files)
@@ -152,10 +152,11 @@ def _write_train(dst: Path, archive: str | None) -> None:
 # ----------------------------------------------------------------------------- builders
 
 
-def make_ilsvrc2012(dst: Path, archives: bool) -> Path:
+def make_ilsvrc2012(dst: Path, archives: bool, train_copies: int | None = None) -> Path:
     """ILSVRC-2012 as distributed (archives=True: ILSVRC2012_img_train.tar of per-class tars,
     flat ILSVRC2012_img_val.tar, ILSVRC2012_devkit_t12.tar.gz) or extracted (train/<wnid>/,
-    flat val/, ILSVRC2012_devkit_t12/data/). Returns the root folder."""
+    flat val/, ILSVRC2012_devkit_t12/data/). Returns the root folder. `train_copies`: training
+    images per class instead of TRAIN_COPIES (e.g. 22: 132 images, one paper batch of 128)."""
     dst = Path(dst)
     devkit = {"ILSVRC2012_devkit_t12/data/meta.mat": meta_mat("ILSVRC2012_ID"),
               "ILSVRC2012_devkit_t12/data/ILSVRC2012_validation_ground_truth.txt":
@@ -163,12 +164,12 @@ def make_ilsvrc2012(dst: Path, archives: bool) -> Path:
               "ILSVRC2012_devkit_t12/COPYING": b"devkit licence\n"}
     val = _eval_files(2012, "val", VAL_WNIDS)
     if archives:
-        _write_train(dst, "ILSVRC2012_img_train.tar")
+        _write_train(dst, "ILSVRC2012_img_train.tar", train_copies)
         _write(dst / "ILSVRC2012_img_val.tar", _tar_bytes(val))
         folders = ("ILSVRC2012_devkit_t12", "ILSVRC2012_devkit_t12/data")
         _write(dst / "ILSVRC2012_devkit_t12.tar.gz", _tar_bytes(devkit, "w:gz", dirs=folders))
     else:
-        _write_train(dst, None)
+        _write_train(dst, None, train_copies)
         _write_folder(dst / "val", val)
         _write_folder(dst, devkit)
     return dst

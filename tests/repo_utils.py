@@ -6,8 +6,10 @@ import copy
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import tiny
@@ -39,7 +41,7 @@ def copy_repo(dst: Path, patch: dict | None = None) -> Path:
     files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
                            cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
     for f in files:
-        if (REPO / f).is_file() and (not f.startswith(("reports/", "dvc.lock")) or f in ("reports/benchmarks.json", "reports/reliability.json", "reports/cifar10_costs.json")):
+        if (REPO / f).is_file() and (not f.startswith(("reports/", "dvc.lock")) or f in ("reports/benchmarks.json", "reports/reliability.json", "reports/pilot.json", "reports/cifar10_costs.json")):
             (dst / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / f, dst / f)
     (dst / "reports" / "reference").mkdir(parents=True)
@@ -69,3 +71,22 @@ def dvc(repo: Path, *args: str) -> str:
 
 def ran_stages(out: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", out))
+
+
+def kill_after_writes(repo: Path, watched: str | Path, n: int, *args: str) -> None:
+    """Start `dvc repro args` in its own session, SIGKILL the whole session's process group after
+    n writes of `watched` (its mtime changed n times); `watched` may be a glob relative to the repo
+    (a resume checkpoint's folder is keyed by the training digest)."""
+    proc = subprocess.Popen(["dvc", "repro", *args], cwd=repo, env=env_for(repo), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    seen, last = 0, None
+    deadline = time.time() + 180
+    while seen < n and time.time() < deadline and proc.poll() is None:
+        path = watched if isinstance(watched, Path) else next(repo.glob(watched), None)
+        mtime = path.stat().st_mtime_ns if path is not None and path.exists() else None
+        if mtime is not None and mtime != last:
+            seen, last = seen + 1, mtime
+        time.sleep(0.005)
+    assert proc.poll() is None, "the stage finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()

@@ -16,11 +16,14 @@ PARAMS = {
     "train": {"seeds": [1, 2], "epochs": 2, "batch_size": 16, "lr_steps": [2], "threads": 1},
     "ensemble": {"max_subsets": 10},
     "compare": {"n_boot": 200},
+    "tracking": {"log_models": False},  # seconds per seed; tests/e2e/test_pipeline_e2e.py turns it on
 }
 
 # An eighth-width paper net on 64 px crops, He init (the paper's N(0, 0.01) stays at chance
-# in a few steps) and inputs scaled to about unit range.
-MODEL = ModelConfig(width=0.125, input_size=64, init="kaiming", input_scale=1 / 64)
+# in a few steps) and inputs scaled to about unit range; zero biases and torch's inverted
+# dropout, like the default profile in params.yaml.
+MODEL = ModelConfig(width=0.125, input_size=64, init="kaiming", input_scale=1 / 64, hidden_bias=0.0,
+                    dropout_scaling="inverted")
 
 
 def data(train_per_class: int = 12, val_per_class: int = 4, num_classes: int = 4, **kw) -> DataConfig:

@@ -1,26 +1,87 @@
-"""Ablation and convergence effects: an arm's seeds against the baseline's seeds.
+"""Ablation and convergence measurements: an arm's seeds against the baseline's seeds.
 
-Pure functions used by compare.py. Conventions (claims.yaml):
+Pure functions used by compare.py. Conventions (claims.yaml, docs/statistics.md):
 - error effects are arm minus baseline, in percentage points: the error the baseline's design
-  choice saves (positive = the choice lowers error, the sign of the paper's `*_reduction`);
-- convergence: training iterations until the training top-1 error first falls to a target,
-  per seed (MLPerf's "reference convergence points" style, epoch resolution), compared with
-  stats.convergence_test; the claimed value is iterations(slower group) / iterations(faster).
-The two groups are independent seed samples (Welch, PAPER.md 5); with paired seeds a paired
-test would be stronger, but the baseline and arm seeds need not coincide.
+  choice saves (positive = the choice lowers the error, the sign of the paper's `*_reduction`);
+- arms that share the baseline's seeds are paired by seed (same data order and augmentation
+  draws), otherwise the groups are independent (Welch);
+- convergence: training steps until the training top-1 error falls to a target, read at step
+  resolution from the train stage's window series (the loop's reads every 20 steps), smoothed
+  over a few windows and interpolated linearly where it crosses the target. A seed that never
+  gets there is censored at the steps it ran, never dropped. Ratios are arm / baseline.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
 
 from harness.analysis import stats
 
-# stats.verdict speaks of errors ("better" = lower). For an effect size the same outcomes read
-# "the effect is smaller / larger than the paper's, beyond the margin".
-_EFFECT_WORDS = {"better": "smaller", "worse": "larger"}
+# Windows averaged (image-weighted) before looking for the crossing: 5 windows of 20 steps are
+# 100 steps, enough images that one noisy window does not cross by chance, few enough that
+# the crossing stays at step resolution (docs/statistics.md, "convergence").
+SMOOTH_WINDOWS = 5
+
+
+@dataclass(frozen=True)
+class Series:
+    """Training top-1 error per window of steps: window i ends at global step `step[i]`, holds
+    `images[i]` images of which `wrong[i]` were misclassified (augmented batches, dropout on).
+    resolution: typical steps per window; smooth: windows averaged before the crossing."""
+
+    step: np.ndarray
+    images: np.ndarray
+    wrong: np.ndarray
+    resolution: float
+    smooth: int = SMOOTH_WINDOWS
+
+    @classmethod
+    def from_windows(cls, step: Sequence[float], images: Sequence[float], wrong: Sequence[float]) -> "Series":
+        s = np.asarray(step, float)
+        if s.size == 0:
+            raise ValueError("a step series needs at least one window")
+        if np.any(np.diff(s) <= 0):
+            raise ValueError("window steps must increase")
+        res = float(np.median(np.diff(np.r_[0.0, s])))
+        return cls(s, np.asarray(images, float), np.asarray(wrong, float), res)
+
+    @classmethod
+    def from_epochs(cls, train_error: Sequence[float], steps_per_epoch: int) -> "Series":
+        """Epoch resolution (no step file): one window per epoch, no smoothing."""
+        err = np.asarray(train_error, float)
+        steps = steps_per_epoch * np.arange(1, err.size + 1, dtype=float)
+        return cls(steps, np.ones_like(err), err / 100.0, float(steps_per_epoch), smooth=1)
+
+    @property
+    def steps_run(self) -> float:
+        return float(self.step[-1])
+
+
+def crossing(series: Series, target: float) -> tuple[float, bool]:
+    """(steps to `target` % training error, censored): linear interpolation of the smoothed
+    error between the last point above the target and the first at or below it. Each smoothed
+    point is the image-weighted error of the last `smooth` windows, placed at the middle of the
+    steps they span. Never reached: (steps run, True), a lower bound of the true value."""
+    ends = series.step
+    starts = np.r_[0.0, ends[:-1]]
+    cw, ci = np.cumsum(series.wrong), np.cumsum(series.images)
+    prev = None
+    for j in range(ends.size):
+        a = max(0, j - series.smooth + 1)
+        images = ci[j] - (ci[a - 1] if a else 0.0)
+        err = 100.0 * (cw[j] - (cw[a - 1] if a else 0.0)) / max(images, 1e-12)
+        x = (starts[a] + ends[j]) / 2.0
+        if err <= target:
+            if prev is None:
+                return float(x), False
+            (x0, e0) = prev
+            return float(x0 + (e0 - target) / (e0 - err) * (x - x0)), False
+        prev = (x, err)
+    return series.steps_run, True
 
 
 def group(values: Sequence[float]) -> dict:
@@ -29,109 +90,64 @@ def group(values: Sequence[float]) -> dict:
             "n": int(arr.size), "values": [float(v) for v in arr]}
 
 
-def error_effect(baseline: Sequence[float], arm: Sequence[float], conf: float, n_boot: int,
-                 rng_seed: int = 0) -> dict:
-    """arm minus baseline: Welch t interval and p, percentile bootstrap interval, Mann-Whitney p."""
-    w = stats.welch_difference(arm, baseline, conf)
-    boot_lo, boot_hi = stats.bootstrap_difference_interval(arm, baseline, n_boot, conf, rng_seed)
-    mw = stats.mann_whitney(arm, baseline)
-    return {"baseline": group(baseline), "arm": group(arm), "diff": w["diff"], "lo": w["lo"], "hi": w["hi"],
-            "se": w["se"], "df": w["df"], "p_value": w["p"], "boot_lo": boot_lo, "boot_hi": boot_hi,
-            "mann_whitney_p": mw["p"]}
-
-
-def effect_verdict(effect: dict, paper_value: float, margin_pp: float, alpha: float) -> dict:
-    """Verdict of a measured effect against the paper's: reproduced / smaller / larger / inconclusive.
-
-    The Welch interval of arm minus baseline against the paper's reduction, with the same
-    margin and TOST as the headline claims (stats.verdict); the paper's own sampling noise is
-    not included (it prints no per-group sizes for its ablations).
-    """
-    tost = stats.tost_from_estimate(effect["diff"] - paper_value, effect["se"], effect["df"], margin_pp)
-    word = stats.verdict(effect["diff"], effect["lo"], effect["hi"], paper_value, margin_pp, tost["p"], alpha)
-    return {"tost_p": tost["p"], "verdict": _EFFECT_WORDS.get(word, word)}
-
-
-def iterations_to_target(train_error: Sequence[float], target: float, steps_per_epoch: int) -> int | None:
-    """Iterations until the per-epoch training error first is <= target (None: never reached).
-
-    train_error[i] is the error over epoch i+1; epoch resolution, as MLPerf counts epochs.
-    """
-    for i, err in enumerate(train_error):
-        if float(err) <= target:
-            return (i + 1) * steps_per_epoch
+def pairing(baseline_seeds: Sequence[int], arm_seeds: Sequence[int]) -> list[int] | None:
+    """The seeds to pair on: the arm's seeds when every one of them is a baseline seed and there
+    are at least 2 of them (the baseline's other seeds are then left out); else None (Welch)."""
+    arm, base = list(arm_seeds), set(baseline_seeds)
+    if len(arm) >= 2 and len(set(arm)) == len(arm) and set(arm) <= base:
+        return sorted(arm)
     return None
 
 
-def _centre_rows(x: np.ndarray) -> np.ndarray:
-    """Row-wise olympic mean (drop best and worst) with >= 3 columns, plain mean otherwise."""
-    return np.sort(x, axis=1)[:, 1:-1].mean(1) if x.shape[1] >= 3 else x.mean(1)
+def error_effect(baseline: Mapping[int, float], arm: Mapping[int, float], conf: float, n_boot: int,
+                 rng_seed: int = 0) -> dict:
+    """arm minus baseline (per seed dicts): paired t when the seeds pair (pairing), else Welch;
+    a percentile bootstrap interval and Mann-Whitney p as checks that assume no normality."""
+    seeds = pairing(list(baseline), list(arm))
+    if seeds is not None:
+        b, a = [baseline[s] for s in seeds], [arm[s] for s in seeds]
+        est = stats.paired_effect(b, a)
+    else:
+        b, a = list(baseline.values()), list(arm.values())
+        est = stats.welch_effect(b, a)
+    lo, hi = stats.interval(est, conf)
+    p = stats.two_sided_p(est)
+    boot_lo, boot_hi = stats.bootstrap_difference_interval(list(arm.values()), list(baseline.values()), n_boot, conf,
+                                                           rng_seed)
+    mw = stats.mann_whitney(list(arm.values()), list(baseline.values()))
+    return {"baseline": group(list(baseline.values())), "arm": group(list(arm.values())),
+            "paired": seeds is not None, "paired_seeds": seeds, "diff": est.value, "lo": lo, "hi": hi,
+            "se": est.se, "df": None if math.isinf(est.df) else est.df, "p_value": p, "method": est.method,
+            "boot_lo": boot_lo, "boot_hi": boot_hi, "mann_whitney_p": mw["p"]}
 
 
-def ratio_interval(slow: Sequence[float], fast: Sequence[float], n_boot: int, conf: float,
-                   rng_seed: int = 0) -> tuple[float | None, float | None]:
-    """Percentile bootstrap interval of centre(slow) / centre(fast), resampling each group's seeds.
+def iterations(series: Mapping[int, Series], target: float) -> dict[int, tuple[float, bool]]:
+    """Per seed: (steps to target, censored)."""
+    return {s: crossing(x, target) for s, x in series.items()}
 
-    centre: the olympic mean with >= 3 seeds, else the mean (as stats.convergence_test).
+
+def convergence_effect(baseline: Mapping[int, Series], arm: Mapping[int, Series], target: float,
+                       conf: float) -> dict:
+    """Steps to `target` % training error per seed, and the ratio arm / baseline.
+
+    Geometric-mean ratio with a t interval on the log scale (paired by seed when the seeds
+    pair), the logging resolution as a variance floor (stats.log_ratio). Censored seeds enter
+    at the steps they ran and are listed; the ratio is then only a bound (`bound`).
     """
-    xs, xf = np.asarray(slow, float), np.asarray(fast, float)
-    if xs.size < 2 or xf.size < 2:
-        return None, None
-    rng = np.random.default_rng(rng_seed)
-    ms = _centre_rows(xs[rng.integers(0, xs.size, (n_boot, xs.size))])
-    mf = _centre_rows(xf[rng.integers(0, xf.size, (n_boot, xf.size))])
-    tail = 100.0 * (1.0 - conf) / 2.0
-    lo, hi = np.percentile(ms / mf, [tail, 100.0 - tail])
-    return float(lo), float(hi)
-
-
-def convergence_effect(baseline_curves: Mapping[int, Sequence[float]], arm_curves: Mapping[int, Sequence[float]],
-                       target: float, steps_baseline: int, steps_arm: int, faster: str, alpha: float,
-                       conf: float, n_boot: int, rng_seed: int = 0) -> dict:
-    """Iterations to `target` % training error per seed; is the `faster` group faster, by how much?
-
-    faster: "baseline" or "arm", the group expected to converge faster (the claim's; for an
-    arm with no convergence claim, "baseline"). Seeds that never reach the target are
-    listed and left out (MLPerf counts such a run as failed); with none left in a group
-    there is no test.
-    """
-    it_b = {s: iterations_to_target(c, target, steps_baseline) for s, c in baseline_curves.items()}
-    it_a = {s: iterations_to_target(c, target, steps_arm) for s, c in arm_curves.items()}
-    out = {"target_train_error": target, "faster_expected": faster,
-           "baseline_iterations": it_b, "arm_iterations": it_a,
-           "steps_per_epoch": {"baseline": steps_baseline, "arm": steps_arm},
-           "not_reached": {"baseline": sorted(s for s, v in it_b.items() if v is None),
-                           "arm": sorted(s for s, v in it_a.items() if v is None)}}
-    reached_b = [v for v in it_b.values() if v is not None]
-    reached_a = [v for v in it_a.values() if v is not None]
-    missing = [name for name, r in (("baseline", reached_b), ("arm", reached_a)) if not r]
-    if missing:
-        epochs = max((len(c) for c in list(baseline_curves.values()) + list(arm_curves.values())), default=0)
-        return {**out, "tested": False,
-                "reason": f"no seed of the {' and '.join(missing)} group reached {target:g}% training "
-                          f"error within {epochs} epochs"}
-    fast, slow = (reached_b, reached_a) if faster == "baseline" else (reached_a, reached_b)
-    test = stats.convergence_test(fast, slow, alpha)
-    lo, hi = ratio_interval(slow, fast, n_boot, conf, rng_seed)
-    ratio = test["reference_mean"] / test["ours_mean"] if test["ours_mean"] else None
-    return {**out, "tested": True, "faster_mean_iterations": test["ours_mean"],
-            "slower_mean_iterations": test["reference_mean"], "ratio": ratio, "ratio_lo": lo, "ratio_hi": hi,
-            "t": test["t"], "p_faster": test["p_faster"], "faster_significant": test["faster"],
-            "agrees_with_paper_direction": None if ratio is None else ratio > 1.0,
-            "method_note": "ratio = olympic (>= 3 seeds) or plain mean iterations of the slower group / the "
-                           "faster group; one-sided Welch t on iterations (MLPerf style); percentile "
-                           "bootstrap interval of the same ratio"}
-
-
-def convergence_verdict(conv: dict, paper_value: float, alpha: float) -> str:
-    """reproduced: the claimed-faster group is significantly faster and the claimed ratio lies in
-    the ratio interval; smaller / larger: the interval lies below / above the claimed ratio."""
-    lo, hi = conv.get("ratio_lo"), conv.get("ratio_hi")
-    if lo is None or hi is None:
-        return "inconclusive"
-    if hi < paper_value:
-        return "smaller"
-    if lo > paper_value:
-        return "larger"
-    p = conv.get("p_faster")
-    return "reproduced" if p is not None and p < alpha else "inconclusive"
+    it_b, it_a = iterations(baseline, target), iterations(arm, target)
+    out = {"target_train_error": target, "baseline_iterations": {s: v for s, (v, _) in it_b.items()},
+           "arm_iterations": {s: v for s, (v, _) in it_a.items()},
+           "not_reached": {"baseline": sorted(s for s, (_, c) in it_b.items() if c),
+                           "arm": sorted(s for s, (_, c) in it_a.items() if c)},
+           "resolution_steps": max([x.resolution for x in list(baseline.values()) + list(arm.values())] or [0.0])}
+    if not it_b or not it_a:
+        return {**out, "tested": False, "reason": "no training curves for one of the groups"}
+    seeds = pairing(list(it_b), list(it_a))
+    b = [it_b[s][0] for s in seeds] if seeds else [v for v, _ in it_b.values()]
+    a = [it_a[s][0] for s in seeds] if seeds else [v for v, _ in it_a.values()]
+    est = stats.log_ratio(b, a, seeds is not None, out["resolution_steps"])
+    lo, hi = stats.interval(est, conf)
+    cb, ca = bool(out["not_reached"]["baseline"]), bool(out["not_reached"]["arm"])
+    return {**out, "tested": True, "paired": seeds is not None, "ratio": math.exp(est.value),
+            "ratio_lo": None if lo is None else math.exp(lo), "ratio_hi": None if hi is None else math.exp(hi),
+            "bound": "both" if cb and ca else "upper" if cb else "lower" if ca else None, "method": est.method}

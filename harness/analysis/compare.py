@@ -1,52 +1,29 @@
 """Build the content of reports/metrics/compare.json: our seeds vs the paper and vs earlier runs.
 
-Pure functions: the compare stage loads the inputs, calls build_compare, writes the dict
-once and mirrors summary_metrics(dict) to MLflow (DESIGN.md: one source of truth).
-Errors are in percent (0-100) everywhere. The output is plain JSON: no numpy types, no
-NaN (undefined quantities are None).
+Pure functions: the compare stage loads the inputs, calls build_compare, writes the dict once
+and mirrors summary_metrics(dict) to MLflow (one source of truth). Every claim goes through
+verdict.py, the code path `harness verdict` uses too: this module only gathers each claim's
+numbers from the run (Evidence) or says why it cannot. Errors are in percent (0-100). The
+output is plain JSON: no numpy types, no NaN (undefined quantities are None).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from harness.analysis import ablation, stats
-from harness.analysis.claims import Claim, RunContext, check_size_claim, matching_arm, why_not_testable
+from harness.analysis import ablation, stats, verdict
+from harness.analysis.claims import Claim, RunContext, matching_arm, target_for, testability
 
-__all__ = ["CompareSettings", "build_compare", "summary_metrics", "METRICS", "to_jsonable"]
+__all__ = ["CompareSettings", "build_compare", "summary_metrics", "METRICS", "to_jsonable", "evidence_for"]
 
 METRICS = ("top1_error", "top5_error")
 REFERENCE_VERDICTS = ("consistent", "differs", "inconclusive")
-
-
-@dataclass(frozen=True)
-class CompareSettings:
-    """Statistical settings, declared before looking at results (PAPER.md 5).
-
-    conf: interval level; alpha: test level; margin_pp: equivalence margin in percentage
-    points (for TOST against the paper and against the reference runs); n_boot and
-    rng_seed: bootstrap replicates and seed (deterministic output); power: target power
-    for seeds_needed.
-    """
-
-    conf: float = 0.95
-    alpha: float = 0.05
-    margin_pp: float = 1.0
-    n_boot: int = 2000
-    rng_seed: int = 0
-    power: float = 0.8
-
-    def __post_init__(self) -> None:
-        """Reject settings that make the statistics meaningless."""
-        if not (0 < self.conf < 1 and 0 < self.alpha < 1 and 0 < self.power < 1):
-            raise ValueError(f"conf, alpha and power must be in (0, 1): {self}")
-        if self.margin_pp <= 0 or self.n_boot < 1:
-            raise ValueError(f"margin_pp must be > 0 and n_boot >= 1: {self}")
+CompareSettings = verdict.Settings
 
 
 # --------------------------------------------------------------------------- JSON hygiene
@@ -112,13 +89,17 @@ def _values(seed_results: Sequence[dict], protocol: str, metric: str) -> list[fl
             if protocol in r["protocols"]]
 
 
+def _by_seed(seed_results: Sequence[dict], protocol: str, metric: str) -> dict[int, float]:
+    return {r["seed"]: float(r["protocols"][protocol][metric]) for r in seed_results if protocol in r["protocols"]}
+
+
 def _wrong_count(vals: dict, metric: str, n_images: int) -> int:
     """Misclassified count; derived from the percentage when the count is absent."""
     wrong = vals.get(_wrong_key(metric))
     return int(wrong) if wrong is not None else int(round(float(vals[metric]) * n_images / 100.0))
 
 
-# --------------------------------------------------------------------------- sections
+# --------------------------------------------------------------------------- descriptive sections
 
 
 def _seed_rows(seed_results: Sequence[dict], n_images: int, conf: float) -> list[dict]:
@@ -166,40 +147,48 @@ def _summary(seed_results, correctness, n_images: int, settings: CompareSettings
     return out
 
 
-def _reference_verdict(tost_p: float | None, welch_p: float | None, alpha: float) -> str:
-    """consistent / differs / inconclusive for this run vs earlier runs.
-
-    consistent: two-sample Welch TOST p < alpha, i.e. the (1 - 2 alpha) Welch interval of
-    the difference lies inside +-margin (checked first: a significant difference smaller
-    than the declared margin is not meaningful). differs: Welch p < alpha. Otherwise
-    inconclusive (including too few seeds on either side for a variance).
-    """
-    if tost_p is not None and tost_p < alpha:
-        return "consistent"
-    if welch_p is not None and welch_p < alpha:
-        return "differs"
-    return "inconclusive"
+# --------------------------------------------------------------------------- reference runs
 
 
-def _reference_metric(ours: list[float], ref: list[float], settings: CompareSettings) -> dict:
-    """Our seeds vs the reference seeds for one metric."""
-    welch = stats.welch_difference(ours, ref, settings.conf)
-    tost = stats.welch_tost(ours, ref, settings.margin_pp)
+def _reference_metric(ours: list[float], ref: list[float], s: CompareSettings) -> dict:
+    """Our seeds vs the reference seeds for one metric (verdict after Holm, in _reference)."""
+    welch = stats.welch_difference(ours, ref, s.conf)
+    tost = stats.welch_tost(ours, ref, s.reference_margin_pp)
     mw = stats.mann_whitney(ours, ref)
-    boot = stats.bootstrap_difference_interval(ours, ref, settings.n_boot, settings.conf,
-                                               settings.rng_seed)
-    so, sr = stats.seed_summary(ours, settings.conf), stats.seed_summary(ref, settings.conf)
+    boot = stats.bootstrap_difference_interval(ours, ref, s.n_boot, s.conf, s.rng_seed)
+    so, sr = stats.seed_summary(ours, s.conf), stats.seed_summary(ref, s.conf)
     return {"ours": {k: so[k] for k in ("mean", "sd", "n")},
             "reference": {k: sr[k] for k in ("mean", "sd", "n")},
             "diff": welch["diff"], "lo": welch["lo"], "hi": welch["hi"],
             "welch_p": welch["p"], "tost_p": tost["p"], "mann_whitney_p": mw["p"],
-            "boot_lo": boot[0], "boot_hi": boot[1],
-            "verdict": _reference_verdict(tost["p"], welch["p"], settings.alpha)}
+            "boot_lo": boot[0], "boot_hi": boot[1], **_reference_power(so, sr, s)}
 
 
-def _reference(seed_results, reference: dict | None, context: RunContext,
-               settings: CompareSettings) -> dict:
-    """This run vs a reference distribution of earlier runs (same profile, other seeds)."""
+def _reference_power(so: dict, sr: dict, s: CompareSettings) -> dict:
+    """Can this comparison show consistency at all? Power of the Welch TOST at a true
+    difference of 0 with the observed sds, and the seeds per group that would reach s.power."""
+    if so["sd"] is None or sr["sd"] is None or so["sd"] + sr["sd"] == 0:
+        return {"power": None, "seeds_needed": None,
+                "power_note": "too few seeds on one side for a spread: the comparison cannot decide"}
+    power = stats.welch_tost_power(so["sd"], sr["sd"], so["n"], sr["n"], s.reference_margin_pp, s.alpha)
+    need = next((n for n in range(2, verdict.N_MAX + 1)
+                 if stats.welch_tost_power(so["sd"], sr["sd"], n, n, s.reference_margin_pp, s.alpha) >= s.power), None)
+    if power >= s.power:
+        note = f"at {so['n']} vs {sr['n']} seeds the equivalence test has power {power:.2f}"
+    else:
+        note = (f"cannot decide at this n: at {so['n']} vs {sr['n']} seeds and these spreads the equivalence test "
+                f"within +-{s.reference_margin_pp:g} pp has power {power:.2f} < {s.power:g}; it needs "
+                + (f"{need} seeds per group" if need else f"more than {verdict.N_MAX} seeds per group"))
+    return {"power": power, "seeds_needed": need, "power_note": note}
+
+
+def _reference(seed_results, reference: dict | None, context: RunContext, s: CompareSettings) -> dict:
+    """This run vs a reference distribution of earlier runs (same profile, other seeds).
+
+    consistent: Welch TOST within +-reference_margin_pp (adjusted p < alpha); differs: Welch p
+    < alpha, i.e. a difference from 0 (a regression check: any real difference matters);
+    inconclusive otherwise. Holm across the metrics compared, each family separately.
+    """
     if reference is None:
         return {"tested": False, "reason": "no reference distribution of earlier runs was given"}
     proto = reference.get("protocol")
@@ -213,208 +202,338 @@ def _reference(seed_results, reference: dict | None, context: RunContext,
     out = {"tested": True, "profile": reference.get("profile"), "dataset": reference["dataset"],
            "protocol": proto, "reference_seeds": list(reference.get("seeds", [])),
            "overlapping_seeds": sorted(set(our_seeds) & set(reference.get("seeds", []))),
-           "metrics": {}}
+           "margin_pp": s.reference_margin_pp, "metrics": {}}
     for metric in METRICS:
         if reference.get(metric):
             out["metrics"][metric] = _reference_metric(
-                _values(seed_results, proto, metric), [float(v) for v in reference[metric]], settings)
+                _values(seed_results, proto, metric), [float(v) for v in reference[metric]], s)
+    _reference_verdicts(out["metrics"], s)
     return out
 
 
-def _ensemble_entry(ensemble: dict | None, protocol: str, k: int) -> dict | None:
-    """The ensemble-stage row for k models under a protocol, if it exists.
+def _reference_verdicts(metrics: dict, s: CompareSettings) -> None:
+    names = list(metrics)
+    for key in ("tost_p", "welch_p"):
+        have = [n for n in names if metrics[n][key] is not None]
+        adj = stats.holm([metrics[n][key] for n in have]) if s.multiplicity == "holm" else \
+            [metrics[n][key] for n in have]
+        for n in names:
+            metrics[n][f"{key}_adj"] = dict(zip(have, adj)).get(n)
+    for n in names:
+        m = metrics[n]
+        m["verdict"] = ("consistent" if m["tost_p_adj"] is not None and m["tost_p_adj"] < s.alpha else
+                        "differs" if m["welch_p_adj"] is not None and m["welch_p_adj"] < s.alpha else "inconclusive")
 
-    Accepts {protocol: {"sizes": [...]}} or the ensemble stage's whole metrics dict,
-    which nests that mapping under "protocols".
-    """
-    by_protocol = (ensemble or {}).get("protocols", ensemble or {})
-    sizes = (by_protocol.get(protocol) or {}).get("sizes") or []
-    return next((row for row in sizes if int(row.get("k", -1)) == k), None)
+
+# --------------------------------------------------------------------------- paired analyses
 
 
-def _test_single(claim: Claim, values: list[float], n_images: int, s: CompareSettings) -> dict:
-    """Single-model claim: our seed mean vs the paper, noise of both test sets included."""
-    res = stats.test_against_published(values, claim.value, claim.n_images, n_images, s.conf)
-    sd = stats.seed_summary(values)["sd"]
-    extra = 0.0  # noise more seeds cannot remove; same terms as the test (none if N_p unknown)
-    if claim.n_images is not None:
-        extra = (stats.binomial_var_pct(claim.value, claim.n_images)
-                 + stats.binomial_var_pct(min(max(res["mean"], 0.0), 100.0), n_images))
-    needed = None if sd is None else stats.seeds_needed(sd, s.margin_pp, s.alpha, s.power, extra)
-    out = {"method": "seeds", "ours_mean": res["mean"], "sd": sd, "n": res["n"],
-           "lo": res["lo"], "hi": res["hi"], "diff": res["diff"], "se": res["se"],
-           "df": res["df"], "p_value": res["p"], "seeds_needed": needed}
-    if sd is None:
-        out["seeds_needed_note"] = "one seed gives no spread; run at least 2 seeds"
-    elif needed is None:
-        out["seeds_needed_note"] = (
-            f"the binomial noise of the two test sets alone exceeds what a {s.margin_pp:g} pp "
-            f"shift allows at power {s.power:g}; no number of seeds suffices")
+def _ten_patch_vs_center(seed_results, correctness, s: CompareSettings) -> dict:
+    """Per seed McNemar (same images, both protocols) and a paired t across seeds."""
+    protos = _protocols(seed_results)
+    if "center" not in protos or "ten_patch" not in protos:
+        return {"tested": False, "reason": "needs both centre-crop and 10-patch evaluation"}
+    out = {"tested": True, "metrics": {}}
+    for metric in METRICS:
+        c, t = _by_seed(seed_results, "center", metric), _by_seed(seed_results, "ten_patch", metric)
+        seeds = sorted(set(c) & set(t))
+        rows = []
+        for i, seed in enumerate(seeds):
+            row = {"seed": seed, "center": c[seed], "ten_patch": t[seed], "gain": c[seed] - t[seed]}
+            cc, tc = ((correctness or {}).get(p, {}).get(metric) for p in ("center", "ten_patch"))
+            if cc is not None and tc is not None:
+                row["mcnemar"] = stats.mcnemar(np.asarray(tc)[i], np.asarray(cc)[i])  # b: only 10-patch right
+            rows.append(row)
+        est = stats.paired_effect([t[x] for x in seeds], [c[x] for x in seeds])
+        lo, hi = stats.interval(est, s.conf)
+        out["metrics"][metric] = {"per_seed": rows, "gain": est.value, "lo": lo, "hi": hi, "n": est.n,
+                                  "p_value": stats.two_sided_p(est), "method": "paired t over seeds (centre - 10-patch)"}
     return out
 
 
-def _test_ensemble(claim: Claim, entry: dict, values: list[float], n_images: int,
-                   s: CompareSettings) -> dict:
-    """k-model claim: the ensemble stage's k-model error vs the paper.
+def _ensemble_gain(seed_results, ensembles, s: CompareSettings) -> dict:
+    """Gain of a k-ensemble over its own members (mean member error - ensemble error), per k.
 
-    The seed variance of one k-model ensemble is approximated by the single-model seed
-    variance / k (averaging k independently trained models); an approximation, noted in
-    the output. Binomial noise of both test sets is included as for single models.
+    Across seeds: a paired t interval over the disjoint k-groups when there are at least 2 of
+    them. Always: the image-level paired interval of the first group, conditional on its seeds
+    (test-image noise only, not seed noise), so it is labelled as such.
     """
-    k = claim.n_models
-    mean = float(entry[f"{claim.metric}_mean"])
-    single_sd = stats.seed_summary(values)["sd"]
-    var = None if single_sd is None else single_sd**2 / k
-    res = stats.compare_mean_to_published(mean, var, len(values) - 1, claim.value,
-                                          claim.n_images, n_images, s.conf)
-    return {"method": "ensemble", "ours_mean": mean,
-            "sd": None if single_sd is None else single_sd / math.sqrt(k), "n": len(values),
-            "n_subsets": entry.get("n_subsets"), "lo": res["lo"], "hi": res["hi"],
-            "diff": res["diff"], "se": res["se"], "df": res["df"], "p_value": res["p"],
-            "seeds_needed": None,
-            "method_note": f"seed sd of a {k}-model ensemble approximated as single-model sd / sqrt({k})"}
+    out: dict = {}
+    for proto, by_k in (ensembles or {}).items():
+        out[proto] = {}
+        for k, ens in sorted(by_k.items(), key=lambda kv: int(kv[0])):
+            k = int(k)
+            if k < 2:
+                continue
+            out[proto][str(k)] = {m: _gain_for(seed_results, proto, m, k, ens, s) for m in METRICS}
+    return out
 
 
-def _claim_base(claim: Claim) -> dict:
-    """Fields every claim row carries, tested or not."""
-    return {"id": claim.id, "kind": claim.kind, "metric": claim.metric, "paper_value": claim.value,
-            "unit": claim.unit, "dataset": claim.dataset, "split": claim.split,
-            "protocol": claim.protocol, "n_models": claim.n_models,
-            "paper_section": claim.paper_section, "tested": False}
-
-
-def _claim_row(claim: Claim, seed_results, n_images: int, context: RunContext, ensemble,
-               measured: Mapping[str, float] | None, s: CompareSettings,
-               arm_measures: Mapping[str, tuple[str, dict]] | None = None) -> dict:
-    """Test one claim, or say why it cannot be tested."""
-    row = _claim_base(claim)
-    reason = why_not_testable(claim, context)
-    if claim.kind in ("ablation", "convergence"):
-        return _ablation_claim_row(claim, row, reason, (arm_measures or {}).get(claim.id), s)
-    if reason is None and claim.kind == "size":
-        check = check_size_claim(claim, dict(measured or {}))
-        if not check["tested"]:
-            return {**row, "reason": check["reason"]}
-        return {**row, "tested": True, "measured": check["measured"],
-                "verdict": "reproduced" if check["match"] else "differs"}
-    if reason is not None:
-        return {**row, "reason": reason}
-    values = _values(seed_results, claim.protocol, claim.metric)
-    if claim.n_models == 1:
-        res = _test_single(claim, values, n_images, s)
+def _gain_for(seed_results, proto: str, metric: str, k: int, ens: dict, s: CompareSettings) -> dict:
+    singles = _by_seed(seed_results, proto, metric)
+    groups, correct = ens["groups"], ens["correct"][metric]
+    member = [float(np.mean([singles[x] for x in g])) for g in groups]
+    errors = [100.0 * float(np.mean(~np.asarray(c))) for c in correct]
+    gains = [a - b for a, b in zip(member, errors)]
+    row = {"groups": [list(g) for g in groups], "member_mean_error": member, "ensemble_error": errors,
+           "gain": float(np.mean(gains)), "n_groups": len(groups), "lo": None, "hi": None, "p_value": None}
+    if len(groups) >= 2:
+        est = stats.paired_effect(errors, member)
+        row["lo"], row["hi"] = stats.interval(est, s.conf)
+        row["p_value"] = stats.two_sided_p(est)
+        row["method"] = f"paired t over {len(groups)} disjoint {k}-model groups"
     else:
-        entry = _ensemble_entry(ensemble, claim.protocol, claim.n_models)
-        if entry is None:
-            return {**row, "reason": f"the ensemble stage reported no {claim.n_models}-model "
-                    f"ensemble for the {claim.protocol} protocol"}
-        res = _test_ensemble(claim, entry, values, n_images, s)
-    tost = stats.tost_from_estimate(res["diff"], res["se"], res["df"], s.margin_pp)
-    res["tost_p"] = tost["p"]
-    res["verdict"] = stats.verdict(res["ours_mean"], res["lo"], res["hi"], claim.value,
-                                   s.margin_pp, tost["p"], s.alpha)
-    return {**row, "tested": True, **res}
+        row["method"] = f"one {k}-model group: only the image-level interval below (needs {2 * k} seeds for one over seeds)"
+    wrong_members = np.mean([~np.asarray(ens["member_correct"][metric][0][i]) for i in range(k)], axis=0) \
+        if "member_correct" in ens else None
+    if wrong_members is not None:
+        d = 100.0 * (wrong_members - (~np.asarray(correct[0])).astype(float))
+        se = float(d.std(ddof=1)) / math.sqrt(d.size)
+        est = stats.Estimate(float(d.mean()), se, math.inf, int(d.size))
+        lo, hi = stats.interval(est, s.conf)
+        row["image_level"] = {"gain": est.value, "lo": lo, "hi": hi, "p_value": stats.two_sided_p(est),
+                              "note": "conditional on these seeds: test-image noise only"}
+    return row
 
 
-# --------------------------------------------------------------------------- ablations
+# --------------------------------------------------------------------------- claims
 
 
-def _ablation_protocol(ablations: Mapping) -> str:
-    return ablations.get("protocol") or "center"
+def _claim_rows(claims, seed_results, n_images, context, inputs: dict, s: CompareSettings) -> list[dict]:
+    assessments = []
+    for claim in claims:
+        found = testability(claim, context)
+        if found is not None:
+            extra = _measured_on_run(claim, seed_results, n_images, context, inputs, s)
+            assessments.append(verdict.not_tested(claim, *found, **extra))
+            continue
+        ev = evidence_for(claim, seed_results, n_images, context, inputs)
+        if isinstance(ev, tuple):
+            assessments.append(verdict.not_tested(claim, *ev))
+        else:
+            assessments.append(verdict.assess(claim, ev, s))
+        arm = matching_arm(claim, context.arms) if claim.arm else None
+        if arm is not None:
+            assessments[-1].row["arm"] = arm
+    return verdict.finalize(assessments, s)
+
+
+def _measured_on_run(claim, seed_results, n_images, context, inputs, s) -> dict:
+    """An ablation claim's quantity measured on this run's data, shown though not a verdict."""
+    if claim.kind not in ("ablation", "convergence") or (claim.measure != "protocol" and
+                                                         matching_arm(claim, context.arms) is None):
+        return {}
+    ev = evidence_for(claim, seed_results, n_images, context, inputs, any_target=True)
+    if isinstance(ev, tuple):
+        return {}
+    try:
+        row = verdict.assess(claim, ev, s).row
+    except verdict.EvidenceError:  # e.g. an unusable measurement on this run's data: nothing to show
+        return {}
+    keep = ("estimate", "lo", "hi", "n", "n_variant", "paired", "direction", "direction_text", "method", "source")
+    arm = matching_arm(claim, context.arms) if claim.arm else None
+    return {"measured_on_run": {"arm": arm, **{k: row.get(k) for k in keep}}}
+
+
+def evidence_for(claim: Claim, seed_results, n_images: int, context: RunContext, inputs: dict,
+                 any_target: bool = False) -> verdict.Evidence | tuple[str, str]:
+    """The claim's numbers from this run, or (category, reason) when something is missing."""
+    if claim.kind == "headline":
+        return _headline_evidence(claim, seed_results, n_images, context, inputs)
+    if claim.kind == "size":
+        x = (inputs.get("measured") or {}).get(claim.metric)
+        if x is None:
+            return "not measured", f"this run did not measure {claim.metric}"
+        return verdict.Evidence((float(x),), source="the paper's architecture as built (harness/model)")
+    if claim.kind == "proportion":
+        return _towers_evidence(inputs)
+    if claim.measure == "protocol":
+        metric = claim.metric.removesuffix("_reduction")
+        t, c = _by_seed(seed_results, "ten_patch", metric), _by_seed(seed_results, "center", metric)
+        seeds = sorted(set(t) & set(c))
+        if not seeds:
+            return "not measured", "needs both centre-crop and 10-patch evaluation of the same seeds"
+        return verdict.Evidence(tuple(t[x] for x in seeds), tuple(c[x] for x in seeds), paired=True,
+                                source=f"seeds {seeds}: 10-patch (paper's protocol) vs centre crop")
+    return _arm_evidence(claim, seed_results, context, inputs, any_target)
+
+
+def _headline_evidence(claim, seed_results, n_images, context, inputs):
+    values = _values(seed_results, claim.protocol, claim.metric)
+    same = claim.split == context.split
+    k = claim.n_models or 1
+    where = "the same test set" if same else f"our {context.split} set ({n_images:,} images) against the paper's " \
+        f"{claim.split} set ({claim.n_images:,})"
+    if k == 1:
+        return verdict.Evidence(tuple(values), n_images=n_images, same_test_set=same,
+                                source=f"{len(values)} seeds, {where}")
+    ens = ((inputs.get("ensembles") or {}).get(claim.protocol) or {}).get(k) or \
+        ((inputs.get("ensembles") or {}).get(claim.protocol) or {}).get(str(k))
+    if not ens:
+        return "not measured", f"no disjoint {k}-model ensembles were formed for the {claim.protocol} protocol"
+    errors = tuple(100.0 * float(np.mean(~np.asarray(c))) for c in ens["correct"][claim.metric])
+    return verdict.Evidence(errors, n_images=n_images, same_test_set=same, singles=tuple(values),
+                            source=f"{len(errors)} disjoint {k}-model ensemble(s) of seeds {ens['groups']}, {where}")
+
+
+def _towers_evidence(inputs):
+    train = inputs.get("train") or {}
+    flags = {s: (t.get("towers") or {}).get("separated") for s, t in train.items()}
+    missing = sorted(s for s, f in flags.items() if not isinstance(f, bool))
+    if not train or missing:
+        return "not measured", ("the train metrics of seeds " + ", ".join(map(str, missing)) if missing else
+                                "no train metrics") + " carry no towers.separated (the towers' colour selectivity)"
+    return verdict.Evidence(tuple(1.0 if flags[s] else 0.0 for s in sorted(flags)),
+                            source=f"towers.separated of seeds {sorted(flags)}")
+
+
+def _arm_evidence(claim, seed_results, context, inputs, any_target):
+    ab = inputs.get("ablations") or {}
+    name = matching_arm(claim, context.arms)
+    arm = (ab.get("arms") or {}).get(name)
+    if arm is None:
+        return "arm not trained", f"the arm {name} has no results in this run"
+    base_results, base_ab, base_train, against = _comparison_group(arm, seed_results, ab, inputs.get("train") or {})
+    if claim.kind == "convergence":
+        return _convergence_evidence(claim, name, arm, base_ab, {**inputs, "train": base_train}, context, any_target,
+                                     against)
+    base, var = _per_seed_measure(claim, base_results, base_ab, base_train), \
+        _per_seed_measure(claim, arm["results"], {**ab, "baseline_curves": arm.get("curves", {})}, arm.get("train") or {})
+    if isinstance(base, str) or isinstance(var, str):
+        return "not measured", base if isinstance(base, str) else var
+    return _two_groups(base, var, f"arm {name}", against)
+
+
+def _comparison_group(arm: Mapping, seed_results, ab: Mapping, train: Mapping):
+    """(results, ablations view, train metrics, name) of the group an arm is measured against:
+    the baseline seeds, or the arm its `base:` names (params ablations.arms), whose results,
+    curves, step series and train metrics the compare stage puts under arm["base"]. E.g. paper
+    3.3's CIFAR-10 pair: the 11% net without its normalisation against the same net with it,
+    while the baseline seeds are paper 3.1's Figure 1 net (docs/cifar10.md)."""
+    b = arm.get("base")
+    if not b:
+        return seed_results, ab, train, "the paper's net"
+    view = {**ab, "baseline_curves": b.get("curves") or {}, "baseline_series": b.get("series") or {}}
+    return b["results"], view, b.get("train") or {}, f"arm {b['name']}"
+
+
+def _two_groups(base: dict, var: dict, what: str, against: str = "the paper's net") -> verdict.Evidence:
+    seeds = ablation.pairing(list(base), list(var))
+    if seeds is not None:
+        return verdict.Evidence(tuple(base[s] for s in seeds), tuple(var[s] for s in seeds), paired=True,
+                                source=f"{what} vs {against}, paired on seeds {seeds}")
+    return verdict.Evidence(tuple(base.values()), tuple(var.values()),
+                            source=f"{what} (seeds {sorted(var)}) vs {against} (seeds {sorted(base)}), unpaired")
+
+
+def _per_seed_measure(claim, results, ab, train) -> dict[int, float] | str:
+    """Per seed: test error (the ablation protocol), final training error or overfitting gap."""
+    if claim.measure == "test_error":
+        proto = ab.get("protocol") or "center"
+        return _by_seed(results, proto, claim.metric.removesuffix("_reduction"))
+    curves = ab.get("baseline_curves") or {}
+    if not curves:
+        return "no training curves for the final training error"
+    final_train = {int(s): float(c[-1]) for s, c in curves.items()}
+    if claim.measure == "train_error":
+        return final_train
+    if any(int(s) not in {int(x) for x in train} for s in final_train):
+        return "no train metrics (final validation error) for the overfitting gap"
+    return {int(s): float(train[s]["final_val_top1_error"]) - final_train[int(s)] for s in train
+            if int(s) in final_train}
+
+
+def _convergence_evidence(claim, name, arm, ab, inputs, context, any_target, against="the paper's net"):
+    if claim.measure == "train_time":
+        base = {int(s): float(t["train_time_s"]) for s, t in (inputs.get("train") or {}).items()}
+        var = {int(s): float(t["train_time_s"]) for s, t in (arm.get("train") or {}).items()}
+        if not base or not var:
+            return "not measured", "no train metrics (train_time_s) for one of the groups"
+        return _two_groups(base, var, f"arm {name}", against)
+    target = target_for(claim, context.dataset)
+    if target is None and any_target:
+        target = float(ab.get("target_train_error") or 0) or None
+    if target is None:
+        return "not measured", f"the claim names no training-error target on {context.dataset}"
+    sb, sa = ab.get("baseline_series") or {}, arm.get("series") or {}
+    if not sb or not sa:
+        return "not measured", "no training-error series for one of the groups"
+    it_b, it_a = ablation.iterations(sb, target), ablation.iterations(sa, target)
+    seeds = ablation.pairing(list(it_b), list(it_a))
+    pick_b = seeds if seeds else sorted(it_b)
+    pick_a = seeds if seeds else sorted(it_a)
+    res = max(x.resolution for x in list(sb.values()) + list(sa.values()))
+    return verdict.Evidence(tuple(it_b[s][0] for s in pick_b), tuple(it_a[s][0] for s in pick_a),
+                            paired=seeds is not None, resolution=res,
+                            censored=tuple(it_b[s][1] for s in pick_b), censored_variant=tuple(it_a[s][1] for s in pick_a),
+                            source=f"arm {name} vs {against}: steps to {target:g}% training top-1 error, every {res:g} steps"
+                                   + (f", paired on seeds {seeds}" if seeds else ""))
+
+
+# --------------------------------------------------------------------------- ablation results
 
 
 def _arm_results(seed_results, ablations: Mapping | None, s: CompareSettings) -> dict:
-    """Per arm: overrides, seeds, arm-minus-baseline effect per protocol and metric, convergence."""
+    """Per arm: overrides, seeds, arm-minus-baseline effect per protocol and metric, convergence
+    to ablations.target_train_error (arms without a claim of their own). The baseline is the
+    arm's base arm where it has one (`base`: its name, else "baseline")."""
     out = {}
     if not ablations:
         return out
     target = float(ablations["target_train_error"])
     for name, arm in ablations.get("arms", {}).items():
         results = arm["results"]
+        base_results, base_ab, _, _ = _comparison_group(arm, seed_results, ablations, {})
         protocols = {}
         for proto in _protocols(results):
-            protocols[proto] = {m: ablation.error_effect(_values(seed_results, proto, m), _values(results, proto, m),
+            protocols[proto] = {m: ablation.error_effect(_by_seed(base_results, proto, m), _by_seed(results, proto, m),
                                                          s.conf, s.n_boot, s.rng_seed)
-                                for m in METRICS if _values(seed_results, proto, m)}
-        conv = ablation.convergence_effect(
-            ablations.get("baseline_curves", {}), arm.get("curves", {}), target,
-            int(ablations.get("baseline_steps_per_epoch", 1)), int(arm.get("steps_per_epoch", 1)),
-            "baseline", s.alpha, s.conf, s.n_boot, s.rng_seed)
+                                for m in METRICS if _values(base_results, proto, m)}
+        conv = ablation.convergence_effect(base_ab.get("baseline_series") or {}, arm.get("series") or {},
+                                           target, s.conf)
         out[name] = {"overrides": dict(arm.get("overrides", {})), "seeds": [r["seed"] for r in results],
-                     "baseline_seeds": [r["seed"] for r in seed_results], "protocols": protocols,
-                     "convergence": conv, "claims": {}}
+                     "base": (arm.get("base") or {}).get("name", "baseline"),
+                     "baseline_seeds": [r["seed"] for r in base_results], "protocols": protocols,
+                     "convergence": conv}
     return out
 
 
-def _measure_claim(claim: Claim, arm: str, arm_result: dict, ablations: Mapping, s: CompareSettings) -> dict | None:
-    """The claim's quantity measured on `arm`: an error effect or a convergence ratio."""
-    if claim.kind == "convergence":
-        return ablation.convergence_effect(
-            ablations.get("baseline_curves", {}), ablations["arms"][arm].get("curves", {}),
-            float(ablations["target_train_error"]), int(ablations.get("baseline_steps_per_epoch", 1)),
-            int(ablations["arms"][arm].get("steps_per_epoch", 1)), claim.faster, s.alpha, s.conf, s.n_boot,
-            s.rng_seed)
-    metric = claim.metric.removesuffix("_reduction")
-    effect = arm_result["protocols"].get(_ablation_protocol(ablations), {}).get(metric)
-    if effect is None:
-        return None
-    return {**effect, "protocol": _ablation_protocol(ablations), "metric": metric,
-            "agrees_with_paper_direction": (effect["diff"] > 0) == (claim.value > 0),
-            "method_note": "diff = arm error - baseline error (pp), the error the design choice saves; "
-                           "Welch t interval and p, percentile bootstrap interval, Mann-Whitney p"}
-
-
-def _arm_measures(claims, context: RunContext, arm_results: dict, ablations, s) -> dict:
-    """claim id -> (arm, measurement) for every ablation/convergence claim a trained arm measures."""
-    out = {}
-    for claim in claims:
-        if claim.kind not in ("ablation", "convergence"):
-            continue
-        arm = matching_arm(claim, context.arms)
-        if arm is None or arm not in arm_results:
-            continue
-        m = _measure_claim(claim, arm, arm_results[arm], ablations, s)
-        if m is not None:
-            out[claim.id] = (arm, m)
-            arm_results[arm]["claims"][claim.id] = {"metric": claim.metric, "paper_value": claim.value,
-                                                   "unit": claim.unit, **m}
-    return out
-
-
-def _ablation_claim_row(claim: Claim, row: dict, reason: str | None, measure, s: CompareSettings) -> dict:
-    """Untested: the reason, plus the arm's measurement when one ran. Tested: a verdict."""
-    if measure is None:
-        return {**row, "reason": reason or "no trained arm measures this claim's metric"}
-    arm, m = measure
-    if claim.kind == "convergence":
-        summary = {"arm": arm, "ours_mean": m.get("ratio"), "lo": m.get("ratio_lo"), "hi": m.get("ratio_hi"),
-                   "p_value": m.get("p_faster"), "agrees_with_paper_direction": m.get("agrees_with_paper_direction")}
-    else:
-        summary = {"arm": arm, "ours_mean": m["diff"], "lo": m["lo"], "hi": m["hi"], "p_value": m["p_value"],
-                   "boot_lo": m["boot_lo"], "boot_hi": m["boot_hi"], "mann_whitney_p": m["mann_whitney_p"],
-                   "n": m["arm"]["n"], "n_baseline": m["baseline"]["n"],
-                   "agrees_with_paper_direction": m["agrees_with_paper_direction"]}
-    if reason is not None or (claim.kind == "convergence" and not m.get("tested")):
-        why = reason or m.get("reason")
-        return {**row, "reason": f"{why} (measured on this run's data: see ablation_results.{arm})",
-                "measured_on_run": summary}
-    if claim.kind == "convergence":
-        return {**row, "tested": True, "method": "convergence", **summary,
-                "verdict": ablation.convergence_verdict(m, claim.value, s.alpha)}
-    v = ablation.effect_verdict(m, claim.value, s.margin_pp, s.alpha)
-    return {**row, "tested": True, "method": "ablation", **summary, **v}
-
-
-def _counts(rows: list[dict]) -> dict:
-    """How many claims were tested, and the verdicts of those that were."""
-    tested = [r for r in rows if r["tested"]]
-    verdicts: dict[str, int] = {}
-    for r in tested:
-        verdicts[r["verdict"]] = verdicts.get(r["verdict"], 0) + 1
-    return {"claims_total": len(rows), "claims_tested": len(tested),
-            "claims_untested": len(rows) - len(tested), "verdicts": verdicts}
+def _link_claims(rows: list[dict], arm_results: dict, context: RunContext, claims) -> None:
+    """Each arm lists the claims it measures (tested or measured on this run)."""
+    by_id = {c.id: c for c in claims}
+    for row in rows:
+        claim = by_id[row["id"]]
+        name = matching_arm(claim, context.arms) if claim.arm else None
+        if name in arm_results:
+            m = row if row["tested"] else row.get("measured_on_run")
+            arm_results[name].setdefault("claims", {})[claim.id] = {
+                "metric": claim.metric, "paper_value": claim.value, "band": row["band"], "unit": claim.unit,
+                "verdict": row["verdict"], **({k: m.get(k) for k in ("estimate", "lo", "hi")} if m else {})}
+    for res in arm_results.values():
+        res.setdefault("claims", {})
 
 
 # --------------------------------------------------------------------------- entry points
+
+
+def _model_checks(rows: list[dict], measured: Mapping | None) -> dict:
+    """The exact arithmetic of the printed architecture: a check of the model, not a claim."""
+    checks = [{"id": r["id"], "metric": r["metric"], **r["model_check"]} for r in rows if r.get("model_check")]
+    return {"checks": checks, "conv_param_shares": dict((measured or {}).get("conv_param_shares") or {})}
+
+
+def _decision_rule(rows: list[dict], s: CompareSettings) -> dict:
+    m = max([r.get("multiplicity", {}).get("family_size", 0) for r in rows] or [0])
+    return {"alpha": s.alpha, "interval_level": 1 - 2 * s.alpha, "exclusion_level": 1 - s.alpha,
+            "multiplicity": s.multiplicity, "family_size": m, "power_target": s.power,
+            "reproduced": f"the {1 - 2 * s.alpha:.0%} interval of the quantity lies inside the claim's band (TOST)",
+            "not_reproduced": f"the {1 - s.alpha:.0%} interval lies entirely outside the band: the data exclude "
+                              "the claim at the declared level",
+            "inconclusive": "neither; the seeds that would settle it are given (noncentral t, at alpha / family size)",
+            "family": f"Holm across the {m} claims decided statistically in this report, separately for the "
+                      "'reproduced' and the 'not reproduced' p-values" if s.multiplicity == "holm" else
+                      "no multiplicity correction (compare.multiplicity: none)",
+            "doc": "docs/statistics.md"}
 
 
 def build_compare(
@@ -425,36 +544,45 @@ def build_compare(
     correctness: Mapping[str, Mapping[str, np.ndarray]] | None = None,
     ensemble: dict | None = None,
     reference: dict | None = None,
-    measured: Mapping[str, float] | None = None,
+    measured: Mapping[str, Any] | None = None,
     ablations: Mapping | None = None,
+    ensembles: Mapping | None = None,
+    train: Mapping[int, dict] | None = None,
 ) -> dict:
-    """The compare.json content: per-seed rows, across-seed summary, reference, claims.
+    """The compare.json content: per-seed rows, across-seed summary, reference, claims, paired analyses.
 
-    seed_results: per-seed evaluation dicts (errors in percent, see module docs);
-    correctness: protocol -> metric -> bool [n_seeds, n_images] (rows in seed_results
-    order) for the two-level bootstrap; ensemble: the ensemble stage's dict, passed
-    through and used for k-model claims; reference: per-seed errors of earlier runs;
-    measured: size/cost measurements keyed by claim metric (e.g. n_parameters);
-    ablations: the trained arms, {protocol, target_train_error, baseline_curves {seed: [train
-    top-1 error per epoch]}, baseline_steps_per_epoch, arms {name: {overrides, results
-    (per-seed evaluation dicts), curves, steps_per_epoch}}}; their names and overrides must
-    also be in context.arms for claims to match them.
+    seed_results: per-seed evaluation dicts (errors in percent); correctness: protocol ->
+    metric -> bool [n_seeds, n_images] (rows in seed_results order); ensemble: the ensemble
+    stage's dict, passed through; ensembles: protocol -> k -> {groups: [[seed, ...]],
+    correct: {metric: [bool [n_images] per group]}, member_correct: {metric: [bool [k, n_images]
+    per group]}} for the disjoint k-model ensembles; reference: per-seed errors of earlier runs;
+    measured: architecture measurements keyed by claim metric (n_parameters, ...); train: seed ->
+    train metrics (train_time_s, final_val_top1_error, towers); ablations: the trained arms,
+    {protocol, target_train_error, baseline_curves {seed: [train top-1 error per epoch]},
+    baseline_series {seed: ablation.Series}, arms {name: {overrides, results, curves, series,
+    train, base}}}; their names and overrides must also be in context.arms for claims to match them.
+    An arm's optional `base` {name, results, curves, series, train} is the group it is measured
+    against instead of the baseline seeds (an arm's `base:` in params).
     """
     n_images = _check_seed_results(seed_results, context)
+    inputs = {"ensembles": ensembles, "measured": measured, "train": train, "ablations": ablations}
+    rows = _claim_rows(claims, seed_results, n_images, context, inputs, settings)
     arm_results = _arm_results(seed_results, ablations, settings)
-    measures = _arm_measures(claims, context, arm_results, ablations, settings)
-    claim_rows = [_claim_row(c, seed_results, n_images, context, ensemble, measured, settings, measures)
-                  for c in claims]
+    _link_claims(rows, arm_results, context, claims)
     out = {
         "settings": asdict(settings),
         "context": asdict(context),
+        "decision_rule": _decision_rule(rows, settings),
         "seeds": _seed_rows(seed_results, n_images, settings.conf),
         "summary": _summary(seed_results, correctness, n_images, settings),
         "reference": _reference(seed_results, reference, context, settings),
-        "claims": claim_rows,
+        "claims": rows,
+        "model_checks": _model_checks(rows, measured),
+        "paired": {"ten_patch_vs_center": _ten_patch_vs_center(seed_results, correctness, settings),
+                   "ensemble_gain": _ensemble_gain(seed_results, ensembles, settings)},
         "ensemble": ensemble,
         "ablation_results": arm_results,
-        "counts": _counts(claim_rows),
+        "counts": verdict.counts(rows),
     }
     return to_jsonable(out)
 
@@ -471,8 +599,10 @@ def summary_metrics(compare: dict) -> dict[str, float]:
     """Flatten compare.json aggregates into MLflow metric names and float values.
 
     e.g. center.top1_error.mean / .sd / .n / .t_lo / .t_hi / .boot_lo / .boot_hi,
-    reference.top1_error.diff / .welch_p, claim.<id>.ours_mean / .lo / .hi / .p_value /
-    .tost_p, and claims.tested / claims.total. None values are skipped.
+    reference.top1_error.diff / .welch_p, claim.<id>.estimate / .lo / .hi / .p_reproduced /
+    .p_reproduced_adj / .p_not_reproduced / .p_not_reproduced_adj / .seeds_needed, and
+    claims.total / .tested / .reproduced / .not_reproduced / .inconclusive / .not_tested.
+    None values are skipped.
     """
     out: dict[str, float] = {}
 
@@ -485,11 +615,12 @@ def summary_metrics(compare: dict) -> dict[str, float]:
             for stat, value in row.items():
                 put(value, proto, metric, stat)
     for metric, row in compare.get("reference", {}).get("metrics", {}).items():
-        for stat in ("diff", "lo", "hi", "welch_p", "tost_p", "mann_whitney_p"):
+        for stat in ("diff", "lo", "hi", "welch_p", "tost_p", "mann_whitney_p", "power"):
             put(row.get(stat), "reference", metric, stat)
     for row in compare.get("claims", []):
         if row.get("tested"):
-            for stat in ("ours_mean", "sd", "lo", "hi", "p_value", "tost_p", "measured"):
+            for stat in ("estimate", "lo", "hi", "p_reproduced", "p_reproduced_adj", "p_not_reproduced",
+                         "p_not_reproduced_adj", "seeds_needed"):
                 put(row.get(stat), "claim", row["id"], stat)
     for arm, res in compare.get("ablation_results", {}).items():
         for proto, metrics in res.get("protocols", {}).items():
@@ -497,9 +628,11 @@ def summary_metrics(compare: dict) -> dict[str, float]:
                 for stat in ("diff", "lo", "hi", "p_value", "boot_lo", "boot_hi", "mann_whitney_p"):
                     put(e.get(stat), "ablation", arm, proto, metric, stat)
         conv = res.get("convergence", {})
-        for stat in ("ratio", "p_faster"):
+        for stat in ("ratio", "ratio_lo", "ratio_hi"):
             put(conv.get(stat), "ablation", arm, "convergence", stat)
     counts = compare.get("counts", {})
     put(counts.get("claims_total"), "claims", "total")
     put(counts.get("claims_tested"), "claims", "tested")
+    for label, n in (counts.get("verdicts") or {}).items():
+        put(n, "claims", label.replace(" ", "_"))
     return out

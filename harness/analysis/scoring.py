@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 
-def topk_correct(probs: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
-    """bool [N]: the true label is among the k most probable classes.
+def topk_correct(scores, labels, k: int):
+    """bool [N]: the true label is among the k highest-scoring classes. The harness's one top-k rule:
+    training (per-step and validation errors, which drive the plateau schedule), evaluation and
+    ensembles all count with it.
 
-    Ties are broken against the true class (a class tied with the label at the k-th place
-    counts as ranked above it), so a constant prediction never scores by luck.
+    Ties are broken against the true class (a class tied with the label at the k-th place counts
+    as ranked above it), so a constant prediction never scores by luck. `scores` [N, C] (softmax
+    probabilities or logits: the same ranking) and `labels` [N] are numpy arrays or torch tensors;
+    the result has the same kind, on the same device.
     """
-    k = min(k, probs.shape[1])
-    true_p = probs[np.arange(len(labels)), labels]
-    higher = (probs > true_p[:, None]).sum(1)
-    ties = (probs == true_p[:, None]).sum(1) - 1
+    if isinstance(scores, np.ndarray):
+        return topk_correct(torch.from_numpy(scores), torch.from_numpy(np.asarray(labels)), k).numpy()
+    k = min(k, scores.shape[1])
+    true = scores.gather(1, labels.long()[:, None])
+    higher = (scores > true).sum(1)
+    ties = (scores == true).sum(1) - 1
     return higher + ties < k
 
 

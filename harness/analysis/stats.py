@@ -1,49 +1,54 @@
-"""Statistics for comparing seed distributions with the paper's published numbers.
+"""Statistics behind the verdicts: estimates with their noise, band decisions, power, Holm.
 
-Pure numpy/scipy; no I/O, no torch, no mlflow. Every error rate here is in PERCENT
-(0-100), like the paper. Functions return plain Python floats (or None where a quantity
-is undefined, e.g. a standard deviation from one seed) so results drop straight into JSON.
+Pure numpy/scipy/statsmodels; no I/O, no torch, no mlflow. Every error rate is in PERCENT
+(0-100), like the paper. Functions return plain Python floats (or None where a quantity is
+undefined, e.g. a standard deviation from one seed) so results drop straight into JSON.
 
-Why these tests (paper facts, see PAPER.md section 5): the paper reports single numbers
-with no seeds or error bars, measured on a finite test set. Its own numbers therefore
-carry binomial sampling noise (17.0% on 150k images: SE 0.10 pp), of the same size as
-the seed-to-seed spread of ImageNet CNNs (0.1-0.3 pp). A fair comparison of "our N seeds"
-with "one published number" must count both.
+docs/statistics.md derives every formula here and states the decision rules; the headline
+null model in short: the paper's number c is ONE training run of the recipe on a fixed test
+set, so against our n seeds on the same images Var(mean - c) = sigma^2 (1/n + 1) with
+df = n - 1 (the image-sampling term is shared and cancels); binomial terms enter only when
+the two test sets differ. Verdict logic (labels, claims, multiplicity) lives in verdict.py.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Callable, Sequence
 
 import numpy as np
 from scipy import stats as sps
 
 __all__ = [
+    "Estimate",
     "wilson_interval",
     "clopper_pearson_interval",
     "binomial_se_pct",
     "binomial_var_pct",
     "seed_summary",
     "two_level_bootstrap",
-    "compare_mean_to_published",
-    "test_against_published",
-    "tost_equivalence",
+    "against_published",
+    "against_published_bound",
+    "paired_effect",
+    "welch_effect",
+    "log_ratio",
+    "band_pvalues",
+    "two_sided_p",
+    "interval",
+    "proportion_pvalues",
+    "holm",
+    "decision_power",
+    "proportion_power",
+    "seeds_needed",
     "tost_from_estimate",
     "welch_difference",
     "welch_tost",
+    "welch_tost_power",
     "bootstrap_difference_interval",
     "mann_whitney",
     "mcnemar",
-    "seeds_needed",
-    "olympic_mean",
-    "convergence_test",
-    "verdict",
-    "VERDICTS",
 ]
-
-VERDICTS = ("reproduced", "better", "worse", "inconclusive")
-
 
 # --------------------------------------------------------------------------- helpers
 
@@ -99,8 +104,8 @@ def _t_ppf(q: float, df: float) -> float:
 def wilson_interval(wrong: int, n: int, conf: float = 0.95) -> tuple[float, float]:
     """Wilson score interval for an error rate, in percent.
 
-    `wrong` misclassified images out of `n`. Wilson keeps good coverage near 0/100 and is
-    what PAPER.md 5 uses for the published numbers (17.0% of 150k -> 16.81-17.19).
+    `wrong` misclassified images out of `n`. Wilson keeps good coverage near 0/100
+    (17.0% of 150k -> 16.81-17.19).
     """
     _check_counts(wrong, n)
     _check_conf(conf)
@@ -131,7 +136,7 @@ def binomial_var_pct(error_pct: float, n: int) -> float:
 def binomial_se_pct(error_pct: float, n: int) -> float:
     """Binomial standard error of an error rate, in percentage points.
 
-    PAPER.md 5: 17.0% on 150,000 images -> 0.097 pp; 18.2% on 50,000 -> 0.17 pp.
+    17.0% on 150,000 images -> 0.097 pp; 18.2% on 50,000 -> 0.17 pp.
     """
     return math.sqrt(binomial_var_pct(error_pct, n))
 
@@ -142,7 +147,7 @@ def binomial_se_pct(error_pct: float, n: int) -> float:
 def seed_summary(values: Sequence[float], conf: float = 0.95) -> dict:
     """Mean, sample sd (ddof=1), n and the t-interval of the mean across seeds.
 
-    With one seed there is no spread: sd, t_lo and t_hi are None (house rule 7: a single
+    With one seed there is no spread: sd, t_lo and t_hi are None (docs/architecture.md, rule 7: a single
     seed is not a result, but the summary must not crash). With no values, everything but
     n is None.
     """
@@ -183,7 +188,7 @@ def two_level_bootstrap(
 
     `correct` is a boolean array [n_seeds, n_images] (True = image classified correctly).
     Each replicate resamples seeds with replacement, then images with replacement
-    (PAPER.md 5: both the seed spread and the test-set noise belong in a comparison).
+    (both the seed spread and the test-set noise belong in an interval of the mean error).
 
     design="crossed" (default): one image resample per replicate is shared by all
     resampled seeds, because every seed is evaluated on the SAME test images; hard
@@ -232,152 +237,292 @@ def two_level_bootstrap(
     return float(lo), float(hi)
 
 
-# --------------------------------------------------------------------------- vs the paper
+# --------------------------------------------------------------------------- estimates
 
 
-def compare_mean_to_published(
-    mean: float,
-    var_of_mean: float | None,
-    df_seed: float,
-    paper_pct: float,
-    paper_n_images: int | None,
-    n_images_ours: int | None = None,
-    conf: float = 0.95,
-) -> dict:
-    """Core of test_against_published, for a mean whose seed variance is given directly.
-
-    Used for single-model claims (var_of_mean = s^2/n, df = n-1) and for ensemble claims
-    (var_of_mean = approximate variance of one k-model ensemble, df of the single-model
-    sd it was derived from). Returns t, df, p (two-sided), se, lo, hi (the conf-level
-    interval of our mean minus the paper's number, shifted back to the paper's scale,
-    i.e. an interval for our error that includes every noise term), diff.
-
-    SE^2 = var_of_mean + p_o (100 - p_o) / N_o + p_p (100 - p_p) / N_p, see
-    test_against_published. Welch-Satterthwaite: df = SE^4 / (var_of_mean^2 / df_seed);
-    the binomial terms count as known variances (df = inf). If var_of_mean is 0 the
-    reference distribution is normal. If var_of_mean is None (unknown: one seed) the
-    test is not done and p, t, lo, hi are None.
+@dataclass(frozen=True)
+class Estimate:
+    """A quantity with its noise: `value` on the test scale (log for ratios), its standard
+    error `se` (None: unknown, e.g. one seed) and the degrees of freedom of the reference t
+    distribution (math.inf: normal). `n` is the number of independent units behind it
+    (seeds, pairs or disjoint ensembles), `n_variant` the second group's (None: one group).
     """
-    _check_conf(conf)
-    out = {"t": None, "df": None, "p": None, "se": None, "lo": None, "hi": None,
-           "diff": float(mean) - float(paper_pct)}
-    if var_of_mean is None:
-        return out
-    binom = 0.0  # each binomial term is added when its test-set size is known
-    if paper_n_images is not None:
-        binom += binomial_var_pct(paper_pct, paper_n_images)
-    if n_images_ours is not None:
-        binom += binomial_var_pct(min(max(mean, 0.0), 100.0), n_images_ours)
-    var = float(var_of_mean) + binom
-    if var <= 0.0:
-        return out
-    se = math.sqrt(var)
-    df = math.inf if var_of_mean == 0.0 else var**2 / (float(var_of_mean) ** 2 / df_seed)
-    t = out["diff"] / se
-    p = 2.0 * _t_sf(abs(t), df)
-    half = _t_ppf(0.5 + conf / 2.0, df) * se
-    out.update(t=t, df=_float_or_none(df), p=p, se=se, lo=mean - half, hi=mean + half)
-    return out
+
+    value: float
+    se: float | None
+    df: float
+    n: int
+    n_variant: int | None = None
+    method: str = ""
 
 
-def test_against_published(
-    values_pct: Sequence[float],
-    paper_pct: float,
-    paper_n_images: int | None,
-    n_images_ours: int | None = None,
-    conf: float = 0.95,
-) -> dict:
-    """Two-sided test of "our seed mean equals the paper's number", noise on both sides.
+def _vs_published(mean: float, seed_var: float | None, seed_df: float, binom: float, n: int,
+                  method: str) -> Estimate:
+    """mean with Var = seed_var + binom; Welch-Satterthwaite df, the binomial part known (df inf)."""
+    if seed_var is None:
+        return Estimate(mean, None, math.inf, n, method=method)
+    var = seed_var + binom
+    df = math.inf if seed_var == 0.0 else var**2 / (seed_var**2 / seed_df)
+    return Estimate(mean, math.sqrt(var), df, n, method=method)
 
-    The paper's number c was measured once on N_p test images, so it is itself a noisy
-    estimate: Var(c) = c (100 - c) / N_p (binomial, pp^2; PAPER.md 5). Our mean over n
-    seeds, all evaluated on the same N_o images, has seed variance s^2 / n plus the
-    binomial noise of our own test set, p_o (100 - p_o) / N_o, shared by all seeds and
-    so not visible in s. The statistic is
 
-        t = (mean - c) / sqrt(s^2/n + p_o(100-p_o)/N_o + c(100-c)/N_p)
+def _binomial_terms(mean: float, paper_pct: float, n_images: int | None, paper_n_images: int | None) -> float:
+    """p_o(100 - p_o)/N_o + c(100 - c)/N_p: the image sampling of two DIFFERENT test sets."""
+    if n_images is None or paper_n_images is None:
+        raise ValueError("different test sets need both test-set sizes (n_images and paper_n_images)")
+    return binomial_var_pct(min(max(mean, 0.0), 100.0), n_images) + binomial_var_pct(paper_pct, paper_n_images)
 
-    with Welch-Satterthwaite degrees of freedom in which the binomial terms are treated
-    as having huge (infinite) df:  df = SE^4 / ((s^2/n)^2 / (n-1)).  When the binomial
-    terms dominate, df grows and the test approaches a z-test; when they vanish it is
-    the ordinary one-sample t-test. n_images_ours=None drops our binomial term.
-    A df of None in the result means infinite (normal reference; JSON has no inf).
 
-    paper_n_images=None (test-set size unknown) falls back to scipy.stats.ttest_1samp.
-    Returns {t, df, p, se, lo, hi, diff, mean, n}; with fewer than two seeds the seed
-    variance is unknown and t, p, lo, hi are None.
+def against_published(values_pct: Sequence[float], paper_pct: float, same_test_set: bool = True,
+                      n_images: int | None = None, paper_n_images: int | None = None) -> Estimate:
+    """Our mean error over n seeds against ONE published run c (docs/statistics.md, "headline").
+
+    The paper's c is one draw of the same recipe: c = mu_T + e_p with Var(e_p) = sigma^2,
+    sigma^2 the seed-to-seed variance on the test set T. Our mean = mu_T' + (mean of n seed
+    draws). Same test set (T = T'): the image-sampling term mu_T is common and cancels, so
+
+        Var(mean - c) = sigma^2 (1/n + 1),   t = (mean - c) / (s sqrt(1/n + 1)) ~ t_{n-1},
+
+    exactly (c is independent of our seeds). Different test sets: mu_T - mu_T' adds the
+    binomial variance of both sets, p_o(100-p_o)/N_o + c(100-c)/N_p (an upper bound of the
+    image-sampling variance), treated as known (infinite df) in Welch-Satterthwaite:
+    df = V^2 / ((s^2 (1/n + 1))^2 / (n - 1)).
+
+    The Estimate's value is our mean (the error scale): the interval value +- t se equals
+    c + the interval of mean - c, so it is compared with a band around c directly.
     """
     arr = _as_values(values_pct)
     if arr.size == 0:
         raise ValueError("need at least one value")
-    mean, n = float(arr.mean()), int(arr.size)
-    if paper_n_images is None:
-        out = _plain_one_sample(arr, paper_pct, conf)
-    else:
-        var_mean = float(arr.var(ddof=1)) / n if n >= 2 else None
-        out = compare_mean_to_published(mean, var_mean, n - 1, paper_pct, paper_n_images,
-                                        n_images_ours, conf)
-    out.update(mean=mean, n=n)
-    return out
+    n, mean = int(arr.size), float(arr.mean())
+    seed_var = float(arr.var(ddof=1)) * (1.0 / n + 1.0) if n >= 2 else None
+    binom = 0.0 if same_test_set else _binomial_terms(mean, paper_pct, n_images, paper_n_images)
+    how = "same test set: Var = s^2 (1/n + 1)" if same_test_set else \
+        "different test sets: Var = s^2 (1/n + 1) + both binomial terms"
+    return _vs_published(mean, seed_var, n - 1, binom, n, how)
 
 
-# The name starts with "test_": keep pytest from collecting it when a test module imports it.
-test_against_published.__test__ = False
+def against_published_bound(ensemble_pct: Sequence[float], singles_pct: Sequence[float], paper_pct: float,
+                            same_test_set: bool = True, n_images: int | None = None,
+                            paper_n_images: int | None = None) -> Estimate:
+    """m disjoint k-model ensembles against one published k-ensemble, when m < 2.
 
-
-def _plain_one_sample(arr: np.ndarray, paper_pct: float, conf: float) -> dict:
-    """scipy.stats.ttest_1samp plus the matching t-interval; None where undefined."""
-    n, mean = arr.size, float(arr.mean())
-    out = {"t": None, "df": None, "p": None, "se": None, "lo": None, "hi": None,
-           "diff": mean - float(paper_pct)}
-    if n < 2 or float(arr.std(ddof=1)) == 0.0:
-        return out
-    res = sps.ttest_1samp(arr, paper_pct)
-    se = float(arr.std(ddof=1)) / math.sqrt(n)
-    half = _t_ppf(0.5 + conf / 2.0, n - 1) * se
-    out.update(t=float(res.statistic), df=float(n - 1), p=float(res.pvalue), se=se,
-               lo=mean - half, hi=mean + half)
-    return out
-
-
-def tost_from_estimate(diff: float, se: float | None, df: float | None, margin_pp: float) -> dict:
-    """TOST p-values for an estimated difference `diff` with standard error se.
-
-    df None (or inf) means a normal reference distribution. Returns {p, lower_p, upper_p},
-    all None when se is unknown or zero.
+    Declared conservative assumption (docs/statistics.md, "ensembles"): the seed-to-seed
+    sd of a k-ensemble's error is at most a single model's, sigma_k <= sigma_1 (averaging
+    models does not make the error vary more). Var(mean of m ensembles - c) = sigma_k^2
+    (1/m + 1) <= sigma_1^2 (1/m + 1), with s_1 and df from the single models. Its coverage
+    is checked by simulation (benchmarks/verdict_sim.py, tests/unit/test_verdict_sim.py).
     """
-    if margin_pp <= 0:
-        raise ValueError(f"margin_pp must be > 0, got {margin_pp}")
-    if se is None or se <= 0.0:
-        return {"p": None, "lower_p": None, "upper_p": None}
-    df = math.inf if df is None else df
-    # H0_lower: diff <= -margin (reject when diff is clearly above -margin)
-    lower_p = _t_sf((diff + margin_pp) / se, df)
-    # H0_upper: diff >= +margin (reject when diff is clearly below +margin)
-    upper_p = _t_cdf((diff - margin_pp) / se, df)
-    return {"p": max(lower_p, upper_p), "lower_p": lower_p, "upper_p": upper_p}
+    ens, singles = _as_values(ensemble_pct), _as_values(singles_pct)
+    if ens.size == 0 or singles.size == 0:
+        raise ValueError("need at least one ensemble and one single-model value")
+    m, mean, n1 = int(ens.size), float(ens.mean()), int(singles.size)
+    seed_var = float(singles.var(ddof=1)) * (1.0 / m + 1.0) if n1 >= 2 else None
+    binom = 0.0 if same_test_set else _binomial_terms(mean, paper_pct, n_images, paper_n_images)
+    return _vs_published(mean, seed_var, n1 - 1, binom, m,
+                         f"{m} ensemble(s), conservative bound sigma_k <= sigma_1 from {n1} single models")
 
 
-def tost_equivalence(
-    values_pct: Sequence[float],
-    paper_pct: float,
-    margin_pp: float,
-    paper_n_images: int | None = None,
-    n_images_ours: int | None = None,
-) -> dict:
-    """Two one-sided tests: is our seed mean within +-margin_pp of the paper's number?
+def paired_effect(paper_values: Sequence[float], variant_values: Sequence[float]) -> Estimate:
+    """variant - paper net, paired by seed: mean of the differences, sd/sqrt(n), df n - 1."""
+    x, y = _as_values(paper_values), _as_values(variant_values)
+    if x.size != y.size or x.size == 0:
+        raise ValueError(f"paired values need equal, non-zero lengths, got {x.size} and {y.size}")
+    d = y - x
+    n = int(d.size)
+    se = float(d.std(ddof=1)) / math.sqrt(n) if n >= 2 else None
+    return Estimate(float(d.mean()), se, float(n - 1) if n >= 2 else math.inf, n, n, "paired t over seeds")
 
-    Same standard error and df as test_against_published (so the two tests agree on the
-    noise model): lower test H0: mean - c <= -margin, upper test H0: mean - c >= +margin;
-    p = max(lower_p, upper_p). p < alpha means "equivalent within the margin", which is
-    the same as the (1 - 2 alpha) interval lying inside c +- margin. The margin must be
-    declared before looking at the data (PAPER.md 5). Returns {p, lower_p, upper_p};
-    all None when the variance is unknown (one seed) or zero.
+
+def welch_effect(paper_values: Sequence[float], variant_values: Sequence[float]) -> Estimate:
+    """variant - paper net for two independent groups of seeds (Welch se and df)."""
+    x, y = _as_values(paper_values), _as_values(variant_values)
+    if x.size == 0 or y.size == 0:
+        raise ValueError("both groups need at least one value")
+    diff = float(y.mean() - x.mean())
+    if x.size < 2 or y.size < 2:
+        return Estimate(diff, None, math.inf, int(x.size), int(y.size), "Welch t")
+    vx, vy = float(x.var(ddof=1)) / x.size, float(y.var(ddof=1)) / y.size
+    var = vx + vy
+    df = math.inf if var == 0 else var**2 / (vx**2 / (x.size - 1) + vy**2 / (y.size - 1))
+    return Estimate(diff, math.sqrt(var), df, int(x.size), int(y.size), "Welch t")
+
+
+def _floored(var_sample: float, floor: float, n: int) -> tuple[float, float]:
+    """(variance of a mean, df): the sample variance, or the known resolution floor when larger."""
+    if var_sample >= floor and var_sample > 0:
+        return var_sample / n, float(n - 1)
+    return floor / n, math.inf
+
+
+def log_ratio(paper_values: Sequence[float], variant_values: Sequence[float], paired: bool,
+              resolution: float = 0.0) -> Estimate:
+    """log(variant / paper net) for positive quantities (iterations to a target, train time).
+
+    On the log scale: mean log variant - mean log paper (unpaired, Welch) or the mean of
+    per-seed log differences (paired). Each value is known only to `resolution` (the steps
+    between logged points): a uniform error of that width has variance resolution^2 / 12,
+    i.e. (resolution / x)^2 / 12 on the log scale. That is a floor on each group's variance,
+    so tied seeds (zero sample spread) still get an honest, non-zero standard error (a known
+    variance, df inf) and are decided rather than left without one.
     """
-    if margin_pp <= 0:
-        raise ValueError(f"margin_pp must be > 0, got {margin_pp}")
-    res = test_against_published(values_pct, paper_pct, paper_n_images, n_images_ours)
-    return tost_from_estimate(res["diff"], res["se"], res["df"], margin_pp)
+    x, y = _as_values(paper_values), _as_values(variant_values)
+    if np.any(x <= 0) or np.any(y <= 0):
+        raise ValueError("ratios need positive values")
+    lx, ly = np.log(x), np.log(y)
+    qx = float(np.mean((resolution / x) ** 2)) / 12.0
+    qy = float(np.mean((resolution / y) ** 2)) / 12.0
+    if paired:
+        if x.size != y.size:
+            raise ValueError(f"paired values need equal lengths, got {x.size} and {y.size}")
+        d = ly - lx
+        n = int(d.size)
+        if n < 2 and qx + qy == 0:
+            return Estimate(float(d.mean()), None, math.inf, n, n, "paired t on log values")
+        var, df = _floored(float(d.var(ddof=1)) if n >= 2 else 0.0, qx + qy, n)
+        return Estimate(float(d.mean()), math.sqrt(var), df, n, n, "paired t on log values")
+    value = float(ly.mean() - lx.mean())
+    if (x.size < 2 and qx == 0) or (y.size < 2 and qy == 0):
+        return Estimate(value, None, math.inf, int(x.size), int(y.size), "Welch t on log values")
+    vx, dfx = _floored(float(lx.var(ddof=1)) if x.size >= 2 else 0.0, qx, int(x.size))
+    vy, dfy = _floored(float(ly.var(ddof=1)) if y.size >= 2 else 0.0, qy, int(y.size))
+    var = vx + vy
+    den = (vx**2 / dfx if math.isfinite(dfx) else 0.0) + (vy**2 / dfy if math.isfinite(dfy) else 0.0)
+    df = math.inf if den == 0 else var**2 / den
+    return Estimate(value, math.sqrt(var), df, int(x.size), int(y.size), "Welch t on log values")
+
+
+# --------------------------------------------------------------------------- decisions
+
+
+def _z(diff: float, se: float) -> float:
+    """diff / se, with se = 0 giving +-inf (or 0 for a zero difference)."""
+    if se > 0:
+        return diff / se
+    return math.inf if diff > 0 else (-math.inf if diff < 0 else 0.0)
+
+
+def band_pvalues(est: Estimate, lo: float | None, hi: float | None, above: bool = True,
+                 below: bool = True) -> tuple[float | None, float | None]:
+    """(p_inside, p_outside) of the band [lo, hi] (None: unbounded side), docs/statistics.md.
+
+    p_inside: TOST, max of the one-sided p of H0 theta <= lo and of H0 theta >= hi;
+    p_inside < alpha  <=>  the (1 - 2 alpha) interval lies inside the band.
+    p_outside: 2 min(p of H0 theta <= hi, p of H0 theta >= lo), capped at 1;
+    p_outside < alpha  <=>  the (1 - alpha) interval lies entirely outside the band. Under
+    any theta in the band the two events have probability <= alpha/2 each and are disjoint.
+    above / below False: the data cannot show that side of "outside" (e.g. a censored bound),
+    so it is not tested. Both None when the standard error is unknown.
+    """
+    if est.se is None:
+        return None, None
+    p_lo = 0.0 if lo is None else _t_sf(_z(est.value - lo, est.se), est.df)
+    p_hi = 0.0 if hi is None else _t_cdf(_z(est.value - hi, est.se), est.df)
+    q_above = 1.0 if hi is None or not above else _t_sf(_z(est.value - hi, est.se), est.df)
+    q_below = 1.0 if lo is None or not below else _t_cdf(_z(est.value - lo, est.se), est.df)
+    return max(p_lo, p_hi), min(1.0, 2.0 * min(q_above, q_below))
+
+
+def two_sided_p(est: Estimate, null: float = 0.0) -> float | None:
+    """Two-sided p of H0: theta = null (descriptive; verdicts use band_pvalues)."""
+    if est.se is None:
+        return None
+    return min(1.0, 2.0 * _t_sf(abs(_z(est.value - null, est.se)), est.df))
+
+
+def interval(est: Estimate, level: float) -> tuple[float | None, float | None]:
+    """Two-sided `level` t interval of the estimate (None, None without a standard error)."""
+    _check_conf(level)
+    if est.se is None:
+        return None, None
+    half = _t_ppf(0.5 + level / 2.0, est.df) * est.se
+    return est.value - half, est.value + half
+
+
+def proportion_pvalues(k: int, n: int, lo: float | None, hi: float | None) -> tuple[float, float]:
+    """(p_inside, p_outside) of a band for a binomial proportion k/n, exact (Clopper-Pearson dual).
+
+    p of H0 p <= lo is P(X >= k | lo); of H0 p >= hi it is P(X <= k | hi). A band edge at
+    0 or 1 is no constraint (None). Same rules as band_pvalues.
+    """
+    _check_counts(k, n)
+    lo = None if lo is None or lo <= 0 else lo
+    hi = None if hi is None or hi >= 1 else hi
+    p_lo = 0.0 if lo is None else float(sps.binom.sf(k - 1, n, lo))
+    p_hi = 0.0 if hi is None else float(sps.binom.cdf(k, n, hi))
+    q_above = 1.0 if hi is None else float(sps.binom.sf(k - 1, n, hi))
+    q_below = 1.0 if lo is None else float(sps.binom.cdf(k, n, lo))
+    return max(p_lo, p_hi), min(1.0, 2.0 * min(q_above, q_below))
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm step-down adjusted p-values (statsmodels multipletests, method 'holm')."""
+    if len(pvalues) <= 1:  # nothing to adjust (and multipletests runs gc.collect() on every call)
+        return [float(p) for p in pvalues]
+    from statsmodels.stats.multitest import multipletests
+    return [float(p) for p in multipletests(np.asarray(pvalues, float), method="holm")[1]]
+
+
+# --------------------------------------------------------------------------- power
+
+
+def _nct_sf(x: float, df: float, nc: float) -> float:
+    """P(T > x) for a noncentral t (normal shifted by nc when df is infinite)."""
+    if math.isinf(nc):
+        return 1.0 if nc > 0 else 0.0
+    if math.isinf(df) or df > 1e6:
+        return float(sps.norm.sf(x - nc))
+    return float(sps.nct.sf(x, df, nc))
+
+
+def decision_power(theta: float, se: float, df: float, lo: float | None, hi: float | None,
+                   alpha: float, decision: str) -> float:
+    """Probability that a design with standard error `se` (true sigma times the design's
+    factor) and `df` decides `decision` when the true value is theta.
+
+    The one-sided statistics (theta_hat - edge) / se_hat are noncentral t with noncentrality
+    (theta - edge) / se: exact for the t designs (one sample, paired, prediction-type) and
+    the usual approximation for Welch and for known binomial terms. "reproduced": both
+    one-sided tests of TOST reject; P >= P_L + P_U - 1 (a lower bound, so the seeds needed
+    err on the safe side). "not reproduced": the (1 - alpha) interval lies above hi or below
+    lo (disjoint events, summed).
+    """
+    if se <= 0:
+        raise ValueError(f"se must be > 0, got {se}")
+    if decision == "reproduced":
+        t = _t_ppf(1.0 - alpha, df)
+        p_l = 1.0 if lo is None else _nct_sf(t, df, (theta - lo) / se)
+        p_u = 1.0 if hi is None else _nct_sf(t, df, (hi - theta) / se)
+        return max(0.0, p_l + p_u - 1.0)
+    if decision == "not reproduced":
+        t = _t_ppf(1.0 - alpha / 2.0, df)
+        above = 0.0 if hi is None else _nct_sf(t, df, (theta - hi) / se)
+        below = 0.0 if lo is None else _nct_sf(t, df, (lo - theta) / se)
+        return min(1.0, above + below)
+    raise ValueError(f"decision must be 'reproduced' or 'not reproduced', got {decision!r}")
+
+
+def seeds_needed(theta: float, lo: float | None, hi: float | None, design: Callable[[int], tuple[float, float]],
+                 alpha: float, power: float, decision: str, n_from: int = 2, n_max: int = 100) -> int | None:
+    """Smallest n in [n_from, n_max] at which `decision` has at least `power` when the truth is
+    theta; design(n) -> (se, df) at the observed spread. None when no n up to n_max does (for
+    a headline the paper's own run keeps Var >= sigma^2 however many seeds we add)."""
+    if not (0 < alpha < 1 and 0 < power < 1):
+        raise ValueError(f"alpha and power must be in (0, 1), got {alpha}, {power}")
+    for n in range(max(n_from, 1), n_max + 1):
+        se, df = design(n)
+        if se > 0 and decision_power(theta, se, df, lo, hi, alpha, decision) >= power:
+            return n
+    return None
+
+
+def proportion_power(p: float, n: int, lo: float | None, hi: float | None, alpha: float, decision: str) -> float:
+    """Exact probability that k ~ Binomial(n, p) gives `decision` (proportion_pvalues < alpha)."""
+    ks = np.arange(n + 1)
+    pmf = sps.binom.pmf(ks, n, p)
+    which = 0 if decision == "reproduced" else 1
+    hits = [proportion_pvalues(int(k), n, lo, hi)[which] < alpha for k in ks]
+    return float(pmf[np.array(hits, bool)].sum())
 
 
 # --------------------------------------------------------------------------- two groups
@@ -399,8 +544,7 @@ def _welch_parts(a: np.ndarray, b: np.ndarray) -> tuple[float, float | None, flo
 def welch_difference(a: Sequence[float], b: Sequence[float], conf: float = 0.95) -> dict:
     """Welch (unequal-variance) t-test and interval for mean(a) - mean(b).
 
-    For two seed distributions, e.g. this run vs earlier runs, or an ablation pair
-    (PAPER.md 5). Returns {diff, lo, hi, p, se, df}; lo/hi/p/se/df are None when a side
+    For two seed distributions, e.g. this run vs earlier runs, or an unpaired ablation pair. Returns {diff, lo, hi, p, se, df}; lo/hi/p/se/df are None when a side
     has fewer than two values or both sides have zero spread.
     """
     _check_conf(conf)
@@ -457,7 +601,7 @@ def mann_whitney(a: Sequence[float], b: Sequence[float]) -> dict:
 
 
 def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:
-    """Exact McNemar test for two classifiers on the same images (PAPER.md 5).
+    """Exact McNemar test for two classifiers on the same images (docs/statistics.md).
 
     b = images A gets right and B gets wrong, c = the reverse; under H0 each discordant
     image is a fair coin, so p = two-sided exact binomial test of b out of b + c at 0.5.
@@ -473,116 +617,27 @@ def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:
     return {"b": b, "c": c, "p": p}
 
 
-# --------------------------------------------------------------------------- planning
+def tost_from_estimate(diff: float, se: float | None, df: float | None, margin_pp: float) -> dict:
+    """TOST p-values for an estimated difference `diff` within +-margin_pp (reference runs).
 
-
-def seeds_needed(
-    sd: float,
-    delta: float,
-    alpha: float = 0.05,
-    power: float = 0.8,
-    extra_var: float = 0.0,
-) -> int | None:
-    """Seeds needed to detect a mean shift of `delta` pp with a two-sided test.
-
-    n = ceil((z_{1-alpha/2} + z_power)^2 sd^2 / delta^2), at least 2 (one seed gives no
-    spread). PAPER.md 5 quotes n ~ 7.85 sd^2/delta^2 for alpha 0.05, power 0.8.
-    `extra_var` (pp^2) is noise that more seeds cannot reduce, e.g. the binomial noise of
-    the paper's and our test sets: then n = sd^2 / ((delta / (z_a + z_b))^2 - extra_var),
-    and None is returned when extra_var alone already exceeds the budget (no number of
-    seeds reaches that power).
-    """
-    if delta <= 0:
-        raise ValueError(f"delta must be > 0, got {delta}")
-    if sd < 0 or extra_var < 0:
-        raise ValueError(f"sd and extra_var must be >= 0, got sd={sd}, extra_var={extra_var}")
-    if not (0 < alpha < 1 and 0 < power < 1):
-        raise ValueError(f"alpha and power must be in (0, 1), got {alpha}, {power}")
-    z = sps.norm.ppf(1.0 - alpha / 2.0) + sps.norm.ppf(power)
-    budget = (delta / z) ** 2 - extra_var
-    if budget <= 0:
-        return None
-    return max(2, math.ceil(sd**2 / budget))
-
-
-def olympic_mean(values: Sequence[float]) -> float:
-    """Mean after dropping the single best and single worst value (MLPerf style); n >= 3."""
-    arr = np.sort(_as_values(values))
-    if arr.size < 3:
-        raise ValueError(f"olympic mean needs at least 3 values, got {arr.size}")
-    return float(arr[1:-1].mean())
-
-
-def convergence_test(
-    ours_iters: Sequence[float],
-    reference_iters: Sequence[float],
-    alpha: float = 0.05,
-) -> dict:
-    """MLPerf-style check: do our runs converge significantly faster than the reference?
-
-    One-sided Welch t-test, H1: mean(ours) < mean(reference) (fewer iterations to the
-    target), at alpha 0.05 as in MLPerf's reference convergence points; a one-element
-    reference is a fixed number (one-sample t-test). Olympic means (drop best and worst)
-    are reported when a side has >= 3 runs, plain means otherwise. Returns
-    {ours_mean, reference_mean, ratio, t, p_faster, faster}; t/p None when undefined.
-    """
-    xo, xr = _as_values(ours_iters), _as_values(reference_iters)
-    if xo.size == 0 or xr.size == 0:
-        raise ValueError("both groups need at least one value")
-    centre = lambda x: olympic_mean(x) if x.size >= 3 else float(x.mean())  # noqa: E731
-    ours_c, ref_c = centre(xo), centre(xr)
-    t = p = None
-    if xr.size == 1:
-        if xo.size >= 2 and float(xo.std(ddof=1)) > 0:
-            res = sps.ttest_1samp(xo, xr[0], alternative="less")
-            t, p = float(res.statistic), float(res.pvalue)
-    else:
-        diff, se, df = _welch_parts(xo, xr)
-        if se is not None:
-            t = diff / se
-            p = _t_cdf(t, df)
-    return {"ours_mean": ours_c, "reference_mean": ref_c,
-            "ratio": ours_c / ref_c if ref_c else None,
-            "t": t, "p_faster": p, "faster": bool(p is not None and p < alpha)}
-
-
-# --------------------------------------------------------------------------- verdict
-
-
-def verdict(
-    mean: float | None,
-    lo: float | None,
-    hi: float | None,
-    paper_pct: float,
-    margin_pp: float,
-    tost_p: float | None,
-    alpha: float = 0.05,
-) -> str:
-    """One word for "our error vs the paper's", with a margin declared in advance.
-
-    - "reproduced": TOST p < alpha, i.e. our mean is shown to lie within +-margin of the
-      paper's number (equivalent to the (1-2 alpha) interval inside paper +- margin).
-    - "better": the interval [lo, hi] lies entirely below paper - margin (lower error is
-      better): we are lower by more than the margin, beyond all noise.
-    - "worse": the interval lies entirely above paper + margin.
-    - "inconclusive": anything else, including no interval (one seed) and intervals that
-      exclude the paper's number but not the margin (a difference that may be smaller
-      than what we declared as meaningful).
-    The interval must already include the paper's sampling noise (see
-    compare_mean_to_published); this function does no statistics of its own.
+    df None (or inf) means a normal reference distribution. Returns {p, lower_p, upper_p},
+    all None when se is unknown or zero.
     """
     if margin_pp <= 0:
         raise ValueError(f"margin_pp must be > 0, got {margin_pp}")
-    if lo is not None and hi is not None and lo > hi:
-        raise ValueError(f"interval is reversed: lo={lo} > hi={hi}")
-    if mean is not None and lo is not None and hi is not None and not lo <= mean <= hi:
-        raise ValueError(f"mean {mean} lies outside its interval [{lo}, {hi}]")
-    if tost_p is not None and tost_p < alpha:
-        return "reproduced"
-    if lo is None or hi is None:
-        return "inconclusive"
-    if hi < paper_pct - margin_pp:
-        return "better"
-    if lo > paper_pct + margin_pp:
-        return "worse"
-    return "inconclusive"
+    if se is None or se <= 0.0:
+        return {"p": None, "lower_p": None, "upper_p": None}
+    df = math.inf if df is None else df
+    lower_p = _t_sf((diff + margin_pp) / se, df)  # H0: diff <= -margin
+    upper_p = _t_cdf((diff - margin_pp) / se, df)  # H0: diff >= +margin
+    return {"p": max(lower_p, upper_p), "lower_p": lower_p, "upper_p": upper_p}
+
+
+def welch_tost_power(sd_a: float, sd_b: float, n_a: int, n_b: int, margin_pp: float, alpha: float) -> float:
+    """Power of the two-sample Welch TOST within +-margin when the true difference is 0."""
+    va, vb = sd_a**2 / n_a, sd_b**2 / n_b
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return 1.0
+    df = (va + vb) ** 2 / (va**2 / (n_a - 1) + vb**2 / (n_b - 1))
+    return decision_power(0.0, se, df, -margin_pp, margin_pp, alpha, "reproduced")

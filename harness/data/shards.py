@@ -6,6 +6,7 @@ memory-mapped; JPEG shards are decoded per batch.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +64,63 @@ class JpegSplit:
             o, n = self.offset[i], self.length[i]
             out[j] = imaging.decode_stored(self.shards[self.shard_of[i]][o:o + n])
         return out
+
+
+@dataclass(frozen=True)
+class SubsetSplit:
+    """The images `indices` of a prepared split (raw or JPEG), renumbered 0..len-1."""
+
+    base: PreparedSplit | JpegSplit
+    indices: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    @property
+    def size(self) -> int:
+        return self.base.size
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.base.labels[self.indices]
+
+    def images(self, idx: np.ndarray) -> np.ndarray:
+        return self.base.images(self.indices[np.asarray(idx)])
+
+    # What JPEG decoding on the device reads (transforms.DeviceTrainBatches), for the subset's
+    # images; computed once (per-image indexing of the base arrays would be O(N) per image).
+    # A raw split has no offset/length, so hasattr() says False as for the base split.
+    @functools.cached_property
+    def shard_of(self) -> np.ndarray:
+        return self.base.shard_of[self.indices]
+
+    @functools.cached_property
+    def offset(self) -> np.ndarray:
+        return self.base.offset[self.indices]
+
+    @functools.cached_property
+    def length(self) -> np.ndarray:
+        return self.base.length[self.indices]
+
+    @property
+    def shards(self):
+        return self.base.shards
+
+
+def holdout_indices(n: int, every: int) -> np.ndarray:
+    """Training images held out to drive the plateau schedule (train.schedule_split holdout):
+    every `every`-th index, starting at every - 1; deterministic, the same for every seed."""
+    return np.arange(every - 1, n, every)
+
+
+def holdout_split(split, every: int):
+    """(training images without the held-out slice, the held-out slice) of a training split."""
+    held = holdout_indices(len(split), every)
+    if len(held) == 0:
+        raise UserError(f"train.holdout_every: {every} is larger than the {len(split)} training images; "
+                        "no image would be held out")
+    keep = np.setdiff1d(np.arange(len(split)), held)
+    return SubsetSplit(split, keep), SubsetSplit(split, held)
 
 
 def load_manifest(root: Path) -> dict:

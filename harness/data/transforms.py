@@ -46,15 +46,15 @@ class EpochDraws:
 
 def epoch_draws(n: int, stored: int, crop: int, seed: int, epoch: int, pca_std: float,
                 crop_flip: bool = True) -> EpochDraws:
-    """crop_flip false (train.crop_flip): every image at the centre crop, never flipped; the
-    same numbers are drawn, so the PCA colour draws do not change with the switch."""
+    """crop_flip False (train.crop_flip, the paper 4.1 ablation): the centre crop, never flipped.
+    The draws are made all the same, so the PCA colour coefficients do not change with it."""
     rng = np.random.default_rng([seed, epoch, 0xA1E7])
     ys = rng.integers(0, stored - crop + 1, n)
     xs = rng.integers(0, stored - crop + 1, n)
     flip = rng.random(n) < 0.5
     alpha = rng.normal(0.0, pca_std, (n, 3)).astype(np.float32)  # paper 4.1: N(0, 0.1)
     if not crop_flip:
-        ys = xs = np.full(n, (stored - crop) // 2)  # EvalView's centre patch (patch_offsets)
+        ys, xs = np.full(n, (stored - crop) // 2), np.full(n, (stored - crop) // 2)
         flip = np.zeros(n, bool)
     return EpochDraws(ys, xs, flip, alpha)
 
@@ -240,9 +240,21 @@ def eval_batches(n: int, batch: int, rank: int = 0, world: int = 1) -> list[np.n
 
 
 def build_views(cfg: C.Config, data_dir: Path, seed: int):
+    """(training view, val split, normaliser). With train.schedule_split holdout the training
+    view leaves out the held-out slice (shards.holdout_split), which schedule_split() returns."""
     mean, pca = shards.load_stats(data_dir)
     norm = Normaliser(mean, cfg.model.input_scale)
     train_split, val_split = shards.load_split(data_dir, "train"), shards.load_split(data_dir, "val")
+    if cfg.train.schedule_split == "holdout":
+        train_split, _ = shards.holdout_split(train_split, cfg.train.holdout_every)
     train_view = TrainView(train_split, norm, pca if cfg.train.pca_colour else None,
                            cfg.model.input_size, seed, cfg.train.pca_std, cfg.train.pca_mode, cfg.train.crop_flip)
     return train_view, val_split, norm
+
+
+def schedule_split(cfg: C.Config, data_dir: Path):
+    """The held-out training slice whose centre-crop error drives the plateau rule
+    (train.schedule_split holdout), or None when the validation split does (the paper)."""
+    if cfg.train.schedule_split != "holdout":
+        return None
+    return shards.holdout_split(shards.load_split(data_dir, "train"), cfg.train.holdout_every)[1]

@@ -11,11 +11,12 @@ each tower on its own device as the paper trained it (paper 3.2).
 
 from __future__ import annotations
 
-import torch
+from collections import OrderedDict
+
 from torch import nn
 
 from harness.config import ModelConfig
-from harness.model.layers import activation, norm_layer, pool_layer
+from harness.model.layers import activation, dropout_layer, norm_layer, pool_layer
 
 # Paper 3.5 / Fig. 2: kernels per layer (both towers together) and the FC widths.
 PAPER_CONV_CHANNELS = (96, 256, 384, 384, 256)
@@ -49,7 +50,7 @@ def _groups(cfg: ModelConfig) -> int:
     return 2 if cfg.arch == "paper" and cfg.towers == 2 else 1
 
 
-class AlexNet(nn.Module):
+class AlexNet(nn.Sequential):
     """Paper AlexNet: conv1-5, fc6-8, ReLU, tower LRN after conv1/conv2, overlapping pools.
 
     Builds arch "paper" (two towers as groups=2, or ungrouped with towers=1) and arch
@@ -62,59 +63,85 @@ class AlexNet(nn.Module):
     """
 
     def __init__(self, cfg: ModelConfig, num_classes: int):
-        super().__init__()
         if cfg.arch not in ("paper", "one_tower"):
             raise ValueError(f"AlexNet builds arch 'paper' or 'one_tower', not {cfg.arch!r}; use build_model")
+        # One named Sequential: each layer is registered once, under its paper name (conv1..fc8),
+        # so print(model), named_parameters and the state dict show it once.
+        super().__init__(OrderedDict(_layers(cfg, num_classes)))
         self.cfg = cfg
-        c1, c2, c3, c4, c5 = conv_channels(cfg)
-        g = _groups(cfg)
-        act = lambda: activation(cfg)  # noqa: E731
-        self.conv1 = nn.Conv2d(3, c1, 11, stride=4, padding=cfg.conv1_padding)
-        self.conv2 = nn.Conv2d(c1, c2, 5, padding=2, groups=g)  # own tower only
-        self.conv3 = nn.Conv2d(c2, c3, 3, padding=1)  # both towers
-        self.conv4 = nn.Conv2d(c3, c4, 3, padding=1, groups=g)
-        self.conv5 = nn.Conv2d(c4, c5, 3, padding=1, groups=g)
-        self.features = nn.Sequential(
-            self.conv1, act(), norm_layer(cfg, g), pool_layer(cfg),
-            self.conv2, act(), norm_layer(cfg, g), pool_layer(cfg),
-            self.conv3, act(), self.conv4, act(), self.conv5, act(),
-            pool_layer(cfg),
-        )
-        # Departure for small inputs (report lists it): keeps fc6's input at 6x6 maps. At the
-        # paper's 224/227 the maps are already 6x6 and this is the identity.
-        self.pool6 = nn.AdaptiveAvgPool2d(6)
-        f = fc_width(cfg)
-        self.fc6 = nn.Linear(c5 * 36, f)
-        self.fc7 = nn.Linear(f, f)
-        self.fc8 = nn.Linear(f, num_classes)
-        # paper 4.2: dropout 0.5 on the outputs of fc6 and fc7.
-        self.classifier = nn.Sequential(
-            self.fc6, act(), nn.Dropout(cfg.dropout),
-            self.fc7, act(), nn.Dropout(cfg.dropout),
-            self.fc8,
-        )
         init_weights(self, cfg.init)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool6(self.features(x))
-        return self.classifier(torch.flatten(x, 1))
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """Also loads checkpoints of earlier versions, which registered every conv and fc layer a
+        second time under features.N / classifier.N (same tensors): those aliases are dropped."""
+        state = {k: v for k, v in state_dict.items() if not k.startswith(("features.", "classifier."))}
+        return super().load_state_dict(state, strict=strict, assign=assign)
+
+
+def _layers(cfg: ModelConfig, num_classes: int) -> list[tuple[str, nn.Module]]:
+    """(name, layer) in the order of the forward pass (paper Fig. 2)."""
+    c1, c2, c3, c4, c5 = conv_channels(cfg)
+    g = _groups(cfg)
+    middle = _middle_convs(cfg, c2, (c3, c4, c5), g)
+    layers = [("conv1", nn.Conv2d(3, c1, 11, stride=4, padding=cfg.conv1_padding)), ("act1", activation(cfg)),
+              ("norm1", norm_layer(cfg, g)), ("pool1", pool_layer(cfg)),
+              ("conv2", nn.Conv2d(c1, c2, 5, padding=2, groups=g)),  # own tower only
+              ("act2", activation(cfg)), ("norm2", norm_layer(cfg, g)), ("pool2", pool_layer(cfg))]
+    for name, conv in middle:
+        layers += [(name, conv), (f"act{name[-1]}", activation(cfg))]
+    f = fc_width(cfg)
+    # Departure for small inputs (report lists it): pool6 keeps fc6's input at 6x6 maps. At the
+    # paper's 224/227 the maps are already 6x6 and this is the identity (config refuses any other
+    # map size at that scale).
+    layers += [("pool5", pool_layer(cfg)), ("pool6", nn.AdaptiveAvgPool2d(6)), ("flatten", nn.Flatten(1)),
+               # paper 4.2: dropout 0.5 on the outputs of fc6 and fc7.
+               ("fc6", nn.Linear(middle[-1][1].out_channels * 36, f)), ("act6", activation(cfg)),
+               ("drop6", dropout_layer(cfg)),
+               ("fc7", nn.Linear(f, f)), ("act7", activation(cfg)), ("drop7", dropout_layer(cfg)),
+               ("fc8", nn.Linear(f, num_classes))]
+    return layers
+
+
+def _middle_convs(cfg: ModelConfig, c2: int, widths: tuple[int, int, int], g: int) -> list[tuple[str, nn.Conv2d]]:
+    """conv3 (both towers), conv4 and conv5 (own tower), minus model.drop_conv (paper 7).
+
+    Without a layer, the next one reads the output of the one before it: its kernel count stays
+    the paper's, its input channels become that output's, and it inherits the removed layer's
+    cross-tower connectivity (without conv3, conv4 reads both towers), so the towers still meet
+    once between conv2 and pool5 (docs/fidelity.md, "Removing a middle conv layer").
+    """
+    out, cin, both = [], c2, False
+    for name, cout in zip(("conv3", "conv4", "conv5"), widths):
+        if name == cfg.drop_conv:
+            both = both or name == "conv3"
+            continue
+        groups = 1 if (name == "conv3" or both) else g
+        out.append((name, nn.Conv2d(cin, cout, 3, padding=1, groups=groups)))
+        cin, both = cout, False
+    return out
+
+
+# paper 5: the hidden layers whose bias starts at 1 (model.hidden_bias); the others start at 0
+HIDDEN_BIAS_LAYERS = ("conv2", "conv4", "conv5", "fc6", "fc7")
 
 
 def init_weights(model: AlexNet, scheme: str) -> None:
-    """paper 5: weights N(0, 0.01); bias 1 in conv2, conv4, conv5, fc6, fc7, else 0.
+    """paper 5: weights N(0, 0.01); bias model.hidden_bias (paper: 1) in conv2, conv4, conv5,
+    fc6, fc7, else 0.
 
-    "kaiming" (a listed departure for the small default profile) keeps zero biases and uses
-    He-normal weights, because the paper's init stays at chance on small CPU budgets.
+    "kaiming" (a listed departure for the small default profile) uses He-normal weights (fc8
+    N(0, 0.01)); the biases follow the same rule, and that profile sets hidden_bias 0.
     """
-    ones = {"conv2", "conv4", "conv5", "fc6", "fc7"}
+    bias = model.cfg.hidden_bias
     for name in ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"):
-        layer = getattr(model, name)
+        layer = getattr(model, name, None)
+        if layer is None:  # model.drop_conv removed it
+            continue
         if scheme == "paper":
             nn.init.normal_(layer.weight, 0.0, 0.01)
-            nn.init.constant_(layer.bias, 1.0 if name in ones else 0.0)
         else:
             nonlin = "relu" if model.cfg.activation == "relu" else "tanh"
             nn.init.kaiming_normal_(layer.weight, nonlinearity=nonlin)
             if name == "fc8":
                 nn.init.normal_(layer.weight, 0.0, 0.01)
-            nn.init.zeros_(layer.bias)
+        nn.init.constant_(layer.bias, bias if name in HIDDEN_BIAS_LAYERS else 0.0)

@@ -18,8 +18,8 @@ What the authors' code does, and where it is reproduced:
 - neuron=relu after a layer; a pool layer's neuron acts after the pooling (layers-80sec pool1).
 - initW: weights N(0, initW^2); biases 0 (no initB in any of these files).
 - updates (weights.cuh): inc = momW * inc - wc * epsW * w - epsW * mean gradient; w += inc;
-  biases with epsB, momB and no decay. That is the paper's rule (PaperSGD, harness/train/
-  recipe.py) with per-layer lr and decay: optim_groups gives each tensor lr_mult = eps / 0.001
+  biases with epsB, momB and no decay (train.bias_decay false). That is the paper's rule
+  (PaperSGD, harness/train/recipe.py) with per-layer lr and decay: optim_groups gives each tensor lr_mult = eps / 0.001
   and decay_mult = wc / 0.004 relative to train.lr and train.weight_decay, so train.lr 0.001
   and train.weight_decay 0.004 give exactly the file's values (0 switches decay off).
 """
@@ -322,15 +322,16 @@ class CudaConvNet(nn.Module):
 
     def optim_groups(self) -> list[dict]:
         """One optimizer group per tensor with the layer-params file's epsW/epsB and wc, as
-        multipliers of train.lr (base 0.001) and train.weight_decay (base 0.004); biases are
-        never decayed (the bias Weights are built with wc = 0 in layer.cu)."""
+        multipliers of train.lr (base 0.001) and train.weight_decay (base 0.004). A bias carries
+        its layer's decay here; recipe.param_groups sets it to 0 unless train.bias_decay, which is
+        the layer files' behaviour (the bias Weights are built with wc = 0 in layer.cu)."""
         groups = []
         for name, layer in self.weight_layers():
             learn = self.net.learn[name]
             groups.append({"params": [layer.weight], "name": f"{name}.weight",
                            "lr_mult": learn.eps_w / LR_BASE, "decay_mult": learn.wc / DECAY_BASE})
             groups.append({"params": [layer.bias], "name": f"{name}.bias",
-                           "lr_mult": learn.eps_b / LR_BASE, "decay_mult": 0.0})
+                           "lr_mult": learn.eps_b / LR_BASE, "decay_mult": learn.wc / DECAY_BASE})
         return groups
 
     def table_names(self) -> dict[nn.Module, str]:

@@ -1,5 +1,5 @@
 """Layers of the paper net that need a reading of the paper: LRN within towers (paper 3.3),
-overlapping pooling (3.4), the activation (3.1).
+overlapping pooling (3.4), the activation (3.1), dropout's scaling (4.2).
 """
 
 from __future__ import annotations
@@ -47,3 +47,32 @@ def activation(cfg: ModelConfig) -> nn.Module:
 
 def norm_layer(cfg: ModelConfig, towers: int) -> nn.Module:
     return TowerLRN(towers, cfg.lrn) if cfg.lrn != "none" else nn.Identity()  # paper 3.3
+
+
+class PaperDropout(nn.Module):
+    """paper 4.2: in training each unit's output is set to zero with probability p and left
+    unscaled; at test every unit is kept and its output multiplied by (1 - p) (paper: 0.5).
+
+    The mask is drawn as nn.Dropout draws it (bernoulli_(1 - p) from the same generator), so a
+    seed gives the same masks under either scaling and only the scale differs. Under SGD this
+    is not torch's inverted dropout (docs/fidelity.md, "Dropout scaling").
+    """
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.p == 0.0:
+            return x
+        if self.training:
+            return x * torch.empty_like(x).bernoulli_(1.0 - self.p)
+        return x * (1.0 - self.p)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, scaling=paper"
+
+
+def dropout_layer(cfg: ModelConfig) -> nn.Module:
+    """model.dropout_scaling: the paper's form, or torch's inverted nn.Dropout."""
+    return PaperDropout(cfg.dropout) if cfg.dropout_scaling == "paper" else nn.Dropout(cfg.dropout)

@@ -24,13 +24,19 @@ def count_params(model: nn.Module) -> int:
 
 
 def _table_names(model: nn.Module) -> dict[nn.Module, str]:
-    """conv1.., pool1.., fc<after the convs>.. in registration order (= paper order here)."""
+    """conv1.., pool1.., fc<after the convs>.. in registration order (= paper order here).
+
+    A layer the model holds under a paper name (conv1..conv5, fc6..fc8) keeps it, so a net
+    without a middle conv layer (model.drop_conv) lists conv4 as conv4, not as conv3.
+    """
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     fcs = [m for m in model.modules() if isinstance(m, nn.Linear)]
     pools = [m for m in model.modules() if isinstance(m, nn.MaxPool2d)]
     names = {m: f"conv{i + 1}" for i, m in enumerate(convs)}
     names.update({m: f"pool{i + 1}" for i, m in enumerate(pools)})
     names.update({m: f"fc{len(convs) + i + 1}" for i, m in enumerate(fcs)})
+    paper = {getattr(model, n, None): n for n in ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")}
+    names.update({m: n for m, n in paper.items() if m is not None and m in names})
     return names
 
 

@@ -9,7 +9,7 @@ from torch import nn
 
 from harness.config import ModelConfig
 from harness.model.alexnet import AlexNet, conv_channels, fc_width
-from harness.model.layers import activation, norm_layer, pool_layer
+from harness.model.layers import activation, dropout_layer, norm_layer, pool_layer
 
 # --- the paper's two GPUs: one tower per device ------------------------------------------
 
@@ -38,7 +38,7 @@ class Tower(nn.Module):
         self.fc7 = nn.Linear(f, f // 2)  # both towers' fc6 units
         self.act, self.pool, self.pool6 = activation(cfg), pool_layer(cfg), nn.AdaptiveAvgPool2d(6)
         self.norm = norm_layer(cfg, 1)  # paper 3.3: LRN within this tower's maps only
-        self.drop = nn.Dropout(cfg.dropout)  # paper 4.2, on this tower's fc6/fc7 units
+        self.drop = dropout_layer(cfg)  # paper 4.2, on this tower's fc6/fc7 units
 
     def front(self, x: torch.Tensor) -> torch.Tensor:
         """conv1 -> pool2 on the whole image (every tower sees all of it)."""
@@ -130,9 +130,10 @@ class TwoDeviceAlexNet(nn.Module):
 def _check_two_devices(cfg: ModelConfig, devices: Sequence) -> None:
     if len(devices) != 2:
         raise ValueError(f"TwoDeviceAlexNet needs two devices, got {list(devices)}")
-    if cfg.arch != "paper" or cfg.towers != 2:
-        raise ValueError("two devices hold the two towers of the paper net: needs model.arch 'paper' "
-                         f"and model.towers 2, got arch {cfg.arch!r}, towers {cfg.towers}")
+    if cfg.arch != "paper" or cfg.towers != 2 or cfg.drop_conv != "none":
+        raise ValueError("two devices hold the two towers of the full paper net: needs model.arch 'paper', "
+                         f"model.towers 2 and model.drop_conv none, got arch {cfg.arch!r}, towers {cfg.towers}, "
+                         f"drop_conv {cfg.drop_conv!r}")
 
 
 def merge_towers(towered: Mapping[str, torch.Tensor],

@@ -20,10 +20,12 @@ chunks are merged in a fixed order, so the bytes do not depend on the number of 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import hashlib
 import io
 import json
 import os
+import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -369,6 +371,31 @@ def prepare(cfg: DataConfig, out: Path, workers: int = 2, work: Path | None = No
     }
     atomic_write_json(out / "manifest.json", manifest)  # written last: marks completion
     return manifest
+
+
+def staging_name(cfg: DataConfig) -> str:
+    """Folder name of a preparation in progress: one per data config, so a changed data.* param
+    never resumes another dataset's shards (each shard's record fingerprints its inputs too)."""
+    blob = json.dumps(dataclasses.asdict(cfg), sort_keys=True, default=str).encode()
+    return f"{cfg.source}-{hashlib.sha256(blob).hexdigest()[:16]}"
+
+
+def publish(staging: Path, out: Path) -> None:
+    """Move a finished preparation from `staging` into `out`; the resume records stay behind and
+    are removed with the staging folder. manifest.json moves last: a kill in between leaves an
+    output without a manifest (incomplete, never taken for complete), and the shards already moved
+    are simply redone by the next run (their records no longer verify)."""
+    staging, out = Path(staging), Path(out)
+    if out.exists():
+        shutil.rmtree(out)
+    manifest = staging / "manifest.json"
+    files = sorted(p for p in staging.rglob("*") if p.is_file() and p != manifest
+                   and "parts" not in p.relative_to(staging).parts and not p.name.startswith("."))
+    for f in [*files, manifest]:
+        dst = out / f.relative_to(staging)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(f, dst)  # a rename on one file system: no copy of a 150 GB dataset
+    shutil.rmtree(staging)
 
 
 # ---------------------------------------------------------------------------- statistics

@@ -1,12 +1,23 @@
-"""Every deliberate departure from the paper in the resolved config (house rule 8).
+"""Every interpretation of the paper's ambiguities, and every departure from it (house rules 8
+and 14, docs/architecture.md).
 
-The config dataclasses' defaults ARE the paper's recipe (PAPER.md sections 2-3), so a
-departure is any resolved value that differs from its default, plus the dataset itself.
+Two lists, both from the resolved config alone:
+
+- interpretations(cfg): every place where the paper can be read more than one way (docs/paper.md,
+  "Ambiguities"; docs/fidelity.md), on every run, at its default too: what the paper says, the
+  reading this run uses, the alternatives, the switch and where in the code it acts.
+- deviations(cfg): the departures, i.e. values where this run does something other than what
+  the paper states. The config dataclasses' defaults ARE the paper's recipe (docs/paper.md),
+  so a departure is a resolved value that differs from its default on a key where the paper
+  states the value (keys where it is silent are interpretations, never departures), plus what
+  holds in every run (a rule instead of manual lr drops), the dataset and the evaluation split.
 """
 
 from __future__ import annotations
 
 from harness import config as C
+
+# --- departures: keys where the paper states the value (docs/paper.md, "The recipe as printed")
 
 # Why each switch exists and where it acts in code.
 WHERE = {
@@ -23,7 +34,13 @@ WHERE = {
     "model.lrn": ("LRN convention (paper 3.3: k=2, n=5, alpha=1e-4, beta=0.75)", "harness/model/layers.py LRN_CONVENTIONS"),
     "model.pool": ("non-overlapping pooling (paper 3.4 ablation)", "harness/model/alexnet.py"),
     "model.dropout": ("dropout rate (paper 4.2: 0.5)", "harness/model/alexnet.py"),
-    "model.init": ("initialisation (paper 5: N(0, 0.01), biases 1 in conv2/4/5, fc6/7)", "harness/model/alexnet.py init_weights"),
+    "model.dropout_scaling": ("torch's inverted dropout (x / (1 - p) in training) instead of the paper's unscaled "
+                              "training and x (1 - p) at test (paper 4.2): the same function at fixed weights, not "
+                              "under SGD (equal to the paper's with fc7/fc8 init sd x2, their lr x4 and weight decay "
+                              "/4; docs/fidelity.md)", "harness/model/layers.py dropout_layer"),
+    "model.init": ("initialisation (paper 5: N(0, 0.01))", "harness/model/alexnet.py init_weights"),
+    "model.hidden_bias": ("bias of conv2/4/5 and fc6/7 at init (paper 5: 1)", "harness/model/alexnet.py init_weights"),
+    "model.drop_conv": ("a middle conv layer removed (paper 7 ablation)", "harness/model/alexnet.py _middle_convs"),
     "model.input_scale": ("input scale (paper 2: raw 0-255 minus mean)", "harness/data/transforms.py Normaliser"),
     "train.epochs": ("training length (paper 5: about 90 epochs)", "harness/train/loop.py fit"),
     "train.batch_size": ("batch size (paper 5: 128)", "harness/train/loop.py"),
@@ -33,26 +50,68 @@ WHERE = {
     "train.warmup_epochs": ("linear learning-rate warm-up (not in the paper)", "harness/train/recipe.py lr_at"),
     "train.schedule": ("fixed lr steps instead of drops when validation error stops improving (paper 5)", "harness/train/recipe.py lr_at, update_plateau"),
     "train.lr_steps": ("epochs of the fixed lr drops", "harness/train/recipe.py lr_at"),
-    "train.patience": ("epochs without improvement before an lr drop (paper: by hand)", "harness/train/recipe.py update_plateau"),
     "train.max_drops": ("number of lr drops (paper 5: 3)", "harness/train/recipe.py update_plateau"),
+    "train.schedule_split": ("the plateau rule reads a held-out slice of the training set, left out of training, "
+                             "instead of the validation set the paper decided on (paper 5); val then stays "
+                             "untouched by training decisions", "harness/data/shards.py holdout_split, "
+                             "harness/train/loop.py fit"),
     "train.update_rule": ("torch.optim.SGD instead of the paper's update (velocity in parameter units)", "harness/train/recipe.py make_optimizer, PaperSGD"),
     "train.pca_colour": ("PCA colour augmentation (paper 4.1)", "harness/data/transforms.py pca_shift"),
     "train.pca_std": ("PCA colour alpha sd (paper 4.1: 0.1)", "harness/data/transforms.py"),
-    "train.pca_mode": ("PCA eigenvalue scale (paper ambiguous)", "harness/data/transforms.py pca_shift"),
-    "train.precision": ("bf16 autocast in the forward pass and loss (paper 5: fp32 arithmetic on GTX 580s); "
-                        "weights and updates stay fp32", "harness/train/loop.py train_one_epoch, harness/accel.py autocast"),
+    "train.crop_flip": ("centre crop, never flipped, instead of random crops and reflections (paper 4.1 ablation)",
+                        "harness/data/transforms.py epoch_draws"),
+    "train.precision": ("fp32 arithmetic on GTX 580s in the paper (paper 5); tf32: TF32 tensor cores for matmuls "
+                        "and cuDNN convolutions (10-bit mantissa inputs); bf16: autocast in the forward pass and "
+                        "loss, weights and updates fp32", "harness/accel.py configure_precision, autocast"),
 }
 
 # Departures that hold in every configuration of this version.
 ALWAYS = [
     {"key": "lr schedule", "paper": "divided by 10 by hand when validation error stopped improving",
-     "ours": "a rule: train.schedule (plateau: patience epochs without a new best) or fixed steps",
+     "ours": "a rule: train.schedule (plateau: patience epochs without a new best by train.plateau_threshold) "
+             "or fixed steps",
      "why": "a human decision cannot be replayed", "where": "harness/train/recipe.py update_plateau"},
 ]
 
-# The paper evaluates ILSVRC-2010 on its test set and ILSVRC-2012 on validation (PAPER.md 1).
+# The paper evaluates ILSVRC-2010 on its test set and ILSVRC-2012 on validation (docs/paper.md).
 SPLIT_ROW = {"key": "evaluation split", "paper": "test set (ILSVRC-2010) or validation (ILSVRC-2012)",
              "why": "only ILSVRC-2010 has a labelled test set", "where": "harness/stages/evaluate.py run_evaluate"}
+
+
+def schedule_reads(cfg: C.Config) -> str:
+    """Which split the lr schedule reads, in words (the report states it in every run)."""
+    t = cfg.train
+    if t.schedule == "steps":
+        return f"no split: fixed lr drops after epochs {list(t.lr_steps) or 'none'}"
+    if t.schedule_split == "holdout":
+        return (f"a held-out slice of the training set (every {t.holdout_every}th training image by index, "
+                "left out of training), not val")
+    return "the val split (as in the paper, which decided on the validation set it reports on)"
+
+
+def _split_row(cfg: C.Config) -> dict | None:
+    paper_split = {"ilsvrc2010": "test", "ilsvrc2012": "val"}.get(cfg.data.source)
+    if cfg.evaluate.split == paper_split:
+        return None
+    ours = cfg.evaluate.split
+    if ours == "val":
+        sees = cfg.train.schedule == "plateau" and cfg.train.schedule_split == "val"
+        ours = ("the val split, which also drives the lr schedule (plateau rule on val)" if sees
+                else f"the val split; the lr schedule reads {schedule_reads(cfg)}")
+    return {**SPLIT_ROW, "ours": ours}
+
+
+def _fc6_row(m: C.ModelConfig) -> dict | None:
+    """Small profiles: conv5's pooled maps are resampled to 6x6 before fc6 (never silently)."""
+    if m.arch == "torchvision":
+        return None
+    side = C.final_map_size(m)
+    if side == 6:
+        return None
+    return {"key": "fc6 input", "paper": "6x6 maps of conv5 after pool5 (paper 3.5, Fig. 2)",
+            "ours": f"{side}x{side} maps at {m.input_size} px, resampled to 6x6 by AdaptiveAvgPool2d",
+            "why": "keeps fc6 at the paper's shape for crops smaller than 224 (refused at 224 and above)",
+            "where": "harness/model/alexnet.py pool6; harness/config.py _check_fc6_input"}
 
 
 def deviations(cfg: C.Config) -> list[dict]:
@@ -69,8 +128,144 @@ def deviations(cfg: C.Config) -> list[dict]:
         elif ours.get(key) != paper.get(key):
             rows.append({"key": key, "paper": paper.get(key), "ours": ours.get(key),
                          "why": why_where[0], "where": why_where[1]})
-    paper_split = {"ilsvrc2010": "test", "ilsvrc2012": "val"}.get(cfg.data.source)
-    if cfg.evaluate.split != paper_split:
-        rows.append({**SPLIT_ROW, "ours": f"the {cfg.evaluate.split} split, which the lr schedule "
-                                          "does not see" if cfg.evaluate.split == "val" else cfg.evaluate.split})
+    if cfg.train.schedule_split == "holdout":
+        rows.append({"key": "training images", "paper": "all of the training set",
+                     "ours": f"all but every {cfg.train.holdout_every}th (held out for the lr schedule)",
+                     "why": "the held-out slice must not be trained on", "where": "harness/data/shards.py holdout_split"})
+    rows += [r for r in (_fc6_row(cfg.model), _split_row(cfg)) if r]
     return rows + ALWAYS
+
+
+# --- interpretations: every ambiguity, on every run (docs/paper.md, "Ambiguities"; docs/fidelity.md)
+
+# key (None: no switch, one reading in code), what the paper says, {value: reading}, where.
+AMBIGUITIES = [
+    ("LRN constants", "model.lrn",
+     "b = a / (k + alpha * sum of a^2 over n=5 neighbours)^beta, k=2, alpha=1e-4, beta=0.75 (paper 3.3)",
+     {"paper": "alpha as printed, not divided by n (LocalResponseNorm(5, alpha=5e-4, k=2))",
+      "cuda_convnet2": "alpha / n (effectively 2e-5) with k=2: the authors' later cuda-convnet2 configs",
+      "caffe": "alpha / n with k=1: Caffe's bvlc_alexnet",
+      "none": "no LRN (the paper 3.3 ablation)"},
+     "harness/model/layers.py LRN_CONVENTIONS"),
+    ("LRN across towers", None,
+     "each GPU normalises its own kernel maps (paper 3.2-3.3)",
+     {"fixed": "within each tower's channels; conv, ReLU, LRN, pool (CaffeNet pools before LRN)"},
+     "harness/model/layers.py TowerLRN"),
+    ("PCA colour scale", "train.pca_mode",
+     "add [p1 p2 p3][a1 l1, a2 l2, a3 l3]^T, l the eigenvalues of the RGB covariance, a ~ N(0, 0.1) (paper 4.1); "
+     "the pixel scale of l is not stated",
+     {"eigenvalue_01": "l on 0-1 pixels, the shift rescaled to 0-255 (fb.resnet.torch and most reproductions)",
+      "sqrt_eigenvalue": "sqrt(l) on 0-255 pixels (a standard deviation)"},
+     "harness/data/transforms.py pca_shift"),
+    ("Dropout scaling", "model.dropout_scaling",
+     "outputs of dropped units set to 0 in training; at test all units, outputs multiplied by 0.5 (paper 4.2)",
+     {"paper": "unscaled in training, x (1 - p) at test, as printed",
+      "inverted": "torch's nn.Dropout: x / (1 - p) in training, identity at test; equal at fixed weights, "
+                  "not under SGD (= the paper's form with fc7/fc8 init sd x2, lr x4, weight decay /4)"},
+     "harness/model/layers.py PaperDropout, dropout_layer"),
+    ("Weight decay on biases", "train.bias_decay",
+     "weight decay 0.0005 in the update of the weights w (paper 5); biases not mentioned",
+     {False: "weights only, biases not decayed: the authors' cuda-convnet code",
+      True: "every parameter decayed, biases too (torch's default when all parameters share one group)"},
+     "harness/train/recipe.py param_groups"),
+    ("Bias learning rate", None, "one learning rate for all layers (paper 5)",
+     {"fixed": "the weights' lr for the biases too; cuda-convnet and Caffe gave biases twice the lr "
+               "(no switch in this version)"},
+     "harness/train/recipe.py make_optimizer"),
+    ("Arithmetic precision", "train.precision",
+     "trained on two GTX 580 GPUs, IEEE fp32 (paper 3.2, 5)",
+     {"fp32": "IEEE fp32: TF32 off for cuBLAS matmuls and cuDNN convolutions (torch's default runs cuDNN "
+              "convolutions in TF32 on Ampere and later)",
+      "tf32": "TF32 tensor cores for matmuls and cuDNN convolutions (a departure)",
+      "bf16": "bf16 autocast in forward and loss, weights and updates fp32, other ops IEEE fp32 (a departure)"},
+     "harness/accel.py configure_precision"),
+    ("Input size and conv1 padding", "model.input_size",
+     "224x224x3 input, conv1 11x11 stride 4, 55x55 output (paper 3.5, Fig. 2): inconsistent as printed",
+     {"224/2": "224 px with padding 2 (torchvision)", "227/0": "227 px with padding 0 (Caffe)"},
+     "harness/model/alexnet.py; harness/config.py _check_fc6_input"),
+    ("Mean subtraction", None, "subtract the mean activity over the training set from each pixel (paper 2)",
+     {"fixed": "a per-pixel mean image of the training set (the authors' code, Caffe); the alternative, a "
+               "per-channel mean, has no switch in this version"},
+     "harness/prepare/writer.py (mean.npy), harness/data/transforms.py Normaliser"),
+    ("Resize", "data.resize", "shorter side to 256, then the central 256x256 patch (paper 2)",
+     {"crop": "as printed: shorter side to the stored size, central square", "warp": "whole image squashed (Caffe)"},
+     "harness/data/imaging.py fit"),
+    ("lr schedule stand-in", "train.schedule",
+     "lr divided by 10 by hand when the validation error stopped improving, three times (paper 5)",
+     None, "harness/train/recipe.py update_plateau, lr_at"),
+    ("Update rule", "train.update_rule", "v <- 0.9 v - 0.0005 lr w - lr grad; w <- w + v (paper 5)",
+     {"paper": "as printed: velocity in parameter units (PaperSGD)",
+      "torch": "torch.optim.SGD: buffer in gradient units, the same at constant lr, not right after an lr drop"},
+     "harness/train/recipe.py PaperSGD, make_optimizer"),
+    ("Bias initialisation", "model.hidden_bias",
+     "biases 1 in conv2, conv4, conv5 and the fully-connected hidden layers, 0 elsewhere (paper 5)",
+     None, "harness/model/alexnet.py init_weights"),
+    ("One patch", None, "a single patch vs the average over 10 patches (paper 6, Table 1 footnote)",
+     {"fixed": "the centre 224 crop of the 256 image (evaluate.protocols center)"},
+     "harness/data/transforms.py EvalView"),
+    ("Without crop and flip", "train.crop_flip",
+     "without the random 224 patches and their reflections the net overfits substantially (paper 4.1)",
+     {True: "random crops and horizontal reflections (the paper's scheme)",
+      False: "the ablation: the centre crop of every image, never flipped (PCA colour unchanged)"},
+     "harness/data/transforms.py epoch_draws"),
+    ("Removing a middle conv layer", "model.drop_conv",
+     "removing any of the middle layers costs about 2% top-1 (paper 7); how the rest is wired is not said",
+     {"none": "all five conv layers",
+      "conv3": "no conv3: conv4 reads conv2's maps and takes over conv3's cross-tower connectivity",
+      "conv4": "no conv4: conv5 reads conv3's maps, own tower only as before",
+      "conv5": "no conv5: pool5 follows conv4, fc6 reads conv4's maps"},
+     "harness/model/alexnet.py _middle_convs"),
+    ("Tower specialisation", None,
+     "one tower's kernels largely colour-agnostic, the other's largely colour-specific (paper 6.1, Fig. 3)",
+     {"fixed": "colour-selectivity index per tower: chromatic share of conv1 kernel energy; separated when the "
+               "towers differ by >= 0.2 and Mann-Whitney p < 0.01 (docs/fidelity.md)"},
+     "harness/train/towers.py"),
+]
+
+
+def _reading(key: str | None, readings: dict | None, cfg: C.Config, default: C.Config) -> tuple[str, str, str]:
+    """(this run's reading, the paper recipe's reading, the alternatives) of one ambiguity."""
+    if key is None:
+        return readings["fixed"], readings["fixed"], "–"
+    ours, paper = C.flatten(C.to_dict(cfg))[key], C.flatten(C.to_dict(default))[key]
+    if key == "model.input_size":
+        m = cfg.model
+        side = C.final_map_size(m)
+        ours_text = f"{m.input_size} px with padding {m.conv1_padding}" + (
+            "" if side == 6 else f" (a scaled-down profile: {side}x{side} pooled conv5 maps, resampled to 6x6)")
+        return ours_text, "224 px with padding 2", "227 px with padding 0 (Caffe)"
+    if key == "train.schedule":
+        t = cfg.train
+        if t.schedule == "plateau":
+            ours_text = (f"plateau: lr / 10 after {t.patience} epochs without a new best centre-crop top-1 "
+                         f"at least {t.plateau_threshold:g} pp below the best so far, at most {t.max_drops} drops; "
+                         f"reads {schedule_reads(cfg)}")
+        else:
+            ours_text = f"fixed steps: lr / 10 after epochs {list(t.lr_steps)}"
+        return (ours_text, f"plateau, patience {default.train.patience}, threshold "
+                           f"{default.train.plateau_threshold:g} pp, on val",
+                "fixed steps (train.schedule steps); a held-out training slice instead of val "
+                "(train.schedule_split holdout); other patience/threshold")
+    if key == "model.hidden_bias":
+        alt = "0.1 (Caffe found 1 gave a flat loss); 0 (the bias_zero arm)"
+        return f"{ours:g}", f"{paper:g} (as printed)", alt
+    text = lambda v: f"{str(v).lower() if isinstance(v, bool) else v}: {readings[v]}"  # noqa: E731
+    if cfg.model.arch == "torchvision" and key == "model.dropout_scaling":
+        return "inverted: the torchvision control uses its own nn.Dropout", text(paper), text("paper")
+    alts = "; ".join(text(v) for v in readings if v != ours)
+    return text(ours), text(paper), alts
+
+
+def interpretations(cfg: C.Config) -> list[dict]:
+    """Rows {ambiguity, paper, ours, paper_recipe, alternatives, switch, where} for every
+    ambiguity of the paper, whatever this run's values (house rule 14)."""
+    default = C.Config()
+    rows = []
+    for topic, key, says, readings, where in AMBIGUITIES:
+        ours, recipe, alts = _reading(key, readings, cfg, default)
+        switch = "–" if key is None else (key if key != "model.input_size" else "model.input_size, model.conv1_padding")
+        if key == "train.schedule":
+            switch = "train.schedule, patience, plateau_threshold, schedule_split, max_drops"
+        rows.append({"ambiguity": topic, "paper": says, "ours": ours, "paper_recipe": recipe,
+                     "alternatives": alts, "switch": switch, "where": where})
+    return rows

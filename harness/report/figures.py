@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 plt.rcParams.update({"font.size": 10, "axes.grid": True, "grid.alpha": 0.3, "figure.dpi": 110})
@@ -96,11 +97,44 @@ def training_error_vs_iterations(groups: dict[str, dict[int, tuple[list, list]]]
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for g, (label, seeds) in enumerate(groups.items()):
         for i, (seed, (x, y)) in enumerate(sorted(seeds.items())):
-            ax.plot(x, y, color=f"C{g}", ls="-" if g == 0 else "--", marker=".", lw=1.2,
+            ax.plot(x, y, color=f"C{g}", ls="-" if g == 0 else "--", marker="." if len(x) <= 60 else None, lw=1.2,
                     label=label if i == 0 else None)
     if target is not None:
         ax.axhline(target, color="k", ls=":", lw=1, label=f"{target:g}% target")
     ax.set(title="Training error against iterations (all seeds)", xlabel="iterations (SGD steps)",
            ylabel="training top-1 error (%)", ylim=(0, None))
     ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def _kernel_grid(w: np.ndarray, cols: int) -> np.ndarray:
+    """RGB mosaic of conv1 kernels [K, 3, k, k], each scaled on its own to 0.5 +/- its largest
+    weight (grey = 0), one pixel of white between kernels."""
+    k, size = len(w), w.shape[-1]
+    rows = -(-k // cols)
+    out = np.ones((rows * (size + 1) + 1, cols * (size + 1) + 1, 3))
+    for i, kern in enumerate(w):
+        img = kern.transpose(1, 2, 0)
+        img = 0.5 + img / (2 * max(float(np.abs(img).max()), 1e-12))
+        r, c = divmod(i, cols)
+        out[1 + r * (size + 1):1 + r * (size + 1) + size, 1 + c * (size + 1):1 + c * (size + 1) + size] = img
+    return out
+
+
+def tower_kernels(kernels: dict[int, np.ndarray], towers: dict[int, dict | None]) -> bytes:
+    """Figure 3 of the paper redrawn: each seed's conv1 kernels, one panel per tower, with the
+    tower's colour-selectivity index (harness/train/towers.py)."""
+    seeds = sorted(kernels)
+    fig, axes = plt.subplots(len(seeds), 2, figsize=(9, 2.4 * len(seeds)), squeeze=False)
+    for row, seed in zip(axes, seeds):
+        halves = np.array_split(kernels[seed], 2)
+        t = towers.get(seed) or {}
+        for tower, (ax, w) in enumerate(zip(row, halves)):
+            cols = min(len(w), 8 if len(w) >= 32 else 6)
+            ax.imshow(_kernel_grid(w, cols), interpolation="nearest")
+            index = t.get("colour_selectivity", [None, None])[tower]
+            ax.set_title(f"seed {seed}, tower {tower}" + (f": colour selectivity {index:.2f}" if index is not None else ""),
+                         fontsize=9)
+            ax.axis("off")
+    fig.suptitle("conv1 kernels per tower (paper Figure 3); grey = 0, each kernel scaled on its own", fontsize=10)
     return _png(fig)

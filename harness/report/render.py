@@ -80,16 +80,16 @@ def to_markdown(doc: Doc, figure_dir_rel: str) -> str:
 CSS = """body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:.9em}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}
 th{background:#f2f2f2}td{vertical-align:top}table.text td:last-child{min-width:22em}img{max-width:100%}figure{margin:1.5em 0}figcaption{font-style:italic;color:#555}
-pre{background:#f6f6f6;padding:1em;overflow-x:auto}.reproduced,.consistent{color:#080}.worse,.differs{color:#b00}
-.inconclusive{color:#a60}"""
+pre{background:#f6f6f6;padding:1em;overflow-x:auto}.reproduced,.consistent{color:#080}.not-reproduced,.differs{color:#b00}
+.inconclusive{color:#a60}.not-tested{color:#777}"""
 
 
 def _html_cell(v) -> str:
     if isinstance(v, Link):
         return f'<a href="{html.escape(v.url)}">{html.escape(v.text)}</a>'
     text = html.escape(fmt(v))
-    if text in ("reproduced", "better", "worse", "inconclusive", "consistent", "differs"):
-        return f'<span class="{text}">{text}</span>'
+    if text in ("reproduced", "not reproduced", "inconclusive", "not tested", "consistent", "differs"):
+        return f'<span class="{text.replace(" ", "-")}">{text}</span>'
     return text
 
 

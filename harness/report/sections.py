@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from harness.report import cifar10, figures
 from harness.report.render import Doc, Link, fmt
 
-UI = "http://127.0.0.1:5000"
+LOCAL_UI = "http://127.0.0.1:5000"  # `make mlflow-ui` over the repository's SQLite store
 
 
 @dataclass(frozen=True)
@@ -23,14 +23,20 @@ class ReportInputs:
     provenance: dict
     benchmarks: dict | None = None  # reports/benchmarks.json (python -m benchmarks.run), if present
     reliability: dict | None = None  # reports/reliability.json (make reliability), if present
-    arms: dict | None = None  # enabled arm -> {train, curves, evaluations} by seed, like the baseline's
+    arms: dict | None = None  # enabled arm -> {train, curves, steps, evaluations} by seed, like the baseline's
+    steps: dict | None = None  # seed -> the baseline's window series (reports/plots/train/seed-N.steps.csv)
     cifar10_costs: dict | None = None  # reports/cifar10_costs.json (python -m benchmarks.cifar10), if present
+    ui_url: str = LOCAL_UI  # where the MLflow UI of the run's tracking store is (tracking.ui_url)
+    interpretations: list = ()  # every ambiguity and the reading this run uses (deviations.interpretations)
+    kernels: dict | None = None  # seed -> conv1 kernels [K, 3, k, k] (artifacts/kernels), for Figure 3
+    pilot: dict | None = None  # reports/pilot.json (`harness pilot`), if present
+    training_digest: str | None = None  # this run's (config.training_digest): is the pilot of these params?
 
 
-def run_link(run_id: str | None, exp_id: str) -> Link | str:
+def run_link(run_id: str | None, exp_id: str, ui_url: str = LOCAL_UI) -> Link | str:
     if not run_id:
         return "–"
-    return Link(run_id[:8], f"{UI}/#/experiments/{exp_id}/runs/{run_id}")
+    return Link(run_id[:8], f"{ui_url.rstrip('/')}/#/experiments/{exp_id}/runs/{run_id}")
 
 
 def build(inp: ReportInputs) -> Doc:
@@ -42,7 +48,7 @@ def build(inp: ReportInputs) -> Doc:
           f"can be recomputed from reports/metrics/*.json.")
     for section in (scope, verdicts, reference, per_seed, ensemble, curves, per_class,
                     claims_detail, ablations, cifar10.section, deviations, provenance, reproduce, performance,
-                    reliability):
+                    reliability, towers, pilot_and_plan):
         section(doc, inp)
     return doc
 
@@ -55,31 +61,131 @@ def scope(doc: Doc, inp: ReportInputs) -> None:
     doc.p(f"Data: {m['source']}, {counts} images of {len(m['classes'])} classes at {m['image_size']} px "
           f"({m.get('resize', 'crop')}, {m.get('encoding', 'raw')} shards; data digest {m['digest'][:12]}). "
           f"The paper's claims: {c['claims_total']} in the claims file, "
-          f"{c['claims_tested']} testable on this data, {c['claims_untested']} not (each with its reason below).")
+          f"{c['claims_tested']} decided on this run, {c['claims_untested']} not (each with its reason in section 8).")
     skipped = m.get("skipped", [])
     if skipped:  # a reviewer must see what was left out of the data, and why
         doc.p(f"{len(skipped)} input file(s) were unusable and left out (artifacts/data/manifest.json lists all):")
         doc.table(["split", "file", "reason"], [[s["split"], s["file"], s["reason"]] for s in skipped[:20]])
 
 
+def _band(r: dict) -> str:
+    """A claim's band as a reader writes it: '17.3 – 19.1', '>= 1.00', '<= 0.50'."""
+    b = r.get("band")
+    if not b:
+        return "–"
+    lo, hi = b
+    if lo is None:
+        return f"≤ {fmt(hi)}"
+    if hi is None:
+        return f"≥ {fmt(lo)}"
+    return f"{fmt(lo)} – {fmt(hi)}"
+
+
+def _interval(r: dict, lo: str = "lo", hi: str = "hi") -> str:
+    return "–" if r.get(lo) is None else f"{fmt(r[lo])} – {fmt(r[hi])}"
+
+
+def _p_pair(r: dict, key: str) -> str:
+    raw, adj = r.get(key), r.get(f"{key}_adj")
+    return "–" if raw is None else f"{fmt(raw)} / {fmt(adj)}"
+
+
+def _seeds(r: dict) -> str:
+    if r["verdict"] != "inconclusive":
+        return "–"
+    n = r.get("seeds_needed")
+    return f"{n} ({r.get('seeds_needed_note', '')})" if n is not None else (r.get("seeds_needed_note") or "–")
+
+
+def _why_counts(c: dict) -> str:
+    by = c.get("not_tested_by_category") or {}
+    return "; ".join(f"{n} {cat}" for cat, n in sorted(by.items(), key=lambda kv: -kv[1])) or "none"
+
+
 def verdicts(doc: Doc, inp: ReportInputs) -> None:
+    """The verdict table (docs/statistics.md): counts first, then every decided claim."""
+    cmp = inp.compare
+    c, v, rule = cmp["counts"], cmp["counts"]["verdicts"], cmp.get("decision_rule", {})
     doc.h(2, "2. Verdicts")
-    rows = []
-    for r in inp.compare["claims"]:
-        if r["tested"]:
-            ours = r.get("ours_mean", r.get("measured"))
-            interval = f"{fmt(r.get('lo'))} – {fmt(r.get('hi'))}" if r.get("lo") is not None else "–"
-            rows.append([r["id"], r["metric"], r["paper_value"], ours, interval, r.get("n", "–"), r["verdict"]])
+    doc.p(f"Reproduced: {v['reproduced']}. Not reproduced: {v['not reproduced']}. Inconclusive: "
+          f"{v['inconclusive']}. Not tested: {v['not tested']} (of {c['claims_total']} claims).")
+    doc.p(f"Why not tested: {_why_counts(c)} (section 8 gives each claim's reason and what it needs).")
+    doc.p(f"Decision rule, declared before the run (docs/statistics.md): each claim declares in "
+          f"harness/analysis/claims.yaml a band for its quantity and why. Reproduced: {rule.get('reproduced')}. "
+          f"Not reproduced: {rule.get('not_reproduced')}. Inconclusive: {rule.get('inconclusive')}. "
+          f"alpha = {rule.get('alpha')}; {rule.get('family')}. p are shown raw / adjusted; a label needs the "
+          "adjusted p below alpha. Counts and shares are decided exactly, with no p. The other p-values of this "
+          "report (McNemar tests, ensemble gains, ablation effects) describe; they decide no claim. The reference "
+          "runs (section 3) are a separate decision, Holm-adjusted across their metrics.")
+    rows = [r for r in cmp["claims"] if r["tested"]]
     if rows:
-        doc.table(["claim", "metric", "paper", "ours (mean)", "95% interval", "n seeds", "verdict"], rows)
+        doc.table(["claim", "quantity", "paper", "estimate", f"{rule.get('interval_level', 0.9):.0%} interval",
+                   "band (tolerance)", "p reproduced raw / adj", "p not reproduced raw / adj", "seeds needed",
+                   "verdict", "direction"],
+                  [[r["id"], r["quantity"], r["paper_value"] if r["paper_value"] is not None else "not stated",
+                    r.get("estimate"), _interval(r), _band(r), _p_pair(r, "p_reproduced"),
+                    _p_pair(r, "p_not_reproduced"), _seeds(r), r["verdict"], r.get("direction_text", "")]
+                   for r in rows], text_last=True)
     else:
-        doc.p("No claim of the paper can be tested on this data (see the reasons in section 8).")
-    s = inp.compare["summary"]
+        doc.p("No claim of the paper can be decided on this data (see the reasons in section 8).")
+    for r in rows:
+        for note in r.get("notes") or []:
+            doc.p(f"{r['id']}: {note}")
+    _model_checks(doc, cmp)
+    _paired(doc, cmp)
+    s = cmp["summary"]
     doc.p("Across seeds (mean, sd, t-interval and two-level bootstrap interval over seeds and images):")
     doc.table(["protocol", "metric", "mean %", "sd", "n", "t 95% interval", "bootstrap 95% interval"],
               [[p, m, v["mean"], v["sd"], v["n"], f"{fmt(v['t_lo'])} – {fmt(v['t_hi'])}",
                 f"{fmt(v['boot_lo'])} – {fmt(v['boot_hi'])}"]
                for p, ms in s.items() for m, v in ms.items()])
+
+
+def _model_checks(doc: Doc, cmp: dict) -> None:
+    """The exact arithmetic of the printed architecture: a check of the model, not a claim."""
+    mc = cmp.get("model_checks") or {}
+    if not mc.get("checks"):
+        return
+    doc.p("Model checks (not claims): the network as built against the exact arithmetic of the paper's "
+          "architecture (docs/paper.md). The size claims above are decided against what the paper prints.")
+    shares = mc.get("conv_param_shares") or {}
+    doc.table(["check", "exact arithmetic", "as built", "equal"],
+              [[x["id"], x["exact"], x["measured"], x["equal"]] for x in mc["checks"]]
+              + ([["conv layers' share of the parameters (%)", "–",
+                   ", ".join(f"{k} {v:.2f}" for k, v in shares.items()), "–"]] if shares else []))
+
+
+def _paired(doc: Doc, cmp: dict) -> None:
+    """Paired analyses: 10-patch vs centre crop per seed and across seeds; ensemble gain per k."""
+    tp = (cmp.get("paired") or {}).get("ten_patch_vs_center") or {}
+    if tp.get("tested"):
+        doc.p("10-patch vs centre crop, the same models on the same images (gain = centre error - 10-patch "
+              "error, pp): McNemar exact test per seed (b: only 10-patch right, c: only the centre crop right) "
+              "and a paired t interval across seeds (descriptive; the ten-patch claims above use it):")
+        rows = []
+        for metric, m in tp["metrics"].items():
+            for r in m["per_seed"]:
+                mc = r.get("mcnemar") or {}
+                rows.append([metric, r["seed"], r["center"], r["ten_patch"], r["gain"], mc.get("b", "–"),
+                             mc.get("c", "–"), mc.get("p")])
+            rows.append([metric, f"all ({m['n']})", "–", "–", f"{fmt(m['gain'])} [{fmt(m['lo'])}, {fmt(m['hi'])}]",
+                         "–", "–", m["p_value"]])
+        doc.table(["metric", "seed", "centre %", "10-patch %", "gain pp [95% CI]", "b", "c", "p"], rows)
+    gains = (cmp.get("paired") or {}).get("ensemble_gain") or {}
+    rows = []
+    for proto, by_k in gains.items():
+        for k, metrics in by_k.items():
+            for metric, g in metrics.items():
+                il = g.get("image_level") or {}
+                rows.append([proto, k, metric, g["n_groups"], g["gain"], _interval(g),
+                             f"{fmt(il.get('gain'))} [{fmt(il.get('lo'))}, {fmt(il.get('hi'))}]" if il else "–",
+                             g.get("method", "")])
+    if rows:
+        doc.p("Ensemble gain per k (mean error of a group's members - the error of their averaged softmax, pp), "
+              "over disjoint groups of k seeds: across groups a paired t interval (needs 2 groups), and the "
+              "image-level paired interval of the first group, which holds these seeds fixed:")
+        doc.table(["protocol", "k", "metric", "groups", "gain pp", "95% CI over groups",
+                   "first group, image-level 95% CI", "method"], rows, text_last=True)
 
 
 def reference(doc: Doc, inp: ReportInputs) -> None:
@@ -88,15 +194,19 @@ def reference(doc: Doc, inp: ReportInputs) -> None:
     if not ref.get("tested"):
         doc.p(f"Not compared: {ref['reason']}.")
         return
+    margin = ref.get("margin_pp", inp.compare["settings"].get("reference_margin_pp"))
     doc.p(f"Reference: earlier runs of profile '{ref['profile']}' with seeds {ref['reference_seeds']} "
-          f"({ref['protocol']} protocol). Consistent = equivalent within ±{inp.compare['settings']['margin_pp']} pp "
-          f"(two one-sided Welch tests); differs = Welch p < {inp.compare['settings']['alpha']}.")
+          f"({ref['protocol']} protocol). Consistent = equivalent within ±{margin} pp (two one-sided Welch "
+          f"tests); differs = Welch p < {inp.compare['settings']['alpha']} (Holm across the metrics, p raw / adjusted).")
     doc.table(["metric", "ours mean (sd, n)", "reference mean (sd, n)", "difference [95% CI]", "Welch p",
-               "TOST p", "Mann-Whitney p", "verdict"],
+               "TOST p", "Mann-Whitney p", "TOST power", "verdict"],
               [[m, f"{fmt(v['ours']['mean'])} ({fmt(v['ours']['sd'])}, {v['ours']['n']})",
                 f"{fmt(v['reference']['mean'])} ({fmt(v['reference']['sd'])}, {v['reference']['n']})",
-                f"{fmt(v['diff'])} [{fmt(v['lo'])}, {fmt(v['hi'])}]", v["welch_p"], v["tost_p"],
-                v["mann_whitney_p"], v["verdict"]] for m, v in ref["metrics"].items()])
+                f"{fmt(v['diff'])} [{fmt(v['lo'])}, {fmt(v['hi'])}]", _p_pair(v, "welch_p"), _p_pair(v, "tost_p"),
+                v["mann_whitney_p"], v.get("power"), v["verdict"]] for m, v in ref["metrics"].items()])
+    for m, v in ref["metrics"].items():
+        if v.get("power_note"):
+            doc.p(f"{m}: {v['power_note']}.")
 
 
 def per_seed(doc: Doc, inp: ReportInputs) -> None:
@@ -108,7 +218,7 @@ def per_seed(doc: Doc, inp: ReportInputs) -> None:
         for proto, m in e["protocols"].items():
             rows.append([seed, proto, m["top1_error"], m["top5_error"], m["n_images"], t["epochs"],
                          round(t["train_time_s"], 1), round(t["images_per_s"]),
-                         run_link(t["mlflow_run_id"], exp), run_link(e.get("mlflow_run_id"), exp)])
+                         run_link(t["mlflow_run_id"], exp, inp.ui_url), run_link(e.get("mlflow_run_id"), exp, inp.ui_url)])
     doc.table(["seed", "protocol", "top-1 %", "top-5 %", "images", "epochs", "train s", "img/s",
                "train run", "eval run"], rows)
     ref = inp.compare["reference"]
@@ -137,11 +247,28 @@ def curves(doc: Doc, inp: ReportInputs) -> None:
     doc.figure("training_curves", f"Validation top-1 error and training loss per epoch, all seeds; dashed: {label or 'none'}",
                figures.training_curves(inp.curves, line, label))
     doc.figure("lr_schedule", "Learning-rate schedule", figures.lr_schedule(inp.curves))
+    rows = []
+    for seed, t in sorted(inp.train.items()):
+        sch = t.get("schedule")
+        if not sch:
+            continue
+        rule = (f"plateau: patience {sch['patience']}, threshold {sch['threshold_pp']:g} pp, at most "
+                f"{sch['max_drops']} drops" if sch["rule"] == "plateau" else "fixed steps")
+        split = sch["split"] + (f" (every {sch['holdout_every']}th training image, {sch['schedule_images']:,} images "
+                                "left out of training)" if sch["split"] == "holdout" else "")
+        rows.append([seed, rule, split, ", ".join(map(str, sch["lr_drops"])) or "none", sch["train_images"]])
+    if rows:
+        doc.p("What drove the learning-rate schedule, and after how many epochs it divided the lr by 10 "
+              "(also in MLflow: tag lr_drop_epochs, metric lr_drops per epoch). With the plateau rule on val, "
+              "the split evaluated below also chose the drops, as in the paper.")
+        doc.table(["seed", "rule", "error read (centre crop, top-1)", "lr divided after epochs", "training images"],
+                  rows)
 
 
 def _reference_line(compare: dict) -> tuple[float | None, str]:
     """The paper's single-CNN top-1 number when this run can test it, else the reference runs' mean."""
-    paper = [c for c in compare["claims"] if c["tested"] and c["metric"] == "top1_error" and c.get("n_models") == 1]
+    paper = [c for c in compare["claims"] if c["tested"] and c["metric"] == "top1_error" and c.get("n_models") == 1
+             and c["kind"] == "headline"]
     if paper:
         return paper[0]["paper_value"], f"paper ({paper[0]['id']})"
     ref = compare["reference"]
@@ -161,16 +288,23 @@ def per_class(doc: Doc, inp: ReportInputs) -> None:
 
 def claims_detail(doc: Doc, inp: ReportInputs) -> None:
     doc.h(2, "8. Every claim of the paper")
-    rows = [[r["id"], r["kind"], r["metric"].replace("_", " "), r["paper_value"], r.get("paper_section", "–"),
-             r["verdict"] if r["tested"] else "not tested", r.get("reason") or r.get("method", "")]
+    doc.p("Every claim has a row whatever the data: its band (what 'reproduced' means, declared in "
+          "harness/analysis/claims.yaml), what deciding it needs, and what this run could do.")
+    rows = [[r["id"], r["kind"], r["quantity"], r["paper_value"] if r["paper_value"] is not None else "not stated",
+             _band(r), r.get("tolerance_reason") or "–", r.get("paper_section", "–"), r["verdict"],
+             r.get("requires", ""), r.get("reason") or r.get("method", "")]
             for r in inp.compare["claims"]]
-    doc.table(["claim", "kind", "metric", "paper", "section", "result", "reason / method"], rows, text_last=True)
+    doc.table(["claim", "kind", "quantity", "paper", "band", "why this band", "section", "result", "what it needs",
+               "reason / method"], rows, text_last=True)
+    inferred = [r["id"] for r in inp.compare["claims"] if r.get("protocol_inferred")]
+    if inferred:
+        doc.p("Protocol inferred (the paper does not restate it for these numbers): " + ", ".join(inferred) + ".")
 
 
 def ablations(doc: Doc, inp: ReportInputs) -> None:
     doc.h(2, "9. Ablations")
     results = inp.compare.get("ablation_results") or {}
-    design = [r for r in inp.compare["claims"] if r["kind"] in ("ablation", "convergence")]
+    design = [r for r in inp.compare["claims"] if r["kind"] in ("ablation", "convergence", "proportion")]
     if not results:
         doc.p("This run trained no ablation groups (params `ablations.enabled` is empty), so the paper's "
               "design claims are not tested here. Each needs its own group of seeds:")
@@ -178,8 +312,9 @@ def ablations(doc: Doc, inp: ReportInputs) -> None:
                   text_last=True)
         return
     doc.p("Each arm retrains the seeds with the listed params changed. Effect = arm error minus baseline "
-          "error (pp): the error the baseline's design choice saves (the paper's 'reduction'); Welch t "
-          "interval and p, percentile bootstrap interval and Mann-Whitney p as a rank-based check.")
+          "error (pp): the error the baseline's design choice saves (the paper's 'reduction'); paired by seed "
+          "when the arm shares the baseline's seeds, Welch otherwise; percentile bootstrap interval and "
+          "Mann-Whitney p as checks that assume no normality.")
     rows = []
     for arm, a in results.items():
         changes = ", ".join(f"{k}={v}" for k, v in a["overrides"].items()) or "none (control)"
@@ -187,37 +322,56 @@ def ablations(doc: Doc, inp: ReportInputs) -> None:
             for metric, e in metrics.items():
                 rows.append([arm, changes, proto, metric, f"{fmt(e['baseline']['mean'])} (n {e['baseline']['n']})",
                              f"{fmt(e['arm']['mean'])} (n {e['arm']['n']})",
-                             f"{fmt(e['diff'])} [{fmt(e['lo'])}, {fmt(e['hi'])}]",
+                             f"{fmt(e['diff'])} [{fmt(e['lo'])}, {fmt(e['hi'])}]", e.get("method", ""),
                              f"[{fmt(e['boot_lo'])}, {fmt(e['boot_hi'])}]", e["p_value"], e["mann_whitney_p"]])
     doc.table(["arm", "changes", "protocol", "metric", "baseline mean %", "arm mean %",
-               "effect [95% CI]", "bootstrap 95%", "Welch p", "Mann-Whitney p"], rows)
+               "effect [95% CI]", "test", "bootstrap 95%", "p", "Mann-Whitney p"], rows)
     conv = []
+    its = lambda d: ", ".join("–" if v is None else f"{v:.0f}" for v in d.values())  # noqa: E731
     for arm, a in results.items():
         c = a["convergence"]
-        its = lambda d: ", ".join("–" if v is None else str(v) for v in d.values())  # noqa: E731
+        ratio = (f"{fmt(c.get('ratio'))} [{fmt(c.get('ratio_lo'))}, {fmt(c.get('ratio_hi'))}]"
+                 if c.get("tested") else c.get("reason"))
+        missed = ", ".join(f"{g}: {v}" for g, v in c.get("not_reached", {}).items() if v) or "none"
         conv.append([arm, f"{c['target_train_error']:g}%", its(c["baseline_iterations"]), its(c["arm_iterations"]),
-                     fmt(c.get("ratio")) if c.get("tested") else c.get("reason"), c.get("p_faster")])
-    doc.p("Convergence (MLPerf style): training iterations until the training top-1 error first reaches the "
-          "target, per seed (– = never); ratio = arm / baseline (olympic means with >= 3 seeds); p = one-sided "
-          "Welch test that the baseline converges faster.")
-    doc.table(["arm", "target", "baseline iterations", "arm iterations", "ratio", "p (baseline faster)"], conv)
+                     ratio, missed])
+    doc.p("Convergence at step resolution: training steps until the training top-1 error (the train stage's "
+          "window series, smoothed over 100 steps, interpolated) first reaches params "
+          "ablations.target_train_error; seeds that never reach it are counted at the steps they ran and listed; "
+          "ratio = arm / baseline (geometric means, 95% t interval on the log scale). Claims use their own target.")
+    doc.table(["arm", "target", "baseline steps", "arm steps", "ratio [95% CI]", "never reached"], conv)
     rows = []
     for r in design:
         m = r if r["tested"] else r.get("measured_on_run")
-        measured = "–" if not m else f"{fmt(m.get('ours_mean'))} [{fmt(m.get('lo'))}, {fmt(m.get('hi'))}]"
-        agrees = "–" if not m else m.get("agrees_with_paper_direction")
-        rows.append([r["id"], r["paper_value"], (m or {}).get("arm", "–"), measured, agrees,
+        measured = "–" if not m else f"{fmt(m.get('estimate'))} [{fmt(m.get('lo'))}, {fmt(m.get('hi'))}]"
+        rows.append([r["id"], r["paper_value"] if r["paper_value"] is not None else "not stated", _band(r),
+                     (m or {}).get("direction_text", "–"), measured,
                      r["verdict"] if r["tested"] else f"not tested: {r['reason']}"])
-    doc.p("The paper's design claims: what this run measured for each (effect in pp, or the convergence "
-          "ratio), whether its sign agrees with the paper, and the verdict where data and network match "
-          "the paper's (reproduced / smaller / larger effect beyond the margin / inconclusive).")
-    doc.table(["claim", "paper", "arm", "measured [95% CI]", "same direction", "verdict"], rows, text_last=True)
+    doc.p("The paper's design claims: what this run measured for each (effect in pp, or the ratio; the "
+          f"{inp.compare.get('decision_rule', {}).get('interval_level', 0.9):.0%} interval), its direction against "
+          "the paper, and the verdict where data and network match the paper's.")
+    doc.table(["claim", "paper", "band", "direction", "measured [interval]", "verdict"], rows, text_last=True)
 
 
 def deviations(doc: Doc, inp: ReportInputs) -> None:
-    doc.h(2, "10. Departures from the paper")
+    doc.h(2, "10. Interpretations and departures from the paper")
+    doc.p("Every place where the paper can be read more than one way, with the reading this run uses, the one "
+          "the paper recipe (the presets, the config defaults) uses and the alternatives; listed on every run, "
+          "whatever the values (docs/fidelity.md).")
+    doc.table(["ambiguity", "the paper", "this run", "paper recipe's reading", "alternatives", "switch", "where in code"],
+              [[r["ambiguity"], r["paper"], r["ours"], "same" if r["paper_recipe"] == r["ours"] else r["paper_recipe"],
+                r["alternatives"], r["switch"], r["where"]] for r in inp.interpretations], text_last=True)
+    doc.p("Departures: where this run does something other than what the paper states.")
     doc.table(["what", "paper", "this run", "why", "where in code"],
               [[d["key"], d["paper"], d["ours"], d["why"], d["where"]] for d in inp.deviations], text_last=True)
+    flags = [[seed, *(t["backend"].get(k, "–") for k in ("matmul_fp32_precision", "cudnn_conv_fp32_precision",
+                                                         "cudnn_benchmark", "deterministic_algorithms"))]
+             for seed, t in sorted(inp.train.items()) if t.get("backend")]
+    if flags:
+        doc.p(f"Backend flags in force while training (train.precision {inp.params['train']['precision']}; "
+              "ieee = IEEE fp32, tf32 = TensorFloat-32 tensor cores; on a CPU they have no effect):")
+        doc.table(["seed", "cuBLAS matmul fp32", "cuDNN conv fp32", "cuDNN autotuning", "deterministic algorithms"],
+                  flags)
 
 
 def provenance(doc: Doc, inp: ReportInputs) -> None:
@@ -227,7 +381,8 @@ def provenance(doc: Doc, inp: ReportInputs) -> None:
     doc.table(["item", "value"], [
         ["git commit", p["git"]["commit"]], ["working tree dirty", p["git"]["dirty"]],
         ["dvc.lock sha256", p["dvc_lock_digest"]], ["data digest", inp.manifest["digest"]],
-        ["MLflow parent run", run_link(inp.compare.get("parent_run_id"), inp.compare.get("mlflow_experiment_id", "0"))],
+        ["MLflow parent run", run_link(inp.compare.get("parent_run_id"), inp.compare.get("mlflow_experiment_id", "0"),
+                                       inp.ui_url)],
         ["python / torch / CUDA", f"{env['python']} / {env['torch']} / {env['cuda']}"],
         ["CPU / cores / torch threads", f"{env['cpu']} / {env['cpu_count']} / {inp.params['train']['threads']}"],
         ["GPUs", ", ".join(env["gpus"]) or "none"],
@@ -313,3 +468,70 @@ def reliability(doc: Doc, inp: ReportInputs) -> None:
         ["data or metrics lost", "–" if lost is None else lost],
     ])
     doc.p("Kill points: " + "; ".join(r["kill_points"]) + ". Bad inputs: " + ", ".join(r["bad_inputs"]) + ".")
+
+
+def towers(doc: Doc, inp: ReportInputs) -> None:
+    """paper 6.1, Figure 3: does one tower specialise on colour, in every run?"""
+    doc.h(2, "15. Tower specialisation (paper 6.1, Figure 3)")
+    summaries = {s: t.get("towers") for s, t in sorted(inp.train.items())}
+    measured = {s: t for s, t in summaries.items() if t}
+    if not measured:
+        doc.p("Not measured: this run's network has no two towers (or its train metrics predate the measurement).")
+        return
+    k = sum(t["separated"] for t in measured.values())
+    doc.p(f"The paper: one tower's conv1 kernels are largely colour-agnostic, the other's largely colour-specific, "
+          f"in every run. Colour selectivity of a tower = share of its conv1 kernels' energy outside the grey "
+          f"(R = G = B) component: 0 colour-agnostic, 2/3 for random weights, 1 pure colour opponency. "
+          f"Separated: {next(iter(measured.values()))['rule']}. Separated in {k} of {len(measured)} seeds "
+          f"({k / len(measured):.0%}).")
+    doc.table(["seed", "tower 0", "tower 1", "gap", "Mann-Whitney p", "separated", "more colourful tower"],
+              [[s, t["colour_selectivity"][0], t["colour_selectivity"][1], t["gap"], t["mann_whitney_p"],
+                t["separated"], t["colour_tower"]] for s, t in measured.items()])
+    if inp.kernels:
+        doc.figure("tower_kernels", "conv1 kernels of each tower, per seed (paper Figure 3 redrawn)",
+                   figures.tower_kernels(inp.kernels, measured))
+
+
+def pilot_and_plan(doc: Doc, inp: ReportInputs) -> None:
+    """`harness pilot`'s figures and the costed plan for every claim this run cannot decide."""
+    from harness.report import plan
+    doc.h(2, "16. Pilot and costed reproduction plan")
+    p = inp.pilot
+    if not p:
+        doc.p("No pilot: run `harness pilot` (a few hundred steps of this recipe) to write reports/pilot.json.")
+    else:
+        stale = p.get("training_digest") != inp.training_digest
+        loss, r, pr = p["loss"], p["throughput"], p["projection"]
+        doc.p(f"`harness pilot`, {p['measured_at']}: {p['steps']} steps of profile '{p['profile']}' on "
+              f"{p['dataset']} ({p['num_classes']} classes), devices {', '.join(p['devices'])}"
+              + (". STALE: made with other data/model/train params than this run; run `harness pilot` again"
+                 if stale else " (the params of this run)") + ".")
+        doc.p(("Loss: " if loss["verdict"] == "decreasing" else "Loss, WARNING: ") + loss["message"] +
+              f". Initial logits: sd across images {fmt(loss['init_logit_sd'])}.")
+        rows = [["training images/s (all devices)", r["train_images_per_s"]],
+                ["training images/s per device", r["train_images_per_s_per_device"]],
+                ["centre-crop evaluation images/s", r["eval_center_images_per_s"]],
+                ["10-patch evaluation images/s", r["eval_ten_patch_images_per_s"]]]
+        rows += [[f"peak memory {d} (GiB; {m['what']})", m["peak_bytes"] / 2**30] for d, m in p["memory"].items()]
+        rows += [[f"{g['what']}: {g['seeds']} seed(s) on {g['devices']} device(s), hours each",
+                  g["total_s"] / 3600] for g in pr["groups"]]
+        rows += [["full run, wall hours (one run after another)", pr["wall_s"] / 3600],
+                 ["full run, device-hours", pr["device_hours"]]]
+        doc.table(["pilot figure", "value"], rows)
+        doc.p(f"Projection: {pr['assumptions']}.")
+    built = plan.build(inp.compare, p)
+    if not built["claims"]:
+        doc.p("Every claim was decided by this run.")
+        return
+    where = f"on {', '.join(built['devices'])} ({built['basis']})" if built["devices"] else         "not costed (no pilot)"
+    doc.p(f"For every claim this run cannot decide: the run that would, and its projected device-hours {where}. "
+          f"Each run trains every seed {plan.PAPER_EPOCHS} epochs with validation each epoch, then evaluates "
+          "centre crops and 10 patches; arms retrain every seed.")
+    doc.table(["run", "data", "network", "seeds", "arms", "evaluated on", "claims it decides", "device-hours"],
+              [[r["run"], r["data"], r["network"], r["seeds"], "; ".join(r["arms"]) or "none", r["evaluated_on"],
+                ", ".join(r["claims"]), r["device_hours"]] for r in built["runs"]], text_last=False)
+    if built["total_device_hours"] is not None:
+        doc.p(f"All runs together: {fmt(built['total_device_hours'])} device-hours on these devices.")
+    doc.table(["claim", "run", "what it needs now"],
+              [[c["id"], c["run"] or "none: no run of this harness decides it", c.get("why_no_run") or c["needs"]]
+               for c in built["claims"]], text_last=True)

@@ -8,6 +8,7 @@ reads argv or params.yaml directly (config does).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,11 +47,42 @@ def open_stage(params_path: Path, stage: str, purpose: str = "pipeline", arm: st
     dvc = runtime.dvc_context()
     tags = {"git_commit": git["commit"], "git_dirty": git["dirty"], "DVC_EXP_NAME": dvc["exp_name"],
             "profile": cfg.profile, "dataset": cfg.data.source, "torch": str(torch.__version__),
-            "cuda": torch.version.cuda or "none"}
+            "cuda": torch.version.cuda or "none",
+            # MLflow's own source tags: the UI's Source and Version columns
+            "mlflow.source.type": "LOCAL", "mlflow.source.name": script_of(stage),
+            "mlflow.source.git.commit": git["commit"]}
     key = runtime.pipeline_key(params_path) + ("" if purpose == "pipeline" else f"-{purpose}")
     parent = tracking.parent_run(uri, exp_id, key, {**tags, "harness.role": purpose}, root, name=purpose)
     arm_tag = {} if arm is None else {"arm": arm}  # on the arm's own runs, never on the parent
     return StageContext(cfg, root, uri, exp_id, parent, {**tags, **arm_tag, "DVC_STAGE": dvc["stage"] or stage})
+
+
+def script_of(stage: str) -> str:
+    """The pipeline script that runs a DVC stage: train@3 and train_ablation@no_lrn-3 ->
+    pipelines/train.py."""
+    return f"pipelines/{stage.split('@')[0].removesuffix('_ablation')}.py"
+
+
+def torchrun_if_asked(params_path: Path, script: str, argv: list[str], stage: str, arm: str | None = None,
+                      one_node: bool = False) -> None:
+    """Hand this stage script over to torchrun when the params ask for several processes.
+
+    train.nproc_per_node x train.nnodes = 1 (or already under torchrun): returns, and this process
+    does the work. Otherwise this process becomes `torchrun ... script argv` (runtime.exec_torchrun),
+    so `dvc repro` and `dvc exp run -S train.nproc_per_node=8` launch it with nothing else to set.
+    `one_node`: evaluation runs on this machine only, whatever train.nnodes says.
+    """
+    if runtime.under_torchrun():
+        return
+    cfg = C.load_config(params_path)
+    if arm is not None:
+        cfg = C.apply_arm(cfg, arm)
+    nnodes = 1 if one_node else cfg.train.nnodes
+    if cfg.train.nproc_per_node * nnodes == 1:
+        return
+    runtime.exec_torchrun(runtime.torchrun_command(
+        script, argv, nproc=cfg.train.nproc_per_node, nnodes=nnodes, rdzv_endpoint=cfg.launch.rdzv_endpoint,
+        rdzv_id=re.sub(r"[^A-Za-z0-9_-]", "-", stage), max_restarts=cfg.launch.max_restarts))
 
 
 def params_for(cfg: C.Config, *sections: str) -> dict:

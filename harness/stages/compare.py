@@ -1,4 +1,5 @@
-"""Stage `compare`: claims and reference distribution vs this run's seeds."""
+"""Stage `compare`: every claim of the paper (verdicts, harness/analysis/verdict.py) and the
+reference distribution vs this run's seeds."""
 
 from __future__ import annotations
 
@@ -20,12 +21,16 @@ from harness.stages import StageContext, params_for, read_json
 
 
 def paper_architecture_counts() -> dict:
-    """Parameters and neurons of the paper network (1000 classes) as harness/model/alexnet.py builds it."""
+    """Parameters, neurons and the conv layers' share of the parameters of the paper network (1000
+    classes) as harness/model/alexnet.py builds it: measured, never copied from claims.yaml."""
     from harness.model import layer_table
     paper = C.ModelConfig()
     table = layer_table(build_model(paper, 1000), paper.input_size)
+    total = sum(r.params for r in table)
     neurons = sum(int(np.prod(r.out_shape)) for r in table if not r.name.startswith("pool"))
-    return {"n_parameters": sum(r.params for r in table), "n_neurons": neurons}
+    shares = {r.name: 100.0 * r.params / total for r in table if r.name.startswith("conv")}
+    return {"n_parameters": total, "n_neurons": neurons, "max_conv_layer_param_share": max(shares.values()),
+            "conv_param_shares": shares}
 
 
 def is_full_paper_model(cfg: C.Config) -> bool:
@@ -38,15 +43,24 @@ def is_full_paper_model(cfg: C.Config) -> bool:
         cfg.model == C.ModelConfig(input_size=227, conv1_padding=0))
 
 
-def _correctness(pred_dir: Path, labels: np.ndarray, seeds, protocols) -> dict:
-    out = {}
+def _correctness(pred_dir: Path, labels: np.ndarray, seeds, protocols) -> tuple[dict, dict]:
+    """Per protocol: top-1/top-5 correctness [n_seeds, n_images] of each seed, and the disjoint
+    k-model ensembles (seeds in order, groups of k; softmax averaged, paper 6) for k = 2..n."""
+    correct, ensembles = {}, {}
     for protocol in protocols:
         probs = load_predictions(pred_dir, seeds, protocol)
-        out[protocol] = {f"top{k}_error": np.stack([scoring.topk_correct(p, labels, k) for p in probs])
-                         for k in (1, 5)}
-    return out
-
-
+        correct[protocol] = {f"top{k}_error": np.stack([scoring.topk_correct(p, labels, k) for p in probs])
+                             for k in (1, 5)}
+        ensembles[protocol] = {}
+        for k in range(2, len(seeds) + 1):
+            groups = [list(range(j * k, (j + 1) * k)) for j in range(len(seeds) // k)]
+            avg = [np.mean([probs[i] for i in g], axis=0) for g in groups]
+            ensembles[protocol][k] = {
+                "groups": [[seeds[i] for i in g] for g in groups],
+                "correct": {f"top{t}_error": [scoring.topk_correct(a, labels, t) for a in avg] for t in (1, 5)},
+                "member_correct": {m: [c[g] for g in groups] for m, c in correct[protocol].items()}}
+        del probs
+    return correct, ensembles
 
 
 def load_reference(root: Path, cfg: C.Config) -> tuple[dict | None, str | None]:
@@ -69,46 +83,74 @@ def _train_error_curve(path: Path) -> list[float]:
     return [float(v) for v in pd.read_csv(path)["train_top1_error"]]
 
 
+def _series(plots: Path, seed: int, steps_per_epoch: int):
+    """The train stage's window series (seed-N.steps.csv beside seed-N.csv); runs trained before
+    it existed fall back to the per-epoch curve (epoch resolution)."""
+    from harness.analysis.ablation import Series
+    steps = plots / f"seed-{seed}.steps.csv"
+    if steps.is_file():
+        df = pd.read_csv(steps)
+        return Series.from_windows(df["step"], df["images"], df["wrong"])
+    return Series.from_epochs(_train_error_curve(plots / f"seed-{seed}.csv"), steps_per_epoch)
+
+
+def _train_metrics(folder: Path, seeds) -> dict:
+    return {s: read_json(folder / f"seed-{s}.json", f"training metrics of seed {s}") for s in seeds}
+
+
 def load_ablations(cfg: C.Config, data_dir: Path, train_plots: Path, ablations_dir: Path,
-                   ablation_plots: Path, base: str | None = None) -> dict | None:
-    """Evaluations and training curves of the enabled arms compared with `base`, with the curves
-    of `base` itself: the baseline seeds (None) or another arm (an arm's `base:` in params).
+                   ablation_plots: Path) -> dict | None:
+    """Evaluations, training curves, step series and train metrics of every enabled arm, with
+    the baseline's curves and series. An arm with a `base:` arm carries that arm's under `base`
+    (harness/analysis/compare.py measures it against them instead of the baseline seeds).
 
     Only the arms in ablations.enabled are read: results of arms switched off stay on disk
     (DVC does not delete them) but are not reported.
     """
     ab = cfg.ablations
-    names = [n for n in ab.enabled if ab.arm(n).base == base]
+    names = list(ab.enabled)
     if not names:
         return None
     n_train = shards.load_manifest(data_dir)["counts"]["train"]
     steps = lambda c: n_train // c.train.batch_size  # noqa: E731 -- harness/train/loop.py drops the last partial batch
-    seeds = ab.seeds_or(cfg.train.seeds)
-    if base is None:
-        base_curves = {s: _train_error_curve(train_plots / f"seed-{s}.csv") for s in cfg.train.seeds}
-        base_steps = steps(cfg)
-    else:
-        base_curves = {s: _train_error_curve(ablation_plots / base / "train" / f"seed-{s}.csv") for s in seeds}
-        base_steps = steps(C.apply_arm(cfg, base))
+    seeds = cfg.train.seeds
     arms = {}
     for name in names:
         arm_cfg = C.apply_arm(cfg, name)
+        plots = ablation_plots / name / "train"
         arms[name] = {
             "overrides": ab.arm(name).as_dict(),
             "results": [read_json(ablations_dir / name / "evaluate" / f"seed-{s}.json",
                                   f"evaluation of arm {name}, seed {s}") for s in seeds],
-            "curves": {s: _train_error_curve(ablation_plots / name / "train" / f"seed-{s}.csv") for s in seeds},
+            "curves": {s: _train_error_curve(plots / f"seed-{s}.csv") for s in seeds},
+            "series": {s: _series(plots, s, steps(arm_cfg)) for s in seeds},
+            "train": _train_metrics(ablations_dir / name / "train", seeds),
             "steps_per_epoch": steps(arm_cfg)}
     return {"protocol": "center" if "center" in cfg.evaluate.protocols else cfg.evaluate.protocols[0],
-            "target_train_error": ab.target_train_error, "baseline_steps_per_epoch": base_steps,
-            "baseline_curves": base_curves, "arms": arms}
+            "target_train_error": ab.target_train_error, "baseline_steps_per_epoch": steps(cfg),
+            "baseline_curves": {s: _train_error_curve(train_plots / f"seed-{s}.csv") for s in cfg.train.seeds},
+            "baseline_series": {s: _series(train_plots, s, steps(cfg)) for s in cfg.train.seeds},
+            "arms": _with_bases(arms, ab)}
+
+
+def _with_bases(arms: dict, ab: C.AblationsConfig) -> dict:
+    """Each arm with a `base:` arm gets that arm's results, curves, series and train metrics
+    (config.py makes sure the base is enabled, so it was loaded)."""
+    out = {}
+    for name, arm in arms.items():
+        base = ab.arm(name).base
+        if base is not None:
+            b = arms[base]
+            arm = {**arm, "base": {"name": base, **{k: b[k] for k in ("results", "curves", "series", "train")}}}
+        out[name] = arm
+    return out
 
 
 def _context(cfg: C.Config, results: list[dict], ablations: dict | None):
     from harness.analysis import claims as CL
     return CL.RunContext(dataset=cfg.data.source, split=C.evaluated_split(cfg), num_classes=results[0]["num_classes"],
                          n_models_available=len(results), protocols=tuple(cfg.evaluate.protocols),
-                         full_paper_model=is_full_paper_model(cfg),
+                         full_paper_model=is_full_paper_model(cfg), devices=len(cfg.train.devices),
                          arms=tuple((n, cfg.ablations.arm(n).overrides) for n in (ablations or {}).get("arms", {})))
 
 
@@ -118,84 +160,45 @@ def differs(cfg: C.Config, arm: str, base: str) -> dict:
     return {k: [b[k], a[k]] for k in sorted(a) if a[k] != b[k]}
 
 
-def _measures(row: dict) -> int:
-    """How much a claim row says: 2 tested, 1 measured on an arm of this run, 0 neither."""
-    return 2 if row.get("tested") else int("measured_on_run" in row)
-
-
-def compare_with_base_arms(out: dict, cfg: C.Config, load_fn, compare_fn, results_fn) -> None:
-    """Arms with a `base:` arm, compared with that arm's seeds instead of the baseline's.
-
-    For each base arm: results_fn(base) gives its per-seed evaluations, load_fn(base) the
-    load_ablations(..., base=base) of the arms based on it, and compare_fn(seed_results, context,
-    ablations) runs the compare machinery with the base arm's evaluations as the baseline
-    (harness/analysis/compare.build_compare);
-    its arm results join out["ablation_results"] (each marked with its base), and a claim row
-    replaces the main one when it says more (tested, or measured on one of these arms). E.g.
-    paper 3.3's CIFAR-10 LRN pair: the 11% net without its normalisation against the same net
-    with it, while the baseline seeds are paper 3.1's Figure 1 net (docs/cifar10.md).
-    """
+def mark_bases(out: dict, cfg: C.Config) -> None:
+    """What a base arm changes, said where it is read: each arm result with a base arm lists the
+    keys it trains differently from it (differs_from_base), and each claim row measured on such
+    an arm names the arm it was compared with (compared_with)."""
     ab = cfg.ablations
     for name, res in out["ablation_results"].items():
-        res.setdefault("base", "baseline")
-    bases = sorted({ab.arm(n).base for n in ab.enabled} - {None})
-    rows = {r["id"]: i for i, r in enumerate(out["claims"])}
-    for base in bases:
-        results, ablations, base_cfg = results_fn(base), load_fn(base), C.apply_arm(cfg, base)
-        sub = compare_fn(results, _context(base_cfg, results, ablations), ablations)
-        for name, res in sub["ablation_results"].items():
-            out["ablation_results"][name] = {**res, "base": base, "differs_from_base": differs(cfg, name, base)}
-        for row in sub["claims"]:
-            i = rows[row["id"]]
-            if _measures(row) > _measures(out["claims"][i]):
-                out["claims"][i] = {**row, "compared_with": base}
-    if bases and {"claims_tested", "claims_untested", "verdicts"} <= set(out.get("counts", {})):
-        tested = [r for r in out["claims"] if r["tested"]]
-        verdicts: dict[str, int] = {}
-        for r in tested:
-            verdicts[r["verdict"]] = verdicts.get(r["verdict"], 0) + 1
-        out["counts"] = {**out["counts"], "claims_tested": len(tested),
-                         "claims_untested": len(out["claims"]) - len(tested), "verdicts": verdicts}
+        if res.get("base", "baseline") != "baseline":
+            res["differs_from_base"] = differs(cfg, name, res["base"])
+    for row in out["claims"]:
+        arm = row.get("arm") or (row.get("measured_on_run") or {}).get("arm")
+        if arm in out["ablation_results"] and ab.arm(arm).base is not None:
+            row["compared_with"] = ab.arm(arm).base
 
 
 def run_compare(ctx: StageContext, *, data_dir: Path, eval_dir: Path, pred_dir: Path,
                 ensemble_path: Path, out_path: Path, train_plots: Path | None = None,
-                ablations_dir: Path | None = None, ablation_plots: Path | None = None) -> dict:
+                ablations_dir: Path | None = None, ablation_plots: Path | None = None,
+                train_dir: Path | None = None) -> dict:
     from harness.analysis import claims as CL
-    from harness.analysis import compare
+    from harness.analysis import compare, verdict
     cfg = ctx.cfg
     seeds = list(cfg.train.seeds)
     results = [read_json(eval_dir / f"seed-{s}.json", f"evaluation of seed {s}") for s in seeds]
     labels = np.load(data_dir / cfg.evaluate.split / "labels.npy")
     reference, ref_reason = load_reference(ctx.root, cfg)
-    have_arms = ablations_dir is not None and train_plots is not None
-    ablations = load_ablations(cfg, data_dir, train_plots, ablations_dir, ablation_plots) if have_arms else None
+    ablations = (load_ablations(cfg, data_dir, train_plots, ablations_dir, ablation_plots)
+                 if ablations_dir is not None and train_plots is not None else None)
     context = _context(cfg, results, ablations)
-    settings = compare.CompareSettings(conf=cfg.compare.conf, alpha=cfg.compare.alpha,
-                                       margin_pp=cfg.compare.margin_pp, n_boot=cfg.compare.n_boot)
-    claims = CL.load_claims()
-
-    def against_base_arm(base_results, base_context, base_ablations):
-        return compare.build_compare(base_results, base_context, claims, settings, ablations=base_ablations)
-
-    def load_for(base):
-        return load_ablations(cfg, data_dir, train_plots, ablations_dir, ablation_plots, base=base)
-
-    def results_of(arm):
-        return [read_json(ablations_dir / arm / "evaluate" / f"seed-{s}.json", f"evaluation of arm {arm}, seed {s}")
-                for s in cfg.ablations.seeds_or(cfg.train.seeds)]
-
+    correctness, ensembles = _correctness(pred_dir, labels, seeds, cfg.evaluate.protocols)
     with tracking.child_run(ctx.uri, ctx.experiment_id, ctx.parent_id, "compare",
                             params_for(cfg, "compare"), {**ctx.base_tags, "stage": "compare"}) as run_id:
         out = compare.build_compare(
-            results, context, claims, settings,
-            correctness=_correctness(pred_dir, labels, seeds, cfg.evaluate.protocols),
+            results, context, CL.load_claims(), verdict.from_config(cfg.compare), correctness=correctness,
             ensemble=read_json(ensemble_path, "ensemble metrics"), reference=reference,
-            measured=paper_architecture_counts(), ablations=ablations)
-        if have_arms:
-            compare_with_base_arms(out, cfg, load_for, against_base_arm, results_of)
+            measured=paper_architecture_counts(), ablations=ablations, ensembles=ensembles,
+            train=_train_metrics(train_dir, seeds) if train_dir is not None else None)
+        mark_bases(out, cfg)
         out["ablations"] = {"enabled": list(cfg.ablations.enabled),
-                            "seeds": list(cfg.ablations.seeds_or(cfg.train.seeds)),
+                            "seeds": list(cfg.train.seeds),
                             "target_train_error": cfg.ablations.target_train_error,
                             "protocol": (ablations or {}).get("protocol")}
         if ref_reason:

@@ -15,6 +15,7 @@ from harness.data.transforms import EvalView, build_views
 from harness.evaluate import inference
 from harness.io import atomic_save_npy, atomic_write_json
 from harness.stages import StageContext, params_for, run_name
+from harness.train import checkpoint
 from harness.train.checkpoint import load_model
 
 
@@ -23,9 +24,11 @@ def run_evaluate(ctx: StageContext, *, seed: int, data_dir: Path, model_dir: Pat
     """Under torchrun each rank predicts every world-th image; rank 0 assembles and writes."""
     cfg = ctx.cfg
     manifest = shards.load_manifest(data_dir)
-    d = runtime.init_distributed()
+    # the whole net on one device per rank: rank r evaluates on the r-th device of train.devices[0]'s kind
+    d = runtime.init_distributed(cfg.train.devices[:1])
     runtime.set_determinism(seed, cfg.train.threads)
-    model = load_model(model_dir / "model.pt", cfg)
+    backend = accel.configure_precision(cfg.train.precision)  # as trained: fp32 = IEEE (TF32 off)
+    model = load_model(model_dir / "model.pt", cfg, d.devices[0])
     if cfg.train.channels_last:  # evaluate in the memory format and precision it trained in
         accel.to_channels_last(model)
     _, _, norm = build_views(cfg, data_dir, seed)
@@ -34,11 +37,16 @@ def run_evaluate(ctx: StageContext, *, seed: int, data_dir: Path, model_dir: Pat
     result = {"seed": seed, **({"arm": cfg.arm} if cfg.arm else {}), "dataset": cfg.data.source,
               "split": C.evaluated_split(cfg),  # CIFAR-10's prepared "val" is its test batch
               "num_classes": len(manifest["classes"]), "n_images": len(labels), "protocols": {}}
-    tags = {**ctx.base_tags, "stage": "evaluate", "seed": seed, "data_digest": manifest["digest"]}
+    tags = {**ctx.base_tags, "stage": "evaluate", "seed": seed, "data_digest": manifest["digest"],
+            **{f"backend.{k}": v for k, v in backend.items()}}
     tracker = (tracking.child_run(ctx.uri, ctx.experiment_id, ctx.parent_id, run_name("evaluate", cfg, seed),
                                   {**params_for(ctx.cfg, "evaluate"), "seed": seed, "world_size": d.world}, tags)
                if d.main else nullcontext(None))
     with tracker as run_id:
+        if d.main:  # the UI links this run to the weights it evaluated and the data it used
+            tracking.log_model_input(ctx.uri, run_id, tracking.find_model(
+                ctx.uri, ctx.experiment_id, checkpoint.model_tags(cfg, seed)))
+            tracking.log_dataset(ctx.uri, run_id, manifest, cfg.evaluate.split, "evaluation")
         for protocol in cfg.evaluate.protocols:
             probs = _predict_all(model, EvalView(val_split, norm, cfg.model.input_size, protocol),
                                  len(labels), cfg.evaluate.batch_size, d, protocol, cfg.train)

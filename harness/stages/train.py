@@ -17,22 +17,22 @@ from harness import config as C
 from harness.data import shards, transforms
 from harness.data.transforms import build_views
 from harness.errors import UserError
-from harness.io import atomic_write_json, atomic_write_text, check_writable, remove_stale_temps
+from harness.io import atomic_save_npy, atomic_write_json, atomic_write_text, check_writable, remove_stale_temps
 from harness.model import build_model, count_params
 from harness.stages import StageContext, params_for, run_name
-from harness.train import checkpoint, loop, lr_select, recipe
+from harness.train import checkpoint, loop, lr_select, recipe, towers
 
 
-def train_input(cfg: C.Config, train_view: transforms.TrainView):
+def train_input(cfg: C.Config, train_view: transforms.TrainView, devices: tuple[str, ...] | None = None):
     """(view, make_loader) of the training batches: decoded on the CPU in the loader (workers,
-    pinned memory), or on the device with train.decode_device (issue 4.5; JPEG shards only)."""
+    pinned memory), or on this rank's first device with train.decode_device (JPEG shards only)."""
     if cfg.train.decode_device == "cpu":
         return train_view, lambda batches: transforms.batch_loader(train_view, batches, cfg.train.num_workers)
-    view = transforms.DeviceTrainBatches.from_view(train_view, cfg.train.devices[0])
+    view = transforms.DeviceTrainBatches.from_view(train_view, (devices or cfg.train.devices)[0])
     return view, view.loader
 
 
-def compile_model(model, cfg: C.TrainConfig, crop: int, world: int):
+def compile_model(model, cfg: C.TrainConfig, crop: int, world: int, devices: tuple[str, ...] | None = None):
     """(model to train, how it runs) with train.compile: torch.compile, compiled now on a batch of
     zeros, or the eager model with a warning when compiling fails (no compiler, no Triton)."""
     if not cfg.compile:
@@ -40,7 +40,7 @@ def compile_model(model, cfg: C.TrainConfig, crop: int, world: int):
     device = next(model.parameters()).device
     example = accel.to_device(torch.zeros(cfg.batch_size // world, 3, crop, crop), device, cfg.channels_last)
     cuda = [torch.device(x).index if torch.device(x).index is not None else torch.cuda.current_device()
-            for x in cfg.devices if x.startswith("cuda")]
+            for x in devices or cfg.devices if x.startswith("cuda")]
     # the example's forward draws dropout masks: fork the RNGs, so a resumed run's masks match
     with torch.random.fork_rng(devices=cuda), accel.autocast(device, cfg.precision):
         compiled, error = accel.try_compile(model, example)
@@ -50,15 +50,32 @@ def compile_model(model, cfg: C.TrainConfig, crop: int, world: int):
     return compiled, "inductor"
 
 
+def schedule_loader(cfg: C.Config, data_dir: Path, norm, d):
+    """Centre crops of the held-out training slice that drives the plateau rule
+    (train.schedule_split holdout), split over ranks like val; None when val drives it."""
+    held = transforms.schedule_split(cfg, data_dir)
+    if held is None:
+        return None, 0
+    view = transforms.EvalView(held, norm, cfg.model.input_size, "center")
+    return transforms.batch_loader(view, transforms.eval_batches(len(held), cfg.evaluate.batch_size, d.rank, d.world),
+                                   0), len(held)
+
+
 def run_train(ctx: StageContext, *, seed: int, data_dir: Path, out_dir: Path, metrics_path: Path,
-              plots_path: Path) -> dict:
+              plots_path: Path, steps_path: Path | None = None, kernels_path: Path | None = None,
+              work: Path | None = None) -> dict:
+    """Train one seed into out_dir (model.pt, provenance.json). The resume checkpoint lives in a
+    work folder outside the DVC output (checkpoint.resume_path), so the output need not persist and
+    DVC's run-cache can restore earlier weights; `work` None: a `<out_dir>.work` folder beside it."""
     cfg = ctx.cfg
+    ckpt = checkpoint.resume_path(_work_root(ctx, out_dir, work), cfg, seed)
     manifest = shards.load_manifest(data_dir)
-    d = runtime.init_distributed()
+    d = runtime.init_distributed(cfg.train.devices)  # this rank's own devices (LOCAL_RANK)
     runtime.set_determinism(seed, cfg.train.threads, cfg.train.deterministic)
-    backend = accel.configure_cudnn(cfg.train.deterministic)  # autotuning only without bitwise reproducibility
+    accel.configure_cudnn(cfg.train.deterministic)  # autotuning only without bitwise reproducibility
+    backend = accel.configure_precision(cfg.train.precision)  # fp32 = IEEE: TF32 off (docs/fidelity.md)
     train_view, val_split, norm = build_views(cfg, data_dir, seed)
-    train_view, make_loader = train_input(cfg, train_view)
+    train_view, make_loader = train_input(cfg, train_view, d.devices)
     if cfg.train.batch_size > len(train_view):
         raise UserError(f"train.batch_size: {cfg.train.batch_size} is larger than the "
                         f"{len(train_view)} training images")
@@ -67,26 +84,30 @@ def run_train(ctx: StageContext, *, seed: int, data_dir: Path, out_dir: Path, me
     val_loader = transforms.batch_loader(
         transforms.EvalView(val_split, norm, cfg.model.input_size, "center"),
         transforms.eval_batches(len(val_split), cfg.evaluate.batch_size, d.rank, d.world), 0)
-    model = build_model(cfg.model, len(manifest["classes"]), cfg.train.devices)
+    held_loader, n_held = schedule_loader(cfg, data_dir, norm, d)
+    model = build_model(cfg.model, len(manifest["classes"]), d.devices)
     if cfg.train.channels_last:  # before the optimizer, so its state takes the same layout
         accel.to_channels_last(model)
     torch.manual_seed(seed + 7919 * d.rank)  # each rank its own dropout masks; rank 0 as alone
     if d.main:
-        check_writable(out_dir, metrics_path.parent, plots_path.parent)  # fail now, not after training
-        for p in remove_stale_temps(out_dir):  # a killed write's temp file must not reach DVC's cache
+        check_writable(out_dir, ckpt.parent, metrics_path.parent, plots_path.parent)  # fail now, not after training
+        for p in [*remove_stale_temps(out_dir), *remove_stale_temps(ckpt.parent)]:  # none may reach DVC's cache
             print(f"removed {p.name}, left by an interrupted write", flush=True)
-    selection, fresh, select_s = _lr_selection(out_dir / CHECKPOINT, cfg, seed, model, train_view, make_loader,
-                                               val_split, norm, d)
+    selection, fresh, select_s = _lr_selection(ckpt, cfg, seed, model, train_view, make_loader, val_split, norm, d)
     train_cfg = cfg.train if selection is None else dataclasses.replace(cfg.train, lr=selection["lr"])
     optimizer = recipe.make_optimizer(model, train_cfg)
-    state, run_id = _resume(out_dir / CHECKPOINT, cfg, seed, model, optimizer, d)
-    train_model, compiled = compile_model(runtime.wrap_ddp(model, d), cfg.train, cfg.model.input_size, d.world)
+    state, run_id = _resume(ckpt, cfg, seed, model, optimizer, d)
+    train_model, compiled = compile_model(runtime.wrap_ddp(model, d), cfg.train, cfg.model.input_size, d.world,
+                                          d.devices)
     params = {**params_for(cfg, "data", "model", "train"), "seed": seed, "n_parameters": count_params(model),
-              "world_size": d.world, "arm": cfg.arm or "baseline", "lr_trained": train_cfg.lr}
+              "world_size": d.world, "arm": cfg.arm or "baseline", "train_images": len(train_view),
+              "schedule_images": n_held or len(val_split), "lr_trained": train_cfg.lr}
     tags = {**ctx.base_tags, "stage": "train", "seed": seed, "data_digest": manifest["digest"],
-            "devices": ",".join(cfg.train.devices), "world_size": d.world, "threads": cfg.train.threads,
+            "devices": ",".join(d.devices), "world_size": d.world, "dist_backend": d.backend,
+            "cuda_visible_devices": runtime.visible_devices(), "threads": cfg.train.threads,
             "num_workers": cfg.train.num_workers, "precision": cfg.train.precision,
             "channels_last": cfg.train.channels_last, "compile": compiled, "decode_device": cfg.train.decode_device,
+            **{f"backend.{k}": v for k, v in backend.items()},  # the effective flags (issue 13: fp32 = IEEE)
             "cudnn_benchmark": backend["cudnn_benchmark"],
             "deterministic": "torch.use_deterministic_algorithms(warn_only=True)" if cfg.train.deterministic
             else "off: cuDNN autotuning and non-deterministic algorithms (weights not bitwise reproducible)"}
@@ -100,21 +121,52 @@ def run_train(ctx: StageContext, *, seed: int, data_dir: Path, out_dir: Path, me
                 tracking.log_series(ctx.uri, run_id, f"lr_select.{name}",
                                     [(i, v) for i, v in enumerate(selection[name]) if v is not None])
         history = _fit_logged(ctx, run_id, train_model, model, optimizer, state,
-                              train_view, make_loader, val_loader, seed, out_dir, d, train_cfg, selection, select_s)
-        result = _train_metrics(history, seed, run_id, ctx, len(train_view) // cfg.train.batch_size, selection,
-                                select_s)
+                              train_view, make_loader, val_loader, seed, ckpt, d, train_cfg, selection, select_s,
+                              held_loader)
+        conv1 = _conv1_weight(model)
+        result = {**_train_metrics(history, seed, run_id, ctx, len(train_view) // cfg.train.batch_size, selection,
+                                   select_s),
+                  "backend": backend,
+                  "schedule": schedule_record(cfg.train, state, n_held or len(val_split), len(train_view)),
+                  "towers": _towers(cfg, conv1)}
         if d.main:
             _save_model(out_dir / "model.pt", model, cfg, seed, manifest, selection)
-            atomic_write_text(plots_path, pd.DataFrame([h.__dict__ for h in history]).to_csv(index=False))
+            curves = pd.DataFrame([h.__dict__ for h in history]).dropna(axis=1, how="all")  # no holdout: no column
+            atomic_write_text(plots_path, curves.to_csv(index=False))
+            if steps_path is not None:
+                atomic_write_text(steps_path, steps_csv(state.windows))
             atomic_write_json(metrics_path, result)
+            if kernels_path is not None:  # Figure 3 of the report (paper 6.1)
+                atomic_save_npy(kernels_path, conv1.astype(np.float32))
+            tracking.set_tags(ctx.uri, run_id, {"lr_drop_epochs": ",".join(map(str, result["schedule"]["lr_drops"]))
+                                                or "none", "schedule_split": result["schedule"]["split"]})
+            if result["towers"]:
+                tracking.log_metrics_once(ctx.uri, run_id, {f"tower{t}_colour_selectivity": v for t, v in
+                                                            enumerate(result["towers"]["colour_selectivity"])})
             tracking.log_artifact(ctx.uri, run_id, out_dir / "model.pt", "model")
-            (out_dir / CHECKPOINT).unlink(missing_ok=True)  # the final weights supersede it
+            if cfg.tracking.log_models:
+                _log_mlflow_model(ctx, run_id, model, cfg, seed, len(manifest["classes"]))
+            ckpt.unlink(missing_ok=True)  # the final weights supersede it
     runtime.barrier(d)
     runtime.shutdown(d)
     return result
 
 
-CHECKPOINT = "checkpoint.pt"
+def _work_root(ctx: StageContext, out_dir: Path, work: Path | None) -> Path:
+    """A relative work folder is resolved against the repository (DVC_ROOT), not the working
+    directory: a queued `dvc exp run` runs in a throw-away copy, and its checkpoint must outlive it."""
+    if work is None:
+        return out_dir.with_name(out_dir.name + ".work")
+    return work if work.is_absolute() else ctx.root / work
+
+
+def steps_csv(windows: list) -> str:
+    """The training error per window of steps (loop.TrainState.windows), for convergence claims."""
+    df = pd.DataFrame(windows, columns=["step", "epoch", "images", "wrong", "wrong5", "loss_sum"])
+    df["train_top1_error"] = 100.0 * df["wrong"] / df["images"].clip(lower=1)
+    df["train_top5_error"] = 100.0 * df["wrong5"] / df["images"].clip(lower=1)
+    df["train_loss"] = df["loss_sum"] / df["images"].clip(lower=1)
+    return df.drop(columns="loss_sum").to_csv(index=False)
 
 
 def _lr_selection(path: Path, cfg: C.Config, seed: int, model, train_view, make_loader, val_split, norm,
@@ -148,30 +200,66 @@ def _lr_selection(path: Path, cfg: C.Config, seed: int, model, train_view, make_
 
 
 def _resume(path: Path, cfg: C.Config, seed: int, model, optimizer, d) -> tuple[loop.TrainState, str | None]:
-    """Restore model, optimizer, RNG and progress from a compatible checkpoint, if any."""
+    """Restore model, optimizer, RNG and progress from a compatible checkpoint, if any.
+
+    A checkpoint of other params or another seed is ignored (another experiment). One of the same
+    run made by another number of processes is refused and kept: its ranks' dropout streams and
+    partial sums have no counterpart here, and it may hold days of training.
+    """
     if not path.is_file():
         return loop.TrainState(), None
     payload = checkpoint.load(path)
-    if not checkpoint.compatible(payload, C.training_digest(cfg), seed) or len(payload["torch_rng"]) != d.world:
-        print(f"ignoring {path}: it was made with other params, another seed or another number of "
-              "processes; starting afresh", flush=True)
+    if not checkpoint.compatible(payload, C.training_digest(cfg), seed):
+        print(f"ignoring {path}: it was made with other params or another seed; starting afresh", flush=True)
         return loop.TrainState(), None
+    made_by = len(payload["torch_rng"])
+    if made_by != d.world:
+        raise UserError(f"{path} was written by {made_by} torchrun process(es) and this run has {d.world} "
+                        f"(train.nproc_per_node x train.nnodes); set them back to resume it, or delete it to "
+                        "start this seed afresh")
     model.load_state_dict(payload["model"])
     optimizer.load_state_dict(payload["optimizer"])
-    torch.set_rng_state(payload["torch_rng"][d.rank])
+    runtime.set_rng_states({"cpu": payload["torch_rng"][d.rank], "cuda": payload.get("cuda_rng", [[]] * d.world)[d.rank]}, d)
     state = loop.TrainState.from_dict(payload["state"])
+    if "partials" in payload:  # each rank's own sums of the unfinished epoch (summed over ranks at its end)
+        state.partial = dict(payload["partials"][d.rank])
     if d.main:
         print(f"resuming seed {seed} from {path}: epoch {state.epoch + 1}, step {state.step_in_epoch} "
               f"(global step {state.global_step})", flush=True)
     return state, payload.get("mlflow_run_id")
 
 
+def schedule_record(cfg: C.TrainConfig, state: loop.TrainState, schedule_images: int, train_images: int) -> dict:
+    """What drove the lr schedule and when it dropped (train metrics `schedule`, the report)."""
+    # a step at epoch s divides the lr after s epochs: one at the last epoch never takes effect
+    drops = list(state.lr_drops) if cfg.schedule == "plateau" else [s for s in cfg.lr_steps if s < cfg.epochs]
+    split = "none (fixed steps)" if cfg.schedule == "steps" else cfg.schedule_split
+    return {"rule": cfg.schedule, "split": split, "patience": cfg.patience, "threshold_pp": cfg.plateau_threshold,
+            "max_drops": cfg.max_drops, "lr_drops": drops, "schedule_images": schedule_images,
+            "train_images": train_images,
+            "holdout_every": cfg.holdout_every if cfg.schedule_split == "holdout" else None}
+
+
+def _conv1_weight(model) -> np.ndarray:
+    """conv1 kernels [K, 3, 11, 11] in the grouped layout (tower t: the t-th half)."""
+    state = model.grouped_state_dict() if hasattr(model, "grouped_state_dict") else model.state_dict()
+    key = "conv1.weight" if "conv1.weight" in state else next(k for k in state if k.endswith("weight"))
+    return state[key].detach().float().cpu().numpy()
+
+
+def _towers(cfg: C.Config, conv1: np.ndarray) -> dict | None:
+    """paper 6.1: each tower's colour selectivity; None for nets without two towers."""
+    if cfg.model.arch != "paper" or cfg.model.towers != 2:
+        return None
+    return towers.tower_summary(conv1)
+
+
 class _TargetReached(Exception):
     """train.stop_at_train_error: the epoch just finished reached the target training error."""
 
 
-def _fit_logged(ctx, run_id, train_model, model, optimizer, state, train_view, loader, val_loader, seed, out_dir, d,
-                train_cfg: C.TrainConfig, selection: dict | None, select_s: float | None):
+def _fit_logged(ctx, run_id, train_model, model, optimizer, state, train_view, loader, val_loader, seed, ckpt, d,
+                train_cfg: C.TrainConfig, selection: dict | None, select_s: float | None, held_loader=None):
     """fit() with MLflow logging and checkpoints from rank 0; train_model may be DDP-wrapped
     and compiled, `model` is the plain module that is checkpointed. train_cfg: cfg.train at the
     selected learning rate (the checkpoint's digest stays that of the params)."""
@@ -196,8 +284,11 @@ def _fit_logged(ctx, run_id, train_model, model, optimizer, state, train_view, l
                   f"train top-1 {r.train_top1_error:.1f}%  val top-1 {r.val_top1_error:.1f}%  "
                   f"top-5 {r.val_top5_error:.1f}%  lr {r.lr:.2g}  {r.images_per_s:.0f} img/s", flush=True)
             if r.epoch not in done["val_top1_error"]:
-                tracking.log_metrics(ctx.uri, run_id, {k: v for k, v in r.__dict__.items() if k != "epoch"},
-                                     step=r.epoch)
+                metrics = {k: v for k, v in r.__dict__.items() if k != "epoch" and v is not None}
+                # lr drops so far: a step per drop (the tag lr_drop_epochs lists them at the end)
+                metrics["lr_drops"] = len(state.lr_drops) if cfg.train.schedule == "plateau" else \
+                    sum(s <= r.epoch for s in cfg.train.lr_steps if s < cfg.train.epochs)
+                tracking.log_metrics(ctx.uri, run_id, metrics, step=r.epoch)
         if reached:  # every rank decides alike: r is all-reduced
             if d.main:
                 flush_steps()
@@ -208,12 +299,14 @@ def _fit_logged(ctx, run_id, train_model, model, optimizer, state, train_view, l
     def on_checkpoint(st: loop.TrainState):
         if not all(torch.isfinite(p).all() for p in model.parameters()):  # never overwrite a good checkpoint
             raise loop.NonFiniteLoss(f"the weights became NaN or Inf at epoch {st.epoch + 1}, step {st.step_in_epoch}")
-        rng = runtime.all_gather(torch.get_rng_state(), d)  # every rank's dropout RNG
+        rng = runtime.all_gather(runtime.rng_states(d), d)  # every rank's dropout RNG (CPU and CUDA)
+        partials = runtime.all_gather(dict(st.partial), d)  # every rank's sums of this epoch so far
         if d.main:
             flush_steps()  # before the checkpoint: a kill in between loses nothing, the resume skips them
-            checkpoint.save(out_dir / CHECKPOINT, {
+            checkpoint.save(ckpt, {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": st.to_dict(),
-                "torch_rng": rng, "seed": seed, "mlflow_run_id": run_id, "lr_selection": selection,
+                "torch_rng": [r["cpu"] for r in rng], "cuda_rng": [r["cuda"] for r in rng],
+                "partials": partials, "seed": seed, "mlflow_run_id": run_id, "lr_selection": selection,
                 "lr_select_time_s": select_s,
                 "training_digest": C.training_digest(cfg)})
         steps.clear()
@@ -222,11 +315,12 @@ def _fit_logged(ctx, run_id, train_model, model, optimizer, state, train_view, l
     hooks = loop.Hooks(on_step=lambda s, loss, lr: steps.append((s, loss, lr)), on_epoch=on_epoch,
                     on_checkpoint=on_checkpoint)
     try:
-        return loop.fit(train_model, optimizer, train_view, loader, val_loader, train_cfg, seed, state, hooks, d)
+        return loop.fit(train_model, optimizer, train_view, loader, val_loader, train_cfg, seed, state, hooks, d,
+                        schedule_loader=held_loader)
     except _TargetReached:
         return [loop.EpochResult(**h) for h in state.history]
     except loop.NonFiniteLoss as exc:
-        ck = out_dir / CHECKPOINT
+        ck = ckpt
         kept = f"the last good checkpoint {ck} is kept" if ck.is_file() else "no checkpoint had been written yet"
         raise UserError(f"training diverged (NaN or Inf): {str(exc).split('; the last checkpoint')[0]}; {kept} "
                         f"(try a lower train.lr than {train_cfg.lr})") from None
@@ -234,7 +328,7 @@ def _fit_logged(ctx, run_id, train_model, model, optimizer, state, train_view, l
         if not _out_of_memory(exc):
             raise
         raise UserError(f"train.batch_size: a batch of {cfg.train.batch_size} images does not fit in memory on "
-                        f"{','.join(cfg.train.devices)} ({str(exc).strip().splitlines()[0][:160]}); "
+                        f"{','.join(d.devices)} ({str(exc).strip().splitlines()[0][:160]}); "
                         "lower train.batch_size") from None
 
 
@@ -259,6 +353,16 @@ def _save_model(path: Path, model, cfg: C.Config, seed: int, manifest: dict, sel
                            "num_classes": len(manifest["classes"]), "data_digest": manifest["digest"], **extra})
     atomic_write_json(path.with_name("provenance.json"),
                       {"git": runtime.git_info(), "environment": runtime.environment(), "seed": seed})
+
+
+def _log_mlflow_model(ctx, run_id, model, cfg: C.Config, seed: int, num_classes: int) -> None:
+    """The final weights as an MLflow model, on the CPU in the one-device (grouped) layout."""
+    weights = model.grouped_state_dict() if hasattr(model, "grouped_state_dict") else model.state_dict()
+    cpu = build_model(cfg.model, num_classes, ("cpu",))
+    cpu.load_state_dict({k: v.detach().float().cpu() for k, v in weights.items()})
+    example = torch.zeros(2, 3, cfg.model.input_size, cfg.model.input_size)  # batch 2: a dynamic batch size
+    with accel.export_safe_flags():  # torch.export trips over the precision flags otherwise
+        tracking.log_model(ctx.uri, run_id, cpu.eval(), example, checkpoint.model_tags(cfg, seed))
 
 
 def _train_metrics(history, seed, run_id, ctx, steps_per_epoch: int, selection: dict | None,

@@ -48,16 +48,30 @@ def compatible(payload: dict, digest: str, seed: int) -> bool:
     return payload.get("training_digest") == digest and payload.get("seed") == seed
 
 
-def load_model(path: Path, cfg: C.Config) -> torch.nn.Module:
+def load_model(path: Path, cfg: C.Config, device: str | None = None) -> torch.nn.Module:
+    """The trained net in the one-device (grouped) layout, on `device` (default: the first of
+    train.devices)."""
     if not path.is_file():
         raise UserError(f"model weights not found: {path} (run the train stage)")
     ckpt = load(path)
     if not {"state_dict", "num_classes"} <= ckpt.keys():
         raise UserError(f"{path} is not a model file of the train stage (no weights in it); run the train stage")
-    model = build_model(cfg.model, ckpt["num_classes"], cfg.train.devices[:1])  # grouped format
+    model = build_model(cfg.model, ckpt["num_classes"], (device or cfg.train.devices[0],))  # grouped format
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as exc:
         raise UserError(f"{path} does not match the model params in params.yaml (model.*): "
                         f"{str(exc).splitlines()[0][:160]}; train again") from None
     return model
+
+
+def model_tags(cfg: C.Config, seed: int) -> dict:
+    """What identifies a seed's trained weights among the experiment's logged models."""
+    return {"seed": seed, "arm": cfg.arm or "baseline", "training_digest": C.training_digest(cfg)}
+
+
+def resume_path(work: Path, cfg: C.Config, seed: int) -> Path:
+    """Where a seed's resume checkpoint lives: keyed by everything that shapes its weights (the
+    training digest: data, model, train params and the arm) and the seed, so a changed param
+    starts afresh and changing it back finds its own checkpoint again."""
+    return Path(work) / "train" / C.training_digest(cfg) / f"seed-{seed}" / "checkpoint.pt"

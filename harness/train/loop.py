@@ -20,6 +20,7 @@ from tqdm import tqdm
 from harness import accel, runtime
 from harness.config import TrainConfig
 from harness.runtime import Dist
+from harness.analysis.scoring import topk_correct
 from harness.train.recipe import lr_at, update_plateau
 
 
@@ -39,6 +40,9 @@ class EpochResult:
     lr: float
     images_per_s: float
     epoch_time_s: float
+    # train.schedule_split holdout: centre-crop top-1 % on the held-out training slice, which
+    # the plateau rule then reads instead of val_top1_error; None otherwise
+    holdout_top1_error: float | None = None
 
 
 EMPTY_PARTIAL = {"loss": 0.0, "wrong": 0, "wrong5": 0, "seen": 0, "time": 0.0}
@@ -52,10 +56,15 @@ class TrainState:
     step_in_epoch: int = 0  # batches done in the current epoch
     global_step: int = 0
     drops: int = 0  # lr divisions by 10 so far (plateau schedule)
-    best_val: float = math.inf
+    best_val: float = math.inf  # best centre-crop top-1 of the split the plateau rule reads
     bad_epochs: int = 0
+    lr_drops: list = field(default_factory=list)  # plateau: epochs completed at each lr drop
     partial: dict = field(default_factory=lambda: dict(EMPTY_PARTIAL))
     history: list = field(default_factory=list)  # EpochResult dicts
+    # [global step, epoch, images, top-1 wrong, top-5 wrong, loss sum] per read of the device sums
+    # (every SYNC_EVERY steps): the training error at step resolution, for convergence claims
+    # (docs/statistics.md, "convergence"); rank 0's share of each batch under torchrun
+    windows: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -99,11 +108,12 @@ class _DeviceSums:
         self.p = partial
         self.sums = None  # float64 [loss sum, wrong, wrong5] on the logits' device
         self.pending: list = []  # (global step, step in epoch, loss tensor, lr) not yet read
+        self.last = [partial["loss"], partial["wrong"], partial["wrong5"], partial["seen"]]  # at the last read
 
     def add(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor, state: TrainState, lr: float):
-        top5 = logits.detach().topk(min(5, logits.shape[1]), 1).indices
-        step = torch.stack([loss.detach().double() * len(y), (top5[:, 0] != y).sum().double(),
-                            (~(top5 == y[:, None]).any(1)).sum().double()])
+        scores = logits.detach()
+        step = torch.stack([loss.detach().double() * len(y), (~topk_correct(scores, y, 1)).sum().double(),
+                            (~topk_correct(scores, y, 5)).sum().double()])
         if self.sums is None:
             p = self.p
             self.sums = torch.tensor([p["loss"], p["wrong"], p["wrong5"]], dtype=torch.float64, device=step.device)
@@ -128,6 +138,10 @@ class _DeviceSums:
             if hooks.on_step:
                 hooks.on_step(global_step, loss, lr)
         self.p["loss"], self.p["wrong"], self.p["wrong5"] = values[0], int(values[1]), int(values[2])
+        now = [self.p["loss"], self.p["wrong"], self.p["wrong5"], self.p["seen"]]
+        state.windows.append([state.global_step, state.epoch + 1, now[3] - self.last[3], now[1] - self.last[1],
+                              now[2] - self.last[2], now[0] - self.last[0]])
+        self.last = now
         return losses[-1]
 
 
@@ -178,9 +192,8 @@ def validate_sums(model, loader, precision: str = "fp32", channels_last: bool = 
         with accel.autocast(device, precision):
             logits = model(accel.to_device(x, device, channels_last)).float().cpu()
         total_loss += F.cross_entropy(logits, y, reduction="sum").item()
-        top5 = logits.topk(min(5, logits.shape[1]), 1).indices
-        wrong1 += (top5[:, 0] != y).sum().item()
-        wrong5 += (~(top5 == y[:, None]).any(1)).sum().item()
+        wrong1 += int((~topk_correct(logits, y, 1)).sum())
+        wrong5 += int((~topk_correct(logits, y, 5)).sum())
         n += len(y)
     return [total_loss, wrong1, wrong5, n]
 
@@ -191,15 +204,17 @@ def validate(model, loader, d: Dist = Dist(), precision: str = "fp32", channels_
     return {"loss": loss / n, "top1_error": 100.0 * w1 / n, "top5_error": 100.0 * w5 / n}
 
 
-def _finish_epoch(cfg: TrainConfig, state: TrainState, val: dict, steps: int, d: Dist) -> EpochResult:
+def _finish_epoch(cfg: TrainConfig, state: TrainState, val: dict, steps: int, d: Dist,
+                  held: dict | None = None) -> EpochResult:
     keys = ("loss", "wrong", "wrong5", "seen")
     p = {**state.partial, **dict(zip(keys, runtime.all_reduce_sum([state.partial[k] for k in keys], d)))}
     lr = lr_at(cfg, state, state.epoch + (steps - 1) / steps)  # lr of the epoch's last step
     seen = max(p["seen"], 1)
     result = EpochResult(state.epoch + 1, p["loss"] / seen, 100.0 * p["wrong"] / seen, 100.0 * p["wrong5"] / seen,
                          val["loss"], val["top1_error"], val["top5_error"], lr,
-                         p["seen"] / max(p["time"], 1e-9), p["time"])
-    update_plateau(cfg, state, val["top1_error"])
+                         p["seen"] / max(p["time"], 1e-9), p["time"],
+                         None if held is None else held["top1_error"])
+    update_plateau(cfg, state, (held or val)["top1_error"])  # the split train.schedule_split names
     state.history.append(asdict(result))
     state.epoch += 1
     state.step_in_epoch = 0
@@ -208,8 +223,11 @@ def _finish_epoch(cfg: TrainConfig, state: TrainState, val: dict, steps: int, d:
 
 
 def fit(model, optimizer, train_view, make_loader, val_loader, cfg: TrainConfig, seed: int,
-        state: TrainState, hooks: Hooks = Hooks(), d: Dist = Dist()) -> list[EpochResult]:
+        state: TrainState, hooks: Hooks = Hooks(), d: Dist = Dist(), schedule_loader=None) -> list[EpochResult]:
     """Train from `state` to cfg.epochs; returns the whole per-epoch history.
+
+    schedule_loader: centre crops of the held-out training slice (train.schedule_split
+    holdout); the plateau rule then reads its error instead of the validation error.
 
     Under torchrun each rank takes every world-th image of each global batch, so the global
     batch (paper 5: 128) and the data order do not depend on the number of processes.
@@ -222,7 +240,9 @@ def fit(model, optimizer, train_view, make_loader, val_loader, cfg: TrainConfig,
         remaining = [b[d.rank::d.world] for b in batches[state.step_in_epoch:]]  # resume skips done steps
         train_one_epoch(model, make_loader(remaining), optimizer, cfg, state, len(batches), hooks)
         val = validate(model, val_loader, d, cfg.precision, cfg.channels_last)
-        result = _finish_epoch(cfg, state, val, len(batches), d)
+        held = None if schedule_loader is None else validate(model, schedule_loader, d, cfg.precision,
+                                                             cfg.channels_last)
+        result = _finish_epoch(cfg, state, val, len(batches), d, held)
         if hooks.on_epoch:
             hooks.on_epoch(result)
         if hooks.on_checkpoint:

@@ -48,21 +48,38 @@ class PaperSGD(torch.optim.Optimizer):
                 p.add_(v)
 
 
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """paper 5: SGD, momentum 0.9, weight decay 0.0005, in the paper's form or torch's.
+def param_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[dict]:
+    """The optimizer's groups: the per-layer multipliers a model declares, then train.bias_decay.
 
-    A model with optim_groups() (the cuda-convnet nets) gets one group per tensor with its
-    layer's lr_mult and decay_mult; those need the paper rule (config.py checks).
+    A model with optim_groups() (the cuda-convnet nets) gives one group per tensor with its
+    layer's lr_mult and decay_mult (harness/model/cuda_convnet.py); without bias_decay every bias
+    group's decay_mult becomes 0 (the authors' code decays weights only, docs/fidelity.md), with
+    it a bias decays as its layer's weights. Any other model: one group (everything decayed) with
+    bias_decay, else weights and biases apart, the biases with weight decay 0.
     """
-    groups = model.optim_groups() if hasattr(model, "optim_groups") else None
-    if groups is not None:
-        if cfg.update_rule != "paper":
-            raise ValueError("per-layer learning rates need train.update_rule: paper")
-        return PaperSGD(groups, cfg.lr, cfg.momentum, cfg.weight_decay)
+    if hasattr(model, "optim_groups"):
+        groups = model.optim_groups()
+        if cfg.bias_decay:
+            return groups
+        return [dict(g, decay_mult=0.0) if g["name"].endswith("bias") else g for g in groups]
+    if cfg.bias_decay:
+        return [{"params": list(model.parameters())}]
+    named = list(model.named_parameters())
+    weights = [p for n, p in named if not n.endswith("bias")]
+    biases = [p for n, p in named if n.endswith("bias")]
+    return [{"params": weights}, {"params": biases, "weight_decay": 0.0}]
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """paper 5: SGD, momentum 0.9, weight decay 0.0005, in the paper's form or torch's; the
+    decay reaches the biases only with train.bias_decay (both forms, through param_groups).
+    Per-layer multipliers (the cuda-convnet nets) need the paper rule (config.py checks)."""
+    groups = param_groups(model, cfg)
+    if any("lr_mult" in g for g in groups) and cfg.update_rule != "paper":
+        raise ValueError("per-layer learning rates need train.update_rule: paper")
     if cfg.update_rule == "paper":
-        return PaperSGD(model.parameters(), cfg.lr, cfg.momentum, cfg.weight_decay)
-    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                           weight_decay=cfg.weight_decay)
+        return PaperSGD(groups, cfg.lr, cfg.momentum, cfg.weight_decay)
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
 # --- the schedule ------------------------------------------------------------------------------
@@ -79,16 +96,19 @@ def lr_at(cfg: TrainConfig, state: TrainState, epoch_float: float) -> float:
     return lr
 
 
-def update_plateau(cfg: TrainConfig, state: TrainState, val_error: float) -> bool:
+def update_plateau(cfg: TrainConfig, state: TrainState, error: float) -> bool:
     """paper 5: divide lr by 10 "when the validation error rate stopped improving", at most
-    max_drops times (the paper: 3). Deterministic stand-in: after `patience` epochs without
-    a new best. Returns True when it dropped."""
-    if val_error < state.best_val:
-        state.best_val, state.bad_epochs = val_error, 0
+    max_drops times (the paper: 3). Deterministic stand-in: after `patience` epochs without a
+    new best, where a new best must beat the best so far by train.plateau_threshold pp (a noise
+    floor, docs/fidelity.md). `error`: centre-crop top-1 % of the split train.schedule_split
+    names. Records the epochs completed at each drop in state.lr_drops. Returns True on a drop."""
+    if error < state.best_val - cfg.plateau_threshold:
+        state.best_val, state.bad_epochs = error, 0
         return False
     state.bad_epochs += 1
     if cfg.schedule == "plateau" and state.bad_epochs >= cfg.patience and state.drops < cfg.max_drops:
         state.drops += 1
         state.bad_epochs = 0
+        state.lr_drops.append(state.epoch + 1)
         return True
     return False

@@ -11,6 +11,7 @@ import re
 import sqlite3
 
 import numpy as np
+import pandas as pd
 import pytest
 from repo_utils import copy_repo, dvc, get_params, ran_stages, set_params
 from scipy import stats as sps
@@ -25,7 +26,7 @@ def test_one_arm_through_dvc_repro(tmp_path):
     assert {"train@1", "compare"} <= pending and not any("ablation" in s for s in pending), pending
 
     params = get_params(repo)
-    params["ablations"].update(enabled=["no_lrn"], seeds=[1, 2])
+    params["ablations"].update(enabled=["no_lrn"])  # every arm trains train.seeds (1, 2 here)
     set_params(repo, params)
     on = ran_stages(dvc(repo, "repro", "compare"))  # not the report stage: 1 process less (~60 s budget)
     arm_stages = {"train_ablation@no_lrn-1", "train_ablation@no_lrn-2",
@@ -40,12 +41,17 @@ def test_one_arm_through_dvc_repro(tmp_path):
     arm = np.array([ev("ablations/no_lrn/evaluate", s)["protocols"]["center"]["top1_error"] for s in (1, 2)])
     base = np.array([ev("evaluate", s)["protocols"]["center"]["top1_error"] for s in (1, 2)])
     assert e["diff"] == pytest.approx(arm.mean() - base.mean())
-    if arm.std() + base.std() > 0:
-        assert e["p_value"] == pytest.approx(sps.ttest_ind(arm, base, equal_var=False).pvalue)
+    assert e["paired"] is True and e["paired_seeds"] == [1, 2]  # the arm shares the baseline's seeds
+    if np.std(arm - base) > 0:
+        assert e["p_value"] == pytest.approx(sps.ttest_rel(arm, base).pvalue)
     assert ev("ablations/no_lrn/evaluate", 1)["arm"] == "no_lrn"
     lrn = {r["id"]: r for r in compare["claims"]}["lrn-top1"]
     assert not lrn["tested"] and lrn["measured_on_run"]["arm"] == "no_lrn"
     assert res["convergence"]["arm_iterations"].keys() == {"1", "2"}
+    # convergence at step resolution: the arm's window series is an output of its train stage
+    steps = pd.read_csv(repo / "reports/plots/ablations/no_lrn/train/seed-1.steps.csv")
+    assert steps["images"].sum() == 2 * (6 * 24 // 16) * 16  # 2 epochs of 9 batches of 16
+    assert res["convergence"]["resolution_steps"] > 0
     assert compare["ablations"]["enabled"] == ["no_lrn"]
 
     # the arm's runs are children of the same MLflow parent as this execution's baseline seeds

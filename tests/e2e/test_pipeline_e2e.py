@@ -9,13 +9,16 @@ import json
 import sqlite3
 
 import numpy as np
+import pandas as pd
 import pytest
-from repo_utils import copy_repo, dvc, get_params, ran_stages, set_params
+from repo_utils import TINY, copy_repo, deep_update, dvc, get_params, ran_stages, set_params
+from servers import stop_process_group
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
-    return copy_repo(tmp_path_factory.mktemp("repo"))
+    import copy
+    return copy_repo(tmp_path_factory.mktemp("repo"), deep_update(copy.deepcopy(TINY), {"tracking": {"log_models": True}}))
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +48,37 @@ def test_full_pipeline_outputs(repo, first_run):
     html = (repo / "reports/report.html").read_text()
     assert "data:image/png;base64," in html and "http://" not in html.replace("http://127.0.0.1:5000", "")
     assert "<script" not in html
+    # the verdicts: four labels only, counted at the top of the report's verdict table
+    v = compare["counts"]["verdicts"]
+    assert set(v) == {"reproduced", "not reproduced", "inconclusive", "not tested"}
+    assert sum(v.values()) == len(compare["claims"]) and {c["verdict"] for c in compare["claims"]} <= set(v)
+    rows = {c["id"]: c for c in compare["claims"]}
+    assert rows["params"]["verdict"] == "reproduced" and rows["neurons"]["verdict"] == "not reproduced"
+    md = (repo / "reports/report.md").read_text()
+    assert (f"Reproduced: {v['reproduced']}. Not reproduced: {v['not reproduced']}. "
+            f"Inconclusive: {v['inconclusive']}. Not tested: {v['not tested']}") in md
+    assert "| claim | quantity | paper | estimate | 90% interval | band (tolerance) |" in md
+    # the training error every 20 steps adds up to the per-epoch training error
+    for seed in (1, 2):
+        steps = pd.read_csv(repo / f"reports/plots/train/seed-{seed}.steps.csv")
+        epochs = pd.read_csv(repo / f"reports/plots/train/seed-{seed}.csv")
+        for epoch, rows_e in steps.groupby("epoch"):
+            err = 100 * rows_e["wrong"].sum() / rows_e["images"].sum()
+            assert err == pytest.approx(epochs.loc[epochs.epoch == epoch, "train_top1_error"].item())
+    # every interpretation on every run, the schedule's split and drops, the backend flags,
+    # the towers (Figure 3 from the kernels the train stage wrote) and the costed plan
+    for words in ("Interpretations and departures", "Dropout scaling", "Weight decay on biases", "LRN constants",
+                  "the val split; the lr schedule reads no split", "lr divided after epochs", "cuBLAS matmul fp32", "Tower specialisation",
+                  "tower_kernels.png", "Pilot and costed reproduction plan", "device-hours"):
+        assert words in md, words
+    assert "which the lr schedule does not see" not in md
+    for seed in (1, 2):
+        train = json.loads((repo / f"reports/metrics/train/seed-{seed}.json").read_text())
+        assert train["backend"]["matmul_fp32_precision"] == "ieee" and train["schedule"]["lr_drops"] == []  # step 2 of 2 epochs never applies
+        t = train["towers"]
+        assert len(t["colour_selectivity"]) == 2 and isinstance(t["separated"], bool)
+        k = np.load(repo / f"artifacts/kernels/seed-{seed}.npy")
+        assert k.shape[1:] == (3, 11, 11) and len(k) % 2 == 0
 
 
 @pytest.mark.slow
@@ -64,6 +98,12 @@ def test_mlflow_store_has_parent_and_children(repo, first_run):
     assert epochs == 2
     train = json.loads((repo / "reports/metrics/train/seed-1.json").read_text())
     assert train["mlflow_run_id"] in {r[0] for r in runs}
+    tags = dict(db.execute("SELECT key, value FROM tags WHERE run_uuid=?", (train["mlflow_run_id"],)).fetchall())
+    assert tags["lr_drop_epochs"] == "none" and tags["backend.cudnn_conv_fp32_precision"] == "ieee"
+    assert {"lr_drops", "tower0_colour_selectivity"} <= metrics
+    params = dict(db.execute("SELECT key, value FROM params WHERE run_uuid=?", (train["mlflow_run_id"],)).fetchall())
+    assert {"model.dropout_scaling", "train.bias_decay", "train.plateau_threshold", "train.schedule_split",
+            "train.crop_flip", "model.hidden_bias", "model.drop_conv"} <= params.keys()
 
 
 @pytest.mark.slow
@@ -119,6 +159,26 @@ def test_evaluation_param_does_not_retrain(repo, first_run):
 
 
 @pytest.mark.slow
+def test_a_train_param_changed_and_changed_back_restores_the_weights_from_the_run_cache(repo, first_run):
+    """No output persists, so DVC's run-cache works: going back to earlier params checks the earlier
+    weights out instead of training again (days on ImageNet)."""
+    dvc(repo, "repro")  # settle whatever earlier tests changed
+    before = (repo / "artifacts/models/seed-1/model.pt").read_bytes()
+    params = get_params(repo)
+    original = params["train"]["pca_std"]
+    params["train"]["pca_std"] = 0.2
+    set_params(repo, params)
+    assert "train@1" in ran_stages(dvc(repo, "repro"))
+    assert (repo / "artifacts/models/seed-1/model.pt").read_bytes() != before
+    params["train"]["pca_std"] = original
+    set_params(repo, params)
+    out = dvc(repo, "repro")
+    assert not any(st.startswith(("train", "prepare")) for st in ran_stages(out)), out
+    assert "Stage 'train@1' is cached - skipping run, checking out outputs" in out, out[-3000:]
+    assert (repo / "artifacts/models/seed-1/model.pt").read_bytes() == before
+
+
+@pytest.mark.slow
 def test_metrics_agree_with_a_recomputation_from_saved_predictions(repo, first_run):
     """Errors, ensemble errors and intervals in the metrics files, recomputed independently
     from the saved probabilities and labels (numpy, scipy, statsmodels)."""
@@ -151,38 +211,17 @@ def test_metrics_agree_with_a_recomputation_from_saved_predictions(repo, first_r
         assert singles["top1_error_mean"] == pytest.approx(np.mean(top1))
 
 
-def _stop_group(proc) -> None:
-    """Stop a server started with start_new_session=True and everything it forked (mlflow server
-    forks uvicorn workers, a job runner and huey consumers), then check that none is left."""
-    import os
-    import signal
-    import time
-    pgid = os.getpgid(proc.pid)
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            break
-        for _ in range(50):
-            if not _group_alive(pgid):
-                break
-            time.sleep(0.1)
-    proc.wait(timeout=10)
-    assert not _group_alive(pgid), f"processes of the mlflow server (group {pgid}) are still running"
-
-
-def _group_alive(pgid: int) -> bool:
-    """Any live (non-zombie) process in process group pgid, from /proc."""
-    import os
-    from pathlib import Path
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
+def ev_model_id_loads(repo, model_id: str) -> bool:
+    """The logged model loads without unpickling (pt2) and predicts like the DVC weights."""
+    import subprocess
+    import sys
+    code = ("import mlflow, torch, sys; mlflow.set_tracking_uri(sys.argv[1]); "
+            "m = mlflow.pytorch.load_model('models:/' + sys.argv[2]); "
+            "print(tuple(m(torch.zeros(3, 3, 64, 64)).shape))")
+    out = subprocess.run([sys.executable, "-c", code, f"sqlite:///{repo / 'mlflow.db'}", model_id],
+                         cwd=repo, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout.strip().splitlines()[-1] == "(3, 6)"
 
 
 def _free_port() -> int:
@@ -224,8 +263,15 @@ def test_mlflow_server_rest_api_shows_the_run_structure(repo, first_run):
         exps = post("experiments/search", {"max_results": 50})["experiments"]
         exp = next(e for e in exps if e["name"] == "synthetic-default")
         runs = post("runs/search", {"experiment_ids": [exp["experiment_id"]], "max_results": 500})["runs"]
+        ev_id = next(r["info"]["run_id"] for r in runs if r["info"]["run_name"] == "evaluate-seed1")
+        with urllib.request.urlopen(f"{base}/runs/get?run_id={ev_id}", timeout=10) as r:
+            ev = json.loads(r.read())["run"]  # runs/search leaves model inputs out; runs/get has them
     finally:
-        _stop_group(server)
+        stop_process_group(server)
+    from mlflow.tracking import MlflowClient
+    models = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}").search_logged_models([exp["experiment_id"]])
+    assert {m.tags["seed"] for m in models} >= {"1", "2"}, models
+    assert ev_model_id_loads(repo, models[0].model_id)
 
     def tags(r):
         return {t["key"]: t["value"] for t in r["data"].get("tags", [])}
@@ -245,6 +291,11 @@ def test_mlflow_server_rest_api_shows_the_run_structure(repo, first_run):
     assert {"val_top1_error", "train_loss", "lr", "images_per_s"} <= metric_names
     parent_metrics = {m["key"] for p in parents for m in p["data"].get("metrics", [])}
     assert "center.top1_error.mean" in parent_metrics  # seed aggregates live on the parent
+    assert t["mlflow.source.name"] == "pipelines/train.py" and len(t["mlflow.source.git.commit"]) == 40
+    assert all(p["info"]["status"] == "FINISHED" for p in parents)
+    # each seed's weights are an MLflow model; the evaluate run lists it and the evaluation data as inputs
+    assert ev.get("inputs", {}).get("model_inputs"), ev.get("inputs")
+    assert {i["dataset"]["name"] for i in ev["inputs"]["dataset_inputs"]} == {"synthetic-val"}
 
 
 @pytest.mark.slow

@@ -2,17 +2,14 @@
 uninterrupted run (CPU, same threads and workers). Real processes, real DVC, real files."""
 
 import copy
-import os
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
-from repo_utils import TINY, copy_repo, deep_update, dvc, env_for
+from repo_utils import TINY, copy_repo, deep_update, dvc, env_for, kill_after_writes
 
 PATCH = deep_update(copy.deepcopy(TINY),
                     {"train": {"seeds": [1], "epochs": 3, "checkpoint_every": 2, "schedule": "plateau",
@@ -23,21 +20,14 @@ def weights(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
 
 
+def checkpoint_of(repo: Path, seed: int = 1) -> Path | None:
+    """The seed's resume checkpoint in the work folder (keyed by the training digest), if any."""
+    return next(repo.glob(f"artifacts/work/train/*/seed-{seed}/checkpoint.pt"), None)
+
+
 def kill_after_checkpoints(repo: Path, n: int) -> None:
     """Start `dvc repro train@1`, SIGKILL its whole process group after n checkpoint writes."""
-    ck = repo / "artifacts/models/seed-1/checkpoint.pt"
-    proc = subprocess.Popen(["dvc", "repro", "train@1"], cwd=repo, env=env_for(repo),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    seen, last = 0, None
-    deadline = time.time() + 120
-    while seen < n and time.time() < deadline and proc.poll() is None:
-        mtime = ck.stat().st_mtime_ns if ck.exists() else None
-        if mtime is not None and mtime != last:
-            seen, last = seen + 1, mtime
-        time.sleep(0.005)
-    assert proc.poll() is None, "training finished before it could be killed"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_after_writes(repo, "artifacts/work/train/*/seed-1/checkpoint.pt", n, "train@1")
 
 
 @pytest.mark.slow
@@ -45,8 +35,8 @@ def test_sigkill_then_repro_resumes_bitwise(tmp_path):
     repo = copy_repo(tmp_path / "repo", PATCH)
     dvc(repo, "repro", "prepare")
     kill_after_checkpoints(repo, 3)
-    ck = repo / "artifacts/models/seed-1/checkpoint.pt"
-    assert ck.exists() and not (repo / "artifacts/models/seed-1/model.pt").exists()
+    ck = checkpoint_of(repo)
+    assert ck is not None and ck.exists() and not (repo / "artifacts/models/seed-1/model.pt").exists()
     out = dvc(repo, "repro", "train@1")
     assert "resuming seed 1" in out, out[-3000:]
     assert not ck.exists()  # removed once the final weights exist
@@ -59,20 +49,29 @@ def test_sigkill_then_repro_resumes_bitwise(tmp_path):
 
     clean = tmp_path / "clean"
     subprocess.run([sys.executable, "pipelines/train.py", "--seed", "1", "--data", "artifacts/data",
-                    "--out", str(clean), "--metrics", str(tmp_path / "m.json"), "--plots", str(tmp_path / "p.csv")],
+                    "--out", str(clean), "--metrics", str(tmp_path / "m.json"), "--plots", str(tmp_path / "p.csv"),
+                    "--steps", str(tmp_path / "s.csv")],
                    cwd=repo, env=env_for(repo), check=True, capture_output=True)
     resumed, fresh = weights(repo / "artifacts/models/seed-1/model.pt"), weights(clean / "model.pt")
     assert resumed.keys() == fresh.keys()
     for k in fresh:
         assert torch.equal(resumed[k], fresh[k]), k
+    # the training error every 20 steps (convergence claims) survives the kill: the same file
+    assert (repo / "reports/plots/train/seed-1.steps.csv").read_text() == (tmp_path / "s.csv").read_text()
 
 
 @pytest.mark.slow
-def test_checkpoint_of_other_params_is_ignored(tmp_path):
+def test_checkpoint_of_other_params_is_kept_apart_and_resumed_when_they_return(tmp_path):
+    """A checkpoint belongs to the params that made it (its folder is keyed by the training digest):
+    other params start afresh and leave it alone; the original params resume from it."""
     repo = copy_repo(tmp_path / "repo", PATCH)
     dvc(repo, "repro", "prepare")
     kill_after_checkpoints(repo, 2)
-    params = (repo / "params.yaml").read_text().replace("epochs: 3", "epochs: 2")
-    (repo / "params.yaml").write_text(params)
+    old = checkpoint_of(repo)
+    three = (repo / "params.yaml").read_text()
+    (repo / "params.yaml").write_text(three.replace("epochs: 3", "epochs: 2"))
     out = dvc(repo, "repro", "train@1")
-    assert "made with other params" in out and "resuming" not in out
+    assert "resuming" not in out and old.exists(), out[-2000:]
+    (repo / "params.yaml").write_text(three)
+    out = dvc(repo, "repro", "train@1")
+    assert "resuming seed 1" in out and not old.exists(), out[-2000:]

@@ -34,12 +34,15 @@ pytestmark = pytest.mark.slow  # real pipelines in subprocesses; `make test` run
 
 PATCH = deep_update(copy.deepcopy(TINY), {"train": {"checkpoint_every": 2}})
 
-# (fault spec, the file that must not look complete afterwards); run in this order, each by its own
+# resume checkpoints live in the work folder, keyed by the training digest (harness/train/checkpoint.py)
+CKPT = "artifacts/work/train/*/seed-{seed}/checkpoint.pt"
+
+# (fault spec, the file (glob) that must not look complete afterwards); run in this order, each by its own
 # `dvc repro`; "group" is the process-group kill of dvc itself during train@2.
 KILL_POINTS = [
-    ("before:models/seed-1/checkpoint.pt#3", "artifacts/models/seed-1/checkpoint.pt"),  # mid-epoch 1
+    ("before:seed-1/checkpoint.pt#3", CKPT.format(seed=1)),  # mid-epoch 1
     ("before:models/seed-1/model.pt", "artifacts/models/seed-1/model.pt"),  # resumes at the end checkpoint
-    ("group:artifacts/models/seed-2/checkpoint.pt", None),  # dvc and train@2 killed together
+    ("group:" + CKPT.format(seed=2), None),  # dvc and train@2 killed together
     ("before:seed-1/ten_patch.npy", "artifacts/predictions/seed-1/ten_patch.npy"),  # center.npy done
     ("after:evaluate/seed-1.json", None),  # every output written, MLflow run and dvc.lock not
     ("before:ensemble.json", "reports/metrics/ensemble.json"),
@@ -92,9 +95,8 @@ def clear_dead_rwlock(repo: Path, timeout_s: float = 10.0) -> None:
 def kill_group_when(repo: Path, marker: str) -> tuple[int, str]:
     """`dvc repro`, SIGKILL its whole process group once `marker` exists (a preemption)."""
     proc = _popen(repo)
-    target = repo / marker
     deadline = time.time() + 120
-    while not target.exists() and proc.poll() is None and time.time() < deadline:
+    while not any(repo.glob(marker)) and proc.poll() is None and time.time() < deadline:
         time.sleep(0.01)
     assert proc.poll() is None, f"the pipeline ended before {marker} appeared"
     os.killpg(proc.pid, signal.SIGKILL)
@@ -148,8 +150,9 @@ def runs(tmp_path_factory):
             out = proc.communicate(timeout=300)[0]
             rc = proc.returncode
         log.append({"fault": fault, "rc": rc, "out": out[-3000:], "partial": looks_complete_but_partial(repo), "s": round(time.time() - t0, 1),
-                    "target_exists": (repo / target).exists() if target else None,
-                    "temp_left": bool(list((repo / target).parent.glob(f".{Path(target).name}.*.tmp"))) if target else None})
+                    "target_exists": any(repo.glob(target)) if target else None,
+                    "temp_left": bool(list(repo.glob(str(Path(target).parent / f".{Path(target).name}.*.tmp"))))
+                    if target else None})
     final = _popen(repo)
     final_out = final.communicate(timeout=300)[0]
     ref_out = reference.communicate(timeout=300)[0]

@@ -12,6 +12,7 @@ import time
 
 import pytest
 from mlflow.tracking import MlflowClient
+from servers import stop_process_group
 
 from harness import tracking
 
@@ -110,20 +111,16 @@ def server(tmp_path_factory):
         except tracking.TrackingError:
             time.sleep(0.3)
     else:
-        proc.kill()
+        stop_process_group(proc)
         pytest.fail("mlflow server did not start")
     yield port
-    import os
-    import signal
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=30)
+    stop_process_group(proc)
 
 
 @pytest.mark.slow
 def test_server_lost_mid_run_loses_no_metric(server, tmp_path, monkeypatch, capsys):
     cable = Cable(server)
     uri = f"http://127.0.0.1:{cable.port}"
-    monkeypatch.setattr(tracking, "_down_until", 0.0)
     exp = tracking.ensure_experiment(uri, "lost-server", tmp_path)
     parent = tracking.parent_run(uri, exp, "k", {}, tmp_path)
     t0 = time.time()
@@ -138,8 +135,8 @@ def test_server_lost_mid_run_loses_no_metric(server, tmp_path, monkeypatch, caps
     assert calls_s < 30  # a few seconds for the first failure, then straight to the buffer
     assert (tmp_path / tracking.BUFFER_NAME).is_file()  # kept locally: the server is still down
     assert "not answering" in capsys.readouterr().err
-    cable.mend()  # it comes back; the next stage (here: the next call to the store) replays
-    monkeypatch.setattr(tracking, "_down_until", 0.0)
+    assert tracking.buffer_for(uri).down_until > time.monotonic()  # calls skip the server for a while
+    cable.mend()  # it comes back; the next stage (a new buffer, as in a new process) replays
     tracking.ensure_experiment(uri, "lost-server", tmp_path)
     assert not (tmp_path / tracking.BUFFER_NAME).exists()
     client = MlflowClient(uri)

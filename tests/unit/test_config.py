@@ -102,3 +102,20 @@ def test_dvc_train_stage_lists_every_train_param_but_seeds():
     listed = set(stage["params"])
     expected = {f"train.{f.name}" for f in dataclasses.fields(C.TrainConfig) if f.name != "seeds"}
     assert expected <= listed and "train.seeds" not in listed and "train" not in listed
+
+
+@pytest.mark.parametrize("compare, words", [
+    ({"margin_pp": 2.0}, "compare.margin_pp: unknown key (did you mean compare.reference_margin_pp?)"),
+    ({"multiplicity": "bonferroni"}, "compare.multiplicity: 'bonferroni' is not one of holm, none"),
+    ({"alpha": 0.3}, "compare.alpha: must be <= 0.25"),
+    ({"power": 1.0}, "compare.power: must be <= 0.99"),
+])
+def test_compare_settings_are_validated(tmp_path, compare, words):
+    """One margin for every claim is gone: each claim's band lives in claims.yaml (docs/statistics.md)."""
+    p = repo_params()
+    p["compare"].update(compare)
+    with pytest.raises(C.ConfigError) as err:
+        C.load_config(write(tmp_path, p))
+    assert words in str(err.value)
+    cfg = C.load_config(REPO / "params.yaml").compare
+    assert (cfg.alpha, cfg.power, cfg.multiplicity, cfg.reference_margin_pp) == (0.05, 0.8, "holm", 2.0)

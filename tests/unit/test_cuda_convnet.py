@@ -27,7 +27,8 @@ from harness.train.recipe import PaperSGD, make_optimizer
 
 def model_cfg(arch: str, **kw) -> C.ModelConfig:
     size = 32 if arch in ("cuda_convnet_80sec", "cuda_convnet_18pct") else 24
-    return C.ModelConfig(**{"arch": arch, "towers": 1, "dropout": 0.0, "lrn": "cuda_convnet", "input_size": size, **kw})
+    return C.ModelConfig(**{"arch": arch, "towers": 1, "dropout": 0.0, "lrn": "cuda_convnet", "input_size": size,
+                            "hidden_bias": 0.0, **kw})
 
 
 def conv(c_in, c_out, k):  # shared filters, one bias per filter (sharedBiases=1)
@@ -257,6 +258,29 @@ def test_paper_sgd_step_is_cuda_convnets_update():
     torch.testing.assert_close(p.detach(), w, rtol=1e-14, atol=1e-15)
 
 
+@pytest.mark.parametrize("bias_decay", [False, True])
+def test_bias_decay_composes_with_the_per_layer_multipliers(bias_decay):
+    """Zero gradients, one paper-rule step from w = 2, b = 1 at lr 0.01, decay 0.5: each tensor
+    moves by -decay * decay_mult * lr * lr_mult * itself. layers-80sec (layer-params-80sec.cfg):
+    conv1 epsW .001 epsB .002 wc .004, so lr_mult 1 / 2 and decay_mult 1; fc64 wc .03, so
+    decay_mult 7.5. Biases decay (at their layer's wc) only with train.bias_decay."""
+    net = build_model(model_cfg("cuda_convnet_80sec"), 10)
+    with torch.no_grad():
+        for _, layer in net.weight_layers():
+            layer.weight.fill_(2.0)
+            layer.bias.fill_(1.0)
+    opt = make_optimizer(net, C.TrainConfig(lr=0.01, weight_decay=0.5, bias_decay=bias_decay))
+    sum(p.sum() * 0 for p in net.parameters()).backward()
+    opt.step()
+    layers = dict(net.weight_layers())
+    want = {"conv1": (2.0 - 0.5 * 1.0 * 0.01 * 1.0 * 2.0, 1.0 - 0.5 * 1.0 * 0.01 * 2.0 * 1.0),
+            "fc64": (2.0 - 0.5 * 7.5 * 0.01 * 1.0 * 2.0, 1.0 - 0.5 * 7.5 * 0.01 * 2.0 * 1.0)}
+    for name, (w, b) in want.items():
+        assert torch.allclose(layers[name].weight, torch.full_like(layers[name].weight, w), rtol=0, atol=1e-7)
+        b = b if bias_decay else 1.0
+        assert torch.allclose(layers[name].bias, torch.full_like(layers[name].bias, b), rtol=0, atol=1e-7)
+
+
 def test_per_layer_rates_need_the_paper_rule():
     net = build_model(model_cfg("cuda_convnet_80sec"), 10)
     with pytest.raises(ValueError, match="update_rule"):
@@ -275,7 +299,7 @@ def test_specs_transcribe_every_weight_layer_once():
 def cifar_params(**model) -> dict:
     return {"data": {"source": "cifar10", "root": "/nonexistent", "image_size": 32},
             "model": {"arch": "cuda_convnet_80sec", "towers": 1, "dropout": 0.0, "lrn": "cuda_convnet",
-                      "input_size": 32, **model}}
+                      "input_size": 32, "hidden_bias": 0.0, **model}}
 
 
 def check(raw: dict) -> C.Config:
@@ -285,7 +309,8 @@ def check(raw: dict) -> C.Config:
 
 
 @pytest.mark.parametrize("key,value", [("towers", 2), ("width", 0.5), ("dropout", 0.5), ("pool", "nonoverlap"),
-                                       ("init", "kaiming"), ("conv1_padding", 0), ("lrn", "paper")])
+                                       ("init", "kaiming"), ("conv1_padding", 0), ("lrn", "paper"),
+                                       ("hidden_bias", 1.0), ("drop_conv", "conv3")])
 def test_switches_the_nets_do_not_have_are_refused_by_name(key, value):
     check(cifar_params())
     with pytest.raises(C.ConfigError, match=f"model.{key}"):

@@ -27,15 +27,29 @@ runpy.run_path({str(REPO / 'benchmarks' / 'gpu_check.py')!r}, run_name='__main__
 
 def test_gpu_check_smoke_runs_without_pipeline_packages(tmp_path):
     out = tmp_path / "gpu.json"
-    proc = subprocess.run([sys.executable, "-c", LAUNCH, "--smoke", "--out", str(out), "--jpegs", str(tmp_path / "none")],
+    proc = subprocess.run([sys.executable, "-c", LAUNCH, "--smoke", "--out", str(out), "--jpegs", str(tmp_path / "none"),
+                           "--pilot-data", str(tmp_path / "no-data")],
                           capture_output=True, text=True, timeout=180, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     r = json.loads(out.read_text())
     parts = r["parts"]
     failed = {k: v["error"] for k, v in parts.items() if not v["ok"]}
     assert not failed, failed
+    # the train stage's own loop: IEEE fp32, TF32 and bf16; NCHW and channels_last; eager and compiled
+    stage = {k: v for k, v in parts.items() if k.startswith("stage train ")}
+    assert len(stage) == 5 and all(v["steps"] == 6 and v["losses_finite"] and v["images_per_s"] > 0
+                                   for v in stage.values())
+    assert {(v["fp32_precision"], v["precision"]) for v in stage.values()} == {("ieee", "fp32"), ("tf32", "fp32"),
+                                                                              ("ieee", "bf16")}
+    assert {v["channels_last"] for v in stage.values()} == {True, False}
+    assert {v["compile"] for v in stage.values()} == {"off", "eager"}  # --smoke compiles with the eager backend
+    assert "harness.train.loop.train_one_epoch" in next(iter(stage.values()))["code"]
+    assert "skipped" in parts["pilot"]  # no `harness pilot` in this checkout, or no prepared data (--pilot-data)
+    ddp = parts["torchrun 2 process(es), one per CPU process"]
+    assert ddp["backend"] == "gloo" and ddp["collectives_ok"] and ddp["devices"] == [["cpu"], ["cpu"]]
+    assert ddp["global_batch"] == 8 and ddp["images_per_s"] > 0
     train = {k: v for k, v in parts.items() if k.startswith("train ")}
-    assert {v["precision"] for v in train.values()} == {"fp32", "bf16"}
+    assert {v["precision"] for v in train.values()} == {"fp32", "tf32", "bf16"}
     assert {v["channels_last"] for v in train.values()} == {True, False}
     assert {bool(v["compile"]) for v in train.values()} == {True, False}
     assert all(v["images_per_s"] > 0 and v["mfu_vs_bf16_peak"] > 0 for v in train.values())

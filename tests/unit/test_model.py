@@ -6,6 +6,7 @@ from torch import nn
 
 from harness.config import ModelConfig
 from harness.model import TowerLRN, build_model, count_params, layer_table
+from harness.model.layers import PaperDropout
 
 PAPER_SHAPES = [(96, 55, 55), (96, 27, 27), (256, 27, 27), (256, 13, 13), (384, 13, 13),
                 (384, 13, 13), (256, 13, 13), (256, 6, 6), (4096,), (4096,), (1000,)]
@@ -82,8 +83,25 @@ def test_structure_switches():
     assert nn.Tanh in kinds and nn.ReLU not in kinds and TowerLRN not in kinds
     assert all(p.kernel_size == 2 for p in m.modules() if isinstance(p, nn.MaxPool2d))
     # dropout sits after fc6 and fc7 (paper 4.2), not before fc6 as in torchvision's variant
-    seq = list(m.classifier)
-    assert isinstance(seq[2], nn.Dropout) and isinstance(seq[5], nn.Dropout) and seq[0] is m.fc6
+    names = [n for n, _ in m.named_children()]
+    assert names[names.index("fc6"):] == ["fc6", "act6", "drop6", "fc7", "act7", "drop7", "fc8"]
+    assert isinstance(m.drop6, PaperDropout) and isinstance(m.drop7, PaperDropout)
+    inverted = build_model(ModelConfig(dropout_scaling="inverted"), 10)
+    assert isinstance(inverted.drop6, nn.Dropout) and isinstance(inverted.drop7, nn.Dropout)
+
+
+def test_each_layer_is_registered_once_under_its_paper_name():
+    """One named Sequential: the state dict names each tensor once (conv1.weight, never also
+    features.0.weight), in the order of the forward pass, and older checkpoints with the aliases load."""
+    m = build_model(ModelConfig(), 10)
+    keys = list(m.state_dict())
+    assert len({m.state_dict()[k].data_ptr() for k in keys}) == len(keys)
+    assert [k.split(".")[0] for k in keys][::2] == ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"]
+    assert str(m).count("Conv2d(") == 5 and str(m).count("Linear(") == 3
+    legacy = dict(m.state_dict()) | {"features.0.weight": m.conv1.weight, "classifier.0.bias": m.fc6.bias}
+    fresh = build_model(ModelConfig(), 10)
+    fresh.load_state_dict(legacy)
+    assert torch.equal(fresh.fc8.weight, m.fc8.weight)
 
 
 def test_small_profile_keeps_6x6_into_fc6():

@@ -198,26 +198,29 @@ def test_killed_prepare_resumes_and_matches_an_uninterrupted_run(tmp_path):
     base["tracking"]["uri"] = f"sqlite:///{tmp_path}/mlflow.db"
     params.write_text(yaml.safe_dump(base))
     out = tmp_path / "p"
+    parts = tmp_path / "p.partial" / "train" / "parts"  # the preparation in progress (resume records)
     env = {**os.environ, "PYTHONPATH": str(REPO), "HARNESS_PREPARE_DELAY_S": "0.3"}
     cmd = [sys.executable, str(REPO / "pipelines" / "prepare.py"), "--params", str(params),
            "--out", str(out), "--work", str(tmp_path / "w"), "--workers", "1"]
     proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.time() + 120
-    while len(list((out / "train" / "parts").glob("*.json"))) < 3 and time.time() < deadline:
+    while len(list(parts.glob("*.json"))) < 3 and time.time() < deadline:
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    done = sorted((out / "train" / "parts").glob("*.json"))
+    done = sorted(parts.glob("*.json"))
     assert 3 <= len(done) < sum(FX.TRAIN_COPIES.values()), "kill point missed"
     assert not (out / "manifest.json").exists()
-    kept = {p.name: p.stat().st_mtime_ns for p in done}
+    shards = [parts.parent / f"{rec.stem}.jpegs" for rec in done]  # parts/shard-k.json records shard-k.jpegs
+    kept = {p.name: p.stat().st_mtime_ns for p in shards}
     env.pop("HARNESS_PREPARE_DELAY_S")
     rerun = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert f"{len(done)} finished shard(s) reused" in rerun.stderr + rerun.stdout
-    for name, mtime in kept.items():  # finished shards kept, not redone
-        assert (out / "train" / "parts" / name).stat().st_mtime_ns == mtime
+    for name, mtime in kept.items():  # finished shards kept, not redone: moved into the output as they were
+        assert (out / "train" / name).stat().st_mtime_ns == mtime
+    assert not (tmp_path / "p.partial").exists()  # the staging folder is gone once the output is complete
     fresh = subprocess.run([*cmd[:-6], "--out", str(tmp_path / "fresh"), "--work", str(tmp_path / "w"),
                             "--workers", "2"], env=env, cwd=tmp_path, capture_output=True, text=True)
     assert fresh.returncode == 0, fresh.stderr[-2000:]

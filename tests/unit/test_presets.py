@@ -1,5 +1,6 @@
 """`harness preset`: one command switches params.yaml to the paper's recipe for ImageNet."""
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,14 @@ def test_preset_gives_the_paper_recipe(tmp_path, name, source, split):
     assert cfg.data.image_size == 256 and cfg.model == paper.model  # 224 crops, full width, paper init
     assert cfg.train.epochs == 90 and len(cfg.train.seeds) == 5 and cfg.train.batch_size == 128
     assert cfg.train.devices == ("cuda:0", "cuda:1") and cfg.evaluate.split == split
+    # the readings of the paper (docs/fidelity.md): unscaled dropout, biases not decayed, IEEE fp32,
+    # a plateau rule with a noise floor on val; no synthetic-profile convergence target
+    t = cfg.train
+    assert cfg.model.dropout_scaling == "paper" and cfg.model.hidden_bias == 1.0 and not t.bias_decay
+    assert (t.precision, t.schedule, t.schedule_split, t.patience, t.plateau_threshold) == ("fp32", "plateau", "val", 3, 0.2)
+    assert t == dataclasses.replace(paper.train, seeds=t.seeds, devices=t.devices, checkpoint_every=t.checkpoint_every,
+                                    threads=t.threads, num_workers=t.num_workers)
+    assert cfg.ablations.target_train_error != 80.0
     assert cfg.tracking == C.load_config(REPO / "params.yaml").tracking  # unset keys are kept
     assert (tmp_path / "params.yaml.bak").read_text() == (REPO / "params.yaml").read_text()
 

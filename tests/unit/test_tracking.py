@@ -64,3 +64,31 @@ def test_uri_precedence_and_repo_root(tmp_path, monkeypatch):
     monkeypatch.setenv("DVC_ROOT", str(tmp_path))
     monkeypatch.chdir("/")
     assert runtime.repo_root() == tmp_path.resolve()
+
+
+def test_a_failed_stage_marks_the_pipeline_parent_failed(tmp_path):
+    uri = tracking.default_uri(tmp_path)
+    exp = tracking.ensure_experiment(uri, "e", tmp_path)
+    parent = tracking.parent_run(uri, exp, "k", {}, tmp_path)
+    with pytest.raises(RuntimeError):
+        with tracking.child_run(uri, exp, parent, "evaluate-seed1", {}, {}):
+            raise RuntimeError("boom")
+    assert MlflowClient(uri).get_run(parent).info.status == "FAILED"
+    tracking.finish_parent(uri, parent)  # the report stage of a later, complete repro
+    assert MlflowClient(uri).get_run(parent).info.status == "FINISHED"
+
+
+def test_importing_tracking_sets_no_environment_variable():
+    import os
+    import subprocess
+    import sys
+    code = ("import os; before = dict(os.environ); import harness.tracking; "
+            "print(sorted(set(os.environ) - set(before)))")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DO_NOT_TRACK"))}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_report_links_follow_the_tracking_store():
+    assert tracking.run_url("http://mlflow.team:5000/", "3", "abc") == "http://mlflow.team:5000/#/experiments/3/runs/abc"
+    assert tracking.run_url("sqlite:////x/mlflow.db", "3", "abc").startswith("http://127.0.0.1:5000/#/")

@@ -109,7 +109,10 @@ def fit(prepared, state, model, opt, view, val_loader, hooks):
 def test_resume_mid_epoch_is_bitwise_identical(prepared, tmp_path):
     torch.set_num_threads(1)
     model, opt, view, val = make_run(prepared, 7)
-    clean = fit(prepared, loop.TrainState(), model, opt, view, val, loop.Hooks())
+    clean_state = loop.TrainState()
+    # checkpoints without saving: the stage always checkpoints, and a checkpoint is also a read of the sums
+    no_op = loop.Hooks(on_checkpoint=lambda st: None)
+    clean = fit(prepared, clean_state, model, opt, view, val, no_op)
     clean_weights = {k: v.clone() for k, v in model.state_dict().items()}
 
     ck = tmp_path / "ck.pt"
@@ -133,11 +136,30 @@ def test_resume_mid_epoch_is_bitwise_identical(prepared, tmp_path):
     torch.set_rng_state(payload["torch_rng"])
     state = loop.TrainState.from_dict(payload["state"])
     assert (state.epoch, state.step_in_epoch, state.global_step) == (1, 2, 8)
-    resumed = fit(prepared, state, model, opt, view, val, loop.Hooks())
+    resumed = fit(prepared, state, model, opt, view, val, no_op)
     for k, v in model.state_dict().items():
         assert torch.equal(v, clean_weights[k]), k
     assert [r.train_loss for r in resumed] == [r.train_loss for r in clean]
     assert [r.val_top1_error for r in resumed] == [r.val_top1_error for r in clean]
+    assert state.windows == clean_state.windows  # the step-resolution series survives the kill too
+
+
+def test_training_error_is_recorded_per_window_of_steps(prepared):
+    """TrainState.windows: one row per read of the device sums (every SYNC_EVERY steps, before each
+    checkpoint, at each epoch end), whose counts add up to the epoch's training error."""
+    torch.set_num_threads(1)
+    model, opt, view, val = make_run(prepared, 3)
+    state = loop.TrainState()
+    history = fit(prepared, state, model, opt, view, val, loop.Hooks(on_checkpoint=lambda st: None))
+    steps = [w[0] for w in state.windows]
+    assert steps == [2, 4, 6, 8, 10, 12]  # 6 steps an epoch, reads at the checkpoints (every 2) and epoch ends
+    for epoch, r in enumerate(history, 1):
+        rows = [w for w in state.windows if w[1] == epoch]
+        images, wrong, wrong5 = (sum(w[i] for w in rows) for i in (2, 3, 4))
+        assert images == 6 * TRAIN.batch_size
+        assert 100.0 * wrong / images == pytest.approx(r.train_top1_error)
+        assert 100.0 * wrong5 / images == pytest.approx(r.train_top5_error)
+        assert sum(w[5] for w in rows) / images == pytest.approx(r.train_loss)
 
 
 def test_nan_loss_stops_with_a_clear_error(prepared):

@@ -1,0 +1,92 @@
+"""The report's verdict table (section 2) and claim rows (section 8) from a real compare.json dict."""
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+
+from harness.analysis.claims import RunContext, load_claims
+from harness.analysis.compare import CompareSettings, build_compare
+from harness.report.render import Doc, to_html, to_markdown
+from harness.report.sections import claims_detail, reference, verdicts
+
+CLAIMS = load_claims()
+
+
+def _results(values5, dataset="ilsvrc2012", n=50_000):
+    return [{"seed": i + 1, "dataset": dataset, "split": "val", "num_classes": 1000, "n_images": n,
+             "protocols": {"ten_patch": {"top1_error": t1, "top5_error": t5},
+                           "center": {"top1_error": t1 + 1.4, "top5_error": t5 + 1.1}}}
+            for i, (t1, t5) in enumerate(values5)]
+
+
+def _compare():
+    res = _results([(40.6, 18.1), (40.9, 18.3), (40.7, 18.2), (40.5, 18.0), (41.0, 18.4)])
+    ctx = RunContext("ilsvrc2012", "val", 1000, 5, ("center", "ten_patch"), True)
+    out = build_compare(res, ctx, CLAIMS, CompareSettings(),
+                        measured={"n_parameters": 60_965_224, "n_neurons": 659_272,
+                                  "max_conv_layer_param_share": 1.4518,
+                                  "conv_param_shares": {"conv1": 0.06, "conv3": 1.45}})
+    return json.loads(json.dumps(out))
+
+
+def _render(section, compare) -> str:
+    doc = Doc()
+    section(doc, SimpleNamespace(compare=compare))
+    md = to_markdown(doc, "figures")
+    to_html(doc, "t")  # renders without error
+    return md
+
+
+def test_verdict_table_shows_counts_rule_and_every_decided_claim():
+    cmp = _compare()
+    md = _render(verdicts, cmp)
+    v = cmp["counts"]["verdicts"]
+    assert (f"Reproduced: {v['reproduced']}. Not reproduced: {v['not reproduced']}. "
+            f"Inconclusive: {v['inconclusive']}. Not tested: {v['not tested']}") in md
+    assert "Why not tested: " in md and "context" in md
+    assert cmp["decision_rule"]["family_size"] == 2  # the two single-CNN claims; no ensembles were formed
+    assert "Holm across the 2 claims" in md and "docs/statistics.md" in md
+    header = next(ln for ln in md.splitlines() if ln.startswith("| claim | quantity"))
+    for col in ("paper", "estimate", "90% interval", "band (tolerance)", "p reproduced raw / adj",
+                "p not reproduced raw / adj", "seeds needed", "verdict", "direction"):
+        assert col in header, col
+    tested = [r for r in cmp["claims"] if r["tested"]]
+    for r in tested:
+        assert f"| {r['id']} |" in md
+    row = next(ln for ln in md.splitlines() if ln.startswith("| t2-1cnn-top5-val |"))
+    assert "17.40 – 19.00" in row and "reproduced" in row
+    neurons = next(ln for ln in md.splitlines() if ln.startswith("| neurons |"))
+    assert "not reproduced" in neurons and "659,272" in neurons
+    assert "Model checks (not claims)" in md and "conv3 1.45" in md
+    assert "10-patch vs centre crop" in md
+
+
+def test_every_claim_has_a_row_with_what_it_needs():
+    cmp = _compare()
+    md = _render(claims_detail, cmp)
+    for c in CLAIMS:
+        assert f"| {c.id} |" in md, c.id
+    assert "Protocol inferred" in md and "t2-1cnn-top5-val" in md
+    assert "what it needs" in md and "why this band" in md
+    assert "the place of its last nonzero digit" in md  # the precision reading of '60 million', reported
+
+
+def test_html_marks_the_labels():
+    doc = Doc()
+    verdicts(doc, SimpleNamespace(compare=_compare()))
+    html = to_html(doc, "t")
+    assert 'class="not-reproduced"' in html and 'class="reproduced"' in html
+
+
+def test_reference_section_says_when_it_cannot_decide():
+    ours = [71.1, 73.9, 76.5]
+    res = [{"seed": i + 1, "dataset": "synthetic", "split": "val", "num_classes": 20, "n_images": 1000,
+            "protocols": {"center": {"top1_error": v, "top5_error": 20.0}}} for i, v in enumerate(ours)]
+    ref = {"profile": "default", "dataset": "synthetic", "protocol": "center", "seeds": [101, 102, 103, 104, 105],
+           "top1_error": [77.0, 74.5, 72.7, 79.3, 74.9]}
+    cmp = build_compare(res, RunContext("synthetic", "val", 20, 3, ("center",), False), CLAIMS,
+                        CompareSettings(n_boot=200), reference=ref)
+    md = _render(reference, json.loads(json.dumps(cmp)))
+    assert "cannot decide at this n" in md and "TOST power" in md and np.isfinite(
+        cmp["reference"]["metrics"]["top1_error"]["power"])
