@@ -145,6 +145,8 @@ AMBIGUITIES = [
      {"paper": "alpha as printed, not divided by n (LocalResponseNorm(5, alpha=5e-4, k=2))",
       "cuda_convnet2": "alpha / n (effectively 2e-5) with k=2: the authors' later cuda-convnet2 configs",
       "caffe": "alpha / n with k=1: Caffe's bvlc_alexnet",
+      "cuda_convnet": "the cuda-convnet CIFAR-10 nets' own rnorm / cmrnorm (their layer files' size and scale, "
+                      "k=1; harness/model/cuda_convnet.py)",
       "none": "no LRN (the paper 3.3 ablation)"},
      "harness/model/layers.py LRN_CONVENTIONS"),
     ("LRN across towers", None,
@@ -228,6 +230,9 @@ def _reading(key: str | None, readings: dict | None, cfg: C.Config, default: C.C
     if key is None:
         return readings["fixed"], readings["fixed"], "–"
     ours, paper = C.flatten(C.to_dict(cfg))[key], C.flatten(C.to_dict(default))[key]
+    if key == "model.input_size" and cfg.model.arch in C.CUDA_CONVNET_ARCHS:
+        return (f"{cfg.model.input_size} px into {cfg.model.arch} (a CIFAR-10 net of its layer files, docs/cifar10.md)",
+                "224 px with padding 2", "227 px with padding 0 (Caffe)")
     if key == "model.input_size":
         m = cfg.model
         side = C.final_map_size(m)

@@ -106,12 +106,13 @@ def test_cifar10_quick_preset_through_dvc_repro(tmp_path):
     for cid, arm in (("relu-speed", "tanh"), ("lrn-cifar10", "no_lrn")):
         r = claims[cid]
         assert "4-layer" not in r["requires"]  # claims.yaml no longer says the harness cannot build it
-        # the cuda-convnet nets on CIFAR-10 data are the claims' networks: decided, or not tested only
-        # because the quick preset's epochs leave a seed short of its target (convergence: censored)
-        assert r["tested"] or r["category"] not in ("not buildable", "scaled-down network", "other data"), r
-        assert (r if r["tested"] else r["measured_on_run"])["arm"] == arm, r
-    assert claims["lrn-cifar10"]["compared_with"] == "lrn" and claims["lrn-cifar10"]["tested"]
-    assert claims["lrn-cifar10"]["verdict"] in ("reproduced", "not reproduced", "inconclusive")
+        # the quick profile cuts the experiment down: measured on the run, no verdict (the full
+        # preset's nets decide them: tests/unit/test_cifar10_experiments.py)
+        assert not r["tested"] and r["category"] == "scaled-down network", r
+        assert r["measured_on_run"]["arm"] == arm and r["measured_on_run"]["estimate"] is not None, r
+    assert claims["lrn-cifar10"]["compared_with"] == "lrn"
+    d = np.subtract(err("no_lrn"), err("lrn"))
+    assert claims["lrn-cifar10"]["measured_on_run"]["estimate"] == pytest.approx(d.mean())
 
     # the report's section, with Figure 1 redrawn; the selection reached MLflow
     md = (repo / "reports/report.md").read_text()

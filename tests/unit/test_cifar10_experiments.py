@@ -212,6 +212,12 @@ def test_cifar_presets_apply_and_validate(tmp_path, name):
     assert (lrn.model.lrn, no_lrn.model.lrn) == ("cuda_convnet", "none") and lrn.train.crop_flip
     assert compare_differs(cfg, "no_lrn", "lrn") == {"model.lrn": ["cuda_convnet", "none"]}  # nothing else
     assert cfg.ablations.arm("no_lrn").base == "lrn" and C.evaluated_split(cfg) == "test"
+    from harness.report.deviations import interpretations
+    from harness.stages.compare import is_full_paper_model
+    assert is_full_paper_model(cfg) == (name == "cifar10")  # the quick profile decides no claim
+    for c in (cfg, lrn, no_lrn):  # every reading is reported on every run (docs/fidelity.md)
+        rows = {r["switch"]: r["ours"] for r in interpretations(c)}
+        assert rows["model.lrn"].startswith(c.model.lrn) and c.model.arch in rows["model.input_size, model.conv1_padding"]
     if name == "cifar10":
         assert len(cfg.train.seeds) >= 3
         assert (cfg.train.stop_at_train_error, cfg.ablations.target_train_error) == (25.0, 25.0)
