@@ -107,9 +107,11 @@ def _preset(args) -> None:
         return
     new = presets.apply_preset(args.name, folder, args.params, args.root)
     d, t = new["data"], new["train"]
+    arms = new.get("ablations", {}).get("enabled") or []
     print(f"{args.params}: preset {args.name} applied (previous file: {args.params}.bak)\n"
           f"  data {d['source']} from {d.get('root')}, {t['epochs']} epochs, seeds {t['seeds']}, "
-          f"devices {t['devices']}\nRun `dvc repro` (or `make repro`) to start.")
+          f"devices {t['devices']}" + (f", arms {', '.join(arms)}" if arms else "")
+          + "\nRun `dvc repro` (or `make repro`) to start.")
 
 
 def _queue_seeds(args) -> None:
@@ -316,7 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("preset", help="switch params.yaml to a real-data preset (the paper's recipe)",
                        description="Merge presets/NAME.yaml into params.yaml (keys it does not set are "
                                    "kept; the old file is saved as params.yaml.bak). "
-                                   "Presets: ilsvrc2012, ilsvrc2010.")
+                                   "Presets: ilsvrc2012, ilsvrc2010, cifar10 (the paper's CIFAR-10 "
+                                   "experiments, docs/cifar10.md), cifar10-quick.")
     s.add_argument("name", nargs="?", help="preset name, e.g. ilsvrc2012")
     s.add_argument("--root", help="dataset folder: the archives as distributed, or extracted folders")
     s.add_argument("--params", type=Path, default=Path("params.yaml"))

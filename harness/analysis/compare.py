@@ -393,22 +393,37 @@ def _arm_evidence(claim, seed_results, context, inputs, any_target):
     arm = (ab.get("arms") or {}).get(name)
     if arm is None:
         return "arm not trained", f"the arm {name} has no results in this run"
+    base_results, base_ab, base_train, against = _comparison_group(arm, seed_results, ab, inputs.get("train") or {})
     if claim.kind == "convergence":
-        return _convergence_evidence(claim, name, arm, ab, inputs, context, any_target)
-    base, var = _per_seed_measure(claim, seed_results, ab, inputs.get("train") or {}), \
+        return _convergence_evidence(claim, name, arm, base_ab, {**inputs, "train": base_train}, context, any_target,
+                                     against)
+    base, var = _per_seed_measure(claim, base_results, base_ab, base_train), \
         _per_seed_measure(claim, arm["results"], {**ab, "baseline_curves": arm.get("curves", {})}, arm.get("train") or {})
     if isinstance(base, str) or isinstance(var, str):
         return "not measured", base if isinstance(base, str) else var
-    return _two_groups(base, var, f"arm {name}")
+    return _two_groups(base, var, f"arm {name}", against)
 
 
-def _two_groups(base: dict, var: dict, what: str) -> verdict.Evidence:
+def _comparison_group(arm: Mapping, seed_results, ab: Mapping, train: Mapping):
+    """(results, ablations view, train metrics, name) of the group an arm is measured against:
+    the baseline seeds, or the arm its `base:` names (params ablations.arms), whose results,
+    curves, step series and train metrics the compare stage puts under arm["base"]. E.g. paper
+    3.3's CIFAR-10 pair: the 11% net without its normalisation against the same net with it,
+    while the baseline seeds are paper 3.1's Figure 1 net (docs/cifar10.md)."""
+    b = arm.get("base")
+    if not b:
+        return seed_results, ab, train, "the paper's net"
+    view = {**ab, "baseline_curves": b.get("curves") or {}, "baseline_series": b.get("series") or {}}
+    return b["results"], view, b.get("train") or {}, f"arm {b['name']}"
+
+
+def _two_groups(base: dict, var: dict, what: str, against: str = "the paper's net") -> verdict.Evidence:
     seeds = ablation.pairing(list(base), list(var))
     if seeds is not None:
         return verdict.Evidence(tuple(base[s] for s in seeds), tuple(var[s] for s in seeds), paired=True,
-                                source=f"{what} vs the paper's net, paired on seeds {seeds}")
+                                source=f"{what} vs {against}, paired on seeds {seeds}")
     return verdict.Evidence(tuple(base.values()), tuple(var.values()),
-                            source=f"{what} (seeds {sorted(var)}) vs the paper's net (seeds {sorted(base)}), unpaired")
+                            source=f"{what} (seeds {sorted(var)}) vs {against} (seeds {sorted(base)}), unpaired")
 
 
 def _per_seed_measure(claim, results, ab, train) -> dict[int, float] | str:
@@ -428,13 +443,13 @@ def _per_seed_measure(claim, results, ab, train) -> dict[int, float] | str:
             if int(s) in final_train}
 
 
-def _convergence_evidence(claim, name, arm, ab, inputs, context, any_target):
+def _convergence_evidence(claim, name, arm, ab, inputs, context, any_target, against="the paper's net"):
     if claim.measure == "train_time":
         base = {int(s): float(t["train_time_s"]) for s, t in (inputs.get("train") or {}).items()}
         var = {int(s): float(t["train_time_s"]) for s, t in (arm.get("train") or {}).items()}
         if not base or not var:
             return "not measured", "no train metrics (train_time_s) for one of the groups"
-        return _two_groups(base, var, f"arm {name}")
+        return _two_groups(base, var, f"arm {name}", against)
     target = target_for(claim, context.dataset)
     if target is None and any_target:
         target = float(ab.get("target_train_error") or 0) or None
@@ -451,7 +466,7 @@ def _convergence_evidence(claim, name, arm, ab, inputs, context, any_target):
     return verdict.Evidence(tuple(it_b[s][0] for s in pick_b), tuple(it_a[s][0] for s in pick_a),
                             paired=seeds is not None, resolution=res,
                             censored=tuple(it_b[s][1] for s in pick_b), censored_variant=tuple(it_a[s][1] for s in pick_a),
-                            source=f"arm {name}: steps to {target:g}% training top-1 error, every {res:g} steps"
+                            source=f"arm {name} vs {against}: steps to {target:g}% training top-1 error, every {res:g} steps"
                                    + (f", paired on seeds {seeds}" if seeds else ""))
 
 
@@ -460,22 +475,25 @@ def _convergence_evidence(claim, name, arm, ab, inputs, context, any_target):
 
 def _arm_results(seed_results, ablations: Mapping | None, s: CompareSettings) -> dict:
     """Per arm: overrides, seeds, arm-minus-baseline effect per protocol and metric, convergence
-    to ablations.target_train_error (arms without a claim of their own)."""
+    to ablations.target_train_error (arms without a claim of their own). The baseline is the
+    arm's base arm where it has one (`base`: its name, else "baseline")."""
     out = {}
     if not ablations:
         return out
     target = float(ablations["target_train_error"])
     for name, arm in ablations.get("arms", {}).items():
         results = arm["results"]
+        base_results, base_ab, _, _ = _comparison_group(arm, seed_results, ablations, {})
         protocols = {}
         for proto in _protocols(results):
-            protocols[proto] = {m: ablation.error_effect(_by_seed(seed_results, proto, m), _by_seed(results, proto, m),
+            protocols[proto] = {m: ablation.error_effect(_by_seed(base_results, proto, m), _by_seed(results, proto, m),
                                                          s.conf, s.n_boot, s.rng_seed)
-                                for m in METRICS if _values(seed_results, proto, m)}
-        conv = ablation.convergence_effect(ablations.get("baseline_series") or {}, arm.get("series") or {},
+                                for m in METRICS if _values(base_results, proto, m)}
+        conv = ablation.convergence_effect(base_ab.get("baseline_series") or {}, arm.get("series") or {},
                                            target, s.conf)
         out[name] = {"overrides": dict(arm.get("overrides", {})), "seeds": [r["seed"] for r in results],
-                     "baseline_seeds": [r["seed"] for r in seed_results], "protocols": protocols,
+                     "base": (arm.get("base") or {}).get("name", "baseline"),
+                     "baseline_seeds": [r["seed"] for r in base_results], "protocols": protocols,
                      "convergence": conv}
     return out
 
@@ -542,7 +560,9 @@ def build_compare(
     train metrics (train_time_s, final_val_top1_error, towers); ablations: the trained arms,
     {protocol, target_train_error, baseline_curves {seed: [train top-1 error per epoch]},
     baseline_series {seed: ablation.Series}, arms {name: {overrides, results, curves, series,
-    train}}}; their names and overrides must also be in context.arms for claims to match them.
+    train, base}}}; their names and overrides must also be in context.arms for claims to match them.
+    An arm's optional `base` {name, results, curves, series, train} is the group it is measured
+    against instead of the baseline seeds (an arm's `base:` in params).
     """
     n_images = _check_seed_results(seed_results, context)
     inputs = {"ensembles": ensembles, "measured": measured, "train": train, "ablations": ablations}

@@ -10,6 +10,7 @@ from torch import nn
 from harness.config import SUCCESSOR_ARCHS, ModelConfig
 from harness.model.alexnet import AlexNet
 from harness.model.controls import torchvision_alexnet
+from harness.model.cuda_convnet import CudaConvNet, is_cuda_convnet
 from harness.model.successors import build_successor
 from harness.model.two_device import TwoDeviceAlexNet
 
@@ -29,5 +30,10 @@ def build_model(cfg: ModelConfig, num_classes: int,
         raise ValueError(f"give one device (both towers) or two (one tower each), got {list(devices)}")
     if cfg.arch in SUCCESSOR_ARCHS:  # LeNet-5, VGG, GoogLeNet, ResNet (docs/successors.md)
         return build_successor(cfg, num_classes).to(devices[0])
-    model = torchvision_alexnet(cfg, num_classes) if cfg.arch == "torchvision" else AlexNet(cfg, num_classes)
+    if is_cuda_convnet(cfg.arch):  # the authors' CIFAR-10 nets (paper 3.1, 3.3)
+        model = CudaConvNet(cfg, num_classes)
+    elif cfg.arch == "torchvision":
+        model = torchvision_alexnet(cfg, num_classes)
+    else:
+        model = AlexNet(cfg, num_classes)
     return model.to(devices[0])

@@ -28,8 +28,9 @@ WHERE = {
                          "say how it down-sampled)", "harness/data/imaging.py dct_factor"),
     "model.width": ("kernels per layer scaled (paper 3.5: 96-256-384-384-256, fc 4096)", "harness/model/alexnet.py conv_channels/fc_width"),
     "model.arch": ("another network: paper 3.2's one-GPU net (one_tower), torchvision's 2014 variant (a control), "
-                   "or a predecessor/successor (lenet5, vgg11/16, googlenet, resnet18/50; docs/successors.md)",
-                   "harness/model/build.py build_model, harness/model/successors.py"),
+                   "a predecessor/successor (lenet5, vgg11/16, googlenet, resnet18/50; docs/successors.md) or one of "
+                   "the authors' CIFAR-10 nets (paper 3.1, 3.3; docs/cifar10.md, report section 9a)",
+                   "harness/model/build.py build_model, harness/model/successors.py, harness/model/cuda_convnet.py"),
     "model.towers": ("no grouping: one full-width tower instead of two", "harness/model/alexnet.py AlexNet"),
     "model.input_size": ("crop side (paper 4.1: 224)", "harness/data/transforms.py; harness/model/alexnet.py pool6 keeps fc6 at 6x6"),
     "model.conv1_padding": ("conv1 padding (224 needs 2, 227 needs 0)", "harness/model/alexnet.py"),
@@ -152,6 +153,8 @@ AMBIGUITIES = [
      {"paper": "alpha as printed, not divided by n (LocalResponseNorm(5, alpha=5e-4, k=2))",
       "cuda_convnet2": "alpha / n (effectively 2e-5) with k=2: the authors' later cuda-convnet2 configs",
       "caffe": "alpha / n with k=1: Caffe's bvlc_alexnet",
+      "cuda_convnet": "the cuda-convnet CIFAR-10 nets' own rnorm / cmrnorm (their layer files' size and scale, "
+                      "k=1; harness/model/cuda_convnet.py)",
       "none": "no LRN (the paper 3.3 ablation)"},
      "harness/model/layers.py LRN_CONVENTIONS"),
     ("LRN across towers", None,
@@ -235,6 +238,9 @@ def _reading(key: str | None, readings: dict | None, cfg: C.Config, default: C.C
     if key is None:
         return readings["fixed"], readings["fixed"], "–"
     ours, paper = C.flatten(C.to_dict(cfg))[key], C.flatten(C.to_dict(default))[key]
+    if key == "model.input_size" and cfg.model.arch in C.CUDA_CONVNET_ARCHS:
+        return (f"{cfg.model.input_size} px into {cfg.model.arch} (a CIFAR-10 net of its layer files, docs/cifar10.md)",
+                "224 px with padding 2", "227 px with padding 0 (Caffe)")
     if key == "model.input_size":
         m = cfg.model
         side = C.final_map_size(m)

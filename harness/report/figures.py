@@ -91,6 +91,22 @@ def per_class_hist(per_class: dict[int, list[float]]) -> bytes:
     return _png(fig)
 
 
+def training_error_vs_iterations(groups: dict[str, dict[int, tuple[list, list]]], target: float | None) -> bytes:
+    """Paper Figure 1 redrawn: training error (%) against iterations, one line per seed, one style
+    per group (solid for the first, dashed for the second, as the paper draws ReLU and tanh)."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for g, (label, seeds) in enumerate(groups.items()):
+        for i, (seed, (x, y)) in enumerate(sorted(seeds.items())):
+            ax.plot(x, y, color=f"C{g}", ls="-" if g == 0 else "--", marker="." if len(x) <= 60 else None, lw=1.2,
+                    label=label if i == 0 else None)
+    if target is not None:
+        ax.axhline(target, color="k", ls=":", lw=1, label=f"{target:g}% target")
+    ax.set(title="Training error against iterations (all seeds)", xlabel="iterations (SGD steps)",
+           ylabel="training top-1 error (%)", ylim=(0, None))
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
 def _kernel_grid(w: np.ndarray, cols: int) -> np.ndarray:
     """RGB mosaic of conv1 kernels [K, 3, k, k], each scaled on its own to 0.5 +/- its largest
     weight (grey = 0), one pixel of white between kernels."""

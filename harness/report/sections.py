@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.report import figures
+from harness.report import cifar10, figures
 from harness.report.render import Doc, Link, fmt
 
 LOCAL_UI = "http://127.0.0.1:5000"  # `make mlflow-ui` over the repository's SQLite store
@@ -23,6 +23,9 @@ class ReportInputs:
     provenance: dict
     benchmarks: dict | None = None  # reports/benchmarks.json (python -m benchmarks.run), if present
     reliability: dict | None = None  # reports/reliability.json (make reliability), if present
+    arms: dict | None = None  # enabled arm -> {train, curves, steps, evaluations} by seed, like the baseline's
+    steps: dict | None = None  # seed -> the baseline's window series (reports/plots/train/seed-N.steps.csv)
+    cifar10_costs: dict | None = None  # reports/cifar10_costs.json (python -m benchmarks.cifar10), if present
     ui_url: str = LOCAL_UI  # where the MLflow UI of the run's tracking store is (tracking.ui_url)
     interpretations: list = ()  # every ambiguity and the reading this run uses (deviations.interpretations)
     kernels: dict | None = None  # seed -> conv1 kernels [K, 3, k, k] (artifacts/kernels), for Figure 3
@@ -44,8 +47,8 @@ def build(inp: ReportInputs) -> Doc:
           f"{len(inp.train)} seeds. Generated from the pipeline's metrics files; every number below "
           f"can be recomputed from reports/metrics/*.json.")
     for section in (scope, verdicts, reference, per_seed, ensemble, curves, per_class,
-                    claims_detail, ablations, deviations, provenance, reproduce, performance, reliability,
-                    towers, pilot_and_plan, successors):
+                    claims_detail, ablations, cifar10.section, deviations, provenance, reproduce, performance,
+                    reliability, towers, pilot_and_plan, successors):
         section(doc, inp)
     return doc
 

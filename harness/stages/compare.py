@@ -81,6 +81,13 @@ def _add_costs(out: dict, cfg: C.Config, results: list[dict], ablations: dict | 
 
 
 def is_full_paper_model(cfg: C.Config) -> bool:
+    """The network the paper's claims were measured on: the full AlexNet, or for the CIFAR-10
+    claims (paper 3.1, 3.3) one of the authors' cuda-convnet nets, built from its layer files at
+    their sizes (config.py refuses any other; docs/cifar10.md says which net serves which claim).
+    A quick profile (presets/cifar10-quick.yaml: a few epochs, a looser target) cuts the
+    experiment down: its numbers are shown as measured on the run, but decide no claim."""
+    if cfg.model.arch in C.CUDA_CONVNET_ARCHS:
+        return cfg.data.source == "cifar10" and "quick" not in cfg.profile
     return cfg.model == C.ModelConfig() or (
         cfg.model == C.ModelConfig(input_size=227, conv1_padding=0))
 
@@ -143,19 +150,21 @@ def _train_metrics(folder: Path, seeds) -> dict:
 def load_ablations(cfg: C.Config, data_dir: Path, train_plots: Path, ablations_dir: Path,
                    ablation_plots: Path) -> dict | None:
     """Evaluations, training curves, step series and train metrics of every enabled arm, with
-    the baseline's curves and series.
+    the baseline's curves and series. An arm with a `base:` arm carries that arm's under `base`
+    (harness/analysis/compare.py measures it against them instead of the baseline seeds).
 
     Only the arms in ablations.enabled are read: results of arms switched off stay on disk
     (DVC does not delete them) but are not reported.
     """
     ab = cfg.ablations
-    if not ab.enabled:
+    names = list(ab.enabled)
+    if not names:
         return None
     n_train = shards.load_manifest(data_dir)["counts"]["train"]
     steps = lambda c: n_train // c.train.batch_size  # noqa: E731 -- harness/train/loop.py drops the last partial batch
     seeds = cfg.train.seeds
     arms = {}
-    for name in ab.enabled:
+    for name in names:
         arm_cfg = C.apply_arm(cfg, name)
         plots = ablation_plots / name / "train"
         arms[name] = {
@@ -170,7 +179,48 @@ def load_ablations(cfg: C.Config, data_dir: Path, train_plots: Path, ablations_d
             "target_train_error": ab.target_train_error, "baseline_steps_per_epoch": steps(cfg),
             "baseline_curves": {s: _train_error_curve(train_plots / f"seed-{s}.csv") for s in cfg.train.seeds},
             "baseline_series": {s: _series(train_plots, s, steps(cfg)) for s in cfg.train.seeds},
-            "arms": arms}
+            "arms": _with_bases(arms, ab)}
+
+
+def _with_bases(arms: dict, ab: C.AblationsConfig) -> dict:
+    """Each arm with a `base:` arm gets that arm's results, curves, series and train metrics
+    (config.py makes sure the base is enabled, so it was loaded)."""
+    out = {}
+    for name, arm in arms.items():
+        base = ab.arm(name).base
+        if base is not None:
+            b = arms[base]
+            arm = {**arm, "base": {"name": base, **{k: b[k] for k in ("results", "curves", "series", "train")}}}
+        out[name] = arm
+    return out
+
+
+def _context(cfg: C.Config, results: list[dict], ablations: dict | None):
+    from harness.analysis import claims as CL
+    return CL.RunContext(dataset=cfg.data.source, split=C.evaluated_split(cfg), num_classes=results[0]["num_classes"],
+                         n_models_available=len(results), protocols=tuple(cfg.evaluate.protocols),
+                         full_paper_model=is_full_paper_model(cfg), devices=len(cfg.train.devices),
+                         arms=tuple((n, cfg.ablations.arm(n).overrides) for n in (ablations or {}).get("arms", {})))
+
+
+def differs(cfg: C.Config, arm: str, base: str) -> dict:
+    """model.*/train.* keys where arm and its base arm train differently: {key: [base's, arm's]}."""
+    a, b = (C.flatten({k: C.training_config(C.apply_arm(cfg, n))[k] for k in ("model", "train")}) for n in (arm, base))
+    return {k: [b[k], a[k]] for k in sorted(a) if a[k] != b[k]}
+
+
+def mark_bases(out: dict, cfg: C.Config) -> None:
+    """What a base arm changes, said where it is read: each arm result with a base arm lists the
+    keys it trains differently from it (differs_from_base), and each claim row measured on such
+    an arm names the arm it was compared with (compared_with)."""
+    ab = cfg.ablations
+    for name, res in out["ablation_results"].items():
+        if res.get("base", "baseline") != "baseline":
+            res["differs_from_base"] = differs(cfg, name, res["base"])
+    for row in out["claims"]:
+        arm = row.get("arm") or (row.get("measured_on_run") or {}).get("arm")
+        if arm in out["ablation_results"] and ab.arm(arm).base is not None:
+            row["compared_with"] = ab.arm(arm).base
 
 
 def run_compare(ctx: StageContext, *, data_dir: Path, eval_dir: Path, pred_dir: Path,
@@ -186,10 +236,7 @@ def run_compare(ctx: StageContext, *, data_dir: Path, eval_dir: Path, pred_dir: 
     reference, ref_reason = load_reference(ctx.root, cfg)
     ablations = (load_ablations(cfg, data_dir, train_plots, ablations_dir, ablation_plots)
                  if ablations_dir is not None and train_plots is not None else None)
-    context = CL.RunContext(dataset=cfg.data.source, split=cfg.evaluate.split, num_classes=results[0]["num_classes"],
-                            n_models_available=len(seeds), protocols=tuple(cfg.evaluate.protocols),
-                            full_paper_model=is_full_paper_model(cfg), devices=len(cfg.train.devices),
-                            arms=tuple((n, cfg.ablations.arm(n).overrides) for n in (ablations or {}).get("arms", {})))
+    context = _context(cfg, results, ablations)
     correctness, ensembles = _correctness(pred_dir, labels, seeds, cfg.evaluate.protocols)
     with tracking.child_run(ctx.uri, ctx.experiment_id, ctx.parent_id, "compare",
                             params_for(cfg, "compare"), {**ctx.base_tags, "stage": "compare"}) as run_id:
@@ -198,6 +245,7 @@ def run_compare(ctx: StageContext, *, data_dir: Path, eval_dir: Path, pred_dir: 
             ensemble=read_json(ensemble_path, "ensemble metrics"), reference=reference,
             measured=paper_architecture_counts(), ablations=ablations, ensembles=ensembles,
             train=_train_metrics(train_dir, seeds) if train_dir is not None else None)
+        mark_bases(out, cfg)
         _add_costs(out, cfg, results, ablations, _train_metrics(train_dir, seeds) if train_dir is not None else None)
         out["ablations"] = {"enabled": list(cfg.ablations.enabled),
                             "seeds": list(cfg.train.seeds),

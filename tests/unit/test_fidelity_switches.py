@@ -173,6 +173,11 @@ def test_crop_flip_off_in_the_training_view(prepared):
     x, _ = view[np.arange(4)]
     centre, _ = transforms.EvalView(split, norm, 64, "center")[np.arange(4)]
     assert torch.equal(x, centre)
+    # and by hand: the stored 72 px images cut at (72 - 64) / 2 = 4, less the mean image there
+    off = (split.size - 64) // 2
+    want = split.images(np.arange(4))[:, off:off + 64, off:off + 64].astype(np.float32) \
+        - mean[off:off + 64, off:off + 64]
+    assert off == 4 and torch.equal(x, transforms.to_tensor(want))
 
 
 # --- the bias of the hidden layers, the nets without a middle conv layer ---------------------------
