@@ -140,11 +140,15 @@ class RunContext:
     # ablation arms this run trained: ((name, ((dotted key, value), ...)), ...)
     arms: tuple = ()
     devices: int = 1  # training devices of the paper's network (two: one tower each, paper 3.2)
+    # where the run cuts the claims' experiment down: ((claim id or "*", reason), ...), e.g.
+    # harness/stages/compare.py cifar10_protocol_gaps
+    protocol_gaps: tuple = ()
 
     def __post_init__(self) -> None:
         """Validate, and store protocols as a tuple so the object stays hashable."""
         object.__setattr__(self, "protocols", tuple(self.protocols))
         object.__setattr__(self, "arms", tuple((n, tuple(map(tuple, o))) for n, o in self.arms))
+        object.__setattr__(self, "protocol_gaps", tuple(map(tuple, self.protocol_gaps)))
         if self.n_models_available < 0 or self.num_classes < 1:
             raise ValueError(f"bad RunContext counts: n_models_available={self.n_models_available}, "
                              f"num_classes={self.num_classes}")
@@ -461,7 +465,7 @@ def _model_reasons(claim: Claim, run: RunContext) -> list[tuple[str, str]]:
 
 # the order in which a row's category is picked when several reasons apply
 CATEGORIES = ("context", "not buildable", "other data", "arm not trained", "scaled-down network",
-              "too few seeds", "not measured")
+              "cut-down experiment", "too few seeds", "not measured")
 
 
 def testability(claim: Claim, run: RunContext) -> tuple[str, str] | None:
@@ -478,6 +482,7 @@ def testability(claim: Claim, run: RunContext) -> tuple[str, str] | None:
       same models); convergence on training time also needs two devices (paper 3.2).
     - proportion: the claim's data and the full two-tower network.
     - size: decided on the paper's architecture as built, whatever the run.
+    - any claim on the run's data: none of the run's protocol_gaps for it (a cut-down experiment).
     """
     found: list[tuple[str, str]] = []
     if claim.kind == "context":
@@ -495,6 +500,9 @@ def testability(claim: Claim, run: RunContext) -> tuple[str, str] | None:
         found += _model_reasons(claim, run)
     elif not run.full_paper_model:
         found.append(("scaled-down network", "needs the full paper network; this run's profile scales it down"))
+    gaps = [r for scope, r in run.protocol_gaps if scope in ("*", claim.id)]
+    if gaps and data is None:
+        found.append(("cut-down experiment", "; ".join(gaps)))
     if claim.measure == "protocol":
         missing = [p for p in ("center", "ten_patch") if p not in run.protocols]
         if missing:

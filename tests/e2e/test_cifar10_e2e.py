@@ -108,15 +108,18 @@ def test_cifar10_quick_preset_through_dvc_repro(tmp_path):
         assert "4-layer" not in r["requires"]  # claims.yaml no longer says the harness cannot build it
         # the quick profile cuts the experiment down: measured on the run, no verdict (the full
         # preset's nets decide them: tests/unit/test_cifar10_experiments.py)
-        assert not r["tested"] and r["category"] == "scaled-down network", r
+        assert not r["tested"] and r["category"] == "cut-down experiment", r
+        assert "CIFAR-10 has 50,000 / 10,000" in r["reason"], r  # the fixture is not the whole data set
         assert r["measured_on_run"]["arm"] == arm and r["measured_on_run"]["estimate"] is not None, r
+    assert "before Figure 1's 25% training error" in claims["relu-speed"]["reason"]
+    assert "fewer epochs than its layer file's schedule of 450" in claims["lrn-cifar10"]["reason"]
     assert claims["lrn-cifar10"]["compared_with"] == "lrn"
     d = np.subtract(err("no_lrn"), err("lrn"))
     assert claims["lrn-cifar10"]["measured_on_run"]["estimate"] == pytest.approx(d.mean())
 
     # the report's section, with Figure 1 redrawn; the selection reached MLflow
     md = (repo / "reports/report.md").read_text()
-    assert "9a. CIFAR-10" in md and "Quick variant" in md and "figure1.png" in md
+    assert "9a. CIFAR-10" in md and "Cut-down experiment (profile 'cifar10-quick')" in md and "figure1.png" in md
     assert (repo / "reports/figures/figure1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     db = sqlite3.connect(repo / "mlflow.db")
     n = db.execute("select count(*) from metrics m join runs r on m.run_uuid = r.run_uuid "

@@ -370,6 +370,25 @@ def test_the_cifar10_claims_are_decidable_on_the_cuda_convnet_nets(claims):
     assert testability(claims["lrn-cifar10"], scaled)[0] == "scaled-down network"
 
 
+def test_a_cut_down_experiment_decides_only_the_claims_it_does_not_touch(claims):
+    """protocol_gaps (harness/stages/compare.py cifar10_protocol_gaps): a gap scoped to a claim
+    makes that claim "not tested" with the gap as the reason; "*" touches every claim on the run's
+    data and none on other data; no gaps leave the claims decidable."""
+    arms = (("tanh", (("model.activation", "tanh"),)),
+            ("no_lrn", (("model.arch", "cuda_convnet_11pct"), ("model.lrn", "none"))))
+    run = lambda *gaps: RunContext("cifar10", "test", 10, 3, ("center",), True, arms=arms,  # noqa: E731
+                                   protocol_gaps=gaps)
+    early = run(("relu-speed", "training stops at 50%"))
+    assert testability(claims["relu-speed"], early) == ("cut-down experiment", "training stops at 50%")
+    assert testability(claims["lrn-cifar10"], early) is None  # the gap is not about this claim
+    small = run(("*", "500 / 100 images"))
+    for cid in ("relu-speed", "lrn-cifar10"):
+        assert testability(claims[cid], small) == ("cut-down experiment", "500 / 100 images"), cid
+    category, reason = testability(claims["t2-1cnn-top5-val"], small)  # another data set's claim
+    assert category == "other data" and "500 / 100" not in reason
+    assert run(("relu-speed", "a"), ("relu-speed", "b")).protocol_gaps == (("relu-speed", "a"), ("relu-speed", "b"))
+
+
 def test_pretrained_run_does_not_test_from_scratch_claims(claims):
     pre = RunContext("ilsvrc2012", "val", 1000, 5, ("ten_patch",), True, pretraining="fall2011")
     assert "uses no pre-training" in why_not_testable(claims["t2-1cnn-top5-val"], pre)
