@@ -42,7 +42,30 @@ class SyntheticConfig:
     noise: float = rule(12.0, lo=0.0, hi=128.0)  # pixel noise sd on 0-255
 
 
-SOURCES = ("synthetic", "imagefolder", "cifar10", "ilsvrc2012", "ilsvrc2010")
+SOURCES = ("synthetic", "imagefolder", "cifar10", "ilsvrc2012", "ilsvrc2010", "fall2011")
+
+
+@dataclass(frozen=True)
+class Fall2011Config:
+    """ImageNet Fall 2011 (ImageNet-21k) as a source (paper 6: the pre-training data; paper 6 and
+    Table 2 footnote: Fall 2009's half/half protocol). docs/paper.md, "The Fall-2011 path"."""
+    # holdout: every val_every-th image of each synset (in name order) is held out as a small
+    # validation split for the pre-training's lr schedule (the paper does not say what drove it);
+    # half: the Fall-2009 protocol, "half of the images for training and half for testing"
+    # (paper 6), alternate images of each synset in name order
+    split: str = rule("holdout", choices=("holdout", "half"))
+    # which release data.root holds, as the user declares it (the layouts are the same): the
+    # claims of paper 6 need fall2011 (pre-training) or fall2009 with split half (Table 2 note)
+    release: str = rule("fall2011", choices=("fall2011", "fall2009", "winter21", "other"))
+    val_every: int = rule(50, lo=2)
+    # ILSVRC-2012 root (archives or extracted, as data.source ilsvrc2012): its validation images
+    # are never trained on. null: no exclusion (reported as such in the manifest)
+    exclude_root: str | None = rule(None)
+    # also exclude images whose decoded pixels, fitted to data.image_size, equal a val image's
+    # (catches re-encoded containers and stripped metadata); false: file bytes only
+    exclude_pixels: bool = rule(True)
+    # a documented list of keys ("<wnid>/<file>", one per line) to exclude as well, or null
+    exclude_list: str | None = rule(None)
 
 
 @dataclass(frozen=True)
@@ -61,6 +84,7 @@ class DataConfig:
     # manifest; above this fraction the stage fails and names them (0: fail on any)
     max_bad_fraction: float = rule(0.001, lo=0.0, hi=1.0)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    fall2011: Fall2011Config = field(default_factory=Fall2011Config)
 
 
 @dataclass(frozen=True)
