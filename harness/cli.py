@@ -23,6 +23,8 @@ def _model_info(args) -> None:
         if not cfg.ablations.arms:
             raise UserError("--arm: the arms are declared in params.yaml ablations.arms; pass --params params.yaml")
         cfg = C.apply_arm(cfg, args.arm)
+    if args.conv6:  # paper 6: the pre-trained CNNs' sixth conv layer, with the configured model.conv6_* switches
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, conv6=True))
     mcfg = cfg.model
     if args.list_arms:
         for arm in cfg.ablations.arms:
@@ -32,7 +34,7 @@ def _model_info(args) -> None:
     classes = args.classes
     rows = layer_table(build_model(mcfg, classes), mcfg.input_size)
     info = {"input": [3, mcfg.input_size, mcfg.input_size], "num_classes": classes, "arm": args.arm,
-            "drop_conv": mcfg.drop_conv,
+            "drop_conv": mcfg.drop_conv, "conv6": mcfg.conv6,
             "layers": [{"name": r.name, "output": list(r.out_shape), "params": r.params,
                         "mult_adds": r.mult_adds} for r in rows],
             "total_params": sum(r.params for r in rows), "total_mult_adds": sum(r.mult_adds for r in rows)}
@@ -284,6 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--classes", type=int, default=1000, help="output classes (default 1000)")
     m.add_argument("--json", action="store_true", help="machine-readable output")
     m.add_argument("--arm", default=None, help="the network of this ablation arm (params ablations.arms; needs --params)")
+    m.add_argument("--conv6", action="store_true",
+                   help="with the sixth conv layer of paper 6's pre-trained CNNs (model.conv6_* switches)")
     m.add_argument("--list-arms", action="store_true", help="list the ablation arms of --params and what each changes")
     m.set_defaults(fn=_model_info)
     pl = sub.add_parser("pilot", help="a few hundred steps of the configured recipe: does the loss leave "
