@@ -302,6 +302,10 @@ def _gain_for(seed_results, proto: str, metric: str, k: int, ens: dict, s: Compa
 def _claim_rows(claims, seed_results, n_images, context, inputs: dict, s: CompareSettings) -> list[dict]:
     assessments = []
     for claim in claims:
+        if claim.pretraining != "none" and inputs.get("pretrained"):  # paper 6: the fine-tuned seeds
+            from harness.analysis import pretrained
+            assessments.append(pretrained.assessment(claim, context, inputs["pretrained"], s))
+            continue
         found = testability(claim, context)
         if found is not None:
             extra = _measured_on_run(claim, seed_results, n_images, context, inputs, s)
@@ -530,6 +534,7 @@ def build_compare(
     ablations: Mapping | None = None,
     ensembles: Mapping | None = None,
     train: Mapping[int, dict] | None = None,
+    pretrained: Mapping | None = None,
 ) -> dict:
     """The compare.json content: per-seed rows, across-seed summary, reference, claims, paired analyses.
 
@@ -543,9 +548,12 @@ def build_compare(
     {protocol, target_train_error, baseline_curves {seed: [train top-1 error per epoch]},
     baseline_series {seed: ablation.Series}, arms {name: {overrides, results, curves, series,
     train}}}; their names and overrides must also be in context.arms for claims to match them.
+    pretrained: the ensemble_finetune stage's dict plus full_paper_model and base_singles
+    (harness/analysis/pretrained.py), for the claims with pretraining fall2011.
     """
     n_images = _check_seed_results(seed_results, context)
-    inputs = {"ensembles": ensembles, "measured": measured, "train": train, "ablations": ablations}
+    inputs = {"ensembles": ensembles, "measured": measured, "train": train, "ablations": ablations,
+              "pretrained": pretrained}
     rows = _claim_rows(claims, seed_results, n_images, context, inputs, settings)
     arm_results = _arm_results(seed_results, ablations, settings)
     _link_claims(rows, arm_results, context, claims)
@@ -562,6 +570,12 @@ def build_compare(
                    "ensemble_gain": _ensemble_gain(seed_results, ensembles, settings)},
         "ensemble": ensemble,
         "ablation_results": arm_results,
+        "pretraining": None if not pretrained else {
+            "facts": pretrained["pretraining"], "base_seeds": pretrained["base_seeds"],
+            "pretrained_seeds": pretrained["pretrained_seeds"], "full_paper_model": pretrained.get("full_paper_model"),
+            "finetuned": [{"seed": r["seed"], **{p: {m: r["protocols"][p][m] for m in ("top1_error", "top5_error")}
+                                                 for p in r["protocols"]}} for r in pretrained["finetuned"]],
+            "ensembles": pretrained["protocols"]},
         "counts": verdict.counts(rows),
     }
     return to_jsonable(out)
