@@ -51,7 +51,7 @@ def _pilot(args) -> None:
     """A few hundred steps of the configured recipe; loss, throughput, memory, projected cost."""
     from harness import pilot
     cfg = C.load_config(args.params)
-    pilot.main(cfg, Path(args.data), Path(args.out), args.steps, args.eval_images)
+    pilot.main(cfg, Path(args.data), Path(args.out), args.steps, args.eval_images, Path(args.pretrain_data))
 
 
 def _make_reference(args) -> None:
@@ -107,11 +107,15 @@ def _preset(args) -> None:
         for name in presets.available(folder):
             print(name)
         return
-    new = presets.apply_preset(args.name, folder, args.params, args.root)
+    new = presets.apply_preset(args.name, folder, args.params, args.root, args.ilsvrc2012_root)
     d, t = new["data"], new["train"]
     print(f"{args.params}: preset {args.name} applied (previous file: {args.params}.bak)\n"
           f"  data {d['source']} from {d.get('root')}, {t['epochs']} epochs, seeds {t['seeds']}, "
-          f"devices {t['devices']}\nRun `dvc repro` (or `make repro`) to start.")
+          f"devices {t['devices']}"
+          + (f"\n  pre-training (paper 6): {new['pretrain']['data']['source']} from {new['pretrain']['data'].get('root')}, "
+             f"seeds {new['pretrain']['seeds']}, fine-tuned on data.*; `harness pilot` projects its cost"
+             if new.get("pretrain", {}).get("enabled") else "")
+          + "\nRun `dvc repro` (or `make repro`) to start.")
 
 
 def _queue_seeds(args) -> None:
@@ -298,6 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "seeds, enabled arms, evaluation) to --out, which the report shows.")
     pl.add_argument("--params", type=Path, default=Path("params.yaml"))
     pl.add_argument("--data", type=Path, default=Path("artifacts/data"), help="prepared data (`dvc repro prepare`)")
+    pl.add_argument("--pretrain-data", type=Path, default=Path("artifacts/pretrain/data"),
+                    help="prepared Fall 2011 data, when pretrain.enabled (its size is costed; else the entire release)")
     pl.add_argument("--steps", type=int, default=300, help="training steps (default 300)")
     pl.add_argument("--eval-images", type=int, default=256, help="images timed for centre-crop evaluation "
                                                                  "(a tenth of them for 10-patch)")
@@ -318,9 +324,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("preset", help="switch params.yaml to a real-data preset (the paper's recipe)",
                        description="Merge presets/NAME.yaml into params.yaml (keys it does not set are "
                                    "kept; the old file is saved as params.yaml.bak). "
-                                   "Presets: ilsvrc2012, ilsvrc2010.")
+                                   "Presets: ilsvrc2012, ilsvrc2010, fall2011 (paper 6: --root Fall 2011, "
+                                   "--ilsvrc2012-root ILSVRC-2012).")
     s.add_argument("name", nargs="?", help="preset name, e.g. ilsvrc2012")
     s.add_argument("--root", help="dataset folder: the archives as distributed, or extracted folders")
+    s.add_argument("--ilsvrc2012-root", default=None,
+                   help="preset fall2011: the ILSVRC-2012 folder (fine-tuning, evaluation, duplicates); --root is Fall 2011's")
     s.add_argument("--params", type=Path, default=Path("params.yaml"))
     s.add_argument("--list", action="store_true", help="list the presets")
     s.set_defaults(fn=_preset)

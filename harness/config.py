@@ -478,11 +478,11 @@ def apply_phase(cfg: Config, phase: str) -> Config:
     p = cfg.pretrain
     model = dataclasses.replace(cfg.model, conv6=True)
     if phase == "pretrain":
-        train = dataclasses.replace(cfg.train, epochs=p.epochs, lr=p.lr, lr_steps=p.lr_steps)
+        train = _one_device(dataclasses.replace(cfg.train, epochs=p.epochs, lr=p.lr, lr_steps=p.lr_steps))
         out = dataclasses.replace(cfg, data=p.data, model=model, train=train, arm=phase)
     elif phase == "finetune":
-        train = dataclasses.replace(cfg.train, epochs=p.finetune_epochs, lr=p.finetune_lr,
-                                    lr_steps=p.finetune_lr_steps)
+        train = _one_device(dataclasses.replace(cfg.train, epochs=p.finetune_epochs, lr=p.finetune_lr,
+                                                lr_steps=p.finetune_lr_steps))
         out = dataclasses.replace(cfg, model=model, train=train, arm=phase)
     else:
         raise ConfigError(f"unknown training phase {phase!r}: expected one of {', '.join(PHASES)}")
@@ -604,6 +604,12 @@ def _check_conv6(cfg: Config) -> None:
     if len(cfg.train.devices) == 2:
         raise ConfigError("train.devices: the six-conv net trains on one device (its two-device tower layout is "
                           "not built); use one device per process (train.nproc_per_node for more)")
+
+
+def _one_device(train: TrainConfig) -> TrainConfig:
+    # Departure (docs/paper.md, "The sixth conv layer"): the six-conv net's two-device tower layout is not
+    # built; on [cuda:0, cuda:1] its phases hold both towers as grouped convolutions on the first device.
+    return dataclasses.replace(train, devices=train.devices[:1]) if len(train.devices) == 2 else train
 
 
 def min_input_size(m: ModelConfig) -> int:
