@@ -74,7 +74,14 @@ def evidence(claim: Claim, pre: dict, context: RunContext) -> verdict.Evidence |
 
 
 def assessment(claim: Claim, context: RunContext, pre: dict, settings) -> verdict.Assessment:
-    """The claim's row: a verdict when the run is the paper's, else why not, with the measurement."""
+    """The claim's row (marked pretraining fall2011 for the report's section 5b)."""
+    out = _assessment(claim, context, pre, settings)
+    out.row["pretraining"] = claim.pretraining
+    return out
+
+
+def _assessment(claim: Claim, context: RunContext, pre: dict, settings) -> verdict.Assessment:
+    """A verdict when the run is the paper's, else why not, with the measurement."""
     ctx = pretrained_context(claim, context, pre)
     found = testability(claim, ctx)
     gaps = pretraining_gaps(pre["pretraining"])
