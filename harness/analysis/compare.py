@@ -570,15 +570,19 @@ def build_compare(
                    "ensemble_gain": _ensemble_gain(seed_results, ensembles, settings)},
         "ensemble": ensemble,
         "ablation_results": arm_results,
-        "pretraining": None if not pretrained else {
-            "facts": pretrained["pretraining"], "base_seeds": pretrained["base_seeds"],
-            "pretrained_seeds": pretrained["pretrained_seeds"], "full_paper_model": pretrained.get("full_paper_model"),
-            "finetuned": [{"seed": r["seed"], **{p: {m: r["protocols"][p][m] for m in ("top1_error", "top5_error")}
-                                                 for p in r["protocols"]}} for r in pretrained["finetuned"]],
-            "ensembles": pretrained["protocols"]},
         "counts": verdict.counts(rows),
     }
+    if pretrained:  # paper 6: what the pre-trained CNNs were and measured (report section 5b)
+        out["pretraining"] = _pretraining_summary(pretrained)
     return to_jsonable(out)
+
+
+def _pretraining_summary(pre: Mapping) -> dict:
+    return {"facts": pre["pretraining"], "base_seeds": pre["base_seeds"], "pretrained_seeds": pre["pretrained_seeds"],
+            "full_paper_model": pre.get("full_paper_model"),
+            "finetuned": [{"seed": r["seed"], **{p: {m: r["protocols"][p][m] for m in ("top1_error", "top5_error")}
+                                                 for p in r["protocols"]}} for r in pre["finetuned"]],
+            "ensembles": pre["protocols"]}
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.\-/ ]")
