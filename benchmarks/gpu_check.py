@@ -1,4 +1,4 @@
-"""The prepared GPU check of issue 7: one command, under 8 minutes on one H200, no network.
+"""The prepared GPU check (README, "Performance"): one command, under 8 minutes on one H200, no network.
 
   python benchmarks/gpu_check.py [--out DIR_OR_FILE] [--jpegs FOLDER] [--budget-s 420]
   python benchmarks/gpu_check.py --smoke        # tiny sizes on the CPU (the test runs this)
@@ -6,11 +6,12 @@
 Measures the paper model (width 1, 224 px crops, 1000 classes): training images/s in fp32 and
 bf16 autocast, eager and torch.compile, NCHW and channels_last, at batch 128 and larger;
 model FLOPs utilisation against a bf16 matmul timed in the same run; 10-patch evaluation
-images/s; JPEG decoding on the GPU (torchvision.io.decode_jpeg, device="cuda") against the
+images/s; the fast LRN (model.lrn_impl fast) against the reference on the device (lrn_check);
+JPEG decoding on the GPU (torchvision.io.decode_jpeg, device="cuda") against the
 CPU decoder; host-to-device copies from pinned and pageable memory; and the projected time of
 90 ILSVRC-2012 epochs against the goal (20,000 images/s, under 2 hours).
 
-Then the train stage's own code (issue 15): harness.train.loop.train_one_epoch with the paper's
+Then the train stage's own code: harness.train.loop.train_one_epoch with the paper's
 update rule (recipe.make_optimizer), pinned host batches copied as the loader's are, for a few
 hundred steps on one GPU in IEEE fp32, TF32 and bf16, NCHW and channels_last, eager and
 compiled; `harness pilot` when the checkout has it (and prepared data); and torchrun with one
@@ -75,7 +76,7 @@ from harness.model import build_model, layer_table
 
 ILSVRC2012_TRAIN = 1_281_167  # images
 EPOCHS = 90  # paper 5: "roughly 90 cycles"
-GOAL_IMAGES_PER_S = 20_000  # issue 7: 90 epochs in under 2 hours on one H200
+GOAL_IMAGES_PER_S = 20_000  # the goal: 90 epochs in under 2 hours on one H200 (README, "Performance")
 DEFAULT_JPEGS = Path("/work/shared/data/imagenet-sample")
 
 
@@ -401,7 +402,7 @@ def projection(parts: dict) -> dict:
             "paper_hours": "5-6 days on two GTX 580 (about 120-145 h)"}
 
 
-# --- the train stage's own code (issue 15) ------------------------------------------------------------
+# --- the train stage's own code ------------------------------------------------------------
 
 STAGE_CONFIGS = (  # (fp32 matmul/conv precision, autocast, channels_last, compiled)
     ("ieee", "fp32", False, False),  # the paper's arithmetic: IEEE fp32 everywhere
@@ -575,6 +576,78 @@ def stage_parts(plan: Plan, rec: Recorder, compile_backend: str | None, out_dir:
 
 # --- the check -----------------------------------------------------------------------------------
 
+# --- the fast LRN on the device (harness/model/lrn.py; kept apart from the parts above) ----------
+
+def lrn_check(plan: Plan, compile_backend: str | None = None) -> dict:
+    """model.lrn_impl fast against reference on the device: their largest relative difference
+    (forward and backward, fp32 and bf16, at conv1's and conv2's maps of the plan's net), the
+    layer's forward+backward time, and the training images/s of the whole net with each, in
+    bf16 channels_last (fp32 on a CPU; eager, and compiled when a backend is given: compiled, the
+    fast LRN is its traced form, harness/model/lrn.py traced_local_response_norm). The fast LRN is
+    also what every train part above already runs (it is the default)."""
+    from dataclasses import replace
+
+    from harness.model import TowerLRN
+    out: dict = {"layers": {}, "train": {}}
+    model = build_model(plan.model, plan.classes)
+    shapes = [r.out_shape for r in layer_table(model, plan.model.input_size) if r.name in ("conv1", "conv2")]
+    b = plan.batches[0]
+    convention = plan.model.lrn if plan.model.lrn != "none" else "paper"
+    for name, shape in zip(("lrn1", "lrn2"), shapes):
+        for dtype in (torch.float32, torch.bfloat16):
+            x = (torch.randn(b, *shape, device=plan.device) * 30).relu().to(dtype)
+            g = torch.randn_like(x)
+            # the differences are taken against the reference in fp32 on the same (rounded) input
+            y_r, g_r, _ = _lrn_run(TowerLRN(2, convention, "reference"), x.float(), g.float())
+            y_f, g_f, _ = _lrn_run(TowerLRN(2, convention, "fast"), x, g)
+            rec = {"shape": [b, *shape],
+                   "max_rel_diff_forward": float((y_f.float() - y_r).abs().max() / y_r.abs().max()),
+                   "max_rel_diff_backward": float((g_f.float() - g_r).abs().max() / g_r.abs().max())}
+            for impl in ("reference", "fast"):
+                try:
+                    rec[f"fwd_bwd_ms_{impl}"] = 1e3 * _lrn_run(TowerLRN(2, convention, impl), x, g, plan)[2]
+                except (NotImplementedError, RuntimeError) as exc:  # avg_pool3d has no CPU bf16 kernel
+                    rec[f"fwd_bwd_ms_{impl}"] = None
+                    rec[f"{impl}_error"] = str(exc).splitlines()[0][:200]
+            if rec["fwd_bwd_ms_reference"]:
+                rec["speedup"] = rec["fwd_bwd_ms_reference"] / rec["fwd_bwd_ms_fast"]
+            out["layers"][f"{name} {str(dtype).replace('torch.', '')}"] = rec
+    flop = train_flop_per_image(plan)
+    precision = "bf16" if plan.device.startswith("cuda") else "fp32"  # avg_pool3d: no CPU bf16 kernel
+    for impl in ("reference", "fast"):
+        lrn_plan = replace(plan, model=replace(plan.model, lrn_impl=impl))
+        for backend in (None, compile_backend) if compile_backend else (None,):
+            key = f"{precision} channels_last b{b} {'compiled' if backend else 'eager'} {impl}"
+            out["train"][key] = train_speed(lrn_plan, b, precision, True, backend, flop, None)["images_per_s"]
+    return out
+
+
+def _lrn_run(layer, x, g, plan: Plan | None = None):
+    """(output, input gradient, median seconds of forward+backward when a plan is given)."""
+    xi = x.clone().requires_grad_()
+
+    def fb():
+        xi.grad = None
+        layer(xi).backward(g)
+    y = layer(xi).detach()
+    fb()
+    return y, xi.grad, (_seconds(plan, fb) if plan else None)
+
+
+def _seconds(plan: Plan, fn) -> float:
+    """Median seconds of fn over plan.min_steps calls after plan.warmup_steps."""
+    for _ in range(plan.warmup_steps):
+        fn()
+    sync(plan.device)
+    times = []
+    for _ in range(max(plan.min_steps, 3)):
+        t0 = time.perf_counter()
+        fn()
+        sync(plan.device)
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2]
+
+
 def train_configs(plan: Plan, compile_backend: str | None) -> list[tuple]:
     """(batch, precision, channels_last, compile backend): the harness today first
     (fp32, NCHW, eager), then the GPU path's switches one by one, compiled last (slowest)."""
@@ -598,7 +671,7 @@ def check(plan: Plan, rec: Recorder, jpegs: Path | None, smoke: bool, compile_ba
     r = rec.result
     r["plan"] = {k: (v.__dict__ if isinstance(v, ModelConfig) else v) for k, v in plan.__dict__.items()}
     r["environment"] = environment(plan.device)
-    r["flags"] = accel.configure_cudnn(deterministic=False)  # issue 7: autotune when not deterministic
+    r["flags"] = accel.configure_cudnn(deterministic=False)  # autotune when not deterministic (docs/architecture.md, "Determinism")
     flop = train_flop_per_image(plan)
     r["train_flop_per_image"] = flop
     peak = rec.part("matmul bf16", plan.part_s, matmul_peak, plan.device, plan.matmul_n, torch.bfloat16, plan.measure_s)
@@ -613,6 +686,7 @@ def check(plan: Plan, rec: Recorder, jpegs: Path | None, smoke: bool, compile_ba
     for precision, cl in (("fp32", False), ("bf16", True)):
         rec.part(f"eval ten_patch {precision} {'channels_last' if cl else 'nchw'}", plan.part_s, eval_speed,
                  plan, precision, cl)
+    rec.part("lrn fast vs reference", plan.compile_s, lrn_check, plan, compile_backend)
     rec.part("jpeg decode", plan.part_s, jpeg_speed, plan, jpegs, smoke)
     rec.part("host to device copy", plan.part_s, h2d_speed, plan)
     r["projection"] = projection(r["parts"])
@@ -621,8 +695,8 @@ def check(plan: Plan, rec: Recorder, jpegs: Path | None, smoke: bool, compile_ba
     return r
 
 
-# What harness/train/loop.py and harness/stages/train.py do today (updated when the GPU path was wired in:
-# issues 4.5 and 7.2; the defaults still train exactly as before).
+# What harness/train/loop.py and harness/stages/train.py do today (updated when the GPU path was wired in;
+# the defaults still train exactly as before).
 GPU_PATH_STATUS = {
     "bf16_autocast": "present: train.precision bf16 (autocast around forward and loss in train_one_epoch, "
                      "validation and evaluate.predict); default fp32",
@@ -640,6 +714,8 @@ GPU_PATH_STATUS = {
     "gpu_jpeg_decode": "present: train.decode_device cuda decodes JPEG shards with torchvision.io.decode_jpeg "
                        "on the device and augments there (transforms.DeviceTrainBatches); default cpu "
                        "(simplejpeg in the loader)",
+    "lrn": "present: model.lrn_impl fast (default; harness/model/lrn.py: elementwise ops, deterministic, "
+           "one chunk on a GPU) or reference (nn.LocalResponseNorm, avg_pool3d); lrn_check compares them",
     "two_towers_two_gpus": "present: train.devices [cuda:0, cuda:1] (TwoDeviceAlexNet)",
     "ddp": "present: torchrun from the pipeline (train.nproc_per_node); each rank on its own GPUs from LOCAL_RANK, "
            "torch.cuda.set_device and device_id, backend cpu:gloo,cuda:nccl (harness.runtime); the 'torchrun' part "
@@ -661,6 +737,10 @@ def table(r: dict) -> str:
         elif "cpu_images_per_s" in p:
             val = f"CPU {p['cpu_images_per_s']:,.0f}" + (f"  GPU {p['gpu_images_per_s']:,.0f} img/s"
                                                          if "gpu_images_per_s" in p else " img/s")
+        elif "layers" in p and p["layers"]:
+            worst = max(v["max_rel_diff_backward"] for v in p["layers"].values())
+            speed = min(v.get("speedup", float("inf")) for v in p["layers"].values())
+            val = f"LRN >= {speed:.1f}x faster, max rel diff {worst:.1e}"
         elif "pinned_gb_per_s" in p:
             val = f"pinned {p['pinned_gb_per_s']:.1f}  pageable {p['pageable_gb_per_s']:.1f} GB/s"
         else:

@@ -1,8 +1,10 @@
 """The CPU measurements of `python -m benchmarks.run`, each against a baseline of the same run.
 
-- train: the harness's train_one_epoch (its optimizer, lr schedule, loss check, error
-  counting, progress bar and step hook) against a plain PyTorch loop (torch.optim.SGD +
-  cross-entropy) on the same model, batch and in-memory batches;
+- train: the harness's train_one_epoch (its lr schedule, loss check, error counting, progress
+  bar and step hook) against a plain PyTorch loop doing the same work: the same model and
+  initial weights, the same update rule (the harness's optimizer class), the same lr at every
+  step, the same in-memory batches and dropout masks. Both end a round with the same weights,
+  bit for bit, which the result records (`same_weights`): the ratio is the harness's overhead;
 - flops: achieved training FLOP/s against a large torch.matmul timed in the same process;
 - loader: TrainView + batch_loader (the train stage's loader) against the training speed;
 - eval: 10-patch evaluation (EvalView + harness.evaluate.predict) against a forward pass on
@@ -41,10 +43,13 @@ class Sizes:
     loader_rounds: int = 3
     eval_images: int = 500
     eval_rounds: int = 3
+    full_batch: int = 64  # the paper net against torchvision's at 224 px (benchmarks/fullsize.py)
+    full_rounds: int = 7
+    full_steps: int = 1  # steps per variant and round (one full-size step takes 1-4 s on 2 cores)
 
 
 QUICK = Sizes(rounds=3, steps=4, matmul_n=1024, matmul_reps=3, loader_batches=8, loader_rounds=2,
-              eval_images=60, eval_rounds=2)
+              eval_images=60, eval_rounds=2, full_batch=2, full_rounds=1)
 
 
 def synthetic_data(cfg: C.Config, root: Path) -> Path:
@@ -76,39 +81,63 @@ def harness_epoch(model, optimizer, cfg: C.TrainConfig, batches) -> float:
     """Seconds of train_one_epoch over `batches`, with the stage's step hook (a list append)."""
     steps: list = []
     hooks = loop.Hooks(on_step=lambda s, loss, lr: steps.append((s, loss, lr)))
+    torch.manual_seed(DROPOUT_SEED)
     return timed(lambda: loop.train_one_epoch(model, batches, optimizer, cfg, loop.TrainState(), len(batches), hooks))
 
 
-def plain_epoch(model, optimizer, batches) -> float:
-    """The baseline: the loop every PyTorch tutorial writes."""
+DROPOUT_SEED = 0  # both loops start every round from this torch seed: the same dropout masks
+
+
+def harness_lrs(cfg: C.TrainConfig, steps: int) -> list[float]:
+    """The lr of each step of harness_epoch (a fresh TrainState, epoch 0 of `steps` steps)."""
+    return [recipe.lr_at(cfg, loop.TrainState(), i / steps) for i in range(steps)]
+
+
+def plain_epoch(model, optimizer, batches, lrs) -> float:
+    """The baseline: the loop every PyTorch tutorial writes, given the harness's lr per step."""
     def run():
         model.train()
-        for x, y in batches:
+        for (x, y), lr in zip(batches, lrs):
+            for group in optimizer.param_groups:
+                group["lr"] = lr
             loss = F.cross_entropy(model(x), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+    torch.manual_seed(DROPOUT_SEED)
     return timed(run)
 
 
-def train_step(cfg: C.Config, num_classes: int, batches, sizes: Sizes) -> dict:
+def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def twin_models(cfg: C.Config, num_classes: int):
+    """(harness model, optimizer), (baseline model, optimizer): equal weights, the same update rule."""
     torch.manual_seed(0)
     harness_model = build_model(cfg.model, num_classes)
     plain_model = copy.deepcopy(harness_model)
-    harness_opt = recipe.make_optimizer(harness_model, cfg.train)
-    plain_opt = torch.optim.SGD(plain_model.parameters(), lr=cfg.train.lr, momentum=cfg.train.momentum,
-                                weight_decay=cfg.train.weight_decay)
+    return ((harness_model, recipe.make_optimizer(harness_model, cfg.train)),
+            (plain_model, recipe.make_optimizer(plain_model, cfg.train)))
+
+
+def train_step(cfg: C.Config, num_classes: int, batches, sizes: Sizes) -> dict:
+    (harness_model, harness_opt), (plain_model, plain_opt) = twin_models(cfg, num_classes)
+    lrs = harness_lrs(cfg.train, len(batches))
     harness_epoch(harness_model, harness_opt, cfg.train, batches[:2])  # warm-up: allocator, optimizer state
-    plain_epoch(plain_model, plain_opt, batches[:2])
+    plain_epoch(plain_model, plain_opt, batches[:2], harness_lrs(cfg.train, 2))  # the lr of a 2-step epoch
     th, tp = paired_rounds(lambda: harness_epoch(harness_model, harness_opt, cfg.train, batches),
-                           lambda: plain_epoch(plain_model, plain_opt, batches), sizes.rounds)
+                           lambda: plain_epoch(plain_model, plain_opt, batches, lrs), sizes.rounds)
     images = sum(len(y) for _, y in batches)
     overhead = [100.0 * (h / p - 1.0) for h, p in zip(th, tp)]  # paired per round
     return {"images_per_round": images, "rounds": sizes.rounds,
             "harness_images_per_s": summary([images / t for t in th]),
             "plain_images_per_s": summary([images / t for t in tp]),
             "overhead_pct": summary(overhead),
-            "optimizer": type(harness_opt).__name__, "baseline_optimizer": "torch.optim.SGD"}
+            "optimizer": type(harness_opt).__name__, "baseline_optimizer": type(plain_opt).__name__,
+            "baseline": "plain loop, same model, initial weights, update rule, lr per step, batches and dropout masks",
+            # the work was the same: after every round both hold the same weights, bit for bit
+            "same_weights": same_weights(harness_model, plain_model)}
 
 
 def fixed_overhead(cfg: C.Config, num_classes: int, sizes: Sizes, steps: int = 200) -> dict:
@@ -117,11 +146,12 @@ def fixed_overhead(cfg: C.Config, num_classes: int, sizes: Sizes, steps: int = 2
     linear layer, so both loops measure almost nothing but their own Python. In microseconds,
     independent of the model; compare it with a real step's time."""
     tiny = torch.nn.Linear(8, num_classes)
+    twin = copy.deepcopy(tiny)
     xs = [(torch.randn(cfg.train.batch_size, 8), torch.randint(0, num_classes, (cfg.train.batch_size,)))
           for _ in range(steps)]
-    ho = recipe.make_optimizer(tiny, cfg.train)
-    po = torch.optim.SGD(tiny.parameters(), lr=cfg.train.lr, momentum=cfg.train.momentum)
-    th, tp = paired_rounds(lambda: harness_epoch(tiny, ho, cfg.train, xs), lambda: plain_epoch(tiny, po, xs),
+    ho, po = recipe.make_optimizer(tiny, cfg.train), recipe.make_optimizer(twin, cfg.train)
+    lrs = harness_lrs(cfg.train, steps)
+    th, tp = paired_rounds(lambda: harness_epoch(tiny, ho, cfg.train, xs), lambda: plain_epoch(twin, po, xs, lrs),
                            sizes.rounds)
     h, p = statistics.median(th) / steps * 1e6, statistics.median(tp) / steps * 1e6
     return {"harness_us_per_step": h, "plain_us_per_step": p, "overhead_us_per_step": h - p}
@@ -137,26 +167,49 @@ def op_profile(cfg: C.Config, num_classes: int, batches, top: int = 12) -> dict:
     harness_epoch(model, opt, cfg.train, batches[:2])
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         harness_epoch(model, opt, cfg.train, batches)
+    return profile_shares(prof, len(batches), top)
+
+
+# profiler ranges of harness/model/lrn.py's autograd Function (forward, backward); the reference
+# LRN (nn.LocalResponseNorm) has no range of its own: lrn_cost measures it by removal
+LRN_EVENTS = ("_LRN", "autograd::engine::evaluate_function: _LRNBackward")
+
+
+def profile_shares(prof, steps: int, top: int = 12) -> dict:
+    """The top operators by self CPU time, and the fast LRN's share: its forward and backward
+    ranges (children included) over the summed self CPU time of every operator."""
     events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
     total = sum(e.self_cpu_time_total for e in events)
+    lrn = sum(e.cpu_time_total for e in prof.key_averages() if e.key in LRN_EVENTS)
     events.sort(key=lambda e: e.self_cpu_time_total, reverse=True)
-    return {"steps": len(batches), "self_cpu_ms_per_step": total / 1e3 / len(batches),
-            "top_ops": [{"op": e.key, "calls_per_step": e.count / len(batches),
+    return {"steps": steps, "self_cpu_ms_per_step": total / 1e3 / steps, "lrn_share_pct": 100.0 * lrn / total,
+            "top_ops": [{"op": e.key, "calls_per_step": e.count / steps,
                          "self_cpu_pct": 100.0 * e.self_cpu_time_total / total} for e in events[:top]]}
 
 
 def lrn_cost(cfg: C.Config, num_classes: int, batches, sizes: Sizes) -> dict:
-    """The same plain step with model.lrn 'none': how much of the step the paper's LRN takes
-    (nn.LocalResponseNorm is pad + avg_pool3d + pow + div, memory-bound on a CPU)."""
+    """The LRN's share of the plain step by removal, for the configured implementation and the
+    other one: 1 - (step with model.lrn 'none') / (step with LRN), rounds interleaved."""
+    other = "reference" if cfg.model.lrn_impl == "fast" else "fast"
+    variants = {"configured": cfg.model, "other": replace(cfg.model, lrn_impl=other),
+                "none": replace(cfg.model, lrn="none")}
+    lrs = harness_lrs(cfg.train, len(batches))
     models = {}
-    for lrn in (cfg.model.lrn, "none"):
+    for key, mcfg in variants.items():
         torch.manual_seed(0)
-        m = build_model(replace(cfg.model, lrn=lrn), num_classes)
-        models[lrn] = (m, torch.optim.SGD(m.parameters(), lr=cfg.train.lr, momentum=cfg.train.momentum))
-        plain_epoch(*models[lrn], batches[:2])
-    tw, tn = paired_rounds(lambda: plain_epoch(*models[cfg.model.lrn], batches),
-                           lambda: plain_epoch(*models["none"], batches), sizes.rounds)
-    return {"lrn": cfg.model.lrn, "step_share_pct": 100.0 * (1 - statistics.median(tn) / statistics.median(tw))}
+        m = build_model(mcfg, num_classes)
+        models[key] = (m, recipe.make_optimizer(m, cfg.train))
+        plain_epoch(*models[key], batches[:2], lrs[:2])
+    times = {key: [] for key in models}
+    for r in range(sizes.rounds):
+        for key in (list(models) if r % 2 == 0 else list(models)[::-1]):
+            times[key].append(plain_epoch(*models[key], batches, lrs))
+    med = {key: statistics.median(t) for key, t in times.items()}
+    share = lambda key: 100.0 * (1 - med["none"] / med[key])  # noqa: E731
+    fast, ref = ("configured", "other") if other == "reference" else ("other", "configured")
+    return {"lrn": cfg.model.lrn, "lrn_impl": cfg.model.lrn_impl, "step_share_pct": share("configured"),
+            "fast_step_share_pct": share(fast), "reference_step_share_pct": share(ref),
+            "fast_vs_reference_step_speedup": med[ref] / med[fast]}
 
 
 # --- FLOPs and the machine's matmul peak ----------------------------------------------------

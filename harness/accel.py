@@ -1,5 +1,5 @@
 """The GPU path's small helpers: mixed precision, memory format, cuDNN autotuning, compile and
-host-to-device copies (issue 7).
+host-to-device copies (docs/architecture.md, "Determinism"; benchmarks/gpu_check.py measures them).
 
 Imports torch only, so the standalone GPU check (benchmarks/gpu_check.py) can use it on a
 machine with nothing but PyTorch installed. Nothing here reads params or the environment.

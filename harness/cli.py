@@ -109,9 +109,10 @@ def _preset(args) -> None:
         return
     new = presets.apply_preset(args.name, folder, args.params, args.root, args.ilsvrc2012_root)
     d, t = new["data"], new["train"]
+    arms = new.get("ablations", {}).get("enabled") or []
     print(f"{args.params}: preset {args.name} applied (previous file: {args.params}.bak)\n"
           f"  data {d['source']} from {d.get('root')}, {t['epochs']} epochs, seeds {t['seeds']}, "
-          f"devices {t['devices']}"
+          f"devices {t['devices']}" + (f", arms {', '.join(arms)}" if arms else "")
           + (f"\n  pre-training (paper 6): {new['pretrain']['data']['source']} from {new['pretrain']['data'].get('root')}, "
              f"seeds {new['pretrain']['seeds']}, fine-tuned on data.*; `harness pilot` projects its cost"
              if new.get("pretrain", {}).get("enabled") else "")
@@ -129,7 +130,8 @@ def _queue_seeds(args) -> None:
     print(f"{len(pids)} queue worker(s) started: " +
           ", ".join(f"{k} on CUDA_VISIBLE_DEVICES={d}" for k, d in enumerate(args.devices, 1)))
     print(f"Follow with `dvc queue status` / `dvc queue logs {names[0]}`; when all succeeded: "
-          f"`harness collect-seeds {' '.join(names)} && dvc checkout && dvc repro`.")
+          f"`harness collect-seeds {' '.join(names)} && dvc checkout --allow-missing && dvc repro` "
+          "(--allow-missing: ensemble and compare have not run yet, so their outputs have no hash).")
 
 
 def _collect_seeds(args) -> None:
@@ -141,7 +143,8 @@ def _collect_seeds(args) -> None:
     taken = {name: taken[rev] for name, rev in zip(args.revs, revs)}
     for rev, stages in taken.items():
         print(f"{rev}: {', '.join(stages) or 'nothing new'}")
-    print("dvc.lock updated. Next: `dvc pull` (the outputs from the shared remote), then `dvc repro` "
+    print("dvc.lock updated. Next: `dvc pull --allow-missing` (the outputs from the shared remote; "
+          "ensemble and compare have not run, so theirs are missing), then `dvc repro` "
           "(runs ensemble, compare and report only; `dvc status` first shows what would run).")
 
 
@@ -324,8 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("preset", help="switch params.yaml to a real-data preset (the paper's recipe)",
                        description="Merge presets/NAME.yaml into params.yaml (keys it does not set are "
                                    "kept; the old file is saved as params.yaml.bak). "
-                                   "Presets: ilsvrc2012, ilsvrc2010, fall2011 (paper 6: --root Fall 2011, "
-                                   "--ilsvrc2012-root ILSVRC-2012).")
+                                   "Presets: ilsvrc2012, ilsvrc2010, cifar10 (the paper's CIFAR-10 "
+                                   "experiments, docs/cifar10.md), cifar10-quick, fall2011 (paper 6: "
+                                   "--root Fall 2011, --ilsvrc2012-root ILSVRC-2012).")
     s.add_argument("name", nargs="?", help="preset name, e.g. ilsvrc2012")
     s.add_argument("--root", help="dataset folder: the archives as distributed, or extracted folders")
     s.add_argument("--ilsvrc2012-root", default=None,
@@ -335,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=_preset)
     c = sub.add_parser("collect-seeds", help="merge seeds trained on other machines (git revisions) into dvc.lock",
                        description="For each revision (e.g. origin/seed-2): merge its dvc.lock stages into this "
-                                   "checkout's and check out its metrics/plots files. Then `dvc pull` and "
+                                   "checkout's and check out its metrics/plots files. Then `dvc pull --allow-missing` and "
                                    "`dvc repro`. See docs/scale-out.md.")
     c.add_argument("revs", nargs="+", help="git revisions holding the other machines' dvc.lock, or names of "
                                            "DVC experiments of this commit (harness queue-seeds)")

@@ -4,7 +4,8 @@ Each machine runs `dvc repro evaluate@N` for its own seed, `dvc push`es the outp
 DVC remote and commits dvc.lock with its metrics files to a git branch. The collector merges
 the dvc.lock entries of those branches (a stage that two branches both ran, such as prepare,
 must be identical: same code, params and data), checks out the git-tracked outputs of the
-stages it takes (metrics and plots, `cache: false`), and then `dvc pull` fetches the rest and
+stages it takes (metrics and plots, `cache: false`), and then `dvc pull --allow-missing` fetches the
+rest (the fan-in stages have not run, so their outputs have no hash yet) and
 `dvc repro` runs only ensemble, compare and report.
 """
 

@@ -75,6 +75,10 @@ class DataConfig:
     image_size: int = rule(256, lo=16, hi=512)  # stored side; paper 256
     # paper 2: shorter side to 256, then the central 256x256 patch; "warp": whole image squashed
     resize: str = rule("crop", choices=("crop", "warp"))
+    # JPEGs decoded at 1/2, 1/4 or 1/8 scale in libjpeg-turbo's DCT domain when the shorter side
+    # stays >= image_size, before the antialiased resize: faster on large images, pixels differ
+    # a little (paper 2 does not say how it down-sampled; harness/data/imaging.py)
+    dct_scaling: bool = rule(False)
     # raw pixels (small data) or JPEG (ImageNet: 1.2M x 196 KB raw would be 250 GB);
     # auto: raw up to 2 GiB of pixels
     encoding: str = rule("auto", choices=("auto", "raw", "jpeg"))
@@ -87,19 +91,40 @@ class DataConfig:
     fall2011: Fall2011Config = field(default_factory=Fall2011Config)
 
 
+# Architectures before and after the paper net (harness/model/successors.py, docs/successors.md):
+# each trains with the harness's data pipeline, loop and recipe as an ablation arm.
+SUCCESSOR_ARCHS = ("lenet5", "vgg11", "vgg16", "googlenet", "resnet18", "resnet50")
+# The nets of harness/model/cuda_convnet.py (NETS there has the same names; a test checks).
+CUDA_CONVNET_ARCHS = ("cuda_convnet_80sec", "cuda_convnet_18pct", "cuda_convnet_13pct", "cuda_convnet_11pct")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     # paper: two-tower grouped net; one_tower: paper 3.2's one-GPU net (half the kernels per
     # conv layer, last conv and FC layers full size); torchvision: the 2014 "one weird trick"
-    # variant, a control only (PAPER.md 3).
-    arch: str = rule("paper", choices=("paper", "one_tower", "torchvision"))
+    # variant, a control only (docs/paper.md, "The architecture").
+    # Successor and predecessor arms (docs/successors.md): lenet5 (LeCun et al. 1998, built here),
+    # vgg11/vgg16, googlenet, resnet18/resnet50 (torchvision.models, weights=None, never downloaded).
+    # cuda_convnet_*: the authors' CIFAR-10 nets from cuda-convnet's example layer files
+    # (paper 3.1, 3.3; harness/model/cuda_convnet.py, docs/cifar10.md).
+    arch: str = rule("paper", choices=("paper", "one_tower", "torchvision", *SUCCESSOR_ARCHS, *CUDA_CONVNET_ARCHS))
     width: float = rule(1.0, lo=0.0, hi=4.0, lo_open=True)  # 1.0 = paper's kernel counts
     towers: int = rule(2, choices=(1, 2))  # grouped two-tower net (paper 3.2)
     input_size: int = rule(224, lo=16, hi=512)  # crop side; paper 224 (pad 2) or 227 (pad 0)
     conv1_padding: int = rule(2, lo=0, hi=5)
     activation: str = rule("relu", choices=("relu", "tanh"))
-    lrn: str = rule("paper", choices=("paper", "cuda_convnet2", "caffe", "none"))
+    # cuda_convnet: the rnorm/cmrnorm layers of a cuda_convnet_* net's own layer files
+    lrn: str = rule("paper", choices=("paper", "cuda_convnet2", "caffe", "cuda_convnet", "none"))
+    # how LRN is computed, not what: fast (harness/model/lrn.py) or reference
+    # (nn.LocalResponseNorm, built on avg_pool3d); equal to fp32 rounding, not bit for bit
+    lrn_impl: str = rule("fast", choices=("fast", "reference"))
     pool: str = rule("overlap", choices=("overlap", "nonoverlap"))
+    # What stands where the paper has LRN (after the ReLUs of conv1 and conv2, paper 3.3): lrn
+    # (model.lrn's convention), or what replaced it: batchnorm, layernorm (each tower's maps per
+    # image), groupnorm (groups within a tower), none (docs/successors.md, "Normalisation variants")
+    norm: str = rule("lrn", choices=("lrn", "batchnorm", "layernorm", "groupnorm", "none"))
+    # also after the ReLUs of conv3-conv5, as the common "AlexNet-BN" does (model.norm not lrn)
+    norm_every_conv: bool = rule(False)
     dropout: float = rule(0.5, lo=0.0, hi=0.99)
     # paper 4.2: activations unscaled in training, multiplied by (1 - p) at test ("paper");
     # "inverted" is torch's nn.Dropout (x / (1 - p) in training): the same function at fixed
@@ -165,7 +190,7 @@ class TrainConfig:
     devices: tuple[str, ...] = rule(("cpu",))  # one device: both towers; two: one tower each
     threads: int = rule(2, lo=1, hi=256)  # CPU threads: the bits depend on it
     num_workers: int = rule(0, lo=0, hi=64)  # DataLoader workers: logged for determinism
-    # The GPU path (issue 7). The defaults are today's fp32, bitwise-reproducible training.
+    # The GPU path (docs/architecture.md, "Determinism"). The defaults are today's fp32, bitwise-reproducible training.
     # fp32: IEEE fp32, TF32 off for matmuls and cuDNN convolutions (paper 5: GTX 580s, no
     # TF32); tf32: TF32 tensor cores for both (torch's default for cuDNN convolutions on
     # Ampere and later); bf16: autocast around forward and loss, weights and optimizer stay
@@ -174,11 +199,20 @@ class TrainConfig:
     channels_last: bool = rule(False)  # NHWC model and batches: same function, other kernels
     compile: bool = rule(False)  # torch.compile; falls back to eager with a warning if it fails
     # false: cuDNN autotuning and non-deterministic algorithms: faster on GPUs, but the same
-    # seed no longer gives bitwise-identical weights (DESIGN.md determinism contract)
+    # seed no longer gives bitwise-identical weights (docs/architecture.md, "Determinism")
     deterministic: bool = rule(True)
     # where JPEG shards are decoded and augmented; cuda: torchvision.io.decode_jpeg on the
     # first train device (decoders may differ from the CPU one by a unit per pixel)
     decode_device: str = rule("cpu", choices=("cpu", "cuda"))
+    # Stop after the first epoch whose training top-1 error (percent) is at or below this: a
+    # convergence run (paper 3.1) needs its series up to the crossing, not beyond. None: never.
+    stop_at_train_error: float | None = rule(None, lo=0.0, hi=100.0)
+    # Learning-rate selection (paper 3.1: "chosen independently to make training as fast as
+    # possible"): before training, each factor runs the first lr_select_steps steps at
+    # lr * factor from the run's own initial weights; the lowest training error over those
+    # steps wins and the run trains at lr * that factor (harness/train/lr_select.py). (): off.
+    lr_select_factors: tuple[float, ...] = rule(())
+    lr_select_steps: int = rule(200, lo=1)
     # torchrun from the pipeline (docs/scale-out.md): processes per machine and machines. 1 x 1 runs
     # plain python; more runs the stage under torchrun, one process per GPU (or per tower pair)
     # with the same layout as `devices` shifted onto each rank's own GPUs. train.batch_size
@@ -202,7 +236,7 @@ class EvaluateConfig:
     protocols: tuple[str, ...] = rule(("center", "ten_patch"))
     batch_size: int = rule(256, lo=1)
     # the split evaluated, ensembled and compared; "test" exists for ilsvrc2010 only (the
-    # paper's 17.0% / 37.5% are on the ILSVRC-2010 test set, PAPER.md 1)
+    # paper's 17.0% / 37.5% are on the ILSVRC-2010 test set, docs/paper.md "Headline results")
     split: str = rule("val", choices=("val", "test"))
 
 
@@ -238,6 +272,11 @@ class ArmConfig:
     """
     name: str
     overrides: tuple[tuple[str, typing.Any], ...] = ()
+    # The arm this one is compared with (`base:` in params), e.g. a net without LRN against the
+    # same net with it; None: the baseline seeds (train.seeds). Only the comparison: the arm's
+    # own overrides say everything it trains with, so DVC's params of its stages
+    # (ablations.arms.<arm>) cover its whole config.
+    base: str | None = None
 
     def as_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in self.overrides}
@@ -435,6 +474,9 @@ def _check_items(items, meta, key):
         bad = [d for d in items if not (d == "cpu" or d == "cuda" or d.startswith("cuda:"))]
         if bad:
             raise ConfigError(f"{key}: unknown device {bad[0]!r} (use cpu, cuda or cuda:N)")
+    if key.endswith("lr_select_factors"):
+        if any(f <= 0 for f in items) or len(set(items)) != len(items):
+            raise ConfigError(f"{key}: distinct positive multipliers of train.lr, got {list(items)}")
     if key.endswith("protocols"):
         bad = [p for p in items if p not in ("center", "ten_patch")]
         if bad or not items:
@@ -456,17 +498,23 @@ def _parse_arms(raw, key: str) -> tuple[ArmConfig, ...]:
         body = {} if body is None else body
         if not isinstance(body, dict):
             raise ConfigError(f"{k}: expected a mapping like {{model: {{lrn: none}}}}, got {body!r}")
+        base = body.get("base")
+        if base is not None and (not isinstance(base, str) or base == name):
+            raise ConfigError(f"{k}.base: the name of another arm, got {base!r}")
         overrides = []
         for section, values in body.items():
+            if section == "base":
+                continue
             if section not in ("model", "train"):
-                raise ConfigError(f"{k}.{section}: an arm overrides model.* and train.* keys only")
+                raise ConfigError(f"{k}.{section}: an arm overrides model.* and train.* keys only (and may "
+                                  "name a `base` arm)")
             if not isinstance(values, dict):
                 raise ConfigError(f"{k}.{section}: expected a mapping, got {values!r}")
             for sub, v in values.items():
                 if section == "train" and sub == "seeds":
                     raise ConfigError(f"{k}.train.seeds: every arm trains the seeds of train.seeds")
                 overrides.append((f"{section}.{sub}", tuple(v) if isinstance(v, list) else v))
-        arms.append(ArmConfig(name, tuple(overrides)))
+        arms.append(ArmConfig(name, tuple(overrides), base))
     return tuple(arms)
 
 
@@ -493,21 +541,38 @@ def apply_phase(cfg: Config, phase: str) -> Config:
     return out
 
 
+def _check_bases(ab: AblationsConfig) -> None:
+    """Every `base:` names a defined arm, and following bases ends at the baseline."""
+    names = [a.name for a in ab.arms]
+    for arm in ab.arms:
+        chain = [arm.name]
+        while arm.base is not None:
+            if arm.base not in names:
+                raise ConfigError(f"ablations.arms.{chain[0]}.base: no arm named {arm.base!r} "
+                                  f"(defined: {', '.join(names)})")
+            if arm.base in chain:
+                raise ConfigError(f"ablations.arms.{chain[0]}.base: the bases form a cycle "
+                                  f"({' -> '.join(chain)} -> {arm.base})")
+            chain.append(arm.base)
+            arm = ab.arm(arm.base)
+
+
 def apply_arm(cfg: Config, name: str) -> Config:
     """The config of ablation arm `name`: cfg with the arm's model.*/train.* overrides applied.
 
     The one place an arm changes the config; every stage of the arm (train, evaluate) goes
     through it. The result carries `arm`, so training_digest differs from the baseline's.
     """
-    arm = cfg.ablations.arm(name)
+    overrides = cfg.ablations.arm(name).overrides
     d = to_dict(cfg)
     sections = {"model": d["model"], "train": d["train"]}
-    for dotted, value in arm.overrides:
+    for dotted, value in overrides:
         section, sub = dotted.split(".", 1)
         sections[section][sub] = list(value) if isinstance(value, tuple) else value
-    one_device = sections["model"]["arch"] != "paper" or sections["model"].get("drop_conv", "none") != "none"
+    one_device = sections["model"]["arch"] != "paper" or sections["model"].get("drop_conv", "none") != "none" \
+        or sections["model"].get("norm", "lrn") not in ("lrn", "none")
     if one_device and len(sections["train"]["devices"]) == 2 \
-            and not any(k == "train.devices" for k, _ in arm.overrides):
+            and not any(k == "train.devices" for k, _ in overrides):
         # paper 3.2's one-GPU net, the controls and the nets without a middle conv layer run on
         # one device: the first of the two
         sections["train"]["devices"] = sections["train"]["devices"][:1]
@@ -530,6 +595,12 @@ def _check_ablations(cfg: Config) -> None:
                               f"(defined: {', '.join(names) or 'none'})")
     if len(set(ab.enabled)) != len(ab.enabled):
         raise ConfigError(f"ablations.enabled: an arm is listed twice: {list(ab.enabled)}")
+    _check_bases(ab)
+    for name in ab.enabled:
+        base = ab.arm(name).base
+        if base is not None and base not in ab.enabled:
+            raise ConfigError(f"ablations.enabled: arm {name!r} is compared with its base arm {base!r}, "
+                              f"which is not enabled; add {base} to ablations.enabled")
     for arm in ab.arms:  # every arm, enabled or not: a typo fails now, not hours later
         if arm.name in PHASES:
             raise ConfigError(f"ablations.arms.{arm.name}: the name of a pre-training phase (pretrain.*); rename the arm")
@@ -569,7 +640,7 @@ PAPER_SCALE_INPUT = 224
 
 
 def _check_fc6_input(m: ModelConfig) -> None:
-    if m.arch == "torchvision" or m.input_size < PAPER_SCALE_INPUT:
+    if m.arch == "torchvision" or m.arch in SUCCESSOR_ARCHS or m.input_size < PAPER_SCALE_INPUT:
         return  # the control pools its own way; small profiles: a reported departure
     side = final_map_size(m)
     if side != 6:
@@ -612,6 +683,27 @@ def _one_device(train: TrainConfig) -> TrainConfig:
     return dataclasses.replace(train, devices=train.devices[:1]) if len(train.devices) == 2 else train
 
 
+# Smallest crop each successor takes: VGG, GoogLeNet and ResNet downsample by 32 (a 1x1 final map
+# at 32 px); LeNet-5's C5 kernel covers the whole S4 map, which needs S4 >= 1 (docs/successors.md).
+SUCCESSOR_MIN_INPUT = {"lenet5": 16, "vgg11": 32, "vgg16": 32, "googlenet": 32, "resnet18": 32, "resnet50": 32}
+
+
+def _check_successor(cfg: Config) -> None:
+    m = cfg.model
+    if m.arch in SUCCESSOR_ARCHS and m.input_size < SUCCESSOR_MIN_INPUT[m.arch]:
+        raise ConfigError(f"model.input_size: model.arch {m.arch} needs crops of at least "
+                          f"{SUCCESSOR_MIN_INPUT[m.arch]} px, got {m.input_size}")
+    if m.norm != "lrn" and m.arch not in ("paper", "one_tower"):
+        raise ConfigError(f"model.norm: replaces the LRN of the paper net (arch paper or one_tower), "
+                          f"not of model.arch {m.arch}")
+    if m.norm_every_conv and m.norm == "lrn":
+        raise ConfigError("model.norm_every_conv: puts model.norm after every conv layer; with model.norm lrn "
+                          "choose batchnorm, layernorm or groupnorm")
+    if len(cfg.train.devices) == 2 and m.norm not in ("lrn", "none"):
+        raise ConfigError(f"train.devices: two devices hold the towers of the paper net with LRN or none; "
+                          f"model.norm {m.norm} (learned per-channel parameters) trains on one device")
+
+
 def min_input_size(m: ModelConfig) -> int:
     return next(s for s in range(11, 1024) if final_map_size(m, s) >= 1)
 
@@ -626,13 +718,53 @@ def _check_cross_fields(cfg: Config) -> None:
         raise ConfigError(
             f"model.input_size: crop {cfg.model.input_size} is larger than the stored "
             f"data.image_size {cfg.data.image_size}")
-    if final_map_size(cfg.model) < 1:
+    if cfg.model.arch in CUDA_CONVNET_ARCHS:
+        _check_cuda_convnet(cfg)
+        _check_train(cfg)
+        return
+    if cfg.model.lrn == "cuda_convnet":
+        raise ConfigError(f"model.lrn: cuda_convnet is the normalisation of the cuda_convnet_* nets' layer "
+                          f"files; model.arch {cfg.model.arch!r} takes paper, cuda_convnet2, caffe or none")
+    if cfg.model.arch not in SUCCESSOR_ARCHS and final_map_size(cfg.model) < 1:
         raise ConfigError(
             f"model.input_size: {cfg.model.input_size} px is too small for conv1 (11/4) and three "
             f"{'3/2' if cfg.model.pool == 'overlap' else '2/2'} poolings; use at least "
             f"{min_input_size(cfg.model)}")
     if cfg.model.towers == 2 and cfg.model.width * 96 < 2:
         raise ConfigError("model.width: too small for two towers")
+    _check_train(cfg)
+
+
+# What a cuda_convnet_* net takes from its layer files, as the ModelConfig key holding the same
+# thing for the paper net: key -> (the only value that describes the file, why).
+_CUDA_CONVNET_FIXED = {
+    "width": (1.0, "the nets are built at their layer files' sizes"),
+    "towers": (1, "the layer files describe one-tower nets"),
+    "pool": ("overlap", "the layer files pool 3x3 at stride 2"),
+    "dropout": (0.0, "the layer files have no dropout"),
+    "init": ("paper", "`paper` means the layer files' initW here"),
+    "conv1_padding": (2, "the layer files pad conv1 by 2"),
+    "hidden_bias": (0.0, "every bias starts at its layer file's initB, 0"),
+    "drop_conv": ("none", "the layer files' nets are built whole"),
+}
+
+
+def _check_cuda_convnet(cfg: Config) -> None:
+    """The cuda-convnet CIFAR nets: the paper net's switches that they do not have stay at the value
+    their layer files imply, so nothing is silently ignored (docs/cifar10.md)."""
+    m = cfg.model
+    for key, (value, why) in _CUDA_CONVNET_FIXED.items():
+        if getattr(m, key) != value:
+            raise ConfigError(f"model.{key}: {m.arch} needs {value!r} ({why}), got {getattr(m, key)!r}")
+    if m.lrn not in ("cuda_convnet", "none"):
+        raise ConfigError(f"model.lrn: {m.arch} takes cuda_convnet (its layer files' response normalisation) "
+                          f"or none, not {m.lrn!r}")
+    if cfg.train.update_rule != "paper":
+        raise ConfigError(f"train.update_rule: {m.arch} uses per-layer learning rates and weight decay, "
+                          "which the paper rule (cuda-convnet's own update) carries; set paper")
+
+
+def _check_train(cfg: Config) -> None:
     if len(cfg.train.devices) == 2 and cfg.model.arch != "paper":
         raise ConfigError("train.devices: two devices hold the two towers of model.arch 'paper' only")
     if cfg.train.batch_size % cfg.train.world_size:
@@ -644,16 +776,26 @@ def _check_cross_fields(cfg: Config) -> None:
     if len(cfg.train.devices) == 2 and cfg.model.drop_conv != "none":
         raise ConfigError(f"train.devices: two devices hold the towers of the full paper net; "
                           f"model.drop_conv {cfg.model.drop_conv} trains on one device")
-    if cfg.model.drop_conv != "none" and cfg.model.arch == "torchvision":
+    if cfg.model.drop_conv != "none" and cfg.model.arch not in ("paper", "one_tower"):
         raise ConfigError("model.drop_conv: removes a layer of the paper net (arch paper or one_tower), "
-                          "not of the torchvision control")
+                          f"not of model.arch {cfg.model.arch}")
     _check_fc6_input(cfg.model)
     _check_conv6(cfg)
+    _check_successor(cfg)
     if cfg.train.schedule_split == "holdout" and cfg.train.schedule != "plateau":
         raise ConfigError("train.schedule_split: holdout drives the plateau schedule only; with "
                           f"train.schedule {cfg.train.schedule} it would take images from training for nothing")
     if any(s < 1 or s > cfg.train.epochs for s in cfg.train.lr_steps):
         raise ConfigError(f"train.lr_steps: each step must lie in 1..train.epochs ({cfg.train.epochs})")
+
+
+def evaluated_split(cfg: Config) -> str:
+    """The evaluated split in the paper's terms. CIFAR-10 has no validation set: the harness
+    prepares its official test batch as `val` (harness/prepare/sources.py CIFAR_SPLITS), so what
+    is evaluated there is the paper's CIFAR-10 test error (paper 3.3)."""
+    if cfg.data.source == "cifar10" and cfg.evaluate.split == "val":
+        return "test"
+    return cfg.evaluate.split
 
 
 def to_dict(cfg) -> dict:
@@ -692,6 +834,9 @@ def training_digest(cfg: Config) -> str:
 # checkpoint of the same run resumes (or is refused by its process count, with a message), and a
 # reference distribution stays comparable. They are still DVC params of the train stage.
 LAUNCH_KEYS = ("nproc_per_node", "nnodes")
+# model.* keys added after the committed reference runs and checkpoints: at their default (the
+# paper's net, unchanged) they are left out of the digest, so those stay comparable and resumable.
+DIGEST_QUIET_DEFAULTS = {"norm": "lrn", "norm_every_conv": False}
 
 
 def training_config(cfg: Config) -> dict:
@@ -700,6 +845,9 @@ def training_config(cfg: Config) -> dict:
     d = to_dict(cfg)
     for key in ("seeds", *LAUNCH_KEYS):
         d["train"].pop(key)
+    for key, default in DIGEST_QUIET_DEFAULTS.items():
+        if d["model"].get(key) == default:
+            d["model"].pop(key)
     out = {k: d[k] for k in ("data", "model", "train")}
     if not cfg.model.conv6:  # the five-conv net keeps the digest it had before these keys existed
         out["model"] = {k: v for k, v in out["model"].items() if not k.startswith("conv6")}

@@ -1,7 +1,9 @@
 """Presets: the paper's recipe for a real dataset, merged into params.yaml in one command.
 
 A preset (presets/<name>.yaml at the repository root) lists the keys it sets; every other key
-keeps its params.yaml value. The result is validated before params.yaml is replaced, and the
+keeps its params.yaml value. Its optional `replace:` list names dotted keys whose whole value the
+preset sets instead of merging into (e.g. ablations.arms: the paper net's arms do not describe the
+CIFAR-10 nets). The result is validated before params.yaml is replaced, and the
 old file is kept as params.yaml.bak, so nothing is lost and `git diff params.yaml` shows the
 switch.
 """
@@ -33,15 +35,37 @@ def merged(params: dict, preset: dict) -> dict:
     return out
 
 
+def with_preset(params: dict, preset: dict) -> dict:
+    """params with the preset's keys merged in, and its `replace:` keys set whole."""
+    preset = copy.deepcopy(preset)
+    replace = preset.pop("replace", [])
+    new = merged(params or {}, preset)
+    for dotted in replace:
+        *parents, last = dotted.split(".")
+        src, dst = preset, new
+        for key in parents:
+            src, dst = src[key], dst.setdefault(key, {})
+        dst[last] = copy.deepcopy(src[last])
+    return new
+
+
 def _load(name: str, folder: Path) -> dict:
-    """presets/<name>.yaml; a `base: <other preset>` key merges that preset under it first."""
+    """presets/<name>.yaml; a `base: <other preset>` key merges that preset under it first
+    (the `replace:` lists of both apply)."""
     path = folder / f"{name}.yaml"
     if not path.is_file():
         raise UserError(f"unknown preset {name!r}: {path} does not exist "
                         f"(available: {', '.join(available(folder)) or 'none'})")
     preset = yaml.safe_load(path.read_text()) or {}
     base = preset.pop("base", None)
-    return merged(_load(base, folder), preset) if base else preset
+    if not base:
+        return preset
+    under = _load(base, folder)
+    replace = under.get("replace", []) + [k for k in preset.get("replace", []) if k not in under.get("replace", [])]
+    out = merged(under, preset)
+    if replace:
+        out["replace"] = replace
+    return out
 
 
 def _set_roots(new: dict, preset: dict, root: str | None, ilsvrc2012_root: str | None) -> None:
@@ -72,7 +96,7 @@ def apply_preset(name: str, folder: Path, params_path: Path, root: str | None,
     """Merge presets/<name>.yaml (and the data roots) into params_path; returns the new params."""
     preset = _load(name, folder)
     params = yaml.safe_load(params_path.read_text()) if params_path.is_file() else {}
-    new = merged(params or {}, preset)
+    new = with_preset(params or {}, preset)
     _set_roots(new, preset, root, ilsvrc2012_root)
     if new.get("data", {}).get("source", "synthetic") != "synthetic" and not new["data"].get("root"):
         raise UserError(f"preset {name!r} needs the dataset folder: pass --root PATH")

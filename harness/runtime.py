@@ -1,6 +1,6 @@
 """Process-level facts: seeding, threads, determinism, repository root, provenance.
 
-With config, the only module that reads the environment (house rule 2).
+With config, the only module that reads the environment (docs/architecture.md, house rule 2).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def set_determinism(seed: int, threads: int, deterministic: bool = True) -> None
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     # warn_only: on CUDA, LRN (avg_pool3d) and adaptive pooling backward have no
-    # deterministic kernel (DESIGN.md); the run records which mode it ran in.
+    # deterministic kernel (docs/architecture.md, "Determinism"); the run records which mode it ran in.
     torch.use_deterministic_algorithms(deterministic, warn_only=True)
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
@@ -131,7 +131,7 @@ def environment() -> dict:
     }
 
 
-# --- torch.distributed: its only home (house rule 4) -------------------------------------------
+# --- torch.distributed: its only home (docs/architecture.md, house rule 4) -------------------------------------------
 
 @dataclass(frozen=True)
 class Dist:

@@ -376,7 +376,7 @@ def _log_metric_items(uri: str, run_id: str, items: list) -> None:
 
 
 def log_metrics(uri: str, run_id: str, metrics: dict, step: int = 0) -> None:
-    """Log {name: value} at one step in one batch call (DESIGN.md: batches, not single calls)."""
+    """Log {name: value} at one step in one batch call (docs/architecture.md, "Tracking": batches, not single calls)."""
     now = int(time.time() * 1000)
     _log_metric_items(uri, run_id, [(k, float(v), now, step) for k, v in metrics.items() if v is not None])
 

@@ -18,6 +18,8 @@ def main() -> None:
     p.add_argument("--curves", type=Path, required=True, help="CSV of all seeds' per-epoch curves (DVC plots)")
     p.add_argument("--benchmarks", type=Path, default=None, help="reports/benchmarks.json (shown when it exists)")
     p.add_argument("--reliability", type=Path, default=None, help="reports/reliability.json (`make reliability`)")
+    p.add_argument("--cifar10-costs", type=Path, default=None,
+                   help="reports/cifar10_costs.json (python -m benchmarks.cifar10)")
     p.add_argument("--kernels", type=Path, default=None, help="folder of the conv1 kernels per seed (Figure 3)")
     p.add_argument("--pilot", type=Path, default=None, help="reports/pilot.json (`harness pilot`)")
     args = p.parse_args()
@@ -25,7 +27,7 @@ def main() -> None:
     out = run_report(ctx, data_dir=args.data, metrics_dir=args.metrics, plots_dir=args.plots, out_md=args.md,
                      out_html=args.html, figures_dir=args.figures, all_seeds_csv=args.curves,
                      benchmarks=args.benchmarks, reliability=args.reliability, kernels=args.kernels,
-                     pilot=args.pilot)
+                     pilot=args.pilot, cifar10_costs=args.cifar10_costs)
     print(f"report written: {out} (open it in a browser; it needs no network)")
 
 

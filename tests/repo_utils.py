@@ -41,7 +41,7 @@ def copy_repo(dst: Path, patch: dict | None = None) -> Path:
     files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
                            cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
     for f in files:
-        if (REPO / f).is_file() and (not f.startswith(("reports/", "dvc.lock")) or f in ("reports/benchmarks.json", "reports/reliability.json", "reports/pilot.json")):
+        if (REPO / f).is_file() and (not f.startswith(("reports/", "dvc.lock")) or f in ("reports/benchmarks.json", "reports/reliability.json", "reports/pilot.json", "reports/cifar10_costs.json")):
             (dst / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / f, dst / f)
     (dst / "reports" / "reference").mkdir(parents=True)

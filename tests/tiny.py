@@ -34,3 +34,11 @@ def data(train_per_class: int = 12, val_per_class: int = 4, num_classes: int = 4
 
 
 DATA = data()
+
+
+def prepared(tmp_path_factory, train_per_class: int, val_per_class: int):
+    """A tiny synthetic dataset prepared on disk (one worker), for module-scoped fixtures."""
+    from harness.prepare import writer
+    out = tmp_path_factory.mktemp("data")
+    writer.prepare(data(train_per_class=train_per_class, val_per_class=val_per_class), out, workers=1)
+    return out

@@ -397,22 +397,37 @@ def _arm_evidence(claim, seed_results, context, inputs, any_target):
     arm = (ab.get("arms") or {}).get(name)
     if arm is None:
         return "arm not trained", f"the arm {name} has no results in this run"
+    base_results, base_ab, base_train, against = _comparison_group(arm, seed_results, ab, inputs.get("train") or {})
     if claim.kind == "convergence":
-        return _convergence_evidence(claim, name, arm, ab, inputs, context, any_target)
-    base, var = _per_seed_measure(claim, seed_results, ab, inputs.get("train") or {}), \
+        return _convergence_evidence(claim, name, arm, base_ab, {**inputs, "train": base_train}, context, any_target,
+                                     against)
+    base, var = _per_seed_measure(claim, base_results, base_ab, base_train), \
         _per_seed_measure(claim, arm["results"], {**ab, "baseline_curves": arm.get("curves", {})}, arm.get("train") or {})
     if isinstance(base, str) or isinstance(var, str):
         return "not measured", base if isinstance(base, str) else var
-    return _two_groups(base, var, f"arm {name}")
+    return _two_groups(base, var, f"arm {name}", against)
 
 
-def _two_groups(base: dict, var: dict, what: str) -> verdict.Evidence:
+def _comparison_group(arm: Mapping, seed_results, ab: Mapping, train: Mapping):
+    """(results, ablations view, train metrics, name) of the group an arm is measured against:
+    the baseline seeds, or the arm its `base:` names (params ablations.arms), whose results,
+    curves, step series and train metrics the compare stage puts under arm["base"]. E.g. paper
+    3.3's CIFAR-10 pair: the 11% net without its normalisation against the same net with it,
+    while the baseline seeds are paper 3.1's Figure 1 net (docs/cifar10.md)."""
+    b = arm.get("base")
+    if not b:
+        return seed_results, ab, train, "the paper's net"
+    view = {**ab, "baseline_curves": b.get("curves") or {}, "baseline_series": b.get("series") or {}}
+    return b["results"], view, b.get("train") or {}, f"arm {b['name']}"
+
+
+def _two_groups(base: dict, var: dict, what: str, against: str = "the paper's net") -> verdict.Evidence:
     seeds = ablation.pairing(list(base), list(var))
     if seeds is not None:
         return verdict.Evidence(tuple(base[s] for s in seeds), tuple(var[s] for s in seeds), paired=True,
-                                source=f"{what} vs the paper's net, paired on seeds {seeds}")
+                                source=f"{what} vs {against}, paired on seeds {seeds}")
     return verdict.Evidence(tuple(base.values()), tuple(var.values()),
-                            source=f"{what} (seeds {sorted(var)}) vs the paper's net (seeds {sorted(base)}), unpaired")
+                            source=f"{what} (seeds {sorted(var)}) vs {against} (seeds {sorted(base)}), unpaired")
 
 
 def _per_seed_measure(claim, results, ab, train) -> dict[int, float] | str:
@@ -432,13 +447,13 @@ def _per_seed_measure(claim, results, ab, train) -> dict[int, float] | str:
             if int(s) in final_train}
 
 
-def _convergence_evidence(claim, name, arm, ab, inputs, context, any_target):
+def _convergence_evidence(claim, name, arm, ab, inputs, context, any_target, against="the paper's net"):
     if claim.measure == "train_time":
         base = {int(s): float(t["train_time_s"]) for s, t in (inputs.get("train") or {}).items()}
         var = {int(s): float(t["train_time_s"]) for s, t in (arm.get("train") or {}).items()}
         if not base or not var:
             return "not measured", "no train metrics (train_time_s) for one of the groups"
-        return _two_groups(base, var, f"arm {name}")
+        return _two_groups(base, var, f"arm {name}", against)
     target = target_for(claim, context.dataset)
     if target is None and any_target:
         target = float(ab.get("target_train_error") or 0) or None
@@ -455,7 +470,7 @@ def _convergence_evidence(claim, name, arm, ab, inputs, context, any_target):
     return verdict.Evidence(tuple(it_b[s][0] for s in pick_b), tuple(it_a[s][0] for s in pick_a),
                             paired=seeds is not None, resolution=res,
                             censored=tuple(it_b[s][1] for s in pick_b), censored_variant=tuple(it_a[s][1] for s in pick_a),
-                            source=f"arm {name}: steps to {target:g}% training top-1 error, every {res:g} steps"
+                            source=f"arm {name} vs {against}: steps to {target:g}% training top-1 error, every {res:g} steps"
                                    + (f", paired on seeds {seeds}" if seeds else ""))
 
 
@@ -464,22 +479,25 @@ def _convergence_evidence(claim, name, arm, ab, inputs, context, any_target):
 
 def _arm_results(seed_results, ablations: Mapping | None, s: CompareSettings) -> dict:
     """Per arm: overrides, seeds, arm-minus-baseline effect per protocol and metric, convergence
-    to ablations.target_train_error (arms without a claim of their own)."""
+    to ablations.target_train_error (arms without a claim of their own). The baseline is the
+    arm's base arm where it has one (`base`: its name, else "baseline")."""
     out = {}
     if not ablations:
         return out
     target = float(ablations["target_train_error"])
     for name, arm in ablations.get("arms", {}).items():
         results = arm["results"]
+        base_results, base_ab, _, _ = _comparison_group(arm, seed_results, ablations, {})
         protocols = {}
         for proto in _protocols(results):
-            protocols[proto] = {m: ablation.error_effect(_by_seed(seed_results, proto, m), _by_seed(results, proto, m),
+            protocols[proto] = {m: ablation.error_effect(_by_seed(base_results, proto, m), _by_seed(results, proto, m),
                                                          s.conf, s.n_boot, s.rng_seed)
-                                for m in METRICS if _values(seed_results, proto, m)}
-        conv = ablation.convergence_effect(ablations.get("baseline_series") or {}, arm.get("series") or {},
+                                for m in METRICS if _values(base_results, proto, m)}
+        conv = ablation.convergence_effect(base_ab.get("baseline_series") or {}, arm.get("series") or {},
                                            target, s.conf)
         out[name] = {"overrides": dict(arm.get("overrides", {})), "seeds": [r["seed"] for r in results],
-                     "baseline_seeds": [r["seed"] for r in seed_results], "protocols": protocols,
+                     "base": (arm.get("base") or {}).get("name", "baseline"),
+                     "baseline_seeds": [r["seed"] for r in base_results], "protocols": protocols,
                      "convergence": conv}
     return out
 
@@ -547,7 +565,9 @@ def build_compare(
     train metrics (train_time_s, final_val_top1_error, towers); ablations: the trained arms,
     {protocol, target_train_error, baseline_curves {seed: [train top-1 error per epoch]},
     baseline_series {seed: ablation.Series}, arms {name: {overrides, results, curves, series,
-    train}}}; their names and overrides must also be in context.arms for claims to match them.
+    train, base}}}; their names and overrides must also be in context.arms for claims to match them.
+    An arm's optional `base` {name, results, curves, series, train} is the group it is measured
+    against instead of the baseline seeds (an arm's `base:` in params).
     pretrained: the ensemble_finetune stage's dict plus full_paper_model and base_singles
     (harness/analysis/pretrained.py), for the claims with pretraining fall2011.
     """
@@ -591,6 +611,47 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.\-/ ]")
 def _metric_name(*parts: str) -> str:
     """Join parts with '.' and replace characters MLflow rejects with '_'."""
     return _UNSAFE.sub("_", ".".join(str(p) for p in parts))
+
+
+def headline(compare: dict) -> dict:
+    """The few numbers that answer "did it reproduce?", for `dvc exp show` and `dvc metrics diff`
+    (reports/summary.json, the pipeline's only DVC metrics; at most 20 columns).
+
+    Per protocol (centre crop, 10-patch, as evaluated): the seeds' mean and sd of top-1 and top-5
+    error, and the error of the ensemble of every seed; the number of seeds; the claim counts per
+    verdict. Everything else (intervals, p-values, per-seed rows, run ids, timings) stays in
+    compare.json and the per-stage JSON files, plain outputs of their stages.
+    """
+    out: dict = {"seeds": len({r["seed"] for r in compare.get("seeds", [])})}
+    full = {p: (v.get("sizes") or [None])[-1] for p, v in (compare.get("ensemble") or {}).get("protocols", {}).items()}
+    for proto, metrics in compare.get("summary", {}).items():
+        row = {}
+        for metric in ("top1_error", "top5_error"):
+            s = metrics.get(metric) or {}
+            row[metric] = {"mean": s.get("mean"), "sd": s.get("sd")}
+            if full.get(proto):
+                row[metric]["ensemble"] = full[proto].get(f"{metric}_mean")
+        out[proto] = row
+    if compare.get("pretraining"):  # paper 6 / Table 2, only with pretrain.enabled
+        out["pretrained"] = pretrained_headline(compare["pretraining"])
+    counts = compare.get("counts", {})
+    out["claims"] = {"tested": counts.get("claims_tested"),
+                     **{label.replace(" ", "_"): n for label, n in (counts.get("verdicts") or {}).items()
+                        if label != "not tested"}}
+    return out
+
+
+def pretrained_headline(pre: Mapping) -> dict:
+    """The Table 2 "*" rows' top-5 errors (paper 6), in the protocol of their claims (ten_patch, else
+    the first evaluated): {protocol: {single_top5_error: the fine-tuned CNNs' mean (t2-1cnn-pre),
+    ensemble_top5_error: every ILSVRC-only and fine-tuned CNN averaged (t2-7cnn-pre, 5+2 in the paper)}},
+    two columns of summary.json."""
+    protos = pre.get("ensembles") or {}
+    proto = "ten_patch" if "ten_patch" in protos else next(iter(protos), None)
+    singles = [r[proto]["top5_error"] for r in pre.get("finetuned", []) if proto in r]
+    full = (protos.get(proto) or {}).get(f"{len(pre['base_seeds'])}+{len(pre['pretrained_seeds'])}") or {}
+    return {proto: {"single_top5_error": float(np.mean(singles)) if singles else None,
+                    "ensemble_top5_error": (full.get("top5_error") or [None])[0]}} if proto else {}
 
 
 def summary_metrics(compare: dict) -> dict[str, float]:

@@ -147,7 +147,7 @@ def binomial_se_pct(error_pct: float, n: int) -> float:
 def seed_summary(values: Sequence[float], conf: float = 0.95) -> dict:
     """Mean, sample sd (ddof=1), n and the t-interval of the mean across seeds.
 
-    With one seed there is no spread: sd, t_lo and t_hi are None (docs/architecture.md, rule 7: a single
+    With one seed there is no spread: sd, t_lo and t_hi are None (docs/architecture.md, house rule 7: a single
     seed is not a result, but the summary must not crash). With no values, everything but
     n is None.
     """

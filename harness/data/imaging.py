@@ -5,10 +5,13 @@ rescaled the image such that the shorter side was of length 256, and then croppe
 central 256x256 patch". `fit` does exactly that ("crop"), or warps the whole image ("warp").
 
 Speed: JPEG goes through libjpeg-turbo (simplejpeg; same pixels as Pillow's decode, about
-1.7x faster), then one antialiased bilinear resize (torch's uint8 kernel, about 2x Pillow's).
-DCT-domain downscaled decoding was measured and is not used: on the ImageNet sample at 256 px
-it saves nothing (a 6/8 scale decodes as slowly as a full one) and costs 5 dB PSNR against a
-Lanczos reference (3 dB at scale 1/2), i.e. it is not exact enough.
+1.15x faster), then one antialiased bilinear resize (torch's uint8 kernel, about 3x Pillow's).
+data.dct_scaling (off by default) decodes a JPEG at 1/2, 1/4 or 1/8 of its size in
+libjpeg-turbo's DCT domain when its shorter side stays at least the stored size (paper 2 does
+not say how it down-sampled), then resizes as usual: it changes pixels (benchmarks/data_bench.py
+gives the PSNR against the exact path) and saves only on large images. The other scales
+(3/8, 5/8, 3/4, 7/8) are not used: libjpeg-turbo has no SIMD code for them and decodes them
+more slowly than at full size.
 Anything that is not a plain RGB/greyscale JPEG (CMYK, PNG saved as .JPEG, ...) falls back
 to Pillow, which real ImageNet needs for a handful of files.
 """
@@ -32,8 +35,12 @@ class BadImage(Exception):
     """A file that cannot become an RGB image; str() is the reason for the manifest."""
 
 
-def decode_rgb(data: bytes) -> np.ndarray:
-    """Bytes of an image file -> uint8 [H, W, 3] RGB; raises BadImage with the reason."""
+def decode_rgb(data: bytes, min_side: int = 0) -> np.ndarray:
+    """Bytes of an image file -> uint8 [H, W, 3] RGB; raises BadImage with the reason.
+
+    min_side > 0 (data.dct_scaling): a JPEG may come out at 1/2, 1/4 or 1/8 of its size, the
+    smallest whose shorter side is still >= min_side (dct_factor).
+    """
     if len(data) == 0:
         raise BadImage("zero-byte file")
     if data[:2] == GZIP_MAGIC:  # a few ILSVRC-2010 files are gzipped JPEGs (fuel's converter)
@@ -42,13 +49,22 @@ def decode_rgb(data: bytes) -> np.ndarray:
         except (OSError, EOFError) as exc:
             raise BadImage(f"corrupt gzip-compressed image: {exc}") from None
     if data[:2] == JPEG_MAGIC:
-        arr = _decode_jpeg(data)
+        arr = _decode_jpeg(data, min_side)
         if arr is not None:
             return arr
     return _decode_pillow(data)
 
 
-def _decode_jpeg(data: bytes) -> np.ndarray | None:
+def dct_factor(h: int, w: int, min_side: int) -> int:
+    """The largest of 8, 4, 2 (else 1) that keeps the shorter side >= min_side once divided
+    (libjpeg-turbo rounds a scaled side up); 1 when min_side is 0."""
+    for f in (8, 4, 2):
+        if min_side and -(-min(h, w) // f) >= min_side:
+            return f
+    return 1
+
+
+def _decode_jpeg(data: bytes, min_side: int = 0) -> np.ndarray | None:
     """libjpeg-turbo decode; None for colour spaces Pillow handles better."""
     try:
         h, w, colorspace, _ = simplejpeg.decode_jpeg_header(data)
@@ -56,10 +72,13 @@ def _decode_jpeg(data: bytes) -> np.ndarray | None:
         raise BadImage(f"corrupt JPEG header: {exc}") from None
     if colorspace not in ("Gray", "YCbCr", "RGB") or min(h, w) < 1:
         return None  # CMYK / YCCK (Adobe): Pillow applies the inversion convention
+    f = dct_factor(h, w, min_side)
+    # simplejpeg picks the smallest scale M/8 that gives at least these sides: exactly 1/f
+    scale = dict(min_height=-(-h // f), min_width=-(-w // f)) if f > 1 else {}
     try:
         # strict: libjpeg warnings (truncated data, corrupt huffman codes) raise instead of
         # silently returning a half-grey image.
-        return simplejpeg.decode_jpeg(data, colorspace="RGB", strict=True)
+        return simplejpeg.decode_jpeg(data, colorspace="RGB", strict=True, **scale)
     except ValueError as exc:
         raise BadImage(f"corrupt or truncated JPEG: {exc}") from None
 
@@ -100,9 +119,9 @@ def _resize(arr: np.ndarray, th: int, tw: int) -> np.ndarray:
     return y[0].permute(1, 2, 0).numpy()
 
 
-def load_fitted(data: bytes, size: int, mode: str = "crop") -> np.ndarray:
+def load_fitted(data: bytes, size: int, mode: str = "crop", dct_scaling: bool = False) -> np.ndarray:
     """Bytes of any image file -> uint8 [size, size, 3] as paper section 2 prepares it."""
-    return fit(decode_rgb(data), size, mode)
+    return fit(decode_rgb(data, size if dct_scaling else 0), size, mode)
 
 
 def encode_jpeg(arr: np.ndarray, quality: int) -> bytes:

@@ -65,7 +65,7 @@ def pca_shift(alpha: np.ndarray, pca: dict, scale: float, mode: str) -> np.ndarr
     The paper does not say on which pixel scale l_i is an eigenvalue. Taken literally on 0-255
     (l ~ 7000) the shift would swamp the image, so "eigenvalue_01" reads l_i on 0-1 pixels
     (as fb.resnet.torch and most reproductions do) and "sqrt_eigenvalue" uses sqrt(l_i) on
-    0-255 (a standard deviation). PAPER.md section 3 lists this ambiguity.
+    0-255 (a standard deviation). docs/paper.md ("Ambiguities", PCA scale) lists this ambiguity.
     """
     vals = np.asarray(pca["eigenvalues"], np.float64)
     vals = vals / 255.0**2 * 255.0 if mode == "eigenvalue_01" else np.sqrt(vals)
@@ -188,31 +188,45 @@ def patch_offsets(stored: int, crop: int) -> list[tuple[int, int]]:
 
 
 class EvalView(torch.utils.data.Dataset):
-    """Centre crop ([B, 3, C, C]) or 10 patches ([B, 10, 3, C, C]: 5 crops, then mirrored)."""
+    """Centre crop ([B, 3, C, C]) or 10 patches ([B, 10, 3, C, C]: 5 crops, then mirrored).
+
+    A batch's views are written straight into one tensor, with torch's vectorised (and
+    multi-threaded) ops: the batch is moved to [B, 3, S, S] once (uint8), and its mirror image
+    made once; then each patch is a conversion to float32 in place, one subtraction of the mean
+    image's patch (the same for every image) and one scaling; a mirrored patch is the patch at
+    the mirrored offset of the mirrored batch minus the mirrored mean. Bit for bit what
+    Normaliser gives (float32 subtraction, then the scale), mirrors included.
+    """
 
     def __init__(self, split: PreparedSplit, norm: Normaliser, crop: int, protocol: str):
         self.split, self.norm, self.crop, self.protocol = split, norm, crop, protocol
         self.stored = split.size
+        self.mean = torch.from_numpy(np.ascontiguousarray(np.asarray(norm.mean, np.float32).transpose(2, 0, 1)))
+        self.mean_mirrored = self.mean.flip(-1)
 
     def __len__(self) -> int:
         return len(self.split)
 
-    def _crop(self, images, y, x):
-        c = self.crop
-        n = len(images)
-        return self.norm(images[:, y:y + c, x:x + c], np.full(n, y), np.full(n, x), c)
-
     def __getitem__(self, idx):
         idx = np.asarray(idx)
-        images = self.split.images(idx)
+        images = torch.from_numpy(np.ascontiguousarray(self.split.images(idx).transpose(0, 3, 1, 2)))  # uint8
         labels = torch.from_numpy(self.split.labels[idx])
         offsets = patch_offsets(self.stored, self.crop)
         if self.protocol == "center":
-            return to_tensor(self._crop(images, *offsets[4])), labels
-        views = [self._crop(images, y, x) for y, x in offsets]
-        views += [v[:, :, ::-1] for v in views]  # horizontal reflections
-        stacked = torch.stack([to_tensor(v) for v in views], 1)
-        return stacked, labels
+            out = torch.empty((len(idx), 3, self.crop, self.crop))
+            return self._patch(images, self.mean, *offsets[4], out), labels
+        out = torch.empty((len(idx), 10, 3, self.crop, self.crop))
+        mirrored = images.flip(-1)
+        for v, (y, x) in enumerate(offsets):
+            self._patch(images, self.mean, y, x, out[:, v])
+            self._patch(mirrored, self.mean_mirrored, y, self.stored - self.crop - x, out[:, v + 5])  # reflections
+        return out, labels
+
+    def _patch(self, images: torch.Tensor, mean: torch.Tensor, y: int, x: int, out: torch.Tensor) -> torch.Tensor:
+        # three same-dtype passes: a uint8 - float32 op would take torch's slow casting loop
+        c = self.crop
+        out.copy_(images[:, :, y:y + c, x:x + c])
+        return out.sub_(mean[:, y:y + c, x:x + c]).mul_(self.norm.scale)
 
 
 def batch_loader(view: torch.utils.data.Dataset, batches, num_workers: int, pin_memory: bool | None = None):

@@ -21,7 +21,7 @@ from harness.model.layers import activation, dropout_layer, norm_layer, pool_lay
 # Paper 3.5 / Fig. 2: kernels per layer (both towers together) and the FC widths.
 PAPER_CONV_CHANNELS = (96, 256, 384, 384, 256)
 PAPER_FC_WIDTH = 4096
-# torchvision.models.alexnet (Krizhevsky 2014, "One weird trick"; PAPER.md section 3).
+# torchvision.models.alexnet (Krizhevsky 2014, "One weird trick"; docs/paper.md, "The architecture").
 TORCHVISION_CONV_CHANNELS = (64, 192, 384, 256, 256)
 
 
@@ -84,11 +84,13 @@ def _layers(cfg: ModelConfig, num_classes: int) -> list[tuple[str, nn.Module]]:
     g = _groups(cfg)
     middle = _middle_convs(cfg, c2, (c3, c4, c5), g)
     layers = [("conv1", nn.Conv2d(3, c1, 11, stride=4, padding=cfg.conv1_padding)), ("act1", activation(cfg)),
-              ("norm1", norm_layer(cfg, g)), ("pool1", pool_layer(cfg)),
+              ("norm1", norm_layer(cfg, g, c1)), ("pool1", pool_layer(cfg)),
               ("conv2", nn.Conv2d(c1, c2, 5, padding=2, groups=g)),  # own tower only
-              ("act2", activation(cfg)), ("norm2", norm_layer(cfg, g)), ("pool2", pool_layer(cfg))]
+              ("act2", activation(cfg)), ("norm2", norm_layer(cfg, g, c2)), ("pool2", pool_layer(cfg))]
     for name, conv in middle:
         layers += [(name, conv), (f"act{name[-1]}", activation(cfg))]
+        if cfg.norm_every_conv:  # "AlexNet-BN": the norm after every conv's ReLU (docs/successors.md)
+            layers.append((f"norm{name[-1]}", norm_layer(cfg, g, conv.out_channels)))
     f = fc_width(cfg)
     # Departure for small inputs (report lists it): pool6 keeps fc6's input at 6x6 maps. At the
     # paper's 224/227 the maps are already 6x6 and this is the identity (config refuses any other

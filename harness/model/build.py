@@ -7,9 +7,11 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from harness.config import ModelConfig
+from harness.config import SUCCESSOR_ARCHS, ModelConfig
 from harness.model.alexnet import AlexNet
 from harness.model.controls import torchvision_alexnet
+from harness.model.cuda_convnet import CudaConvNet, is_cuda_convnet
+from harness.model.successors import build_successor
 from harness.model.two_device import TwoDeviceAlexNet
 
 # --- building and describing ---------------------------------------------------------------
@@ -26,5 +28,12 @@ def build_model(cfg: ModelConfig, num_classes: int,
         return TwoDeviceAlexNet(cfg, num_classes, devices)
     if len(devices) != 1:
         raise ValueError(f"give one device (both towers) or two (one tower each), got {list(devices)}")
-    model = torchvision_alexnet(cfg, num_classes) if cfg.arch == "torchvision" else AlexNet(cfg, num_classes)
+    if cfg.arch in SUCCESSOR_ARCHS:  # LeNet-5, VGG, GoogLeNet, ResNet (docs/successors.md)
+        return build_successor(cfg, num_classes).to(devices[0])
+    if is_cuda_convnet(cfg.arch):  # the authors' CIFAR-10 nets (paper 3.1, 3.3)
+        model = CudaConvNet(cfg, num_classes)
+    elif cfg.arch == "torchvision":
+        model = torchvision_alexnet(cfg, num_classes)
+    else:
+        model = AlexNet(cfg, num_classes)
     return model.to(devices[0])

@@ -10,7 +10,7 @@ from harness.config import ModelConfig
 def torchvision_alexnet(cfg: ModelConfig, num_classes: int) -> nn.Module:
     """Control: torchvision's alexnet, the 2014 "one weird trick" variant, NOT the 2012 net.
 
-    PAPER.md section 3: 64-192-384-256-256 kernels, no LRN, no groups, dropout before fc6 and
+    docs/paper.md, "The architecture": 64-192-384-256-256 kernels, no LRN, no groups, dropout before fc6 and
     fc7, 61,100,840 parameters at 1000 classes. Built with weights=None (never downloads) and
     torchvision's default init; of the model switches only `dropout` applies (its own
     argument), `input_size` works through its AdaptiveAvgPool2d(6); activation, lrn, pool,

@@ -8,8 +8,9 @@ import torch
 from torch import nn
 
 from harness.config import ModelConfig
+from harness.model.lrn import local_response_norm
 
-# LRN conventions (PAPER.md section 3). "paper" is the printed formula: alpha NOT divided by
+# LRN conventions (docs/paper.md, "Ambiguities"). "paper" is the printed formula: alpha NOT divided by
 # n, which nn.LocalResponseNorm would do, so we pass alpha * n to undo its division.
 LRN_CONVENTIONS = {
     "paper": dict(size=5, alpha=1e-4 * 5, beta=0.75, k=2.0),
@@ -18,22 +19,36 @@ LRN_CONVENTIONS = {
 }
 
 
+LRN_IMPLS = ("fast", "reference")
+
+
 class TowerLRN(nn.Module):
     """Local response normalisation applied within each tower's channels (paper 3.3).
 
     In the two-GPU net each GPU normalises only over its own kernel maps, so the 5-channel
-    window never crosses the tower boundary.
+    window never crosses the tower boundary. impl (model.lrn_impl): "fast" is
+    harness/model/lrn.py (shifted adds, cache-sized chunks, hand-written backward); "reference"
+    is the nn.LocalResponseNorm below, which also holds the constants for both. The two agree
+    to fp32 rounding, not bit for bit.
     """
 
-    def __init__(self, towers: int, convention: str):
+    def __init__(self, towers: int, convention: str, impl: str = "fast"):
         super().__init__()
-        self.towers = towers
+        if impl not in LRN_IMPLS:
+            raise ValueError(f"LRN impl must be one of {LRN_IMPLS}, got {impl!r}")
+        self.towers, self.impl = towers, impl
         self.lrn = nn.LocalResponseNorm(**LRN_CONVENTIONS[convention])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = self.lrn
+        if self.impl == "fast":
+            return local_response_norm(x, n.size, n.alpha, n.beta, n.k, self.towers)
         b, c, h, w = x.shape
-        y = self.lrn(x.reshape(b * self.towers, c // self.towers, h, w))
+        y = n(x.reshape(b * self.towers, c // self.towers, h, w))
         return y.reshape(b, c, h, w)
+
+    def extra_repr(self) -> str:
+        return f"towers={self.towers}, impl={self.impl}"
 
 
 def pool_layer(cfg: ModelConfig) -> nn.MaxPool2d:
@@ -42,11 +57,46 @@ def pool_layer(cfg: ModelConfig) -> nn.MaxPool2d:
 
 
 def activation(cfg: ModelConfig) -> nn.Module:
-    return nn.ReLU() if cfg.activation == "relu" else nn.Tanh()  # paper 3.1 ablation
+    # in place: the same values without a second full-size tensor per layer (the layers after
+    # it, LRN, pooling and the fc layers, never modify their input)
+    return nn.ReLU(inplace=True) if cfg.activation == "relu" else nn.Tanh()  # paper 3.1 ablation
 
 
-def norm_layer(cfg: ModelConfig, towers: int) -> nn.Module:
-    return TowerLRN(towers, cfg.lrn) if cfg.lrn != "none" else nn.Identity()  # paper 3.3
+def norm_layer(cfg: ModelConfig, towers: int, channels: int | None = None) -> nn.Module:
+    """What stands where the paper has LRN (model.norm; docs/successors.md, "Normalisation variants").
+
+    lrn: paper 3.3 within each tower (model.lrn's convention, or none). The learned ones keep the
+    towers apart too: batchnorm normalises each channel over the batch (a channel lies in one
+    tower); layernorm each tower's (C/towers, H, W) per image, with a per-channel scale and shift
+    (GroupNorm with one group per tower: nn.LayerNorm's per-element affine would tie the net to
+    one map size); groupnorm groups of channels inside one tower (group_count). Scale 1, shift 0
+    at init (torch's defaults; the paper's init rules cover conv and fc layers only).
+    """
+    if cfg.norm == "lrn":
+        return TowerLRN(towers, cfg.lrn, cfg.lrn_impl) if cfg.lrn != "none" else nn.Identity()  # paper 3.3
+    if cfg.norm == "none":
+        return nn.Identity()
+    if channels is None:
+        raise ValueError(f"model.norm {cfg.norm} needs the channel count")
+    if cfg.norm == "batchnorm":
+        return nn.BatchNorm2d(channels)
+    if cfg.norm == "layernorm":
+        return nn.GroupNorm(towers, channels)
+    return nn.GroupNorm(group_count(channels, towers), channels)
+
+
+# Wu & He 2018 (Group Normalization): 32 groups by default
+GROUPNORM_GROUPS = 32
+
+
+def group_count(channels: int, towers: int) -> int:
+    """Groups for groupnorm: the most, up to 32, that divide the channels, are a multiple of the
+    towers (no group straddles the tower boundary) and keep at least 2 channels per group (1 would
+    be instance norm)."""
+    for g in range(min(GROUPNORM_GROUPS, channels // 2), 0, -1):
+        if channels % g == 0 and g % towers == 0:
+            return g
+    return towers
 
 
 class PaperDropout(nn.Module):

@@ -48,7 +48,7 @@ def layer_table(model: nn.Module, input_size: int) -> list[LayerInfo]:
     if isinstance(model, TwoDeviceAlexNet):
         return layer_table(model.to_grouped(), input_size)
     rows: list[LayerInfo] = []
-    names = _table_names(model)
+    names = model.table_names() if hasattr(model, "table_names") else _table_names(model)  # cuda_convnet.py
 
     def hook(module, _inp, out):
         shape = tuple(out.shape[1:])
@@ -57,6 +57,8 @@ def layer_table(model: nn.Module, input_size: int) -> list[LayerInfo]:
             macs = math.prod(shape) * module.weight[0].numel()  # in/groups * kh * kw per output
         elif isinstance(module, nn.Linear):
             macs = module.in_features * module.out_features
+        elif hasattr(module, "in_per_output"):  # locally connected: one filter bank per position
+            macs = math.prod(shape) * module.in_per_output
         else:
             macs = 0
         rows.append(LayerInfo(names[module], shape, params, macs))

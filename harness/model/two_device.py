@@ -130,10 +130,11 @@ class TwoDeviceAlexNet(nn.Module):
 def _check_two_devices(cfg: ModelConfig, devices: Sequence) -> None:
     if len(devices) != 2:
         raise ValueError(f"TwoDeviceAlexNet needs two devices, got {list(devices)}")
-    if cfg.arch != "paper" or cfg.towers != 2 or cfg.drop_conv != "none":
+    if cfg.arch != "paper" or cfg.towers != 2 or cfg.drop_conv != "none" or cfg.norm not in ("lrn", "none"):
+        # the learned norms (model.norm) have per-channel parameters that split_towers does not carry
         raise ValueError("two devices hold the two towers of the full paper net: needs model.arch 'paper', "
-                         f"model.towers 2 and model.drop_conv none, got arch {cfg.arch!r}, towers {cfg.towers}, "
-                         f"drop_conv {cfg.drop_conv!r}")
+                         f"model.towers 2, model.drop_conv none and model.norm lrn or none, got arch {cfg.arch!r}, "
+                         f"towers {cfg.towers}, drop_conv {cfg.drop_conv!r}, norm {cfg.norm!r}")
 
 
 def merge_towers(towered: Mapping[str, torch.Tensor],

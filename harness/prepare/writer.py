@@ -72,6 +72,7 @@ class Job:
     quality: int
     synthetic: object = None
     stats: bool = False
+    dct_scaling: bool = False  # data.dct_scaling (harness/data/imaging.py)
 
 
 @dataclass
@@ -146,7 +147,7 @@ def _load_item(job: Job, item: Item) -> np.ndarray:
             raw = f.read()
     except OSError as exc:
         raise imaging.BadImage(f"unreadable: {exc.strerror or exc}") from None
-    return imaging.load_fitted(raw, job.size, job.resize)
+    return imaging.load_fitted(raw, job.size, job.resize, job.dct_scaling)
 
 
 def process_chunk(job: Job) -> ChunkResult:
@@ -183,9 +184,11 @@ def process_chunk(job: Job) -> ChunkResult:
 
 def _fingerprint(cfg: DataConfig, encoding: str, split: str, items: list[Item]) -> str:
     """Identifies a shard job: params that shape its bytes, and each input's name, size, mtime."""
+    # dct_scaling only when on, so that shards prepared before the switch existed still match
     h = hashlib.sha256(json.dumps(
         [FORMAT, cfg.source, cfg.image_size, cfg.resize, encoding, cfg.jpeg_quality,
-         repr(cfg.synthetic) if cfg.source == "synthetic" else None, split]).encode())
+         repr(cfg.synthetic) if cfg.source == "synthetic" else None, split]
+        + (["dct_scaling"] if cfg.dct_scaling else [])).encode())
     stat_cache: dict[str, str] = {}
     for it in items:
         if it.path and it.path not in stat_cache:
@@ -258,7 +261,7 @@ def _write_shard(folder: Path, k: int, encoding: str, fp: str, results: list[Chu
 
 def _jobs_for(cfg: DataConfig, encoding: str, split: str, items: list[Item]) -> list[Job]:
     return [Job(cfg.source, split, tuple(items[s:s + CHUNK]), cfg.image_size, cfg.resize, encoding,
-                cfg.jpeg_quality, cfg.synthetic, split == "train")
+                cfg.jpeg_quality, cfg.synthetic, split == "train", cfg.dct_scaling)
             for s in range(0, len(items), CHUNK)]
 
 
@@ -363,6 +366,8 @@ def prepare(cfg: DataConfig, out: Path, workers: int = 2, work: Path | None = No
         "source": cfg.source,
         "image_size": cfg.image_size,
         "resize": cfg.resize,
+        # JPEGs decoded at 1/2-1/8 in the DCT domain before the resize (pixels differ a little)
+        "dct_scaling": cfg.dct_scaling,
         "encoding": encoding,
         "classes": p.classes,
         "descriptions": p.descriptions,
@@ -417,8 +422,7 @@ class PixelStats:
         """Every sum is of integers below 2**53, so float64 holds it exactly: the result does
         not depend on chunking or order (byte-identical statistics for any worker count)."""
         self.n += len(images)
-        for im in images:
-            self.sum += im
+        self.sum += images.sum(0, dtype=np.int64)  # exact: at most 255 x images per chunk
         # paper 4.1 takes the PCA over "the set of RGB pixel values throughout the training
         # set"; every 4th row and column of every image (1/16 of 8e10 pixels on ImageNet)
         # gives the same 3x3 covariance to many digits at a seventh of the cost.

@@ -1,4 +1,4 @@
-"""Every interpretation of the paper's ambiguities, and every departure from it (house rules 8
+"""Every interpretation of the paper's ambiguities, and every departure from it (docs/architecture.md, house rules 8
 and 14, docs/architecture.md).
 
 Two lists, both from the resolved config alone:
@@ -24,8 +24,13 @@ WHERE = {
     "data.source": ("the dataset", "harness/prepare/writer.py, harness/prepare/synthetic.py"),
     "data.image_size": ("stored image side (paper 2: 256x256)", "harness/prepare/writer.py"),
     "data.resize": ("whole image warped to a square instead of the centre crop (paper 2)", "harness/data/imaging.py fit"),
+    "data.dct_scaling": ("large JPEGs decoded at 1/2-1/8 scale in the DCT domain before the resize (paper 2 does not "
+                         "say how it down-sampled)", "harness/data/imaging.py dct_factor"),
     "model.width": ("kernels per layer scaled (paper 3.5: 96-256-384-384-256, fc 4096)", "harness/model/alexnet.py conv_channels/fc_width"),
-    "model.arch": ("another network: paper 3.2's one-GPU net (one_tower) or torchvision's 2014 variant (a control)", "harness/model/build.py build_model"),
+    "model.arch": ("another network: paper 3.2's one-GPU net (one_tower), torchvision's 2014 variant (a control), "
+                   "a predecessor/successor (lenet5, vgg11/16, googlenet, resnet18/50; docs/successors.md) or one of "
+                   "the authors' CIFAR-10 nets (paper 3.1, 3.3; docs/cifar10.md, report section 9a)",
+                   "harness/model/build.py build_model, harness/model/successors.py, harness/model/cuda_convnet.py"),
     "model.towers": ("no grouping: one full-width tower instead of two", "harness/model/alexnet.py AlexNet"),
     "model.input_size": ("crop side (paper 4.1: 224)", "harness/data/transforms.py; harness/model/alexnet.py pool6 keeps fc6 at 6x6"),
     "model.conv1_padding": ("conv1 padding (224 needs 2, 227 needs 0)", "harness/model/alexnet.py"),
@@ -39,6 +44,10 @@ WHERE = {
                               "/4; docs/fidelity.md)", "harness/model/layers.py dropout_layer"),
     "model.init": ("initialisation (paper 5: N(0, 0.01))", "harness/model/alexnet.py init_weights"),
     "model.hidden_bias": ("bias of conv2/4/5 and fc6/7 at init (paper 5: 1)", "harness/model/alexnet.py init_weights"),
+    "model.norm": ("what stands where the paper has LRN (paper 3.3): batchnorm, layernorm, groupnorm or none "
+                   "(docs/successors.md)", "harness/model/layers.py norm_layer"),
+    "model.norm_every_conv": ("the norm after every conv layer, not only conv1/conv2 (\"AlexNet-BN\")",
+                              "harness/model/alexnet.py _layers"),
     "model.drop_conv": ("a middle conv layer removed (paper 7 ablation)", "harness/model/alexnet.py _middle_convs"),
     "model.input_scale": ("input scale (paper 2: raw 0-255 minus mean)", "harness/data/transforms.py Normaliser"),
     "train.epochs": ("training length (paper 5: about 90 epochs)", "harness/train/loop.py fit"),
@@ -149,6 +158,8 @@ AMBIGUITIES = [
      {"paper": "alpha as printed, not divided by n (LocalResponseNorm(5, alpha=5e-4, k=2))",
       "cuda_convnet2": "alpha / n (effectively 2e-5) with k=2: the authors' later cuda-convnet2 configs",
       "caffe": "alpha / n with k=1: Caffe's bvlc_alexnet",
+      "cuda_convnet": "the cuda-convnet CIFAR-10 nets' own rnorm / cmrnorm (their layer files' size and scale, "
+                      "k=1; harness/model/cuda_convnet.py)",
       "none": "no LRN (the paper 3.3 ablation)"},
      "harness/model/layers.py LRN_CONVENTIONS"),
     ("LRN across towers", None,
@@ -232,6 +243,9 @@ def _reading(key: str | None, readings: dict | None, cfg: C.Config, default: C.C
     if key is None:
         return readings["fixed"], readings["fixed"], "–"
     ours, paper = C.flatten(C.to_dict(cfg))[key], C.flatten(C.to_dict(default))[key]
+    if key == "model.input_size" and cfg.model.arch in C.CUDA_CONVNET_ARCHS:
+        return (f"{cfg.model.input_size} px into {cfg.model.arch} (a CIFAR-10 net of its layer files, docs/cifar10.md)",
+                "224 px with padding 2", "227 px with padding 0 (Caffe)")
     if key == "model.input_size":
         m = cfg.model
         side = C.final_map_size(m)
@@ -302,7 +316,7 @@ def _pretrain_rows(cfg: C.Config) -> list[dict]:
 
 def interpretations(cfg: C.Config) -> list[dict]:
     """Rows {ambiguity, paper, ours, paper_recipe, alternatives, switch, where} for every
-    ambiguity of the paper, whatever this run's values (house rule 14)."""
+    ambiguity of the paper, whatever this run's values (docs/architecture.md, house rule 14)."""
     default = C.Config()
     rows = []
     for topic, key, says, readings, where in AMBIGUITIES:

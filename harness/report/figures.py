@@ -91,6 +91,22 @@ def per_class_hist(per_class: dict[int, list[float]]) -> bytes:
     return _png(fig)
 
 
+def training_error_vs_iterations(groups: dict[str, dict[int, tuple[list, list]]], target: float | None) -> bytes:
+    """Paper Figure 1 redrawn: training error (%) against iterations, one line per seed, one style
+    per group (solid for the first, dashed for the second, as the paper draws ReLU and tanh)."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for g, (label, seeds) in enumerate(groups.items()):
+        for i, (seed, (x, y)) in enumerate(sorted(seeds.items())):
+            ax.plot(x, y, color=f"C{g}", ls="-" if g == 0 else "--", marker="." if len(x) <= 60 else None, lw=1.2,
+                    label=label if i == 0 else None)
+    if target is not None:
+        ax.axhline(target, color="k", ls=":", lw=1, label=f"{target:g}% target")
+    ax.set(title="Training error against iterations (all seeds)", xlabel="iterations (SGD steps)",
+           ylabel="training top-1 error (%)", ylim=(0, None))
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
 def _kernel_grid(w: np.ndarray, cols: int) -> np.ndarray:
     """RGB mosaic of conv1 kernels [K, 3, k, k], each scaled on its own to 0.5 +/- its largest
     weight (grey = 0), one pixel of white between kernels."""
@@ -121,4 +137,18 @@ def tower_kernels(kernels: dict[int, np.ndarray], towers: dict[int, dict | None]
                          fontsize=9)
             ax.axis("off")
     fig.suptitle("conv1 kernels per tower (paper Figure 3); grey = 0, each kernel scaled on its own", fontsize=10)
+    return _png(fig)
+
+
+def error_vs_cost(points: list[dict]) -> bytes:
+    """Top-1 error against multiply-adds per crop, one point per net with its t interval across
+    seeds (points: name, mult_adds, mean, lo, hi; lo/hi None with one seed)."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for p in points:
+        err = None if p["lo"] is None else [[p["mean"] - p["lo"]], [p["hi"] - p["mean"]]]
+        ax.errorbar([p["mult_adds"] / 1e6], [p["mean"]], yerr=err, fmt="o", capsize=3)
+        ax.annotate(p["name"], (p["mult_adds"] / 1e6, p["mean"]), textcoords="offset points", xytext=(4, 4),
+                    fontsize=8)
+    ax.set(title="Top-1 error against multiply-adds (this run, same data and recipe)",
+           xlabel="multiply-adds per crop (millions, log scale)", ylabel="top-1 error (%)", xscale="log")
     return _png(fig)

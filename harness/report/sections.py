@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.report import figures
+from harness.report import cifar10, figures
 from harness.report.render import Doc, Link, fmt
 
 LOCAL_UI = "http://127.0.0.1:5000"  # `make mlflow-ui` over the repository's SQLite store
@@ -23,6 +23,9 @@ class ReportInputs:
     provenance: dict
     benchmarks: dict | None = None  # reports/benchmarks.json (python -m benchmarks.run), if present
     reliability: dict | None = None  # reports/reliability.json (make reliability), if present
+    arms: dict | None = None  # enabled arm -> {train, curves, steps, evaluations} by seed, like the baseline's
+    steps: dict | None = None  # seed -> the baseline's window series (reports/plots/train/seed-N.steps.csv)
+    cifar10_costs: dict | None = None  # reports/cifar10_costs.json (python -m benchmarks.cifar10), if present
     ui_url: str = LOCAL_UI  # where the MLflow UI of the run's tracking store is (tracking.ui_url)
     interpretations: list = ()  # every ambiguity and the reading this run uses (deviations.interpretations)
     kernels: dict | None = None  # seed -> conv1 kernels [K, 3, k, k] (artifacts/kernels), for Figure 3
@@ -45,8 +48,8 @@ def build(inp: ReportInputs) -> Doc:
           f"can be recomputed from reports/metrics/*.json.")
     from harness.report import pretrained
     for section in (scope, verdicts, reference, per_seed, ensemble, pretrained.section, curves, per_class,
-                    claims_detail, ablations, deviations, provenance, reproduce, performance, reliability,
-                    towers, pilot_and_plan):
+                    claims_detail, ablations, cifar10.section, deviations, provenance, reproduce, performance,
+                    reliability, towers, pilot_and_plan, successors):
         section(doc, inp)
     return doc
 
@@ -57,7 +60,9 @@ def scope(doc: Doc, inp: ReportInputs) -> None:
     doc.h(2, "1. Scope")
     counts = ", ".join(f"{n} {split}" for split, n in m["counts"].items())
     doc.p(f"Data: {m['source']}, {counts} images of {len(m['classes'])} classes at {m['image_size']} px "
-          f"({m.get('resize', 'crop')}, {m.get('encoding', 'raw')} shards; data digest {m['digest'][:12]}). "
+          f"({m.get('resize', 'crop')}, {m.get('encoding', 'raw')} shards; JPEGs "
+          f"{'decoded at 1/2-1/8 scale in the DCT domain when large, then' if m.get('dct_scaling') else 'decoded at full size and'}"
+          f" resized with an antialiased bilinear filter; data digest {m['digest'][:12]}). "
           f"The paper's claims: {c['claims_total']} in the claims file, "
           f"{c['claims_tested']} decided on this run, {c['claims_untested']} not (each with its reason in section 8).")
     skipped = m.get("skipped", [])
@@ -415,7 +420,8 @@ def performance(doc: Doc, inp: ReportInputs) -> None:
           + (" (quick mode: indicative only)." if b.get("quick") else "."))
     t, lo, ev, mf, v = b["train"], b["loader"], b["eval_ten_patch"], b["mfu"], b["verdicts"]
     ips = lambda x: int(round(x))  # noqa: E731 - images/s as whole numbers
-    rows = [["training images/s", ips(t["harness_images_per_s"]["median"]), "plain PyTorch loop",
+    same = " (same work: equal weights after every round)" if t.get("same_weights") else ""
+    rows = [["training images/s", ips(t["harness_images_per_s"]["median"]), "plain PyTorch loop" + same,
              ips(t["plain_images_per_s"]["median"]), f"overhead {t['overhead_pct']['median']:+.1f}%",
              v["train_overhead"]["goal"] + " %", v["train_overhead"]["met"]],
             ["training GFLOP/s", round(mf["harness_flop_per_s"] / 1e9, 1), "fp32 matmul peak",
@@ -424,12 +430,41 @@ def performance(doc: Doc, inp: ReportInputs) -> None:
              f"headroom {lo['headroom']:.1f}x", v["loader_headroom"]["goal"] + " x", v["loader_headroom"]["met"]],
             ["10-patch evaluation images/s", ips(ev["images_per_s"]["median"]), "forward pass only",
              ips(ev["forward_only_images_per_s"]["median"]), f"views {ev['view_share_pct']:.0f}% of the time", "–", "–"]]
+    fs = b.get("fullsize")
+    if fs:  # the paper net at its own size against torchvision's alexnet, same loop
+        fv, fr = fs["variants"], fs["ratios"]
+        for ours, theirs, key, label in (("paper", "torchvision", "paper_vs_torchvision_per_flop", "NCHW"),
+                                         ("paper_channels_last", "torchvision_channels_last",
+                                          "paper_vs_torchvision_per_flop_channels_last", "channels_last")):
+            rows.append([f"paper net GFLOP/s at 224 px, {label} (MFU {100 * fv[ours]['mfu']:.0f}%)",
+                         round(fv[ours]["flop_per_s"] / 1e9), f"torchvision alexnet (MFU {100 * fv[theirs]['mfu']:.0f}%)",
+                         round(fv[theirs]["flop_per_s"] / 1e9), f"{fr[key]:.2f}x per FLOP",
+                         v[key]["goal"] + " x", v[key]["met"]])
+        rows.append(["LRN share of a 224 px step (profiler)", f"{fs['profile']['lrn_share_pct']:.1f}%",
+                     "reference LRN (by removal)", f"{fr['reference_lrn_step_share_pct_by_removal']:.0f}%",
+                     f"step {fr['fast_lrn_speedup_of_step']:.2f}x faster", v["lrn_share_full_size"]["goal"] + " %",
+                     v["lrn_share_full_size"]["met"]])
+    prof = b.get("step_profile") or {}
+    if "lrn_share_default_profile" in v:
+        rows.append(["LRN share of a default-profile step (profiler)", f"{prof['lrn_share_pct']:.1f}%",
+                     "reference LRN (by removal)", f"{prof['lrn']['reference_step_share_pct']:.0f}%", "–",
+                     v["lrn_share_default_profile"]["goal"] + " %", v["lrn_share_default_profile"]["met"]])
     rj = b.get("real_jpegs")
-    if rj:  # issue 4's goals, one core each, on the real ImageNet sample
+    if rj:  # the preparation speed goals (benchmarks/README.md), one core each, on the real ImageNet sample
         p, lo2 = rj["prepare"], rj["loader"]
         rows.append(["prepare images/s, 1 core (decode, 256 crop, JPEG encode)", ips(p["harness_decode_fit_encode_img_s"]),
                      "Pillow open-convert-resize-crop", ips(p["pil_open_convert_resize_crop_img_s"]),
                      f"{p['ratio']:.2f}x", ">= 2 x", v["prepare_per_core"]["met"]])
+        if "harness_decode_fit_img_s" in p:
+            rows.append(["  the same work only (decode, 256 crop; no encode, no statistics)",
+                         ips(p["harness_decode_fit_img_s"]), "Pillow open-convert-resize-crop",
+                         ips(p["pil_open_convert_resize_crop_img_s"]), f"{p['ratio_same_work']:.2f}x", "–", "–"])
+            dq = rj["dct_scaling"]
+            psnr = f", PSNR {dq['scaled_psnr_db_mean']:.1f} dB on those" if dq["scaled_images"] else ""
+            rows.append([f"  with data.dct_scaling ({dq['scaled_images']} of {dq['images']} images decoded "
+                         f"smaller{psnr})", ips(p["harness_dct_decode_fit_encode_img_s"]),
+                         "Pillow open-convert-resize-crop", ips(p["pil_open_convert_resize_crop_img_s"]),
+                         f"{p['ratio_dct_scaling']:.2f}x", "–", "–"])
         rows.append(["loader images/s, 1 core (JPEG shards, paper augmentation)",
                      ips(lo2["harness_trainview_jpeg_shards_img_s"]), "torchvision ImageFolder",
                      ips(lo2["torchvision_imagefolder_img_s"]), f"{lo2['ratio']:.2f}x", ">= 2 x",
@@ -438,11 +473,16 @@ def performance(doc: Doc, inp: ReportInputs) -> None:
         rows.append(["`dvc repro` wall time (s)", round(b["dvc_repro"]["wall_s"]), "–", "–", "–",
                      v["dvc_repro"]["goal"] + " s", v["dvc_repro"]["met"]])
     doc.table(["figure", "value", "baseline", "baseline value", "ratio", "goal", "met"], rows)
-    prof = b.get("step_profile")
     if prof:
         ops = ", ".join(f"{o['op'].removeprefix('aten::')} {o['self_cpu_pct']:.0f}%" for o in prof["top_ops"][:6])
-        lrn = f" The paper's LRN takes {prof['lrn']['step_share_pct']:.0f}% of a step." if "lrn" in prof else ""
+        impl = prof.get("lrn", {}).get("lrn_impl")  # absent in files written before model.lrn_impl
+        lrn = (f" The LRN{f' ({impl})' if impl else ''} takes {prof['lrn']['step_share_pct']:.0f}% of a step by removal."
+               if "lrn" in prof else "")
         doc.p(f"Where a training step's time goes (torch.profiler, self CPU time): {ops}.{lrn}")
+    if fs:
+        ops = ", ".join(f"{o['op'].removeprefix('aten::')} {o['self_cpu_pct']:.0f}%" for o in fs["profile"]["top_ops"][:6])
+        doc.p(f"At 224 px (batch {fs['batch']}, {fs['rounds']} rounds alternating the order of the nets, the same "
+              f"training loop and update rule for all): {ops}.")
     if b.get("notes"):
         doc.p(b["notes"])
 
@@ -533,3 +573,65 @@ def pilot_and_plan(doc: Doc, inp: ReportInputs) -> None:
     doc.table(["claim", "run", "what it needs now"],
               [[c["id"], c["run"] or "none: no run of this harness decides it", c.get("why_no_run") or c["needs"]]
                for c in built["claims"]], text_last=True)
+
+
+def _published() -> dict:
+    """harness/report/published.yaml: torchvision's published ImageNet accuracies (other recipes)."""
+    from pathlib import Path
+
+    import yaml
+    return yaml.safe_load((Path(__file__).with_name("published.yaml")).read_text())
+
+
+def _cost_row(name: str, c: dict, effect: dict | None) -> list:
+    e = c["errors"]["top1_error"]
+    ci = f" [{fmt(e['t_lo'])}, {fmt(e['t_hi'])}]" if e["t_lo"] is not None else ""
+    eff = "–" if effect is None else f"{fmt(effect['diff'])} [{fmt(effect['lo'])}, {fmt(effect['hi'])}]"
+    return [name, c["arch"], f"{fmt(e['mean'])}{ci} (n {e['n']})", fmt(c["errors"]["top5_error"]["mean"]), eff,
+            f"{c['n_parameters']:,}", fmt(c["mult_adds"] / 1e6), fmt(c.get("images_per_s")),
+            fmt(c.get("train_time_s"))]
+
+
+def successors(doc: Doc, inp: ReportInputs) -> None:
+    """What came after (docs/successors.md): every trained arm beside the paper net, with size,
+    multiply-adds and throughput; effects and intervals, no verdicts (no claim of the paper)."""
+    costs = inp.compare.get("arm_costs")
+    if not costs:
+        return
+    doc.h(2, "17. What came after")
+    nets, proto = costs["nets"], costs["protocol"]
+    results = inp.compare.get("ablation_results") or {}
+    doc.p("The paper net beside what replaced its choices (normalisation variants, VGG, GoogLeNet, ResNet) and "
+          "what it extends (LeNet-5), each an ablation arm: the same data, augmentation, evaluation protocol "
+          f"({proto}), seeds and statistics as the paper net. Effect = arm minus paper-net error (pp), paired by "
+          "seed, with its 95% interval; these arms have no claim in the paper, so they report effects and "
+          "intervals, not verdicts. Error interval: t interval of the mean across seeds "
+          f"({costs['conf']:.0%}). Multiply-adds: one crop, inference, conv and fc layers "
+          "(harness/model/table.py). img/s: training throughput on this machine (mean over seeds). The successors "
+          "are built at their published widths with torchvision's initialisation and the paper's recipe unless "
+          "the arm declares its own (see 'changes' and docs/successors.md for the input-size rules and the "
+          "departures).")
+    rows = [_cost_row("paper net (baseline)", nets["baseline"], None)]
+    for name, c in nets.items():
+        if name == "baseline":
+            continue
+        rows.append(_cost_row(name, c, (results.get(name, {}).get("protocols", {}).get(proto) or {}).get("top1_error")))
+    doc.table(["net", "arch", "top-1 error % [CI] (n)", "top-5 %", "effect vs paper net pp [95% CI]", "parameters",
+               "multiply-adds (M)", "img/s", "train s / seed"], rows)
+    changes = [[n, ", ".join(f"{k}={v}" for k, v in r["overrides"].items())] for n, r in results.items()]
+    doc.table(["arm", "changes (departures from the paper's net or recipe)"], changes, text_last=True)
+    points = [{"name": "paper net" if n == "baseline" else n, "mult_adds": c["mult_adds"],
+               "mean": c["errors"]["top1_error"]["mean"], "lo": c["errors"]["top1_error"]["t_lo"],
+               "hi": c["errors"]["top1_error"]["t_hi"]} for n, c in nets.items()]
+    doc.figure("what_came_after", "Top-1 error against multiply-adds per crop, each net with its t interval "
+               "across seeds (this run)", figures.error_vs_cost(points))
+    pub = _published()
+    shown = [n for n in ("paper", *[c["arch"] for c in nets.values()]) if n in pub["nets"]]
+    doc.p("For context only, NOT this run's result: the ImageNet-1K accuracies published for torchvision's "
+          "pretrained weights of each architecture, trained with other recipes on full-size ImageNet at 224 px "
+          f"(source: {pub['source']}).")
+    doc.table(["architecture", "torchvision weights", "published top-1 acc %", "top-5 acc %", "parameters",
+               "GFLOPS", "note"],
+              [[n, pub["nets"][n]["weights"], pub["nets"][n]["acc1"], pub["nets"][n]["acc5"],
+                f"{pub['nets'][n]['params']:,}", pub["nets"][n]["gflops"], pub["nets"][n].get("note", "")]
+               for n in dict.fromkeys(shown)], text_last=True)

@@ -47,7 +47,61 @@ def load_pretrained(cfg: C.Config, folder: Path | None, results: list[dict]) -> 
     return {**pre, "full_paper_model": is_full_paper_model(dataclasses.replace(six, model=five)), "base_singles": base}
 
 
+def net_cost(cfg: C.Config, num_classes: int) -> dict:
+    """Parameters (all, trained) and multiply-adds of one crop's forward pass in eval mode (harness/model/table.py
+    layer_table: conv and fc layers; GoogLeNet's auxiliary heads do not run at test), as built for
+    this data's classes and crop."""
+    from harness.model import count_params, layer_table
+    model = build_model(cfg.model, num_classes)
+    table = layer_table(model, cfg.model.input_size)
+    # every trained parameter (BatchNorm's and GoogLeNet's auxiliary heads' too), not only the table's layers
+    return {"arch": cfg.model.arch, "input_size": cfg.model.input_size, "n_parameters": count_params(model),
+            "mult_adds": sum(r.mult_adds for r in table)}
+
+
+def _throughput(train: dict | None) -> dict:
+    """Training images per second over the seeds (train metrics images_per_s, this machine)."""
+    values = [float(t["images_per_s"]) for t in (train or {}).values() if t.get("images_per_s")]
+    return {"images_per_s": float(np.mean(values)) if values else None,
+            "train_time_s": float(np.mean([float(t["train_time_s"]) for t in train.values()])) if values else None}
+
+
+def arm_costs(cfg: C.Config, num_classes: int, ablations: dict | None, baseline_train: dict | None) -> dict:
+    """The paper net's and every trained arm's size and speed, and each one's top-1 error interval
+    across seeds (the "What came after" section, docs/successors.md): {"baseline": {...}, arm: {...}}."""
+    out = {"baseline": {**net_cost(cfg, num_classes), **_throughput(baseline_train)}}
+    for name, arm in ((ablations or {}).get("arms") or {}).items():
+        out[name] = {**net_cost(C.apply_arm(cfg, name), num_classes), **_throughput(arm.get("train"))}
+    return out
+
+
+def error_summaries(results: list[dict], protocol: str, conf: float) -> dict:
+    """Mean top-1/top-5 error of one group of seeds with its t interval across seeds."""
+    from harness.analysis import stats
+    return {m: stats.seed_summary([r["protocols"][protocol][m] for r in results], conf)
+            for m in ("top1_error", "top5_error")}
+
+
+def _add_costs(out: dict, cfg: C.Config, results: list[dict], ablations: dict | None, train: dict | None) -> None:
+    """compare.json `arm_costs`: size, multiply-adds, img/s and error intervals, baseline and arms."""
+    if not ablations:
+        return
+    proto = ablations["protocol"]
+    costs = arm_costs(cfg, results[0]["num_classes"], ablations, train)
+    costs["baseline"]["errors"] = error_summaries(results, proto, cfg.compare.conf)
+    for name, arm in ablations["arms"].items():
+        costs[name]["errors"] = error_summaries(arm["results"], proto, cfg.compare.conf)
+    out["arm_costs"] = {"protocol": proto, "conf": cfg.compare.conf, "nets": costs}
+
+
 def is_full_paper_model(cfg: C.Config) -> bool:
+    """The network the paper's claims were measured on: the full AlexNet, or for the CIFAR-10
+    claims (paper 3.1, 3.3) one of the authors' cuda-convnet nets, built from its layer files at
+    their sizes (config.py refuses any other; docs/cifar10.md says which net serves which claim).
+    A quick profile (presets/cifar10-quick.yaml: a few epochs, a looser target) cuts the
+    experiment down: its numbers are shown as measured on the run, but decide no claim."""
+    if cfg.model.arch in C.CUDA_CONVNET_ARCHS:
+        return cfg.data.source == "cifar10" and "quick" not in cfg.profile
     return cfg.model == C.ModelConfig() or (
         cfg.model == C.ModelConfig(input_size=227, conv1_padding=0))
 
@@ -110,19 +164,21 @@ def _train_metrics(folder: Path, seeds) -> dict:
 def load_ablations(cfg: C.Config, data_dir: Path, train_plots: Path, ablations_dir: Path,
                    ablation_plots: Path) -> dict | None:
     """Evaluations, training curves, step series and train metrics of every enabled arm, with
-    the baseline's curves and series.
+    the baseline's curves and series. An arm with a `base:` arm carries that arm's under `base`
+    (harness/analysis/compare.py measures it against them instead of the baseline seeds).
 
     Only the arms in ablations.enabled are read: results of arms switched off stay on disk
     (DVC does not delete them) but are not reported.
     """
     ab = cfg.ablations
-    if not ab.enabled:
+    names = list(ab.enabled)
+    if not names:
         return None
     n_train = shards.load_manifest(data_dir)["counts"]["train"]
     steps = lambda c: n_train // c.train.batch_size  # noqa: E731 -- harness/train/loop.py drops the last partial batch
     seeds = cfg.train.seeds
     arms = {}
-    for name in ab.enabled:
+    for name in names:
         arm_cfg = C.apply_arm(cfg, name)
         plots = ablation_plots / name / "train"
         arms[name] = {
@@ -137,13 +193,55 @@ def load_ablations(cfg: C.Config, data_dir: Path, train_plots: Path, ablations_d
             "target_train_error": ab.target_train_error, "baseline_steps_per_epoch": steps(cfg),
             "baseline_curves": {s: _train_error_curve(train_plots / f"seed-{s}.csv") for s in cfg.train.seeds},
             "baseline_series": {s: _series(train_plots, s, steps(cfg)) for s in cfg.train.seeds},
-            "arms": arms}
+            "arms": _with_bases(arms, ab)}
+
+
+def _with_bases(arms: dict, ab: C.AblationsConfig) -> dict:
+    """Each arm with a `base:` arm gets that arm's results, curves, series and train metrics
+    (config.py makes sure the base is enabled, so it was loaded)."""
+    out = {}
+    for name, arm in arms.items():
+        base = ab.arm(name).base
+        if base is not None:
+            b = arms[base]
+            arm = {**arm, "base": {"name": base, **{k: b[k] for k in ("results", "curves", "series", "train")}}}
+        out[name] = arm
+    return out
+
+
+def _context(cfg: C.Config, results: list[dict], ablations: dict | None):
+    from harness.analysis import claims as CL
+    return CL.RunContext(dataset=cfg.data.source, split=C.evaluated_split(cfg), num_classes=results[0]["num_classes"],
+                         n_models_available=len(results), protocols=tuple(cfg.evaluate.protocols),
+                         full_paper_model=is_full_paper_model(cfg), devices=len(cfg.train.devices),
+                         arms=tuple((n, cfg.ablations.arm(n).overrides) for n in (ablations or {}).get("arms", {})))
+
+
+def differs(cfg: C.Config, arm: str, base: str) -> dict:
+    """model.*/train.* keys where arm and its base arm train differently: {key: [base's, arm's]}."""
+    a, b = (C.flatten({k: C.training_config(C.apply_arm(cfg, n))[k] for k in ("model", "train")}) for n in (arm, base))
+    return {k: [b[k], a[k]] for k in sorted(a) if a[k] != b[k]}
+
+
+def mark_bases(out: dict, cfg: C.Config) -> None:
+    """What a base arm changes, said where it is read: each arm result with a base arm lists the
+    keys it trains differently from it (differs_from_base), and each claim row measured on such
+    an arm names the arm it was compared with (compared_with)."""
+    ab = cfg.ablations
+    for name, res in out["ablation_results"].items():
+        if res.get("base", "baseline") != "baseline":
+            res["differs_from_base"] = differs(cfg, name, res["base"])
+    for row in out["claims"]:
+        arm = row.get("arm") or (row.get("measured_on_run") or {}).get("arm")
+        if arm in out["ablation_results"] and ab.arm(arm).base is not None:
+            row["compared_with"] = ab.arm(arm).base
 
 
 def run_compare(ctx: StageContext, *, data_dir: Path, eval_dir: Path, pred_dir: Path,
                 ensemble_path: Path, out_path: Path, train_plots: Path | None = None,
                 ablations_dir: Path | None = None, ablation_plots: Path | None = None,
-                train_dir: Path | None = None, finetune_dir: Path | None = None) -> dict:
+                train_dir: Path | None = None, summary_path: Path | None = None,
+                finetune_dir: Path | None = None) -> dict:
     from harness.analysis import claims as CL
     from harness.analysis import compare, verdict
     cfg = ctx.cfg
@@ -153,10 +251,7 @@ def run_compare(ctx: StageContext, *, data_dir: Path, eval_dir: Path, pred_dir: 
     reference, ref_reason = load_reference(ctx.root, cfg)
     ablations = (load_ablations(cfg, data_dir, train_plots, ablations_dir, ablation_plots)
                  if ablations_dir is not None and train_plots is not None else None)
-    context = CL.RunContext(dataset=cfg.data.source, split=cfg.evaluate.split, num_classes=results[0]["num_classes"],
-                            n_models_available=len(seeds), protocols=tuple(cfg.evaluate.protocols),
-                            full_paper_model=is_full_paper_model(cfg), devices=len(cfg.train.devices),
-                            arms=tuple((n, cfg.ablations.arm(n).overrides) for n in (ablations or {}).get("arms", {})))
+    context = _context(cfg, results, ablations)
     correctness, ensembles = _correctness(pred_dir, labels, seeds, cfg.evaluate.protocols)
     with tracking.child_run(ctx.uri, ctx.experiment_id, ctx.parent_id, "compare",
                             params_for(cfg, "compare"), {**ctx.base_tags, "stage": "compare"}) as run_id:
@@ -166,6 +261,8 @@ def run_compare(ctx: StageContext, *, data_dir: Path, eval_dir: Path, pred_dir: 
             measured=paper_architecture_counts(), ablations=ablations, ensembles=ensembles,
             train=_train_metrics(train_dir, seeds) if train_dir is not None else None,
             pretrained=load_pretrained(cfg, finetune_dir, results))
+        mark_bases(out, cfg)
+        _add_costs(out, cfg, results, ablations, _train_metrics(train_dir, seeds) if train_dir is not None else None)
         out["ablations"] = {"enabled": list(cfg.ablations.enabled),
                             "seeds": list(cfg.train.seeds),
                             "target_train_error": cfg.ablations.target_train_error,
@@ -179,4 +276,6 @@ def run_compare(ctx: StageContext, *, data_dir: Path, eval_dir: Path, pred_dir: 
         tracking.log_metrics(ctx.uri, run_id, metrics)
         tracking.log_metrics_once(ctx.uri, ctx.parent_id, metrics)  # MLflow has no seed aggregation
         atomic_write_json(out_path, out)
+        if summary_path is not None:  # the DVC metrics: a handful of columns in `dvc exp show`
+            atomic_write_json(summary_path, compare.headline(out))
     return out

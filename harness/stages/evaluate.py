@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from harness import accel, runtime, tracking
+from harness import config as C
 from harness.analysis import scoring
 from harness.data import shards, transforms
 from harness.data.transforms import EvalView, build_views
@@ -33,7 +34,8 @@ def run_evaluate(ctx: StageContext, *, seed: int, data_dir: Path, model_dir: Pat
     _, _, norm = build_views(cfg, data_dir, seed)
     val_split = shards.load_split(data_dir, cfg.evaluate.split)  # val, or the ILSVRC-2010 test set
     labels = val_split.labels
-    result = {"seed": seed, **({"arm": cfg.arm} if cfg.arm else {}), "dataset": cfg.data.source, "split": cfg.evaluate.split,
+    result = {"seed": seed, **({"arm": cfg.arm} if cfg.arm else {}), "dataset": cfg.data.source,
+              "split": C.evaluated_split(cfg),  # CIFAR-10's prepared "val" is its test batch
               "num_classes": len(manifest["classes"]), "n_images": len(labels), "protocols": {}}
     tags = {**ctx.base_tags, "stage": "evaluate", "seed": seed, "data_digest": manifest["digest"],
             **{f"backend.{k}": v for k, v in backend.items()}}

@@ -38,6 +38,25 @@ def write_all_seeds(curves: dict, path: Path) -> None:
     atomic_write_text(path, pd.concat(frames, ignore_index=True).to_csv(index=False))
 
 
+def _steps(folder: Path, seeds) -> dict:
+    """seed -> the train stage's window series (seed-N.steps.csv) where it was written."""
+    return {s: pd.read_csv(folder / f"seed-{s}.steps.csv") for s in seeds if (folder / f"seed-{s}.steps.csv").is_file()}
+
+
+def _arms(cfg: C.Config, metrics_dir: Path, plots_dir: Path) -> dict:
+    """Per enabled arm, its seeds' train metrics, per-epoch curves, step series and evaluations."""
+    out = {}
+    for arm in cfg.ablations.enabled:
+        m, seeds, plots = metrics_dir / "ablations" / arm, cfg.train.seeds, plots_dir / "ablations" / arm / "train"
+        out[arm] = {"train": {s: read_json(m / "train" / f"seed-{s}.json", f"training metrics of arm {arm}, seed {s}")
+                              for s in seeds},
+                    "curves": {s: pd.read_csv(plots / f"seed-{s}.csv") for s in seeds},
+                    "steps": _steps(plots, seeds),
+                    "evaluations": {s: read_json(m / "evaluate" / f"seed-{s}.json", f"evaluation of arm {arm}, seed {s}")
+                                    for s in seeds}}
+    return out
+
+
 def _kernels(folder: Path | None, seeds: list[int]) -> dict | None:
     """seed -> conv1 kernels written by the train stage (artifacts/kernels/seed-N.npy)."""
     if folder is None:
@@ -49,7 +68,7 @@ def _kernels(folder: Path | None, seeds: list[int]) -> dict | None:
 def run_report(ctx: StageContext, *, data_dir: Path, metrics_dir: Path, plots_dir: Path,
                out_md: Path, out_html: Path, figures_dir: Path, all_seeds_csv: Path,
                benchmarks: Path | None = None, reliability: Path | None = None,
-               kernels: Path | None = None, pilot: Path | None = None) -> Path:
+               kernels: Path | None = None, pilot: Path | None = None, cifar10_costs: Path | None = None) -> Path:
     from harness.report import render, sections
     from harness.report.deviations import deviations, interpretations
     cfg = ctx.cfg
@@ -69,7 +88,9 @@ def run_report(ctx: StageContext, *, data_dir: Path, metrics_dir: Path, plots_di
         ui_url=tracking.ui_url(ctx.uri),
         interpretations=interpretations(cfg), kernels=_kernels(kernels, seeds),
         pilot=read_json(pilot, "pilot figures") if pilot and pilot.is_file() else None,
-        training_digest=C.training_digest(cfg))
+        training_digest=C.training_digest(cfg),
+        arms=_arms(cfg, metrics_dir, plots_dir), steps=_steps(plots_dir / "train", seeds),
+        cifar10_costs=read_json(cifar10_costs, "CIFAR-10 costs") if cifar10_costs and cifar10_costs.is_file() else None)
     write_all_seeds(inputs.curves, all_seeds_csv)
     doc = sections.build(inputs)
     for block in doc.blocks:

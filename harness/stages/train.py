@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import time
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from harness.errors import UserError
 from harness.io import atomic_save_npy, atomic_write_json, atomic_write_text, check_writable, remove_stale_temps
 from harness.model import build_model, count_params
 from harness.stages import StageContext, params_for, read_json, run_name
-from harness.train import checkpoint, loop, recipe, towers
+from harness.train import checkpoint, loop, lr_select, recipe, towers
 
 
 def train_input(cfg: C.Config, train_view: transforms.TrainView, devices: tuple[str, ...] | None = None):
@@ -97,17 +98,19 @@ def run_train(ctx: StageContext, *, seed: int, data_dir: Path, out_dir: Path, me
     if cfg.train.channels_last:  # before the optimizer, so its state takes the same layout
         accel.to_channels_last(model)
     torch.manual_seed(seed + 7919 * d.rank)  # each rank its own dropout masks; rank 0 as alone
-    optimizer = recipe.make_optimizer(model, cfg.train)
     if d.main:
         check_writable(out_dir, ckpt.parent, metrics_path.parent, plots_path.parent)  # fail now, not after training
         for p in [*remove_stale_temps(out_dir), *remove_stale_temps(ckpt.parent)]:  # none may reach DVC's cache
             print(f"removed {p.name}, left by an interrupted write", flush=True)
+    selection, fresh, select_s = _lr_selection(ckpt, cfg, seed, model, train_view, make_loader, val_split, norm, d)
+    train_cfg = cfg.train if selection is None else dataclasses.replace(cfg.train, lr=selection["lr"])
+    optimizer = recipe.make_optimizer(model, train_cfg)
     state, run_id = _resume(ckpt, cfg, seed, model, optimizer, d)
     train_model, compiled = compile_model(runtime.wrap_ddp(model, d), cfg.train, cfg.model.input_size, d.world,
                                           d.devices)
     params = {**params_for(cfg, "data", "model", "train"), "seed": seed, "n_parameters": count_params(model),
               "world_size": d.world, "arm": cfg.arm or "baseline", "train_images": len(train_view),
-              "schedule_images": n_held or len(val_split),
+              "schedule_images": n_held or len(val_split), "lr_trained": train_cfg.lr,
               **({"init_from": str(init_from), "reinit": cfg.pretrain.reinit} if pretrained is not None else {})}
     tags = {**ctx.base_tags, "stage": "train", "seed": seed, "data_digest": manifest["digest"],
             "devices": ",".join(d.devices), "world_size": d.world, "dist_backend": d.backend,
@@ -115,7 +118,7 @@ def run_train(ctx: StageContext, *, seed: int, data_dir: Path, out_dir: Path, me
             "cuda_visible_devices": runtime.visible_devices(), "threads": cfg.train.threads,
             "num_workers": cfg.train.num_workers, "precision": cfg.train.precision,
             "channels_last": cfg.train.channels_last, "compile": compiled, "decode_device": cfg.train.decode_device,
-            **{f"backend.{k}": v for k, v in backend.items()},  # the effective flags (issue 13: fp32 = IEEE)
+            **{f"backend.{k}": v for k, v in backend.items()},  # the effective flags (docs/fidelity.md, "Precision": fp32 = IEEE)
             "cudnn_benchmark": backend["cudnn_benchmark"],
             "deterministic": "torch.use_deterministic_algorithms(warn_only=True)" if cfg.train.deterministic
             else "off: cuDNN autotuning and non-deterministic algorithms (weights not bitwise reproducible)"}
@@ -124,16 +127,23 @@ def run_train(ctx: StageContext, *, seed: int, data_dir: Path, out_dir: Path, me
     with tracker as run_id, tracking.system_metrics(ctx.uri, run_id):
         tracking.log_dataset(ctx.uri, run_id, manifest, "train", "training")
         tracking.log_dataset(ctx.uri, run_id, manifest, "val", "validation")
+        if selection is not None and fresh and run_id:  # logged once: a resumed run reuses its record
+            for name in ("pilot_train_top1_error", "pilot_train_loss"):
+                tracking.log_series(ctx.uri, run_id, f"lr_select.{name}",
+                                    [(i, v) for i, v in enumerate(selection[name]) if v is not None])
         history = _fit_logged(ctx, run_id, train_model, model, optimizer, state,
-                              train_view, make_loader, val_loader, seed, ckpt, d, held_loader)
+                              train_view, make_loader, val_loader, seed, ckpt, d, train_cfg, selection, select_s,
+                              held_loader)
         conv1 = _conv1_weight(model)
-        result = {**_train_metrics(history, seed, run_id, ctx), "backend": backend,
+        result = {**_train_metrics(history, seed, run_id, ctx, len(train_view) // cfg.train.batch_size, selection,
+                                   select_s),
+                  "backend": backend,
                   **({"pretrain_run_id": pretrained["run_id"], "reinit": cfg.pretrain.reinit}
                      if pretrained is not None else {}),
                   "schedule": schedule_record(cfg.train, state, n_held or len(val_split), len(train_view)),
                   "towers": _towers(cfg, conv1)}
         if d.main:
-            _save_model(out_dir / "model.pt", model, cfg, seed, manifest)
+            _save_model(out_dir / "model.pt", model, cfg, seed, manifest, selection)
             curves = pd.DataFrame([h.__dict__ for h in history]).dropna(axis=1, how="all")  # no holdout: no column
             atomic_write_text(plots_path, curves.to_csv(index=False))
             if steps_path is not None:
@@ -202,6 +212,36 @@ def steps_csv(windows: list) -> str:
     return df.drop(columns="loss_sum").to_csv(index=False)
 
 
+def _lr_selection(path: Path, cfg: C.Config, seed: int, model, train_view, make_loader, val_split, norm,
+                  d) -> tuple[dict | None, bool, float | None]:
+    """(the run's lr selection record or None when train.lr_select_factors is empty, whether it was
+    made now, the pilots' wall seconds). A compatible checkpoint carries the record, so a resumed
+    run does not select again. The seconds stay out of the record, which model.pt keeps: its bytes
+    must not change when the same weights are trained again."""
+    if not cfg.train.lr_select_factors:
+        return None, False, None
+    if path.is_file():
+        payload = checkpoint.load(path)
+        if checkpoint.compatible(payload, C.training_digest(cfg), seed) and payload.get("lr_selection"):
+            return payload["lr_selection"], False, payload.get("lr_select_time_s")
+    t0 = time.perf_counter()
+    # the pilots' epoch-end validation is not used: one batch of it keeps them cheap
+    one_batch = [transforms.eval_batches(len(val_split), cfg.evaluate.batch_size, d.rank, d.world)[0]]
+    val_loader = transforms.batch_loader(transforms.EvalView(val_split, norm, cfg.model.input_size, "center"),
+                                         one_batch, 0)
+    try:
+        selection = lr_select.select_lr(model, recipe.make_optimizer, train_view, make_loader, val_loader,
+                                        cfg.train, seed, d)
+    except loop.NonFiniteLoss as exc:
+        raise UserError(f"train.lr_select_factors: {exc}; try smaller factors or a lower train.lr") from None
+    if d.main:
+        print(f"lr selection: lr {selection['lr']:.3g} (x{selection['chosen_factor']:g}); training error over the "
+              f"first {selection['steps']} steps: " + ", ".join(
+                  f"x{f:g} {'diverged' if e is None else f'{e:.1f}%'}"
+                  for f, e in zip(selection["factors"], selection["pilot_train_top1_error"])), flush=True)
+    return selection, True, time.perf_counter() - t0
+
+
 def _resume(path: Path, cfg: C.Config, seed: int, model, optimizer, d) -> tuple[loop.TrainState, str | None]:
     """Restore model, optimizer, RNG and progress from a compatible checkpoint, if any.
 
@@ -257,10 +297,15 @@ def _towers(cfg: C.Config, conv1: np.ndarray) -> dict | None:
     return towers.tower_summary(conv1)
 
 
+class _TargetReached(Exception):
+    """train.stop_at_train_error: the epoch just finished reached the target training error."""
+
+
 def _fit_logged(ctx, run_id, train_model, model, optimizer, state, train_view, loader, val_loader, seed, ckpt, d,
-                held_loader=None):
+                train_cfg: C.TrainConfig, selection: dict | None, select_s: float | None, held_loader=None):
     """fit() with MLflow logging and checkpoints from rank 0; train_model may be DDP-wrapped
-    and compiled, `model` is the plain module that is checkpointed."""
+    and compiled, `model` is the plain module that is checkpointed. train_cfg: cfg.train at the
+    selected learning rate (the checkpoint's digest stays that of the params)."""
     cfg = ctx.cfg
     steps: list = []
     # exactly once across kills: points are logged before the checkpoint that covers them, and a
@@ -268,7 +313,7 @@ def _fit_logged(ctx, run_id, train_model, model, optimizer, state, train_view, l
     done = tracking.logged_steps(ctx.uri, run_id, ("step_loss", "val_top1_error")) if run_id and state.global_step \
         else {"step_loss": set(), "val_top1_error": set()}
 
-    def flush_steps():  # per-step scalars to MLflow in batches (DESIGN.md)
+    def flush_steps():  # per-step scalars to MLflow in batches (docs/architecture.md, "Tracking")
         new = [x for x in steps if x[0] not in done["step_loss"]]
         if run_id:
             tracking.log_series(ctx.uri, run_id, "step_loss", [(s, loss) for s, loss, _ in new])
@@ -276,17 +321,23 @@ def _fit_logged(ctx, run_id, train_model, model, optimizer, state, train_view, l
         steps.clear()
 
     def on_epoch(r: loop.EpochResult):
-        if not d.main:
-            return
-        print(f"seed {seed} epoch {r.epoch}/{cfg.train.epochs}: loss {r.train_loss:.3f}  "
-              f"val top-1 {r.val_top1_error:.1f}%  top-5 {r.val_top5_error:.1f}%  "
-              f"lr {r.lr:.2g}  {r.images_per_s:.0f} img/s", flush=True)
-        if r.epoch not in done["val_top1_error"]:
-            metrics = {k: v for k, v in r.__dict__.items() if k != "epoch" and v is not None}
-            # lr drops so far: a step per drop (the tag lr_drop_epochs lists them at the end)
-            metrics["lr_drops"] = len(state.lr_drops) if cfg.train.schedule == "plateau" else \
-                sum(s <= r.epoch for s in cfg.train.lr_steps if s < cfg.train.epochs)
-            tracking.log_metrics(ctx.uri, run_id, metrics, step=r.epoch)
+        reached = train_cfg.stop_at_train_error is not None and r.train_top1_error <= train_cfg.stop_at_train_error
+        if d.main:
+            print(f"seed {seed} epoch {r.epoch}/{cfg.train.epochs}: loss {r.train_loss:.3f}  "
+                  f"train top-1 {r.train_top1_error:.1f}%  val top-1 {r.val_top1_error:.1f}%  "
+                  f"top-5 {r.val_top5_error:.1f}%  lr {r.lr:.2g}  {r.images_per_s:.0f} img/s", flush=True)
+            if r.epoch not in done["val_top1_error"]:
+                metrics = {k: v for k, v in r.__dict__.items() if k != "epoch" and v is not None}
+                # lr drops so far: a step per drop (the tag lr_drop_epochs lists them at the end)
+                metrics["lr_drops"] = len(state.lr_drops) if cfg.train.schedule == "plateau" else \
+                    sum(s <= r.epoch for s in cfg.train.lr_steps if s < cfg.train.epochs)
+                tracking.log_metrics(ctx.uri, run_id, metrics, step=r.epoch)
+        if reached:  # every rank decides alike: r is all-reduced
+            if d.main:
+                flush_steps()
+                print(f"seed {seed}: training error {r.train_top1_error:.1f}% <= train.stop_at_train_error "
+                      f"{train_cfg.stop_at_train_error:g}% after epoch {r.epoch}; stopping", flush=True)
+            raise _TargetReached
 
     def on_checkpoint(st: loop.TrainState):
         if not all(torch.isfinite(p).all() for p in model.parameters()):  # never overwrite a good checkpoint
@@ -298,7 +349,8 @@ def _fit_logged(ctx, run_id, train_model, model, optimizer, state, train_view, l
             checkpoint.save(ckpt, {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": st.to_dict(),
                 "torch_rng": [r["cpu"] for r in rng], "cuda_rng": [r["cuda"] for r in rng],
-                "partials": partials, "seed": seed, "mlflow_run_id": run_id,
+                "partials": partials, "seed": seed, "mlflow_run_id": run_id, "lr_selection": selection,
+                "lr_select_time_s": select_s,
                 "training_digest": C.training_digest(cfg)})
         steps.clear()
         runtime.barrier(d)
@@ -306,13 +358,15 @@ def _fit_logged(ctx, run_id, train_model, model, optimizer, state, train_view, l
     hooks = loop.Hooks(on_step=lambda s, loss, lr: steps.append((s, loss, lr)), on_epoch=on_epoch,
                     on_checkpoint=on_checkpoint)
     try:
-        return loop.fit(train_model, optimizer, train_view, loader, val_loader, cfg.train, seed, state, hooks, d,
+        return loop.fit(train_model, optimizer, train_view, loader, val_loader, train_cfg, seed, state, hooks, d,
                         schedule_loader=held_loader)
+    except _TargetReached:
+        return [loop.EpochResult(**h) for h in state.history]
     except loop.NonFiniteLoss as exc:
         ck = ckpt
         kept = f"the last good checkpoint {ck} is kept" if ck.is_file() else "no checkpoint had been written yet"
         raise UserError(f"training diverged (NaN or Inf): {str(exc).split('; the last checkpoint')[0]}; {kept} "
-                        f"(try a lower train.lr than {cfg.train.lr})") from None
+                        f"(try a lower train.lr than {train_cfg.lr})") from None
     except (MemoryError, RuntimeError) as exc:
         if not _out_of_memory(exc):
             raise
@@ -328,8 +382,8 @@ def _out_of_memory(exc: BaseException) -> bool:
         or "out of memory" in msg.lower()
 
 
-def _save_model(path: Path, model, cfg: C.Config, seed: int, manifest: dict) -> None:
-    """Weights plus what describes them (house rule 6): config, seed, classes, data digest.
+def _save_model(path: Path, model, cfg: C.Config, seed: int, manifest: dict, selection: dict | None) -> None:
+    """Weights plus what describes them (docs/architecture.md, house rule 6): config, seed, classes, data digest.
 
     Only deterministic content goes into model.pt, so retraining to the same weights gives the
     same bytes and DVC skips evaluation. Git commit and environment, which change with every
@@ -337,8 +391,9 @@ def _save_model(path: Path, model, cfg: C.Config, seed: int, manifest: dict) -> 
     """
     # one format whatever the devices: a two-device model saves its grouped single-device weights
     weights = model.grouped_state_dict() if hasattr(model, "grouped_state_dict") else model.state_dict()
+    extra = {} if selection is None else {"lr_selection": selection}  # the lr it trained at
     checkpoint.save(path, {"state_dict": weights, "config": C.training_config(cfg), "seed": seed,
-                           "num_classes": len(manifest["classes"]), "data_digest": manifest["digest"]})
+                           "num_classes": len(manifest["classes"]), "data_digest": manifest["digest"], **extra})
     atomic_write_json(path.with_name("provenance.json"),
                       {"git": runtime.git_info(), "environment": runtime.environment(), "seed": seed})
 
@@ -353,10 +408,16 @@ def _log_mlflow_model(ctx, run_id, model, cfg: C.Config, seed: int, num_classes:
         tracking.log_model(ctx.uri, run_id, cpu.eval(), example, checkpoint.model_tags(cfg, seed))
 
 
-def _train_metrics(history, seed, run_id, ctx) -> dict:
+def _train_metrics(history, seed, run_id, ctx, steps_per_epoch: int, selection: dict | None,
+                   select_s: float | None) -> dict:
     last = history[-1]
     arm = {"arm": ctx.cfg.arm} if ctx.cfg.arm else {}  # baseline files keep their old shape
-    return {"seed": seed, **arm, "epochs": last.epoch, "final_train_loss": last.train_loss,
+    extra = {} if selection is None else {"lr_selection": selection, "lr_select_time_s": select_s}
+    target = ctx.cfg.train.stop_at_train_error
+    if target is not None:  # a convergence run: did it stop at the target, or at train.epochs?
+        extra["stopped_at_target"] = {"target_train_error": target, "reached": last.train_top1_error <= target,
+                                      "epoch": last.epoch, "steps_per_epoch": steps_per_epoch}
+    return {"seed": seed, **arm, **extra, "epochs": last.epoch, "final_train_loss": last.train_loss,
             "final_val_top1_error": last.val_top1_error, "final_val_top5_error": last.val_top5_error,
             "images_per_s": float(np.mean([h.images_per_s for h in history])),
             "train_time_s": float(sum(h.epoch_time_s for h in history)),

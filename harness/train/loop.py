@@ -21,6 +21,7 @@ from harness import accel, runtime
 from harness.config import TrainConfig
 from harness.runtime import Dist
 from harness.analysis.scoring import topk_correct
+from harness.model.successors import AUX_LOSS_WEIGHT, main_and_aux
 from harness.train.recipe import lr_at, update_plateau
 
 
@@ -92,7 +93,7 @@ class Hooks:
 
 
 # Steps between reads of the device-side sums (loss, errors, NaN check, progress, on_step): the
-# host queues up to this many steps ahead of the GPU instead of waiting for each (issue 7.2).
+# host queues up to this many steps ahead of the GPU instead of waiting for each (measured by benchmarks/gpu_check.py).
 SYNC_EVERY = 20
 
 
@@ -161,9 +162,11 @@ def train_one_epoch(model, loader, optimizer, cfg: TrainConfig, state: TrainStat
         for group in optimizer.param_groups:
             group["lr"] = lr
         with accel.autocast(device, cfg.precision):
-            logits = model(x)
+            logits, aux = main_and_aux(model(x))  # aux: GoogLeNet's auxiliary heads in training
             y = y.to(logits.device, non_blocking=True)
             loss = F.cross_entropy(logits, y)
+            if aux:
+                loss = loss + AUX_LOSS_WEIGHT * sum(F.cross_entropy(a, y) for a in aux)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

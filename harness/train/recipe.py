@@ -19,16 +19,24 @@ class PaperSGD(torch.optim.Optimizer):
 
     The velocity is in parameter units, so an lr drop scales only new gradients. torch.optim.SGD
     keeps its buffer in gradient units and multiplies the whole buffer by the new lr: identical
-    at constant lr, different for a while after each drop (PAPER.md section 2).
+    at constant lr, different for a while after each drop (docs/paper.md, "Ambiguities": the schedule).
+
+    Groups may carry lr_mult and decay_mult (Caffe's names): that group's lr is lr * lr_mult and
+    its decay wd * decay_mult, so per-layer values survive the loop setting every group's "lr" to
+    the schedule's value each step (cuda-convnet's per-layer epsW/epsB/wc, harness/model/
+    cuda_convnet.py). Without them (multipliers 1.0) the arithmetic is bit for bit the same.
     """
 
     def __init__(self, params, lr: float, momentum: float, weight_decay: float):
-        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay, lr_mult=1.0,
+                                      decay_mult=1.0))
 
     @torch.no_grad()
     def step(self, closure=None):
         for group in self.param_groups:
-            lr, m, wd = group["lr"], group["momentum"], group["weight_decay"]
+            # .get: optimizer states saved before the multipliers existed load without them
+            lr, m = group["lr"] * group.get("lr_mult", 1.0), group["momentum"]
+            wd = group["weight_decay"] * group.get("decay_mult", 1.0)
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -41,8 +49,19 @@ class PaperSGD(torch.optim.Optimizer):
 
 
 def param_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[dict]:
-    """One group (everything decayed) with train.bias_decay, else weights and biases apart,
-    the biases with weight decay 0 (the authors' cuda-convnet code; docs/fidelity.md)."""
+    """The optimizer's groups: the per-layer multipliers a model declares, then train.bias_decay.
+
+    A model with optim_groups() (the cuda-convnet nets) gives one group per tensor with its
+    layer's lr_mult and decay_mult (harness/model/cuda_convnet.py); without bias_decay every bias
+    group's decay_mult becomes 0 (the authors' code decays weights only, docs/fidelity.md), with
+    it a bias decays as its layer's weights. Any other model: one group (everything decayed) with
+    bias_decay, else weights and biases apart, the biases with weight decay 0.
+    """
+    if hasattr(model, "optim_groups"):
+        groups = model.optim_groups()
+        if cfg.bias_decay:
+            return groups
+        return [dict(g, decay_mult=0.0) if g["name"].endswith("bias") else g for g in groups]
     if cfg.bias_decay:
         return [{"params": list(model.parameters())}]
     named = list(model.named_parameters())
@@ -53,8 +72,11 @@ def param_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[dict]:
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     """paper 5: SGD, momentum 0.9, weight decay 0.0005, in the paper's form or torch's; the
-    decay reaches the biases only with train.bias_decay (both forms, through param groups)."""
+    decay reaches the biases only with train.bias_decay (both forms, through param_groups).
+    Per-layer multipliers (the cuda-convnet nets) need the paper rule (config.py checks)."""
     groups = param_groups(model, cfg)
+    if any("lr_mult" in g for g in groups) and cfg.update_rule != "paper":
+        raise ValueError("per-layer learning rates need train.update_rule: paper")
     if cfg.update_rule == "paper":
         return PaperSGD(groups, cfg.lr, cfg.momentum, cfg.weight_decay)
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)

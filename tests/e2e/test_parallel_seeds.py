@@ -62,7 +62,7 @@ def test_seeds_train_in_parallel_on_their_workers_devices(tmp_path):
 
     taken = harness_cli(repo, "collect-seeds", "seed-1", "seed-2")
     assert "seed-1: " in taken and "train@1" in taken and "evaluate@2" in taken
-    dvc(repo, "checkout")
+    dvc(repo, "checkout", "--allow-missing")  # ensemble and compare have not run: no hash for their outputs
     out = dvc(repo, "repro")
     assert ran_stages(out) == {"ensemble", "compare", "report"}  # no seed retrained
     compare = json.loads((repo / "reports/metrics/compare.json").read_text())

@@ -112,6 +112,39 @@ def test_second_repro_does_nothing(repo, first_run):
     assert ran_stages(out) == set(), out
 
 
+def _leaves(tree, prefix=""):
+    """Numeric leaves of nested dicts, as {"a.b.c": value}."""
+    if isinstance(tree, dict):
+        return {k: v for key, sub in tree.items() for k, v in _leaves(sub, f"{prefix}{key}.").items()}
+    return {prefix[:-1]: tree} if isinstance(tree, (int, float)) and not isinstance(tree, bool) else {}
+
+
+@pytest.mark.slow
+def test_dvc_metrics_are_the_headline_figures_only(repo, first_run):
+    """`dvc metrics show` (and the metric columns of `dvc exp show`) hold reports/summary.json
+    alone: at most 20 numbers, each equal to its source in compare.json / ensemble.json."""
+    out = dvc(repo, "metrics", "show", "--json")  # stdout, then any warnings on stderr
+    shown = json.loads(out[out.index("{"):out.rindex("}") + 1])
+    files = {f for rev in shown.values() for f in rev["data"]}
+    assert files == {"reports/summary.json"}, files
+    summary = json.loads((repo / "reports/summary.json").read_text())
+    leaves = _leaves(summary)
+    assert 10 <= len(leaves) <= 20, sorted(leaves)
+    assert _leaves(next(iter(shown.values()))["data"]["reports/summary.json"]["data"]) == leaves
+    compare = json.loads((repo / "reports/metrics/compare.json").read_text())
+    ens = json.loads((repo / "reports/metrics/ensemble.json").read_text())
+    assert summary["seeds"] == 2 and summary["claims"]["tested"] == compare["counts"]["claims_tested"]
+    for proto in ("center", "ten_patch"):
+        for metric in ("top1_error", "top5_error"):
+            row = summary[proto][metric]
+            assert row["mean"] == compare["summary"][proto][metric]["mean"]
+            assert row["ensemble"] == ens["protocols"][proto]["sizes"][-1][f"{metric}_mean"]
+    out = dvc(repo, "exp", "show", "--json")
+    rows = json.loads(out[out.index("["):out.rindex("]") + 1])
+    metrics = rows[0]["data"]["metrics"]  # the workspace row: what `dvc exp show` prints as metric columns
+    assert set(metrics) == {"reports/summary.json"} and _leaves(metrics["reports/summary.json"]["data"]) == leaves
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("module", ["harness/data/imaging.py", "harness/model/layers.py", "harness/analysis/stats.py",
                                     "harness/report/render.py", "harness/tracking.py"])

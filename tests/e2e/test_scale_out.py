@@ -72,7 +72,7 @@ def test_seeds_on_two_machines_collected_into_one_comparison(tmp_path):
     git(tmp_path, "clone", "-q", "-b", "main", "origin.git", c.name)
     said = harness_cli(c, "collect-seeds", "origin/seed-1", "origin/seed-2")
     assert "origin/seed-2: train@2, evaluate@2" in said
-    dvc(c, "pull")
+    dvc(c, "pull", "--allow-missing")  # ensemble and compare have not run: no hash for their outputs
     out = dvc(c, "repro")
     assert ran_stages(out) == {"ensemble", "compare", "report"}  # no seed retrained, no data re-prepared
     compare = json.loads((c / "reports/metrics/compare.json").read_text())

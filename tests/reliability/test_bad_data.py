@@ -1,7 +1,7 @@
 """Bad input data through the real prepare entry point: a clear message naming the problem,
 a non-zero exit, no traceback, and no manifest that would make the data look prepared.
 
-Part of the reliability corpus (issue 8); the params/tracking/system cases are elsewhere.
+Part of the reliability corpus (make reliability, reports/reliability.json); the params/tracking/system cases are elsewhere.
 """
 
 import os

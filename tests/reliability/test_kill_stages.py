@@ -189,7 +189,7 @@ def _strip(obj):
 def _outputs(repo: Path) -> list[str]:
     keep = []
     for p in sorted([*repo.glob("artifacts/**/*"), *repo.glob("reports/**/*")]):
-        if p.is_file():
+        if p.is_file() and p.name != ".gitignore":  # DVC's own list of cached outs: its order follows the runs
             keep.append(str(p.relative_to(repo)))
     return keep
 

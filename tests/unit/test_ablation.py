@@ -137,7 +137,7 @@ def test_claims_name_their_arm():
     imagenet = RunContext("ilsvrc2012", "val", 1000, 3, ("center",), True, arms=arms)
     assert why_not_testable(BY_ID["lrn-top1"], imagenet) is None
     assert "add an arm with {model.pool: nonoverlap}" in why_not_testable(BY_ID["overlap-pool-top1"], imagenet)
-    assert "4-layer CNN" in why_not_testable(BY_ID["relu-speed"], imagenet)
+    assert "this run uses the ILSVRC-2012" in why_not_testable(BY_ID["relu-speed"], imagenet)  # a CIFAR-10 claim
     small = RunContext("ilsvrc2012", "val", 1000, 3, ("center",), False, arms=arms)
     assert "full paper network" in why_not_testable(BY_ID["lrn-top1"], small)
     synthetic = RunContext("synthetic", "val", 20, 3, ("center",), False, arms=arms)
@@ -258,7 +258,7 @@ def test_claim_is_tested_with_its_band_when_data_match():
     p, _, _ = DescrStatsW(d).ttost_mean(0.7, 2.1)
     assert r1["estimate"] == pytest.approx(d.mean()) and r1["p_reproduced"] == pytest.approx(p)
     assert r1["verdict"] in ("reproduced", "inconclusive") and r1["band"] == [0.7, 2.1]
-    assert rows["relu-speed"]["tested"] is False  # needs a 4-layer CNN on CIFAR-10
+    assert rows["relu-speed"]["tested"] is False and rows["relu-speed"]["category"] == "other data"  # CIFAR-10
 
 
 def test_convergence_at_step_resolution_uses_the_claims_target():

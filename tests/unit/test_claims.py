@@ -356,6 +356,20 @@ def test_reasons_name_the_missing_ingredient(claims):
     assert why_not_testable(claims["ten-patch-top1"], both) is None  # no arm: two protocols of the same models
 
 
+def test_the_cifar10_claims_are_decidable_on_the_cuda_convnet_nets(claims):
+    """relu-speed and lrn-cifar10 need no `needs:` any more: a CIFAR-10 run of the authors' nets
+    (full_paper_model, harness/stages/compare.py is_full_paper_model) with the arms decides them."""
+    arms = (("tanh", (("model.activation", "tanh"),)),
+            ("no_lrn", (("model.arch", "cuda_convnet_11pct"), ("model.lrn", "none"))))
+    cifar = RunContext("cifar10", "test", 10, 3, ("center", "ten_patch"), True, arms=arms)
+    for cid in ("relu-speed", "lrn-cifar10"):
+        assert claims[cid].needs is None and testability(claims[cid], cifar) is None, cid
+    assert testability(claims["relu-speed"], RunContext("cifar10", "test", 10, 3, ("center",), True))[0] == \
+        "arm not trained"
+    scaled = RunContext("cifar10", "test", 10, 3, ("center",), False, arms=arms)
+    assert testability(claims["lrn-cifar10"], scaled)[0] == "scaled-down network"
+
+
 def test_pretrained_run_does_not_test_from_scratch_claims(claims):
     pre = RunContext("ilsvrc2012", "val", 1000, 5, ("ten_patch",), True, pretraining="fall2011")
     assert "uses no pre-training" in why_not_testable(claims["t2-1cnn-top5-val"], pre)

@@ -365,3 +365,20 @@ def test_missing_ensemble_size_and_single_seed_do_not_crash():
     assert "at least 2 seeds" in one["seeds_needed_note"]
     assert "needs 5 models averaged; this run has 1" in rows["t2-5cnn-top5-val"]["reason"]
     assert out["summary"]["ten_patch"]["top1_error"]["t_lo"] is None
+
+
+def test_headline_by_hand():
+    """reports/summary.json: per protocol mean, sd and full-ensemble error; seeds; verdict counts."""
+    from harness.analysis.compare import headline
+    row = {"mean": 20.0, "sd": 1.0, "n": 3, "t_lo": 17.5, "t_hi": 22.5}
+    compare = {"seeds": [{"seed": s, "protocol": p} for s in (1, 2, 3) for p in ("center", "ten_patch")],
+               "summary": {"center": {"top1_error": row, "top5_error": {**row, "mean": 5.0}}},
+               "ensemble": {"protocols": {"center": {"sizes": [{"k": 1, "top1_error_mean": 20.0},
+                                                               {"k": 3, "top1_error_mean": 18.5, "top5_error_mean": 4.0}]}}},
+               "counts": {"claims_tested": 4, "verdicts": {"reproduced": 1, "not reproduced": 2, "inconclusive": 1,
+                                                           "not tested": 40}}}
+    assert headline(compare) == {
+        "seeds": 3,
+        "center": {"top1_error": {"mean": 20.0, "sd": 1.0, "ensemble": 18.5},
+                   "top5_error": {"mean": 5.0, "sd": 1.0, "ensemble": 4.0}},
+        "claims": {"tested": 4, "reproduced": 1, "not_reproduced": 2, "inconclusive": 1}}

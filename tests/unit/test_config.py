@@ -29,7 +29,7 @@ def test_repo_params_load_and_are_frozen():
 
 
 def test_defaults_are_the_papers_recipe():
-    """Config defaults encode PAPER.md section 2 (deviations are computed against them)."""
+    """Config defaults encode docs/paper.md, "The recipe as printed" (deviations are computed against them)."""
     t, m = C.TrainConfig(), C.ModelConfig()
     assert (t.batch_size, t.lr, t.momentum, t.weight_decay, t.epochs) == (128, 0.01, 0.9, 5e-4, 90)
     assert (m.width, m.towers, m.input_size, m.lrn, m.pool, m.dropout, m.init) == (
@@ -74,7 +74,7 @@ def test_bad_values_name_the_key(tmp_path, patch, key, words):
 def test_final_map_size_is_6_at_paper_sizes():
     assert C.final_map_size(C.ModelConfig()) == 6
     assert C.final_map_size(C.ModelConfig(input_size=227, conv1_padding=0)) == 6
-    # PAPER.md 3: 224 without padding gives 54 after conv1, hence 5x5 after pool3 (wrong)
+    # docs/paper.md, "Ambiguities": 224 without padding gives 54 after conv1, hence 5x5 after pool3 (wrong)
     assert C.final_map_size(C.ModelConfig(input_size=224, conv1_padding=0)) == 5
 
 

@@ -9,7 +9,7 @@ from harness import config as C
 from harness.report import deviations as D
 
 REPO = Path(__file__).resolve().parents[2]
-# Every ambiguity issue 13 names, each a row whatever the config.
+# Every ambiguity docs/paper.md names, each a row whatever the config.
 NAMED = ("LRN constants", "PCA colour scale", "Dropout scaling", "Weight decay on biases", "Arithmetic precision",
          "Input size and conv1 padding", "Mean subtraction", "Resize", "lr schedule stand-in", "Update rule",
          "Bias initialisation")

@@ -13,7 +13,6 @@ from harness import accel
 from harness import config as C
 from harness.data import shards, transforms
 from harness.model import build_model, count_params, layer_table
-from harness.prepare import writer
 from harness.train import loop, recipe
 
 # --- weight decay on biases ---------------------------------------------------------------------
@@ -127,9 +126,7 @@ class _FakeSplit:
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
-    out = tmp_path_factory.mktemp("data")
-    writer.prepare(tiny.data(train_per_class=10, val_per_class=3), out, workers=1)
-    return out
+    return tiny.prepared(tmp_path_factory, 10, 3)
 
 
 def test_holdout_drives_the_plateau_rule(prepared):
@@ -176,6 +173,11 @@ def test_crop_flip_off_in_the_training_view(prepared):
     x, _ = view[np.arange(4)]
     centre, _ = transforms.EvalView(split, norm, 64, "center")[np.arange(4)]
     assert torch.equal(x, centre)
+    # and by hand: the stored 72 px images cut at (72 - 64) / 2 = 4, less the mean image there
+    off = (split.size - 64) // 2
+    want = split.images(np.arange(4))[:, off:off + 64, off:off + 64].astype(np.float32) \
+        - mean[off:off + 64, off:off + 64]
+    assert off == 4 and torch.equal(x, transforms.to_tensor(want))
 
 
 # --- the bias of the hidden layers, the nets without a middle conv layer ---------------------------

@@ -55,6 +55,10 @@ def test_gpu_check_smoke_runs_without_pipeline_packages(tmp_path):
     assert all(v["images_per_s"] > 0 and v["mfu_vs_bf16_peak"] > 0 for v in train.values())
     assert parts["jpeg decode"]["cpu_images_per_s"] > 0 and "synthetic" in parts["jpeg decode"]["source"]
     assert parts["eval ten_patch fp32 nchw"]["images_per_s"] > 0
+    lrn = parts["lrn fast vs reference"]
+    for name in ("lrn1 float32", "lrn2 float32"):  # the two implementations agree to fp32 rounding
+        assert lrn["layers"][name]["max_rel_diff_forward"] < 1e-5 and lrn["layers"][name]["max_rel_diff_backward"] < 1e-5
+    assert len(lrn["train"]) == 4 and all(v > 0 for v in lrn["train"].values())
     p = r["projection"]
     assert p["hours_90_epochs"] == pytest_approx(90 * 1_281_167 / p["images_per_s"] / 3600)
     assert "90 epochs of ILSVRC-2012" in proc.stdout

@@ -1,4 +1,4 @@
-"""The train stage's GPU path on the CPU (issues 4.5 and 7.2): params, bf16 + channels_last
+"""The train stage's GPU path on the CPU: params, bf16 + channels_last
 training, evaluation, cuDNN mode, compile fallback, deferred NaN check and device-side JPEG
 decoding + augmentation against TrainView."""
 

@@ -126,3 +126,45 @@ def test_stored_jpeg_round_trip_is_close_and_deterministic():
     a, b = imaging.encode_jpeg(smooth, 90), imaging.encode_jpeg(smooth, 90)
     assert a == b
     assert psnr(imaging.decode_stored(a), smooth) > 35
+
+
+def test_dct_factor_hand_cases():
+    """The largest of 8, 4, 2 that keeps the shorter side >= the target (sides round up)."""
+    assert imaging.dct_factor(375, 500, 256) == 1  # 188 < 256
+    assert imaging.dct_factor(511, 700, 256) == 2 and imaging.dct_factor(510, 700, 256) == 1
+    assert imaging.dct_factor(1024, 1500, 256) == 4 and imaging.dct_factor(2048, 2048, 256) == 8
+    assert imaging.dct_factor(4000, 3000, 0) == 1  # data.dct_scaling off
+
+
+def test_dct_scaled_decode_equals_pillows_draft_on_real_imagenet_files():
+    """libjpeg-turbo's DCT-domain scaling reached two ways (simplejpeg's output size, Pillow's
+    draft): the same pixels, at the factor dct_factor chose."""
+    scaled = 0
+    for path in sorted(sample().glob("*.JPEG"))[:60]:
+        data = path.read_bytes()
+        with Image.open(io.BytesIO(data)) as im:
+            w, h = im.size
+            f = imaging.dct_factor(h, w, 128)
+            im.draft("RGB", (w // f, h // f))
+            ref = np.asarray(im.convert("RGB"))
+        got = imaging.decode_rgb(data, 128)
+        assert got.shape == (-(-h // f), -(-w // f), 3) and np.array_equal(got, ref), path.name
+        scaled += f > 1
+    assert scaled > 40
+
+
+def test_dct_scaling_changes_only_large_images_and_only_a_little():
+    """At 256 px only JPEGs with a shorter side >= 512 decode smaller; the stored 256x256 result
+    stays within 30 dB PSNR of the exact path (benchmarks/data_bench.py reports the figures)."""
+    changed = 0
+    for path in sorted(sample().glob("*.JPEG")):
+        data = path.read_bytes()
+        exact, fast = imaging.load_fitted(data, 256), imaging.load_fitted(data, 256, dct_scaling=True)
+        with Image.open(path) as im:
+            large = min(im.size) >= 512
+        if not large:
+            assert np.array_equal(exact, fast), path.name
+        else:
+            changed += 1
+            assert psnr(exact, fast) > 30, path.name
+    assert changed >= 5

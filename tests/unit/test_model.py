@@ -1,4 +1,4 @@
-"""The paper's AlexNet checked against the paper's arithmetic (PAPER.md section 3)."""
+"""The paper's AlexNet checked against the paper's arithmetic (docs/paper.md, "Size and cost")."""
 
 import pytest
 import torch
@@ -22,12 +22,12 @@ def test_shapes_and_parameter_count(size, pad):
     assert [r.params for r in rows if r.params] == PAPER_LAYER_PARAMS
     assert count_params(model) == 60_965_224
     neurons = sum(torch.Size(r.out_shape).numel() for r in rows if not r.name.startswith("pool"))
-    assert neurons == 659_272  # PAPER.md: 290,400 + 186,624 + ... + 1000
+    assert neurons == 659_272  # docs/paper.md: 290,400 + 186,624 + ... + 1000
 
 
 def test_multiply_adds_match_paper():
     rows = layer_table(build_model(ModelConfig(), 1000), 224)
-    assert sum(r.mult_adds for r in rows) == 724_406_816  # "about 724M" (PAPER.md section 3)
+    assert sum(r.mult_adds for r in rows) == 724_406_816  # "about 724M" (docs/paper.md, "The architecture")
 
 
 def test_ungrouped_count():

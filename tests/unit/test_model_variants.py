@@ -1,6 +1,6 @@
 """Model variants: the one-GPU net (paper 3.2), torchvision's control, and two devices.
 
-Parameter counts are computed here by hand from the layer sizes (house rule 9), and the
+Parameter counts are computed here by hand from the layer sizes (docs/architecture.md, house rule 9), and the
 two-device net is checked against the single-device grouped net it must equal (same
 weights -> same logits and same gradients), on two CPU "devices".
 """
@@ -62,7 +62,7 @@ def test_torchvision_control_parameter_count_and_table():
     by_hand = [conv_params(3, 64, 11), conv_params(64, 192, 5), conv_params(192, 384, 3),
                conv_params(384, 256, 3), conv_params(256, 256, 3), fc_params(256 * 36, 4096),
                fc_params(4096, 4096), fc_params(4096, 1000)]
-    assert count_params(model) == sum(by_hand) == 61_100_840  # PAPER.md section 3
+    assert count_params(model) == sum(by_hand) == 61_100_840  # docs/paper.md, "The architecture"
     rows = layer_table(model, 224)
     assert [r.name for r in rows if r.params] == list(LAYERS)
     assert [r.params for r in rows if r.params] == by_hand

@@ -10,7 +10,6 @@ import tiny
 
 from harness import config as C
 from harness import pilot
-from harness.prepare import writer
 from harness.report import plan
 
 
@@ -88,9 +87,7 @@ def test_plan_by_hand():
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
-    out = tmp_path_factory.mktemp("data")
-    writer.prepare(tiny.data(train_per_class=20, val_per_class=5), out, workers=1)
-    return out
+    return tiny.prepared(tmp_path_factory, 20, 5)
 
 
 def test_pilot_in_process_sees_the_papers_init_sit_flat(prepared):

@@ -243,3 +243,14 @@ def test_loader_batches_do_not_depend_on_worker_count(ilsvrc2012):
     runs = [[x for x, _ in transforms.batch_loader(view, batches, w)] for w in (0, 2)]
     for a, b in zip(*runs):
         assert torch.equal(a, b)
+
+
+def test_dct_scaling_is_recorded_and_byte_identical_for_any_worker_count(ilsvrc2012, tmp_path):
+    """data.dct_scaling: at 72 px every sample JPEG decodes at 1/2-1/8 scale, so the shards differ
+    from the exact ones; the manifest says so, and 1 or 2 workers write the same bytes."""
+    root, _, exact = ilsvrc2012
+    cfg = cfg_for("ilsvrc2012", root, encoding="jpeg", dct_scaling=True)
+    one = writer.prepare(cfg, tmp_path / "one", workers=1, work=root.parent / "work")
+    two = writer.prepare(cfg, tmp_path / "two", workers=2, work=root.parent / "work")
+    assert one["dct_scaling"] is True and exact["dct_scaling"] is False
+    assert one["digest"] == two["digest"] != exact["digest"]

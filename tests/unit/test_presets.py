@@ -43,7 +43,7 @@ def test_preset_needs_a_root_and_a_known_name(tmp_path):
     params.write_text((REPO / "params.yaml").read_text())
     with pytest.raises(UserError, match="--root"):
         presets.apply_preset("ilsvrc2012", REPO / "presets", params, None)
-    with pytest.raises(UserError, match="available: fall2011, ilsvrc2010, ilsvrc2012"):
+    with pytest.raises(UserError, match="available: cifar10, cifar10-quick, fall2011, ilsvrc2010, ilsvrc2012"):
         presets.apply_preset("imagenet", REPO / "presets", params, str(tmp_path))
     with pytest.raises(UserError, match="no such file"):
         presets.apply_preset("ilsvrc2012", REPO / "presets", params, str(tmp_path / "nope"))
@@ -55,8 +55,24 @@ def test_cli_lists_and_applies(tmp_path):
     params.write_text((REPO / "params.yaml").read_text())
     harness = [sys.executable, "-m", "harness.cli", "preset"]
     out = subprocess.run(harness + ["--list"], cwd=REPO, capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["fall2011", "ilsvrc2010", "ilsvrc2012"]
+    assert out.stdout.split() == ["cifar10", "cifar10-quick", "fall2011", "ilsvrc2010", "ilsvrc2012"]
     run = subprocess.run(harness + ["ilsvrc2012", "--root", str(tmp_path), "--params", str(params)],
                          cwd=REPO, capture_output=True, text=True)
     assert run.returncode == 0 and "dvc repro" in run.stdout
     assert yaml.safe_load(params.read_text())["data"]["source"] == "ilsvrc2012"
+
+
+@pytest.mark.parametrize("name", ["ilsvrc2012", "ilsvrc2010"])
+def test_imagenet_presets_replace_the_arms_so_cifar_arms_do_not_stay(tmp_path, name):
+    """cifar10 then an ImageNet preset: the arms are the paper net's (those of params.yaml),
+    none of the CIFAR-10 nets' arms is left, and no arm is enabled."""
+    params = tmp_path / "params.yaml"
+    params.write_text((REPO / "params.yaml").read_text())
+    presets.apply_preset("cifar10", REPO / "presets", params, str(tmp_path))
+    assert C.load_config(params).ablations.arm("lrn").overrides  # the CIFAR-10 arms are in
+    presets.apply_preset(name, REPO / "presets", params, str(tmp_path))
+    cfg, default = C.load_config(params), C.load_config(REPO / "params.yaml")
+    assert cfg.ablations.arms == default.ablations.arms and cfg.ablations.enabled == ()
+    assert not any(C.apply_arm(cfg, a.name).model.arch in C.CUDA_CONVNET_ARCHS for a in cfg.ablations.arms)
+    preset = yaml.safe_load((REPO / "presets" / f"{name}.yaml").read_text())
+    assert preset["replace"] == ["ablations.arms"]

@@ -1,4 +1,4 @@
-"""harness.analysis.stats checked against independent computations (docs/architecture.md, rule 9).
+"""harness.analysis.stats checked against independent computations (docs/architecture.md, house rule 9).
 
 References: statsmodels (a separate implementation), hand-worked numbers and textbook
 examples. Error rates of the decisions are simulated in test_verdict_sim.py.

@@ -33,6 +33,25 @@ def test_ten_patch_views_are_corners_centre_and_mirrors(tiny):
         torch.testing.assert_close(x[0, v + 5], x[0, v].flip(-1))
 
 
+@pytest.mark.parametrize("scale", [0.5, 1 / 64, 0.3])
+def test_eval_views_equal_the_normaliser_bit_for_bit(scale):
+    """The views are built for the whole batch at once; each is exactly Normaliser's patch
+    (float32 subtraction of the mean image's patch, then the scale), and its mirror."""
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (5, 12, 12, 3), dtype=np.uint8)
+    norm = transforms.Normaliser(rng.uniform(0, 255, (12, 12, 3)).astype(np.float32), scale)
+    split = split_of(images, [0] * 5)
+    idx = np.array([4, 0, 2])
+    ten, _ = transforms.EvalView(split, norm, 9, "ten_patch")[idx]
+    centre, _ = transforms.EvalView(split, norm, 9, "center")[idx]
+    offsets = transforms.patch_offsets(12, 9)
+    for v, (r, c) in enumerate(offsets):
+        want = norm(images[idx, r:r + 9, c:c + 9], np.full(3, r), np.full(3, c), 9).transpose(0, 3, 1, 2)
+        assert torch.equal(ten[:, v], torch.from_numpy(np.ascontiguousarray(want)))
+        assert torch.equal(ten[:, v + 5], torch.from_numpy(np.ascontiguousarray(want[..., ::-1])))
+    assert torch.equal(centre, ten[:, 4]) and centre.shape == (3, 3, 9, 9) and centre.is_contiguous()
+
+
 def test_train_view_is_independent_of_batching(tiny):
     split, norm = tiny
     pca = {"eigenvalues": [3000.0, 500.0, 100.0], "eigenvectors": np.eye(3).tolist()}
