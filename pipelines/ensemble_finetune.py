@@ -14,11 +14,14 @@ def main() -> None:
     p.add_argument("--predictions", type=Path, required=True, help="seed-N/ predictions of the ILSVRC-only CNNs")
     p.add_argument("--finetuned", type=Path, required=True, help="seed-N/ predictions of the fine-tuned CNNs")
     p.add_argument("--evaluations", type=Path, required=True, help="seed-N.json of the fine-tuned CNNs")
+    p.add_argument("--pretrain-evaluations", type=Path,
+                   help="seed-N.json of the pre-trained CNNs on their own held-out data (the Fall-2009 claims)")
     p.add_argument("--metrics", type=Path, required=True, help="metrics JSON to write")
     args = p.parse_args()
     ctx = open_stage(args.params, "ensemble_finetune@fall2011")
     r = run_ensemble_finetune(ctx, data_dir=args.data, pretrain_data=args.pretrain_data, pred_dir=args.predictions,
-                              finetune_dir=args.finetuned, evaluations=args.evaluations, metrics_path=args.metrics)
+                              finetune_dir=args.finetuned, evaluations=args.evaluations, metrics_path=args.metrics,
+                              pretrain_evaluations=args.pretrain_evaluations)
     for name, mixes in r["protocols"].items():
         full = mixes[f"{len(r['base_seeds'])}+{len(r['pretrained_seeds'])}"]
         print(f"{name}: {full['k']} CNNs ({len(r['pretrained_seeds'])} pre-trained): "

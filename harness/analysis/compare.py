@@ -306,6 +306,11 @@ def _claim_rows(claims, seed_results, n_images, context, inputs: dict, s: Compar
             from harness.analysis import pretrained
             assessments.append(pretrained.assessment(claim, context, inputs["pretrained"], s))
             continue
+        if claim.dataset == "fall2009" and claim.kind == "headline":  # paper 6: the pre-trained seeds
+            from harness.analysis import pretrained
+            assessments.append(pretrained.fall2009_assessment(claim, context, inputs["pretrained"], s)
+                               if inputs.get("pretrained") else pretrained.fall2009_off(claim, context))
+            continue
         found = testability(claim, context)
         if found is not None:
             extra = _measured_on_run(claim, seed_results, n_images, context, inputs, s)
@@ -602,7 +607,10 @@ def _pretraining_summary(pre: Mapping) -> dict:
             "full_paper_model": pre.get("full_paper_model"),
             "finetuned": [{"seed": r["seed"], **{p: {m: r["protocols"][p][m] for m in ("top1_error", "top5_error")}
                                                  for p in r["protocols"]}} for r in pre["finetuned"]],
-            "ensembles": pre["protocols"]}
+            "ensembles": pre["protocols"],
+            "pretrained": [{"seed": r["seed"], "n_images": r["n_images"],
+                            **{p: {m: r["protocols"][p][m] for m in ("top1_error", "top5_error")} for p in r["protocols"]}}
+                           for r in pre.get("pretrain_evaluated") or []]}
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.\-/ ]")

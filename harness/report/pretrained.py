@@ -21,6 +21,12 @@ def section(doc, inp) -> None:
     doc.table(["fine-tuned seed", "protocol", "top-1 %", "top-5 %"],
               [[r["seed"], p, v["top1_error"], v["top5_error"]] for r in pre["finetuned"]
                for p, v in r.items() if p != "seed"])
+    if pre.get("pretrained"):
+        doc.p(f"The pre-trained six-conv CNNs on the held-out {f['split']} split of their own data (with split half, the "
+              "test half of the Fall-2009 protocol: claims fall2009-top1/top5):")
+        doc.table(["pre-trained seed", "images", "protocol", "top-1 %", "top-5 %"],
+                  [[r["seed"], r["n_images"], p, v["top1_error"], v["top5_error"]] for r in pre["pretrained"]
+                   for p, v in r.items() if p not in ("seed", "n_images")])
     rows = [[p, key, m["k"], len(m["groups"]), m["top1_error"][0] if m["groups"] else "–",
              m["top5_error"][0] if m["groups"] else "–"]
             for p, mixes in pre["ensembles"].items() for key, m in mixes.items() if m["groups"]]

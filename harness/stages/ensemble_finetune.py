@@ -30,13 +30,19 @@ def pretrain_facts(manifest: dict, cfg: C.Config) -> dict:
 
 
 def run_ensemble_finetune(ctx: StageContext, *, data_dir: Path, pretrain_data: Path, pred_dir: Path,
-                          finetune_dir: Path, evaluations: Path, metrics_path: Path) -> dict:
+                          finetune_dir: Path, evaluations: Path, metrics_path: Path,
+                          pretrain_evaluations: Path | None = None) -> dict:
+    """`pretrain_evaluations`: the pre-trained CNNs on the held-out split of their own data (the half of
+    the Fall-2009 protocol, paper 6), carried as `pretrain_evaluated` for the Fall-2009 claims."""
     cfg = ctx.cfg
     labels = np.load(data_dir / cfg.evaluate.split / "labels.npy")
     base, pre = list(cfg.train.seeds), list(cfg.pretrain.seeds)
     result = {"base_seeds": base, "pretrained_seeds": pre,
               "pretraining": pretrain_facts(shards.load_manifest(pretrain_data), cfg),
               "finetuned": [read_json(evaluations / f"seed-{s}.json", f"evaluation of fine-tuned seed {s}") for s in pre],
+              "pretrain_evaluated": [read_json(pretrain_evaluations / f"seed-{s}.json",
+                                               f"evaluation of pre-trained seed {s} on its held-out data")
+                                     for s in pre] if pretrain_evaluations is not None else [],
               "protocols": {}}
     with tracking.child_run(ctx.uri, ctx.experiment_id, ctx.parent_id, "ensemble-finetune",
                             params_for(cfg, "ensemble", "pretrain"),

@@ -90,3 +90,56 @@ def test_mixed_ensembles_by_hand():
     assert out["2+1"]["top1_error"] == [50.0] and out["2+1"]["top5_error"] == [0.0]
     # 0+1: the pre-trained model alone: image 0 wrong, image 1 right
     assert out["0+1"]["top1_error"] == [50.0] and out["0+1"]["k"] == 1
+
+
+# ------------------------------------------------------------------ Fall 2009 (paper 6: 67.4 / 40.9)
+
+FALL2009_FACTS = {"source": "fall2011", "release": "fall2009", "n_classes": 10_184,
+                  "counts": {"train": 4_450_000, "val": 4_450_000}, "split": "half", "n_excluded": 0,
+                  "excluded_against": None}
+
+
+def _pre2009(top1, top5, facts=FALL2009_FACTS, full=True):
+    pre = _pre([16.6, 16.6], [39.0, 39.0], 15.4, 36.7, facts=facts, full=full)
+    pre["pretrain_evaluated"] = [{"seed": s, "n_images": 4_450_000, "protocols": {
+        "ten_patch": {"top1_error": a, "top5_error": b}, "center": {"top1_error": a + 2, "top5_error": b + 2}}}
+        for s, (a, b) in enumerate(zip(top1, top5), 1)]
+    return pre
+
+
+def _row2009(claim_id, pre):
+    claim = CLAIMS[claim_id]
+    return verdict.finalize([pretrained.fall2009_assessment(claim, _context(), pre, SETTINGS)], SETTINGS)[0]
+
+
+def test_fall2009_near_values_reproduced_through_verdict_assess():
+    pre = _pre2009(top1=[67.39, 67.41], top5=[40.89, 40.92])
+    for cid, vals in (("fall2009-top1", (67.39, 67.41)), ("fall2009-top5", (40.89, 40.92))):
+        row = _row2009(cid, pre)
+        assert row["verdict"] == "reproduced", row
+        assert row["estimate"] == pytest.approx(np.mean(vals)) and "ten_patch" in row["source"]
+        ev = verdict.Evidence(vals, n_images=4_450_000, same_test_set=False)
+        same = verdict.finalize([verdict.assess(CLAIMS[cid], ev, SETTINGS)], SETTINGS)[0]
+        assert (row["lo"], row["hi"]) == (same["lo"], same["hi"]) and row["pretraining"] == "fall2009"
+
+
+def test_fall2009_far_value_not_reproduced():
+    row = _row2009("fall2009-top5", _pre2009(top1=[75.0, 75.2], top5=[50.0, 50.3]))
+    assert row["verdict"] == "not reproduced"
+
+
+def test_fall2009_wrong_release_is_not_tested_and_names_what_differs():
+    facts = {**FALL2009_FACTS, "n_classes": 3, "counts": {"train": 12, "val": 12}, "release": "fall2011"}
+    row = _row2009("fall2009-top1", _pre2009([67.4, 67.4], [40.9, 40.9], facts=facts))
+    assert row["verdict"] == "not tested" and row["category"] == "other data"
+    assert "3 classes, not Fall-2009's 10,184" in row["reason"]
+    assert "release declared 'fall2011'" in row["reason"] and "24 images" in row["reason"]
+    assert "split" not in row["reason"] and row["measured_on_run"]["estimate"] == pytest.approx(67.4)
+    holdout = _row2009("fall2009-top5", _pre2009([67.4, 67.4], [40.9, 40.9], facts={**FALL2009_FACTS, "split": "holdout"}))
+    assert holdout["verdict"] == "not tested" and "split 'holdout'" in holdout["reason"]
+    assert "classes" not in holdout["reason"]
+
+
+def test_fall2009_without_pretraining_says_what_it_needs():
+    row = verdict.finalize([pretrained.fall2009_off(CLAIMS["fall2009-top1"], _context())], SETTINGS)[0]
+    assert row["verdict"] == "not tested" and "Fall 2009" in row["reason"] and "split half" in row["reason"]
