@@ -23,6 +23,8 @@ def _model_info(args) -> None:
         if not cfg.ablations.arms:
             raise UserError("--arm: the arms are declared in params.yaml ablations.arms; pass --params params.yaml")
         cfg = C.apply_arm(cfg, args.arm)
+    if args.conv6:  # paper 6: the pre-trained CNNs' sixth conv layer, with the configured model.conv6_* switches
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, conv6=True))
     mcfg = cfg.model
     if args.list_arms:
         for arm in cfg.ablations.arms:
@@ -32,7 +34,7 @@ def _model_info(args) -> None:
     classes = args.classes
     rows = layer_table(build_model(mcfg, classes), mcfg.input_size)
     info = {"input": [3, mcfg.input_size, mcfg.input_size], "num_classes": classes, "arm": args.arm,
-            "drop_conv": mcfg.drop_conv,
+            "drop_conv": mcfg.drop_conv, "conv6": mcfg.conv6,
             "layers": [{"name": r.name, "output": list(r.out_shape), "params": r.params,
                         "mult_adds": r.mult_adds} for r in rows],
             "total_params": sum(r.params for r in rows), "total_mult_adds": sum(r.mult_adds for r in rows)}
@@ -49,7 +51,7 @@ def _pilot(args) -> None:
     """A few hundred steps of the configured recipe; loss, throughput, memory, projected cost."""
     from harness import pilot
     cfg = C.load_config(args.params)
-    pilot.main(cfg, Path(args.data), Path(args.out), args.steps, args.eval_images)
+    pilot.main(cfg, Path(args.data), Path(args.out), args.steps, args.eval_images, Path(args.pretrain_data))
 
 
 def _make_reference(args) -> None:
@@ -105,12 +107,15 @@ def _preset(args) -> None:
         for name in presets.available(folder):
             print(name)
         return
-    new = presets.apply_preset(args.name, folder, args.params, args.root)
+    new = presets.apply_preset(args.name, folder, args.params, args.root, args.ilsvrc2012_root)
     d, t = new["data"], new["train"]
     arms = new.get("ablations", {}).get("enabled") or []
     print(f"{args.params}: preset {args.name} applied (previous file: {args.params}.bak)\n"
           f"  data {d['source']} from {d.get('root')}, {t['epochs']} epochs, seeds {t['seeds']}, "
           f"devices {t['devices']}" + (f", arms {', '.join(arms)}" if arms else "")
+          + (f"\n  pre-training (paper 6): {new['pretrain']['data']['source']} from {new['pretrain']['data'].get('root')}, "
+             f"seeds {new['pretrain']['seeds']}, fine-tuned on data.*; `harness pilot` projects its cost"
+             if new.get("pretrain", {}).get("enabled") else "")
           + "\nRun `dvc repro` (or `make repro`) to start.")
 
 
@@ -288,6 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--classes", type=int, default=1000, help="output classes (default 1000)")
     m.add_argument("--json", action="store_true", help="machine-readable output")
     m.add_argument("--arm", default=None, help="the network of this ablation arm (params ablations.arms; needs --params)")
+    m.add_argument("--conv6", action="store_true",
+                   help="with the sixth conv layer of paper 6's pre-trained CNNs (model.conv6_* switches)")
     m.add_argument("--list-arms", action="store_true", help="list the ablation arms of --params and what each changes")
     m.set_defaults(fn=_model_info)
     pl = sub.add_parser("pilot", help="a few hundred steps of the configured recipe: does the loss leave "
@@ -298,6 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "seeds, enabled arms, evaluation) to --out, which the report shows.")
     pl.add_argument("--params", type=Path, default=Path("params.yaml"))
     pl.add_argument("--data", type=Path, default=Path("artifacts/data"), help="prepared data (`dvc repro prepare`)")
+    pl.add_argument("--pretrain-data", type=Path, default=Path("artifacts/pretrain/data"),
+                    help="prepared Fall 2011 data, when pretrain.enabled (its size is costed; else the entire release)")
     pl.add_argument("--steps", type=int, default=300, help="training steps (default 300)")
     pl.add_argument("--eval-images", type=int, default=256, help="images timed for centre-crop evaluation "
                                                                  "(a tenth of them for 10-patch)")
@@ -319,9 +328,12 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Merge presets/NAME.yaml into params.yaml (keys it does not set are "
                                    "kept; the old file is saved as params.yaml.bak). "
                                    "Presets: ilsvrc2012, ilsvrc2010, cifar10 (the paper's CIFAR-10 "
-                                   "experiments, docs/cifar10.md), cifar10-quick.")
+                                   "experiments, docs/cifar10.md), cifar10-quick, fall2011 (paper 6: "
+                                   "--root Fall 2011, --ilsvrc2012-root ILSVRC-2012).")
     s.add_argument("name", nargs="?", help="preset name, e.g. ilsvrc2012")
     s.add_argument("--root", help="dataset folder: the archives as distributed, or extracted folders")
+    s.add_argument("--ilsvrc2012-root", default=None,
+                   help="preset fall2011: the ILSVRC-2012 folder (fine-tuning, evaluation, duplicates); --root is Fall 2011's")
     s.add_argument("--params", type=Path, default=Path("params.yaml"))
     s.add_argument("--list", action="store_true", help="list the presets")
     s.set_defaults(fn=_preset)

@@ -42,7 +42,30 @@ class SyntheticConfig:
     noise: float = rule(12.0, lo=0.0, hi=128.0)  # pixel noise sd on 0-255
 
 
-SOURCES = ("synthetic", "imagefolder", "cifar10", "ilsvrc2012", "ilsvrc2010")
+SOURCES = ("synthetic", "imagefolder", "cifar10", "ilsvrc2012", "ilsvrc2010", "fall2011")
+
+
+@dataclass(frozen=True)
+class Fall2011Config:
+    """ImageNet Fall 2011 (ImageNet-21k) as a source (paper 6: the pre-training data; paper 6 and
+    Table 2 footnote: Fall 2009's half/half protocol). docs/paper.md, "The Fall-2011 path"."""
+    # holdout: every val_every-th image of each synset (in name order) is held out as a small
+    # validation split for the pre-training's lr schedule (the paper does not say what drove it);
+    # half: the Fall-2009 protocol, "half of the images for training and half for testing"
+    # (paper 6), alternate images of each synset in name order
+    split: str = rule("holdout", choices=("holdout", "half"))
+    # which release data.root holds, as the user declares it (the layouts are the same): the
+    # claims of paper 6 need fall2011 (pre-training) or fall2009 with split half (Table 2 note)
+    release: str = rule("fall2011", choices=("fall2011", "fall2009", "winter21", "other"))
+    val_every: int = rule(50, lo=2)
+    # ILSVRC-2012 root (archives or extracted, as data.source ilsvrc2012): its validation images
+    # are never trained on. null: no exclusion (reported as such in the manifest)
+    exclude_root: str | None = rule(None)
+    # also exclude images whose decoded pixels, fitted to data.image_size, equal a val image's
+    # (catches re-encoded containers and stripped metadata); false: file bytes only
+    exclude_pixels: bool = rule(True)
+    # a documented list of keys ("<wnid>/<file>", one per line) to exclude as well, or null
+    exclude_list: str | None = rule(None)
 
 
 @dataclass(frozen=True)
@@ -65,6 +88,7 @@ class DataConfig:
     # manifest; above this fraction the stage fails and names them (0: fail on any)
     max_bad_fraction: float = rule(0.001, lo=0.0, hi=1.0)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    fall2011: Fall2011Config = field(default_factory=Fall2011Config)
 
 
 # Architectures before and after the paper net (harness/model/successors.py, docs/successors.md):
@@ -114,6 +138,17 @@ class ModelConfig:
     drop_conv: str = rule("none", choices=("none", "conv3", "conv4", "conv5"))
     # Multiplies mean-subtracted 0-255 pixels; paper: 1.0 (raw values).
     input_scale: float = rule(1.0, lo=0.0, lo_open=True, hi=1.0)
+    # paper 6: the pre-trained CNNs have "an extra sixth convolutional layer over the last pooling
+    # layer". Everything else about it is unstated; each choice is a switch, the reading is the
+    # default (docs/paper.md, "The sixth conv layer"). The pre-train and fine-tune phases turn it
+    # on (pretrain.*); off, the net and its training digest are exactly the five-conv net's.
+    conv6: bool = rule(False)
+    conv6_kernels: int = rule(256, lo=2)  # reading: conv5's 256 (both towers together)
+    conv6_size: int = rule(3, lo=1, hi=7)  # reading: 3x3 as conv3-conv5
+    conv6_padding: int = rule(1, lo=0, hi=3)  # reading: 1, keeps pool5's 6x6 map, so fc6 is unchanged
+    # reading: own (each tower reads its own half, as conv4 and conv5); both: as conv3
+    conv6_towers: str = rule("own", choices=("own", "both"))
+    conv6_pool: bool = rule(False)  # reading: no pool after it (6x6 -> 2x2 would shrink fc6 9x)
 
 
 @dataclass(frozen=True)
@@ -266,6 +301,33 @@ class AblationsConfig:
                           f"{', '.join(a.name for a in self.arms) or 'none'})")
 
 
+# The two training phases of paper 6's pre-trained CNNs; stages pass them where an arm goes
+# (harness/stages open_stage), and apply_phase builds their config.
+PHASES = ("pretrain", "finetune")
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """paper 6: CNNs with a sixth conv layer trained "to classify the entire ImageNet Fall 2011
+    release" and then "fine-tuned" on ILSVRC-2012 (docs/paper.md, "The Fall-2011 path"). The
+    schedules of both phases and what fine-tuning re-initialises are unstated: switches here, the
+    readings declared in every report. Every other train.* and model.* key is the baseline's."""
+    # [] off; [fall2011] on. A list, as ablations.enabled: the DVC matrix of the pretrain,
+    # finetune, evaluate_finetune and ensemble_finetune stages iterates it.
+    enabled: tuple[str, ...] = rule((), choices=("fall2011",))
+    seeds: tuple[int, ...] = rule((1, 2))  # paper 6: two such CNNs
+    data: DataConfig = field(default_factory=lambda: DataConfig(source="fall2011"))
+    epochs: int = rule(90, lo=1)  # pre-training epochs over Fall 2011 (unstated)
+    lr: float = rule(0.01, lo=0.0, lo_open=True, hi=10.0)  # reading: the paper's initial lr (paper 5)
+    lr_steps: tuple[int, ...] = rule(())  # with train.schedule steps
+    finetune_epochs: int = rule(30, lo=1)  # unstated
+    finetune_lr: float = rule(0.001, lo=0.0, lo_open=True, hi=10.0)  # reading: a tenth of the initial lr
+    finetune_lr_steps: tuple[int, ...] = rule(())
+    # re-initialised for fine-tuning, from this layer up (paper init, model.init); fc8 is always
+    # new (22k -> 1000 classes). Reading: fc8 only, the smallest change that gives a new head.
+    reinit: str = rule("fc8", choices=("fc8", "fc7", "fc6"))
+
+
 @dataclass(frozen=True)
 class TrackingConfig:
     uri: str | None = rule(None)  # None: SQLite store at the repository root
@@ -298,6 +360,7 @@ class Config:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     launch: LaunchConfig = field(default_factory=LaunchConfig)
     ablations: AblationsConfig = field(default_factory=AblationsConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     # Set by apply_arm only (never a params key): the ablation arm this config trains.
     arm: str | None = field(default=None, metadata={"internal": True})
 
@@ -455,6 +518,29 @@ def _parse_arms(raw, key: str) -> tuple[ArmConfig, ...]:
     return tuple(arms)
 
 
+def apply_phase(cfg: Config, phase: str) -> Config:
+    """The config of a pre-training phase (paper 6): the six-conv net (model.conv6 on) trained on
+    pretrain.data with pretrain.epochs/lr/lr_steps ("pretrain"), or fine-tuned on data.* with the
+    finetune_* schedule ("finetune"). The result carries arm = phase, so its training digest (and
+    checkpoint folder) is its own; the fine-tune digest also holds the pre-training's."""
+    p = cfg.pretrain
+    model = dataclasses.replace(cfg.model, conv6=True)
+    if phase == "pretrain":
+        train = _one_device(dataclasses.replace(cfg.train, epochs=p.epochs, lr=p.lr, lr_steps=p.lr_steps))
+        out = dataclasses.replace(cfg, data=p.data, model=model, train=train, arm=phase)
+    elif phase == "finetune":
+        train = _one_device(dataclasses.replace(cfg.train, epochs=p.finetune_epochs, lr=p.finetune_lr,
+                                                lr_steps=p.finetune_lr_steps))
+        out = dataclasses.replace(cfg, model=model, train=train, arm=phase)
+    else:
+        raise ConfigError(f"unknown training phase {phase!r}: expected one of {', '.join(PHASES)}")
+    try:
+        _check_cross_fields(out)
+    except ConfigError as exc:
+        raise ConfigError(f"pretrain.*: in the {phase} phase, {exc}") from None
+    return out
+
+
 def _check_bases(ab: AblationsConfig) -> None:
     """Every `base:` names a defined arm, and following bases ends at the baseline."""
     names = [a.name for a in ab.arms]
@@ -516,7 +602,25 @@ def _check_ablations(cfg: Config) -> None:
             raise ConfigError(f"ablations.enabled: arm {name!r} is compared with its base arm {base!r}, "
                               f"which is not enabled; add {base} to ablations.enabled")
     for arm in ab.arms:  # every arm, enabled or not: a typo fails now, not hours later
+        if arm.name in PHASES:
+            raise ConfigError(f"ablations.arms.{arm.name}: the name of a pre-training phase (pretrain.*); rename the arm")
         apply_arm(cfg, arm.name)
+    for i, name in enumerate(cfg.pretrain.enabled):
+        if name != "fall2011":
+            raise ConfigError(f"pretrain.enabled[{i}]: {name!r} is not a pre-training source (expected fall2011)")
+    if len(set(cfg.pretrain.enabled)) != len(cfg.pretrain.enabled):
+        raise ConfigError("pretrain.enabled: fall2011 is listed twice")
+    if cfg.pretrain.enabled and cfg.pretrain.data.source != "fall2011":
+        raise ConfigError(f"pretrain.data.source: the pre-training data is ImageNet Fall 2011 (fall2011), "
+                          f"not {cfg.pretrain.data.source!r}")
+    if cfg.pretrain.enabled:  # both phases checked now, not after days of pre-training
+        for phase in PHASES:
+            apply_phase(cfg, phase)
+
+
+def arm_config(cfg: Config, name: str) -> Config:
+    """The config an arm-like stage argument names: a pre-training phase or an ablation arm."""
+    return apply_phase(cfg, name) if name in PHASES else apply_arm(cfg, name)
 
 
 def final_map_size(m: ModelConfig, size: int | None = None) -> int:
@@ -544,6 +648,39 @@ def _check_fc6_input(m: ModelConfig) -> None:
             f"model.conv1_padding: at input {m.input_size} with padding {m.conv1_padding}, conv5's pooled maps "
             f"are {side}x{side}, not the paper's 6x6 (fc6 would read resampled maps); use 224 with padding 2 "
             "or 227 with padding 0 (docs/paper.md, ambiguities)")
+
+
+def conv6_map_size(m: ModelConfig) -> int:
+    """Side of conv6's output over the pooled conv5 map (paper 6), before its optional pool."""
+    return final_map_size(m) + 2 * m.conv6_padding - m.conv6_size + 1
+
+
+def _check_conv6(cfg: Config) -> None:
+    m = cfg.model
+    if not m.conv6:
+        return
+    if m.arch != "paper" or m.drop_conv != "none":
+        raise ConfigError(f"model.conv6: the sixth conv layer extends the paper net (arch paper, drop_conv none), "
+                          f"not arch {m.arch!r} with drop_conv {m.drop_conv!r}")
+    side = conv6_map_size(m)
+    need = 3 if m.conv6_pool else 1
+    if side < need:
+        raise ConfigError(f"model.conv6_size: a {m.conv6_size}x{m.conv6_size} kernel with padding {m.conv6_padding} "
+                          f"over the {final_map_size(m)}x{final_map_size(m)} pool5 map leaves {side}x{side}"
+                          + (", too small for model.conv6_pool (3/2)" if m.conv6_pool else "")
+                          + "; use a larger model.input_size or model.conv6_padding")
+    if m.input_size >= PAPER_SCALE_INPUT and side != 6 and not m.conv6_pool:
+        raise ConfigError(f"model.conv6_padding: conv6 gives {side}x{side} maps, not pool5's 6x6; fc6 would read "
+                          "resampled maps (use padding (conv6_size - 1) / 2)")
+    if len(cfg.train.devices) == 2:
+        raise ConfigError("train.devices: the six-conv net trains on one device (its two-device tower layout is "
+                          "not built); use one device per process (train.nproc_per_node for more)")
+
+
+def _one_device(train: TrainConfig) -> TrainConfig:
+    # Departure (docs/paper.md, "The sixth conv layer"): the six-conv net's two-device tower layout is not
+    # built; on [cuda:0, cuda:1] its phases hold both towers as grouped convolutions on the first device.
+    return dataclasses.replace(train, devices=train.devices[:1]) if len(train.devices) == 2 else train
 
 
 # Smallest crop each successor takes: VGG, GoogLeNet and ResNet downsample by 32 (a 1x1 final map
@@ -643,6 +780,7 @@ def _check_train(cfg: Config) -> None:
         raise ConfigError("model.drop_conv: removes a layer of the paper net (arch paper or one_tower), "
                           f"not of model.arch {cfg.model.arch}")
     _check_fc6_input(cfg.model)
+    _check_conv6(cfg)
     _check_successor(cfg)
     if cfg.train.schedule_split == "holdout" and cfg.train.schedule != "plateau":
         raise ConfigError("train.schedule_split: holdout drives the plateau schedule only; with "
@@ -711,6 +849,13 @@ def training_config(cfg: Config) -> dict:
         if d["model"].get(key) == default:
             d["model"].pop(key)
     out = {k: d[k] for k in ("data", "model", "train")}
+    if not cfg.model.conv6:  # the five-conv net keeps the digest it had before these keys existed
+        out["model"] = {k: v for k, v in out["model"].items() if not k.startswith("conv6")}
+    if cfg.data.source != "fall2011":  # the same for the data of every other source
+        out["data"] = {k: v for k, v in out["data"].items() if k != "fall2011"}
+    if cfg.arm == "finetune":  # fine-tuned weights depend on the pre-trained ones and what is re-initialised
+        out["pretrain"] = training_config(apply_phase(cfg, "pretrain"))
+        out["reinit"] = cfg.pretrain.reinit
     if cfg.arm is not None:  # an arm never shares a digest (or reference runs) with the baseline
         out["arm"] = cfg.arm
     return out

@@ -126,8 +126,9 @@ def _eval_rate(model, split, norm, cfg: C.Config, protocol: str, images: int) ->
 
 
 def run_pilot(cfg: C.Config, data_dir: Path, *, steps: int = 300, eval_images: int = 256,
-              warmup_steps: int | None = None) -> dict:
-    """Measure the configured recipe for `steps` training steps; returns pilot.json's content."""
+              warmup_steps: int | None = None, pretrain_data: Path | None = None) -> dict:
+    """Measure the configured recipe for `steps` training steps; returns pilot.json's content.
+    `pretrain_data`: the prepared Fall 2011 folder, if prepared (pretrain.enabled: its size is costed)."""
     from harness.stages.train import compile_model, train_input  # the train stage's own input and compile
     manifest = shards.load_manifest(data_dir)
     classes = len(manifest["classes"])
@@ -180,7 +181,9 @@ def run_pilot(cfg: C.Config, data_dir: Path, *, steps: int = 300, eval_images: i
         "loss": {**_loss_verdict(losses, classes), "init_logit_sd": spread, "per_step": losses},
         "throughput": rates, "memory": memory, "mult_adds": {"configured": macs, "paper": PAPER_MULT_ADDS},
     }
-    out["projection"] = project(cfg, manifest, rates, classes)
+    pre_manifest = (shards.load_manifest(pretrain_data) if pretrain_data is not None
+                    and (pretrain_data / "manifest.json").is_file() else None)
+    out["projection"] = project(cfg, manifest, rates, classes, pre_manifest)
     out["unit_costs"] = unit_costs(cfg, rates, macs)
     return out
 
@@ -202,7 +205,36 @@ def _run_cost(cfg: C.Config, counts: dict, rates: dict, scale: float) -> dict:
             "total_s": train_s + validate_s + evaluate_s}
 
 
-def project(cfg: C.Config, manifest: dict, rates: dict, classes: int) -> dict:
+# The entire Fall 2011 release (image-net.org): the projection's size while it is not prepared yet
+FALL2011_IMAGES, FALL2011_SYNSETS = 14_197_122, 21_841
+
+
+def pretrain_groups(cfg: C.Config, manifest: dict, rates: dict, classes: int, base_macs: int,
+                    pretrain_manifest: dict | None) -> list[dict]:
+    """paper 6's pre-training on Fall 2011 and fine-tuning on data.*, per pretrain.seeds, at the
+    baseline's rates scaled by multiply-adds (the 22k-way fc8 and conv6 included) and by the device
+    count (the rates are those of train.devices together). Before
+    prepare_pretrain has run, the Fall 2011 size is the entire release's, split by data.fall2011."""
+    if not cfg.pretrain.enabled:
+        return []
+    pre, fine = C.apply_phase(cfg, "pretrain"), C.apply_phase(cfg, "finetune")
+    if pretrain_manifest is not None:
+        counts, n_cls, basis = pretrain_manifest["counts"], len(pretrain_manifest["classes"]), "prepared"
+    else:
+        every = 2 if pre.data.fall2011.split == "half" else pre.data.fall2011.val_every
+        counts = {"train": FALL2011_IMAGES - FALL2011_IMAGES // every, "val": FALL2011_IMAGES // every}
+        n_cls, basis = FALL2011_SYNSETS, "the entire release (not prepared yet)"
+    out = []
+    for what, c, cnt, k in ((f"pre-training on Fall 2011 ({basis})", pre, counts, n_cls),
+                            ("fine-tuning", fine, manifest["counts"], classes)):
+        # the rates were measured on train.devices; a phase on fewer devices (the six-conv net on one) is slower
+        scale = mult_adds(c.model, k) / base_macs * len(cfg.train.devices) / len(c.train.devices)
+        out.append({"what": what, "seeds": len(cfg.pretrain.seeds), "devices": len(c.train.devices),
+                    "scale": scale, **_run_cost(c, cnt, rates, scale)})
+    return out
+
+
+def project(cfg: C.Config, manifest: dict, rates: dict, classes: int, pretrain_manifest: dict | None = None) -> dict:
     """Wall time and device-hours of the full run on these devices, one run after another.
 
     Baseline: every seed in train.seeds. Arms: every enabled arm x the same train.seeds, each costed
@@ -219,6 +251,7 @@ def project(cfg: C.Config, manifest: dict, rates: dict, classes: int) -> dict:
         groups.append({"what": f"arm {name}", "seeds": len(arm.train.seeds),
                        "devices": len(arm.train.devices), "scale": scale,
                        **_run_cost(arm, manifest["counts"], rates, scale)})
+    groups += pretrain_groups(cfg, manifest, rates, classes, base_macs, pretrain_manifest)
     wall = sum(g["seeds"] * g["total_s"] for g in groups)
     device_hours = sum(g["seeds"] * g["total_s"] * g["devices"] for g in groups) / 3600
     return {"groups": groups, "wall_s": wall, "wall_days": wall / 86400, "device_hours": device_hours,
@@ -261,16 +294,21 @@ def summary_lines(p: dict) -> list[str]:
         lines.append(f"  {g['what']}: {g['seeds']} seed(s) x {g['total_s'] / 3600:.2f} h on {g['devices']} device(s) "
                      f"(train {g['train_s'] / 3600:.2f} h, validation {g['validate_s'] / 3600:.2f} h, "
                      f"evaluate {g['evaluate_s'] / 3600:.2f} h)")
+    pre = [g for g in pr["groups"] if g["what"].startswith(("pre-training", "fine-tuning"))]
+    if pre:
+        h = sum(g["seeds"] * g["total_s"] * g["devices"] for g in pre) / 3600
+        lines.append(f"pre-trained CNNs (paper 6): {h:.2f} of the {pr['device_hours']:.2f} device-hours")
     lines.append(f"full run: {pr['wall_s'] / 3600:.2f} h wall ({pr['wall_days']:.2f} days), "
                  f"{pr['device_hours']:.2f} device-hours, one run after another")
     return lines
 
 
-def main(cfg: C.Config, data_dir: Path, out: Path, steps: int, eval_images: int) -> dict:
+def main(cfg: C.Config, data_dir: Path, out: Path, steps: int, eval_images: int,
+         pretrain_data: Path | None = None) -> dict:
     from harness.io import atomic_write_json
     if steps < 10:
         raise UserError(f"--steps: a pilot needs at least 10 steps to judge the loss, got {steps}")
-    result = run_pilot(cfg, data_dir, steps=steps, eval_images=eval_images)
+    result = run_pilot(cfg, data_dir, steps=steps, eval_images=eval_images, pretrain_data=pretrain_data)
     atomic_write_json(out, result)
     for line in summary_lines(result):
         print(line, file=sys.stdout if not line.startswith("WARNING") else sys.stderr, flush=True)

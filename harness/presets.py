@@ -49,24 +49,62 @@ def with_preset(params: dict, preset: dict) -> dict:
     return new
 
 
-def apply_preset(name: str, folder: Path, params_path: Path, root: str | None) -> dict:
-    """Merge presets/<name>.yaml (and data.root) into params_path; returns the new params."""
+def _load(name: str, folder: Path) -> dict:
+    """presets/<name>.yaml; a `base: <other preset>` key merges that preset under it first
+    (the `replace:` lists of both apply)."""
     path = folder / f"{name}.yaml"
     if not path.is_file():
         raise UserError(f"unknown preset {name!r}: {path} does not exist "
                         f"(available: {', '.join(available(folder)) or 'none'})")
     preset = yaml.safe_load(path.read_text()) or {}
+    base = preset.pop("base", None)
+    if not base:
+        return preset
+    under = _load(base, folder)
+    replace = under.get("replace", []) + [k for k in preset.get("replace", []) if k not in under.get("replace", [])]
+    out = merged(under, preset)
+    if replace:
+        out["replace"] = replace
+    return out
+
+
+def _set_roots(new: dict, preset: dict, root: str | None, ilsvrc2012_root: str | None) -> None:
+    """fall2011 (pretrain.enabled): --root is the Fall 2011 folder, --ilsvrc2012-root the ILSVRC-2012
+    one (data.root, and the validation images no pre-training image may duplicate); else --root is data.root."""
+    absolute = lambda p: str(Path(p).expanduser().resolve())  # noqa: E731
+    if not preset.get("pretrain", {}).get("enabled"):
+        if ilsvrc2012_root is not None:
+            raise UserError("--ilsvrc2012-root: only the fall2011 preset takes it (use --root)")
+        if root is not None:
+            new.setdefault("data", {})["root"] = absolute(root)
+        return
+    pdata = new["pretrain"].setdefault("data", {})
+    if root is not None:
+        pdata["root"] = absolute(root)
+    if ilsvrc2012_root is not None:
+        new.setdefault("data", {})["root"] = absolute(ilsvrc2012_root)
+        pdata.setdefault("fall2011", {})["exclude_root"] = absolute(ilsvrc2012_root)
+    for key, value in (("--root", pdata.get("root")), ("--ilsvrc2012-root", new["data"].get("root"))):
+        if not value:
+            raise UserError(f"preset with pre-training needs {key} PATH (Fall 2011 and ILSVRC-2012 folders)")
+        if not Path(value).exists():
+            raise UserError(f"{key} {value}: no such file or folder")
+
+
+def apply_preset(name: str, folder: Path, params_path: Path, root: str | None,
+                 ilsvrc2012_root: str | None = None) -> dict:
+    """Merge presets/<name>.yaml (and the data roots) into params_path; returns the new params."""
+    preset = _load(name, folder)
     params = yaml.safe_load(params_path.read_text()) if params_path.is_file() else {}
     new = with_preset(params or {}, preset)
-    if root is not None:
-        new.setdefault("data", {})["root"] = str(Path(root).expanduser().resolve())
+    _set_roots(new, preset, root, ilsvrc2012_root)
     if new.get("data", {}).get("source", "synthetic") != "synthetic" and not new["data"].get("root"):
         raise UserError(f"preset {name!r} needs the dataset folder: pass --root PATH")
     if new["data"].get("root") and not Path(new["data"]["root"]).exists():
         raise UserError(f"--root {new['data']['root']}: no such file or folder")
     cfg = C.from_dict(new)
     C._check_cross_fields(cfg)  # the same checks every stage runs, before anything is written
-    C._check_ablations(cfg)
+    C._check_ablations(cfg)  # and the pre-training phases (pretrain.enabled)
     if params_path.is_file():
         shutil.copy2(params_path, params_path.with_name(params_path.name + ".bak"))
     atomic_write_text(params_path, f"# preset {name} applied by `harness preset` over the previous "

@@ -17,6 +17,7 @@ def main() -> None:
     p.add_argument("--train-metrics", type=Path, help="folder with seed-N.json training metrics")
     p.add_argument("--ablations", type=Path, help="folder with <arm>/evaluate/seed-N.json")
     p.add_argument("--ablation-plots", type=Path, help="folder with <arm>/train/seed-N.csv")
+    p.add_argument("--finetune", type=Path, help="folder with ensemble.json of the pre-trained CNNs (pretrain.enabled)")
     p.add_argument("--out", type=Path, required=True, help="compare.json to write")
     p.add_argument("--summary", type=Path, help="summary.json to write: the headline figures (the DVC metrics)")
     args = p.parse_args()
@@ -24,7 +25,7 @@ def main() -> None:
     r = run_compare(ctx, data_dir=args.data, eval_dir=args.evaluations, pred_dir=args.predictions,
                     ensemble_path=args.ensemble, out_path=args.out, train_plots=args.train_plots,
                     ablations_dir=args.ablations, ablation_plots=args.ablation_plots, train_dir=args.train_metrics,
-                    summary_path=args.summary)
+                    summary_path=args.summary, finetune_dir=args.finetune)
     v, ref = r["counts"]["verdicts"], r["reference"]
     print(", ".join(f"{n} {label}" for label, n in v.items()) + f" ({r['counts']['claims_total']} claims)")
     if ref.get("tested"):

@@ -18,6 +18,8 @@ def main() -> None:
     p.add_argument("--metrics", type=Path, required=True, help="metrics JSON to write")
     args = p.parse_args()
     stage = f"evaluate@{args.seed}" if args.arm is None else f"evaluate_ablation@{args.arm}-{args.seed}"
+    if args.arm in ("finetune", "pretrain"):
+        stage = f"evaluate_{args.arm}@fall2011-{args.seed}"
     torchrun_if_asked(args.params, __file__, sys.argv[1:], stage, arm=args.arm, one_node=True)  # train.nproc_per_node > 1
     ctx = open_stage(args.params, stage, arm=args.arm)
     r = run_evaluate(ctx, seed=args.seed, data_dir=args.data, model_dir=args.model, out_dir=args.out,

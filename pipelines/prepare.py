@@ -18,8 +18,10 @@ def main() -> None:
                         "repository root (default: <out>.partial)")
     p.add_argument("--workers", type=int, default=0,
                    help="processes for decoding/rendering (0: one per core); the bytes do not depend on it")
+    p.add_argument("--pretrain", action="store_true", help="prepare pretrain.data (paper 6's Fall 2011), not data.*")
     args = p.parse_args()
-    ctx = open_stage(args.params, "prepare")
+    ctx = open_stage(args.params, "prepare_pretrain@fall2011" if args.pretrain else "prepare",
+                     arm="pretrain" if args.pretrain else None)
     m = run_prepare(ctx, out=args.out, workers=args.workers or os.cpu_count() or 1, work=args.work, partial=args.partial)
     print(f"prepared {m['counts']} images of {len(m['classes'])} classes into {args.out} "
           f"({m['encoding']} shards, {len(m['skipped'])} input file(s) skipped)")

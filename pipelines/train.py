@@ -21,12 +21,17 @@ def main() -> None:
                    help="folder for resume checkpoints, kept between runs (relative: to the repository root; "
                         "default: <out>.work)")
     p.add_argument("--kernels", type=Path, default=None, help="conv1 kernels .npy to write (the report's Figure 3)")
+    p.add_argument("--init", type=Path, default=None, help="pre-trained model folder to fine-tune (--arm finetune)")
+    p.add_argument("--init-metrics", type=Path, default=None, help="its train metrics JSON (its MLflow run)")
     args = p.parse_args()
     stage = f"train@{args.seed}" if args.arm is None else f"train_ablation@{args.arm}-{args.seed}"
+    if args.arm in ("pretrain", "finetune"):
+        stage = f"{args.arm}@fall2011-{args.seed}"
     torchrun_if_asked(args.params, __file__, sys.argv[1:], stage, arm=args.arm)  # train.nproc_per_node > 1
     ctx = open_stage(args.params, stage, arm=args.arm)
     r = run_train(ctx, seed=args.seed, data_dir=args.data, out_dir=args.out, metrics_path=args.metrics,
-                  plots_path=args.plots, steps_path=args.steps, kernels_path=args.kernels, work=args.work)
+                  plots_path=args.plots, steps_path=args.steps, kernels_path=args.kernels, work=args.work,
+                  init_from=args.init, init_metrics=args.init_metrics)
     print(f"{args.arm + ' ' if args.arm else ''}seed {args.seed}: val top-1 {r['final_val_top1_error']:.2f}%, "
           f"top-5 {r['final_val_top5_error']:.2f}% (MLflow run {r['mlflow_run_id']})")
 

@@ -273,3 +273,58 @@ def make_cifar10(dst: Path, as_tar: bool) -> Path:
                       _tar_bytes(files, "w:gz", dirs=("cifar-10-batches-py",)))
     _write_folder(dst, files)
     return dst / "cifar-10-batches-py"
+
+
+# ------------------------------------------------------------------- ImageNet Fall 2011 (21k)
+
+# Synsets of the tiny 21k-style layout: the first four are also ILSVRC-2012 classes above
+# (overlap), the rest are other classes of the sample. n01530575 is an extracted folder, the
+# others per-synset tars, as image-net.org distributes the release.
+FALL2011_WNIDS = ("n01440764", "n01496331", "n01530575", "n01558993",
+                  "n01601694", "n01629819", "n01641577", "n01667114")
+FALL2011_FOLDER = "n01530575"
+FALL2011_VARIANTS = 4  # distinct images per synset (new bytes and pixels: flips, re-encoding)
+# Duplicates of ILSVRC-2012 val images (VAL_WNIDS above), which must be excluded:
+# the same file bytes as val image 2 (a tench), and val image 4 (a robin) re-saved as PNG (other
+# bytes, the same decoded pixels).
+FALL2011_BYTE_DUP = ("n01440764", "n01440764_dupval.JPEG", 2)
+FALL2011_PIXEL_DUP = ("n01558993", "n01558993_dupval.png", 4)
+
+
+def _variants(wnid: str) -> dict[str, bytes]:
+    from PIL import Image
+
+    im = Image.open(io.BytesIO(image_bytes(wnid))).convert("RGB")
+    ops = (lambda x: x, lambda x: x.transpose(Image.FLIP_LEFT_RIGHT),
+           lambda x: x.transpose(Image.FLIP_TOP_BOTTOM), lambda x: x.transpose(Image.ROTATE_180))
+    out = {}
+    for i, op in enumerate(ops[:FALL2011_VARIANTS]):
+        buf = io.BytesIO()
+        op(im).save(buf, format="JPEG", quality=83)
+        out[f"{wnid}_{i + 1}.JPEG"] = buf.getvalue()
+    return out
+
+
+def fall2011_files() -> dict[str, dict[str, bytes]]:
+    """wnid -> {file name: bytes} of the tiny Fall-2011 layout, duplicates included."""
+    from PIL import Image
+
+    files = {w: _variants(w) for w in FALL2011_WNIDS}
+    wnid, name, k = FALL2011_BYTE_DUP
+    files[wnid][name] = image_bytes(VAL_WNIDS[k - 1])
+    wnid, name, k = FALL2011_PIXEL_DUP
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(image_bytes(VAL_WNIDS[k - 1]))).save(buf, format="PNG")
+    files[wnid][name] = buf.getvalue()
+    return files
+
+
+def make_fall2011(dst: Path) -> Path:
+    """The tiny 21k-style root: <wnid>.tar per synset, FALL2011_FOLDER as an extracted <wnid>/."""
+    dst = Path(dst)
+    for wnid, files in fall2011_files().items():
+        if wnid == FALL2011_FOLDER:
+            _write_folder(dst / wnid, files)
+        else:
+            _write(dst / f"{wnid}.tar", _tar_bytes(files))
+    return dst

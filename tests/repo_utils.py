@@ -24,7 +24,7 @@ TINY = tiny.PARAMS  # the tiny profile of every end-to-end test (tests/tiny.py)
 def deep_update(d: dict, patch: dict) -> dict:
     for k, v in patch.items():
         if isinstance(v, dict):
-            deep_update(d[k], v)
+            deep_update(d.setdefault(k, {}), v)
         else:
             d[k] = v
     return d
@@ -47,6 +47,7 @@ def copy_repo(dst: Path, patch: dict | None = None) -> Path:
     (dst / "reports" / "reference").mkdir(parents=True)
     for d in ("metrics", "plots"):  # compare depends on these folders (ablation results), empty or not
         (dst / "reports" / d / "ablations").mkdir(parents=True)
+    (dst / "reports" / "metrics" / "finetune").mkdir()  # compare depends on it (pre-trained CNNs), empty or not
     set_params(dst, deep_update(yaml.safe_load((REPO / "params.yaml").read_text()), copy.deepcopy(patch or TINY)))
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
                 ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "copy"]):

@@ -302,6 +302,15 @@ def _gain_for(seed_results, proto: str, metric: str, k: int, ens: dict, s: Compa
 def _claim_rows(claims, seed_results, n_images, context, inputs: dict, s: CompareSettings) -> list[dict]:
     assessments = []
     for claim in claims:
+        if claim.pretraining != "none" and inputs.get("pretrained"):  # paper 6: the fine-tuned seeds
+            from harness.analysis import pretrained
+            assessments.append(pretrained.assessment(claim, context, inputs["pretrained"], s))
+            continue
+        if claim.dataset == "fall2009" and claim.kind == "headline":  # paper 6: the pre-trained seeds
+            from harness.analysis import pretrained
+            assessments.append(pretrained.fall2009_assessment(claim, context, inputs["pretrained"], s)
+                               if inputs.get("pretrained") else pretrained.fall2009_off(claim, context))
+            continue
         found = testability(claim, context)
         if found is not None:
             extra = _measured_on_run(claim, seed_results, n_images, context, inputs, s)
@@ -548,6 +557,7 @@ def build_compare(
     ablations: Mapping | None = None,
     ensembles: Mapping | None = None,
     train: Mapping[int, dict] | None = None,
+    pretrained: Mapping | None = None,
 ) -> dict:
     """The compare.json content: per-seed rows, across-seed summary, reference, claims, paired analyses.
 
@@ -563,9 +573,12 @@ def build_compare(
     train, base}}}; their names and overrides must also be in context.arms for claims to match them.
     An arm's optional `base` {name, results, curves, series, train} is the group it is measured
     against instead of the baseline seeds (an arm's `base:` in params).
+    pretrained: the ensemble_finetune stage's dict plus full_paper_model and base_singles
+    (harness/analysis/pretrained.py), for the claims with pretraining fall2011.
     """
     n_images = _check_seed_results(seed_results, context)
-    inputs = {"ensembles": ensembles, "measured": measured, "train": train, "ablations": ablations}
+    inputs = {"ensembles": ensembles, "measured": measured, "train": train, "ablations": ablations,
+              "pretrained": pretrained}
     rows = _claim_rows(claims, seed_results, n_images, context, inputs, settings)
     arm_results = _arm_results(seed_results, ablations, settings)
     _link_claims(rows, arm_results, context, claims)
@@ -584,7 +597,20 @@ def build_compare(
         "ablation_results": arm_results,
         "counts": verdict.counts(rows),
     }
+    if pretrained:  # paper 6: what the pre-trained CNNs were and measured (report section 5b)
+        out["pretraining"] = _pretraining_summary(pretrained)
     return to_jsonable(out)
+
+
+def _pretraining_summary(pre: Mapping) -> dict:
+    return {"facts": pre["pretraining"], "base_seeds": pre["base_seeds"], "pretrained_seeds": pre["pretrained_seeds"],
+            "full_paper_model": pre.get("full_paper_model"),
+            "finetuned": [{"seed": r["seed"], **{p: {m: r["protocols"][p][m] for m in ("top1_error", "top5_error")}
+                                                 for p in r["protocols"]}} for r in pre["finetuned"]],
+            "ensembles": pre["protocols"],
+            "pretrained": [{"seed": r["seed"], "n_images": r["n_images"],
+                            **{p: {m: r["protocols"][p][m] for m in ("top1_error", "top5_error")} for p in r["protocols"]}}
+                           for r in pre.get("pretrain_evaluated") or []]}
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.\-/ ]")
@@ -614,11 +640,26 @@ def headline(compare: dict) -> dict:
             if full.get(proto):
                 row[metric]["ensemble"] = full[proto].get(f"{metric}_mean")
         out[proto] = row
+    if compare.get("pretraining"):  # paper 6 / Table 2, only with pretrain.enabled
+        out["pretrained"] = pretrained_headline(compare["pretraining"])
     counts = compare.get("counts", {})
     out["claims"] = {"tested": counts.get("claims_tested"),
                      **{label.replace(" ", "_"): n for label, n in (counts.get("verdicts") or {}).items()
                         if label != "not tested"}}
     return out
+
+
+def pretrained_headline(pre: Mapping) -> dict:
+    """The Table 2 "*" rows' top-5 errors (paper 6), in the protocol of their claims (ten_patch, else
+    the first evaluated): {protocol: {single_top5_error: the fine-tuned CNNs' mean (t2-1cnn-pre),
+    ensemble_top5_error: every ILSVRC-only and fine-tuned CNN averaged (t2-7cnn-pre, 5+2 in the paper)}},
+    two columns of summary.json."""
+    protos = pre.get("ensembles") or {}
+    proto = "ten_patch" if "ten_patch" in protos else next(iter(protos), None)
+    singles = [r[proto]["top5_error"] for r in pre.get("finetuned", []) if proto in r]
+    full = (protos.get(proto) or {}).get(f"{len(pre['base_seeds'])}+{len(pre['pretrained_seeds'])}") or {}
+    return {proto: {"single_top5_error": float(np.mean(singles)) if singles else None,
+                    "ensemble_top5_error": (full.get("top5_error") or [None])[0]}} if proto else {}
 
 
 def summary_metrics(compare: dict) -> dict[str, float]:

@@ -54,3 +54,26 @@ def load_predictions(pred_dir: Path, seeds, protocol: str) -> list[np.ndarray]:
             raise UserError(f"predictions missing: {p} (run evaluate@{s})")
         out.append(np.load(p))
     return out
+
+
+def mixed_ensembles(base: list[np.ndarray], pre: list[np.ndarray], base_seeds, pre_seeds,
+                    labels: np.ndarray) -> dict[str, dict]:
+    """paper 6: ensembles of CNNs trained on ILSVRC-2012 only ("base") and pre-trained ones
+    ("pre"), softmax averaged. For every mix "kb+kp" (kb base models, kp >= 1 pre-trained): the
+    disjoint groups (base seeds and pre-trained seeds each taken in order, kb and kp at a time)
+    and each group's top-1/top-5 error in percent. The claims pick their mix (claims.yaml)."""
+    from harness.analysis import scoring
+
+    out = {}
+    for kb in range(0, len(base) + 1):
+        for kp in range(1, len(pre) + 1):
+            n = min(len(base) // kb if kb else len(pre) // kp, len(pre) // kp)
+            groups, errors = [], {"top1_error": [], "top5_error": []}
+            for j in range(n):
+                bi, pi = list(range(j * kb, (j + 1) * kb)), list(range(j * kp, (j + 1) * kp))
+                avg = np.mean([base[i] for i in bi] + [pre[i] for i in pi], axis=0)
+                groups.append({"base": [base_seeds[i] for i in bi], "pretrained": [pre_seeds[i] for i in pi]})
+                for t in (1, 5):
+                    errors[f"top{t}_error"].append(100.0 * float(np.mean(~scoring.topk_correct(avg, labels, t))))
+            out[f"{kb}+{kp}"] = {"k": kb + kp, "n_pretrained": kp, "groups": groups, **errors}
+    return out

@@ -95,9 +95,15 @@ def _layers(cfg: ModelConfig, num_classes: int) -> list[tuple[str, nn.Module]]:
     # Departure for small inputs (report lists it): pool6 keeps fc6's input at 6x6 maps. At the
     # paper's 224/227 the maps are already 6x6 and this is the identity (config refuses any other
     # map size at that scale).
-    layers += [("pool5", pool_layer(cfg)), ("pool6", nn.AdaptiveAvgPool2d(6)), ("flatten", nn.Flatten(1)),
+    layers += [("pool5", pool_layer(cfg))]
+    fc_in, side = middle[-1][1].out_channels, 6
+    if cfg.conv6:
+        layers += conv6_layers(cfg, fc_in, g)
+        fc_in = conv6_channels(cfg)
+        side = 2 if cfg.conv6_pool else 6  # pool 3/2 over the 6x6 map at the paper's size
+    layers += [("pool6", nn.AdaptiveAvgPool2d(side)), ("flatten", nn.Flatten(1)),
                # paper 4.2: dropout 0.5 on the outputs of fc6 and fc7.
-               ("fc6", nn.Linear(middle[-1][1].out_channels * 36, f)), ("act6", activation(cfg)),
+               ("fc6", nn.Linear(fc_in * side * side, f)), ("act6", activation(cfg)),
                ("drop6", dropout_layer(cfg)),
                ("fc7", nn.Linear(f, f)), ("act7", activation(cfg)), ("drop7", dropout_layer(cfg)),
                ("fc8", nn.Linear(f, num_classes))]
@@ -123,6 +129,23 @@ def _middle_convs(cfg: ModelConfig, c2: int, widths: tuple[int, int, int], g: in
     return out
 
 
+def conv6_channels(cfg: ModelConfig) -> int:
+    """conv6 kernels after the width multiplier, even so that both towers stay equal."""
+    return max(2, 2 * round(cfg.conv6_kernels * cfg.width / 2))
+
+
+def conv6_layers(cfg: ModelConfig, cin: int, g: int) -> list[tuple[str, nn.Module]]:
+    """paper 6: "an extra sixth convolutional layer over the last pooling layer" (pool5), then its
+    ReLU and, with model.conv6_pool, a pool of the paper's kind. Kernels, size, padding and tower
+    wiring are switches (docs/paper.md, "The sixth conv layer")."""
+    groups = g if cfg.conv6_towers == "own" else 1
+    out = [("conv6", nn.Conv2d(cin, conv6_channels(cfg), cfg.conv6_size, padding=cfg.conv6_padding, groups=groups)),
+           ("act_conv6", activation(cfg))]
+    if cfg.conv6_pool:
+        out.append(("pool_conv6", pool_layer(cfg)))
+    return out
+
+
 # paper 5: the hidden layers whose bias starts at 1 (model.hidden_bias); the others start at 0
 HIDDEN_BIAS_LAYERS = ("conv2", "conv4", "conv5", "fc6", "fc7")
 
@@ -135,7 +158,7 @@ def init_weights(model: AlexNet, scheme: str) -> None:
     N(0, 0.01)); the biases follow the same rule, and that profile sets hidden_bias 0.
     """
     bias = model.cfg.hidden_bias
-    for name in ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"):
+    for name in ("conv1", "conv2", "conv3", "conv4", "conv5", "conv6", "fc6", "fc7", "fc8"):
         layer = getattr(model, name, None)
         if layer is None:  # model.drop_conv removed it
             continue

@@ -35,7 +35,7 @@ def _table_names(model: nn.Module) -> dict[nn.Module, str]:
     names = {m: f"conv{i + 1}" for i, m in enumerate(convs)}
     names.update({m: f"pool{i + 1}" for i, m in enumerate(pools)})
     names.update({m: f"fc{len(convs) + i + 1}" for i, m in enumerate(fcs)})
-    paper = {getattr(model, n, None): n for n in ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")}
+    paper = {getattr(model, n, None): n for n in ("conv1", "conv2", "conv3", "conv4", "conv5", "conv6", "fc6", "fc7", "fc8")}
     names.update({m: n for m, n in paper.items() if m is not None and m in names})
     return names
 

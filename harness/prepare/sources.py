@@ -15,6 +15,8 @@ cifar10      root = the folder cifar-10-batches-py, its parent, cifar-10-python.
              folder holding that archive. train = data_batch_1..5, val = test_batch.
 ilsvrc2012   archives as distributed, or folders extracted from them (see `_ILSVRC2012`).
 ilsvrc2010   same, with a test split whose labels are public (see `_ILSVRC2010`).
+fall2011     ImageNet Fall 2011 / 21k: per-synset tars or <wnid>/ folders, ILSVRC-2012 val
+             duplicates excluded (harness/prepare/fall2011.py).
 
 ILSVRC layouts accepted in root, per part (an extracted folder wins over its archive, so
 nothing is copied when the user has extracted already):
@@ -49,7 +51,7 @@ import io
 import os
 import pickle
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +61,7 @@ from harness.errors import UserError
 from harness.prepare import archive
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-SOURCES = ("imagefolder", "cifar10", "ilsvrc2012", "ilsvrc2010")
+SOURCES = ("imagefolder", "cifar10", "ilsvrc2012", "ilsvrc2010", "fall2011")
 
 
 @dataclass(frozen=True, slots=True)  # slots: 1.3M of them for ILSVRC train
@@ -78,11 +80,15 @@ class Listing:
     splits: dict[str, tuple[Sample, ...]]  # "train", "val" (+ "test" for ilsvrc2010)
     problems: tuple[tuple[str, str], ...]  # (key or path, reason) of files found but unusable
     inputs: tuple[str, ...] = ()  # absolute paths of the files/folders the listing read
+    extra: dict = field(default_factory=dict)  # source-specific facts for the manifest (fall2011)
 
 
-def list_source(source: str, root: str | Path, work: Path, progress: bool = True) -> Listing:
-    """List the samples of `source` found at `root`; archives are extracted under `work`."""
-    if source not in _LISTERS:
+def list_source(source: str, root: str | Path, work: Path, progress: bool = True,
+                data=None) -> Listing:
+    """List the samples of `source` found at `root`; archives are extracted under `work`.
+
+    `data`: the DataConfig, needed by fall2011 (its split and exclusion switches)."""
+    if source not in SOURCES:
         raise UserError(f"unknown data source {source!r}: expected one of {', '.join(SOURCES)}")
     root = Path(os.path.abspath(os.path.expanduser(str(root))))
     if not root.exists():
@@ -90,7 +96,12 @@ def list_source(source: str, root: str | Path, work: Path, progress: bool = True
     if source != "cifar10" and not root.is_dir():  # only CIFAR accepts an archive as root
         raise UserError(f"{source}: data root {root} is not a folder")
     work = Path(os.path.abspath(str(work)))
-    listing = _LISTERS[source](root, work, progress)
+    if source == "fall2011":
+        from harness.config import DataConfig
+
+        listing = _list_fall2011(root, work, progress, data or DataConfig(source="fall2011"))
+    else:
+        listing = _LISTERS[source](root, work, progress)
     for split, samples in listing.splits.items():
         if not samples:
             raise UserError(f"{source}: split {split!r} has no usable samples in {root}"
@@ -604,6 +615,72 @@ def _apply_patches(tar: Path, work: Path, splits: dict, problems: _Problems,
         if (split, name) not in used:
             problems.add(path, f"patch image matches no {split} image in the listing")
     return patched
+
+
+# ----------------------------------------------------------------- ImageNet Fall 2011
+
+
+def _list_fall2011(root: Path, work: Path, progress: bool, data) -> Listing:
+    """Every image of every synset, minus ILSVRC-2012 val duplicates, split per synset."""
+    from harness.prepare import fall2011 as f11
+
+    opts = data.fall2011
+    folders = f11.synset_folders(root, work, progress)
+    more = f11.extra_folders(root)
+    wnids = tuple(folders)
+    index = {w: i for i, w in enumerate(wnids)}
+    problems = _Problems()
+    per_synset = {}
+    for wnid in tqdm(wnids, desc="list fall2011", unit="synset", disable=not progress):
+        found = _scan_tree(folders[wnid], wnid, problems)
+        for extra in more.get(wnid, []):
+            found += _scan_tree(extra, wnid, problems)
+        per_synset[wnid] = sorted(dict(found).items())  # a name in train/ and val/ is listed once
+    excluded = _fall2011_exclusions(per_synset, root, work, progress, data)
+    splits = {"train": [], "val": []}
+    for wnid, found in per_synset.items():
+        kept = [(k, p) for k, p in found if k not in excluded]
+        for pos, (key, path) in enumerate(kept):
+            splits[f11.split_of(pos, opts.split, opts.val_every)].append(Sample(key, index[wnid], path))
+    splits = {s: tuple(sorted(v, key=lambda x: x.key)) for s, v in splits.items()}
+    _report_empty_classes(splits["train"], wnids, "train", problems)
+    extra = {"release": opts.release, "split": opts.split,
+             "val_every": opts.val_every if opts.split == "holdout" else 2,
+             "n_synsets": len(wnids),
+             "exclusion": {"against": opts.exclude_root, "pixels": opts.exclude_pixels,
+                           "list": opts.exclude_list, "n_excluded": len(excluded),
+                           "excluded": [{"key": k, **v} for k, v in sorted(excluded.items())]}}
+    inputs = tuple(str(folders[w]) for w in wnids)
+    return Listing("fall2011", wnids, wnids, splits, problems.frozen(), inputs, extra)
+
+
+def _fall2011_exclusions(per_synset, root, work, progress, data) -> dict[str, dict]:
+    """key -> {"why": sha256 | pixels | list, "val": the ILSVRC-2012 val file} to leave out."""
+    from harness.prepare import fall2011 as f11
+
+    opts = data.fall2011
+    out = {k: {"why": "list", "val": None} for k in f11.read_exclude_list(opts.exclude_list)}
+    if not opts.exclude_root:
+        return out
+    workers = os.cpu_count() or 1
+    common = dict(pixels=opts.exclude_pixels, size=data.image_size, resize=data.resize, workers=workers)
+    val_files = f11.ilsvrc2012_val_files(Path(opts.exclude_root), work, progress)
+    val = f11.hash_files(val_files, val_sizes=frozenset(), cache=None, **{**common, "pixels": False})
+    val_sizes = frozenset(tuple(r["wh"]) for r in val if r["wh"])
+    if opts.exclude_pixels:  # every val image gets a pixel hash (its size is in the set)
+        val = f11.hash_files(val_files, val_sizes=val_sizes, cache=None, **common)
+    by_bytes = {r["sha256"]: p for p, r in zip(val_files, val)}
+    by_pixels = {r["pixels"]: p for p, r in zip(val_files, val) if r.get("pixels")}
+    for wnid, found in tqdm(per_synset.items(), desc="fall2011 vs ILSVRC-2012 val", unit="synset",
+                            disable=not progress):
+        recs = f11.hash_files([p for _, p in found], val_sizes=val_sizes,
+                              cache=work / ".hashes" / f"{wnid}.json", **common)
+        for (key, _), rec in zip(found, recs):
+            if rec["sha256"] in by_bytes:
+                out[key] = {"why": "sha256", "val": os.path.basename(by_bytes[rec["sha256"]])}
+            elif rec.get("pixels") in by_pixels:
+                out[key] = {"why": "pixels", "val": os.path.basename(by_pixels[rec["pixels"]])}
+    return out
 
 
 _LISTERS = {

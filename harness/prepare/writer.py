@@ -92,6 +92,7 @@ class Plan:
     descriptions: list[str]
     splits: dict[str, list[Item]]
     problems: list[tuple[str, str]] = field(default_factory=list)
+    extra: dict = field(default_factory=dict)  # source facts for the manifest (fall2011: exclusions)
 
 
 # ---------------------------------------------------------------------------- planning
@@ -110,11 +111,11 @@ def plan(cfg: DataConfig, work: Path) -> Plan:
 
     if not cfg.root:
         raise UserError(f"data.root: data.source {cfg.source!r} needs the folder that holds it")
-    listing = sources.list_source(cfg.source, Path(cfg.root).expanduser(), work)
+    listing = sources.list_source(cfg.source, Path(cfg.root).expanduser(), work, data=cfg)
     splits = {s: [Item(x.key, x.label, x.path, x.row) for x in items]
               for s, items in listing.splits.items()}
     return Plan(list(listing.classes), list(listing.descriptions), splits,
-                [tuple(p) for p in listing.problems])
+                [tuple(p) for p in listing.problems], dict(listing.extra))
 
 
 def resolve_encoding(cfg: DataConfig, p: Plan) -> str:
@@ -373,6 +374,7 @@ def prepare(cfg: DataConfig, out: Path, workers: int = 2, work: Path | None = No
         "counts": {s: len(r) for s, r in index.items()},
         "skipped": [{"split": s, "file": k, "reason": r} for s, k, r in bad],
         "digest": content_digest(out),
+        **({cfg.source: p.extra} if p.extra else {}),  # fall2011: release, split, exclusions
     }
     atomic_write_json(out / "manifest.json", manifest)  # written last: marks completion
     return manifest

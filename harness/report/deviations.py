@@ -141,6 +141,11 @@ def deviations(cfg: C.Config) -> list[dict]:
                      "ours": f"all but every {cfg.train.holdout_every}th (held out for the lr schedule)",
                      "why": "the held-out slice must not be trained on", "where": "harness/data/shards.py holdout_split"})
     rows += [r for r in (_fc6_row(cfg.model), _split_row(cfg)) if r]
+    if cfg.pretrain.enabled and len(cfg.train.devices) == 2:
+        rows.append({"key": "pre-trained CNNs' devices", "paper": "two GPUs (paper 3.2)",
+                     "ours": f"one device ({cfg.train.devices[0]}), both towers as grouped convolutions",
+                     "why": "the six-conv net's two-device tower layout is not built (the same function)",
+                     "where": "harness/config.py apply_phase, _one_device"})
     return rows + ALWAYS
 
 
@@ -269,6 +274,46 @@ def _reading(key: str | None, readings: dict | None, cfg: C.Config, default: C.C
     return text(ours), text(paper), alts
 
 
+def _pretrain_rows(cfg: C.Config) -> list[dict]:
+    """paper 6's pre-trained CNNs: every unstated choice, on every run (docs/paper.md, "The Fall-2011 path")."""
+    d = C.Config()
+    m, dm, p, dp = cfg.model, d.model, cfg.pretrain, d.pretrain
+    f, df = p.data.fall2011, dp.data.fall2011
+    conv6 = lambda x: (f"{x.conv6_kernels} kernels {x.conv6_size}x{x.conv6_size}, padding {x.conv6_padding}, "  # noqa: E731
+                       f"{'own tower' if x.conv6_towers == 'own' else 'both towers'}, "
+                       f"{'a 3/2 pool after it' if x.conv6_pool else 'no pool after it'}")
+    sched = lambda x: (f"pre-train {x.epochs} epochs at lr {x.lr:g} (steps {list(x.lr_steps)}), fine-tune "  # noqa: E731
+                       f"{x.finetune_epochs} epochs at lr {x.finetune_lr:g} (steps {list(x.finetune_lr_steps)}), "
+                       f"re-initialised from {x.reinit} up; train.schedule and the other train.* as the baseline")
+    excl = lambda x: ((f"excluded: ILSVRC-2012 val images by file sha256" + (" and fitted-pixel sha256" if  # noqa: E731
+                       x.exclude_pixels else "") if x.exclude_root else "no ILSVRC-2012 val exclusion configured")
+                      + (f", plus the list {x.exclude_list}" if x.exclude_list else ""))
+    split = lambda x: ("all but every {}th image of each synset (a holdout for the lr schedule)".format(x.val_every)  # noqa: E731
+                       if x.split == "holdout" else "half/half per synset (the Fall-2009 protocol)")
+    return [
+        {"ambiguity": "Sixth conv layer", "paper": "\"an extra sixth convolutional layer over the last pooling layer\" "
+         "(paper 6); its kernels, size, padding, towers and any pool are not stated",
+         "ours": conv6(m), "paper_recipe": conv6(dm),
+         "alternatives": "512 kernels; 5x5; both towers (as conv3); a pool after it (6x6 -> 2x2, fc6 9x smaller)",
+         "switch": "model.conv6_kernels, conv6_size, conv6_padding, conv6_towers, conv6_pool",
+         "where": "harness/model/alexnet.py conv6_layers"},
+        {"ambiguity": "Pre-training and fine-tuning schedule", "paper": "trained on Fall 2011, then \"fine-tuned\" "
+         "on ILSVRC-2012 (paper 6); epochs, learning rates and which layers are re-initialised are not stated",
+         "ours": sched(p), "paper_recipe": sched(dp),
+         "alternatives": "re-initialise fc7/fc6 too (pretrain.reinit); other epochs and lr",
+         "switch": "pretrain.epochs, lr, lr_steps, finetune_epochs, finetune_lr, finetune_lr_steps, reinit",
+         "where": "harness/config.py apply_phase; harness/stages/train.py init_fine_tune"},
+        {"ambiguity": "Fall 2011 images also in ILSVRC-2012 val", "paper": "not discussed (paper 6)",
+         "ours": excl(f), "paper_recipe": excl(df) + " (the preset sets exclude_root)",
+         "alternatives": "file bytes only; a documented list (data.fall2011.exclude_list)",
+         "switch": "data.fall2011.exclude_root, exclude_pixels, exclude_list", "where": "harness/prepare/fall2011.py"},
+        {"ambiguity": "Fall 2011 split", "paper": "the entire release for pre-training; Fall 2009: \"half of the "
+         "images for training and half for testing\" (paper 6)", "ours": split(f), "paper_recipe": split(df),
+         "alternatives": "half (the Fall-2009 protocol, data.fall2011.split half)",
+         "switch": "data.fall2011.split, val_every", "where": "harness/prepare/fall2011.py split_of"},
+    ]
+
+
 def interpretations(cfg: C.Config) -> list[dict]:
     """Rows {ambiguity, paper, ours, paper_recipe, alternatives, switch, where} for every
     ambiguity of the paper, whatever this run's values (docs/architecture.md, house rule 14)."""
@@ -281,4 +326,4 @@ def interpretations(cfg: C.Config) -> list[dict]:
             switch = "train.schedule, patience, plateau_threshold, schedule_split, max_drops"
         rows.append({"ambiguity": topic, "paper": says, "ours": ours, "paper_recipe": recipe,
                      "alternatives": alts, "switch": switch, "where": where})
-    return rows
+    return rows + _pretrain_rows(cfg)

@@ -46,7 +46,8 @@ def build(inp: ReportInputs) -> Doc:
           f"Networks (NIPS 2012). Profile '{inp.params['profile']}', dataset '{inp.params['data']['source']}', "
           f"{len(inp.train)} seeds. Generated from the pipeline's metrics files; every number below "
           f"can be recomputed from reports/metrics/*.json.")
-    for section in (scope, verdicts, reference, per_seed, ensemble, curves, per_class,
+    from harness.report import pretrained
+    for section in (scope, verdicts, reference, per_seed, ensemble, pretrained.section, curves, per_class,
                     claims_detail, ablations, cifar10.section, deviations, provenance, reproduce, performance,
                     reliability, towers, pilot_and_plan, successors):
         section(doc, inp)

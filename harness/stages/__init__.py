@@ -38,7 +38,7 @@ def open_stage(params_path: Path, stage: str, purpose: str = "pipeline", arm: st
     """
     cfg = C.load_config(params_path)
     if arm is not None:
-        cfg = C.apply_arm(cfg, arm)
+        cfg = C.arm_config(cfg, arm)  # an ablation arm or a pre-training phase
     root = runtime.repo_root()
     uri = tracking.resolve_uri(cfg.tracking.uri, runtime.tracking_uri_override(), root)
     name = tracking.experiment_name(cfg.data.source, cfg.profile, cfg.tracking.experiment)
@@ -76,7 +76,7 @@ def torchrun_if_asked(params_path: Path, script: str, argv: list[str], stage: st
         return
     cfg = C.load_config(params_path)
     if arm is not None:
-        cfg = C.apply_arm(cfg, arm)
+        cfg = C.arm_config(cfg, arm)  # an ablation arm or a pre-training phase
     nnodes = 1 if one_node else cfg.train.nnodes
     if cfg.train.nproc_per_node * nnodes == 1:
         return

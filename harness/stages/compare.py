@@ -3,6 +3,7 @@ reference distribution vs this run's seeds."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -31,6 +32,19 @@ def paper_architecture_counts() -> dict:
     shares = {r.name: 100.0 * r.params / total for r in table if r.name.startswith("conv")}
     return {"n_parameters": total, "n_neurons": neurons, "max_conv_layer_param_share": max(shares.values()),
             "conv_param_shares": shares}
+
+
+def load_pretrained(cfg: C.Config, folder: Path | None, results: list[dict]) -> dict | None:
+    """The ensemble_finetune stage's result (paper 6's pre-trained CNNs), when pretrain.enabled."""
+    if not cfg.pretrain.enabled or folder is None:
+        return None
+    pre = read_json(folder / "ensemble.json", "the ensemble of ILSVRC-only and fine-tuned CNNs")
+    six = C.apply_phase(cfg, "finetune")
+    five = dataclasses.replace(six.model, **{f.name: getattr(C.ModelConfig(), f.name)
+                                             for f in dataclasses.fields(C.ModelConfig) if f.name.startswith("conv6")})
+    base = {p: {m: [r["protocols"][p][m] for r in results] for m in ("top1_error", "top5_error")}
+            for p in cfg.evaluate.protocols}
+    return {**pre, "full_paper_model": is_full_paper_model(dataclasses.replace(six, model=five)), "base_singles": base}
 
 
 def net_cost(cfg: C.Config, num_classes: int) -> dict:
@@ -262,7 +276,8 @@ def mark_bases(out: dict, cfg: C.Config) -> None:
 def run_compare(ctx: StageContext, *, data_dir: Path, eval_dir: Path, pred_dir: Path,
                 ensemble_path: Path, out_path: Path, train_plots: Path | None = None,
                 ablations_dir: Path | None = None, ablation_plots: Path | None = None,
-                train_dir: Path | None = None, summary_path: Path | None = None) -> dict:
+                train_dir: Path | None = None, summary_path: Path | None = None,
+                finetune_dir: Path | None = None) -> dict:
     from harness.analysis import claims as CL
     from harness.analysis import compare, verdict
     cfg = ctx.cfg
@@ -280,7 +295,8 @@ def run_compare(ctx: StageContext, *, data_dir: Path, eval_dir: Path, pred_dir: 
             results, context, CL.load_claims(), verdict.from_config(cfg.compare), correctness=correctness,
             ensemble=read_json(ensemble_path, "ensemble metrics"), reference=reference,
             measured=paper_architecture_counts(), ablations=ablations, ensembles=ensembles,
-            train=_train_metrics(train_dir, seeds) if train_dir is not None else None)
+            train=_train_metrics(train_dir, seeds) if train_dir is not None else None,
+            pretrained=load_pretrained(cfg, finetune_dir, results))
         mark_bases(out, cfg)
         out["protocol_gaps"] = [{"claims": scope, "reason": reason} for scope, reason in context.protocol_gaps]
         _add_costs(out, cfg, results, ablations, _train_metrics(train_dir, seeds) if train_dir is not None else None)

@@ -19,7 +19,7 @@ from harness.data.transforms import build_views
 from harness.errors import UserError
 from harness.io import atomic_save_npy, atomic_write_json, atomic_write_text, check_writable, remove_stale_temps
 from harness.model import build_model, count_params
-from harness.stages import StageContext, params_for, run_name
+from harness.stages import StageContext, params_for, read_json, run_name
 from harness.train import checkpoint, loop, lr_select, recipe, towers
 
 
@@ -63,11 +63,18 @@ def schedule_loader(cfg: C.Config, data_dir: Path, norm, d):
 
 def run_train(ctx: StageContext, *, seed: int, data_dir: Path, out_dir: Path, metrics_path: Path,
               plots_path: Path, steps_path: Path | None = None, kernels_path: Path | None = None,
-              work: Path | None = None) -> dict:
+              work: Path | None = None, init_from: Path | None = None, init_metrics: Path | None = None) -> dict:
     """Train one seed into out_dir (model.pt, provenance.json). The resume checkpoint lives in a
     work folder outside the DVC output (checkpoint.resume_path), so the output need not persist and
-    DVC's run-cache can restore earlier weights; `work` None: a `<out_dir>.work` folder beside it."""
+    DVC's run-cache can restore earlier weights; `work` None: a `<out_dir>.work` folder beside it.
+
+    `init_from` (the fine-tune phase, paper 6): start from that pre-trained model.pt, with the layers
+    from pretrain.reinit up freshly initialised; `init_metrics` (its train metrics) names its MLflow
+    run, of which this run becomes a child."""
     cfg = ctx.cfg
+    pretrained = _load_pretrained(init_from, init_metrics) if init_from is not None else None
+    if pretrained is not None and pretrained["run_id"]:
+        ctx = dataclasses.replace(ctx, parent_id=pretrained["run_id"])  # the fine-tune run under its pre-train run
     ckpt = checkpoint.resume_path(_work_root(ctx, out_dir, work), cfg, seed)
     manifest = shards.load_manifest(data_dir)
     d = runtime.init_distributed(cfg.train.devices)  # this rank's own devices (LOCAL_RANK)
@@ -86,6 +93,8 @@ def run_train(ctx: StageContext, *, seed: int, data_dir: Path, out_dir: Path, me
         transforms.eval_batches(len(val_split), cfg.evaluate.batch_size, d.rank, d.world), 0)
     held_loader, n_held = schedule_loader(cfg, data_dir, norm, d)
     model = build_model(cfg.model, len(manifest["classes"]), d.devices)
+    if pretrained is not None:  # before the optimizer and the resume (a checkpoint overrides both)
+        init_fine_tune(model, pretrained["state_dict"], cfg.pretrain.reinit, init_from)
     if cfg.train.channels_last:  # before the optimizer, so its state takes the same layout
         accel.to_channels_last(model)
     torch.manual_seed(seed + 7919 * d.rank)  # each rank its own dropout masks; rank 0 as alone
@@ -101,9 +110,11 @@ def run_train(ctx: StageContext, *, seed: int, data_dir: Path, out_dir: Path, me
                                           d.devices)
     params = {**params_for(cfg, "data", "model", "train"), "seed": seed, "n_parameters": count_params(model),
               "world_size": d.world, "arm": cfg.arm or "baseline", "train_images": len(train_view),
-              "schedule_images": n_held or len(val_split), "lr_trained": train_cfg.lr}
+              "schedule_images": n_held or len(val_split), "lr_trained": train_cfg.lr,
+              **({"init_from": str(init_from), "reinit": cfg.pretrain.reinit} if pretrained is not None else {})}
     tags = {**ctx.base_tags, "stage": "train", "seed": seed, "data_digest": manifest["digest"],
             "devices": ",".join(d.devices), "world_size": d.world, "dist_backend": d.backend,
+            **({"pretrain_run_id": pretrained["run_id"] or "unknown"} if pretrained is not None else {}),
             "cuda_visible_devices": runtime.visible_devices(), "threads": cfg.train.threads,
             "num_workers": cfg.train.num_workers, "precision": cfg.train.precision,
             "channels_last": cfg.train.channels_last, "compile": compiled, "decode_device": cfg.train.decode_device,
@@ -127,6 +138,8 @@ def run_train(ctx: StageContext, *, seed: int, data_dir: Path, out_dir: Path, me
         result = {**_train_metrics(history, seed, run_id, ctx, len(train_view) // cfg.train.batch_size, selection,
                                    select_s),
                   "backend": backend,
+                  **({"pretrain_run_id": pretrained["run_id"], "reinit": cfg.pretrain.reinit}
+                     if pretrained is not None else {}),
                   "schedule": schedule_record(cfg.train, state, n_held or len(val_split), len(train_view)),
                   "towers": _towers(cfg, conv1)}
         if d.main:
@@ -150,6 +163,36 @@ def run_train(ctx: StageContext, *, seed: int, data_dir: Path, out_dir: Path, me
     runtime.barrier(d)
     runtime.shutdown(d)
     return result
+
+
+# the layers pretrain.reinit re-initialises, from the named one up (paper 6 does not say)
+REINIT_LAYERS = {"fc8": ("fc8",), "fc7": ("fc7", "fc8"), "fc6": ("fc6", "fc7", "fc8")}
+
+
+def _load_pretrained(model_dir: Path, metrics: Path | None) -> dict:
+    path = model_dir / "model.pt" if model_dir.is_dir() else model_dir
+    if not path.is_file():
+        raise UserError(f"fine-tune: no pre-trained weights at {path}: run the pretrain stage first")
+    run_id = None
+    if metrics is not None and metrics.is_file():
+        run_id = read_json(metrics, "pre-train metrics").get("mlflow_run_id")
+    return {"state_dict": checkpoint.load(path)["state_dict"], "run_id": run_id}
+
+
+def init_fine_tune(model, state: dict, reinit: str, where) -> None:
+    """paper 6: fine-tuning starts from the pre-trained weights except a new classifier head; the
+    layers of REINIT_LAYERS[reinit] keep the fresh initialisation of this seed (model.init)."""
+    fresh = REINIT_LAYERS[reinit]
+    kept = {k: v for k, v in state.items() if k.split(".")[0] not in fresh}
+    try:
+        result = model.load_state_dict(kept, strict=False)
+    except RuntimeError as exc:  # a shape mismatch: another network was pre-trained
+        raise UserError(f"fine-tune: the pre-trained weights {where} do not fit this network "
+                        f"(model.* must match the pre-training's): {str(exc).splitlines()[0]}") from None
+    missing = sorted({k.split(".")[0] for k in result.missing_keys})
+    if result.unexpected_keys or missing != sorted(fresh):
+        raise UserError(f"fine-tune: the pre-trained weights {where} lack {missing} or hold "
+                        f"{result.unexpected_keys[:3]}: expected every layer but {list(fresh)}")
 
 
 def _work_root(ctx: StageContext, out_dir: Path, work: Path | None) -> Path:

@@ -105,7 +105,6 @@ def test_batch_lines_in_order_with_holm_across_them(tmp_path, capsys):
     (["--claim", "lrn-top1", "--values", "40,41"], None, "give the variant's values too"),
     (["--claim", "dropout-convergence", "--values", "800,-1", "--variant", "400,400"], None, "must be > 0"),
     (["--claim", "lrn-top1", "--values", "40,41", "--variant", "42", "--paired"], None, "paired values need"),
-    (["--claim", "fall2009-top1", "--values", "67,68", "--n-images", "1000"], None, "needs both sizes"),
     (["--values", "1,2"], None, "give --claim ID and --values"),
     (["--claim", "t2-1cnn-top5-val", "--values", "18,18.2", "--n-images", "5e4x"], None, "not a whole number"),
     (["--claim", "t2-1cnn-top5-val", "--values", "18,18.2", "--n-images", "0"], None, "positive integer"),

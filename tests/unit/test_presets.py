@@ -43,7 +43,7 @@ def test_preset_needs_a_root_and_a_known_name(tmp_path):
     params.write_text((REPO / "params.yaml").read_text())
     with pytest.raises(UserError, match="--root"):
         presets.apply_preset("ilsvrc2012", REPO / "presets", params, None)
-    with pytest.raises(UserError, match="available: cifar10, cifar10-quick, ilsvrc2010, ilsvrc2012"):
+    with pytest.raises(UserError, match="available: cifar10, cifar10-quick, fall2011, ilsvrc2010, ilsvrc2012"):
         presets.apply_preset("imagenet", REPO / "presets", params, str(tmp_path))
     with pytest.raises(UserError, match="no such file"):
         presets.apply_preset("ilsvrc2012", REPO / "presets", params, str(tmp_path / "nope"))
@@ -55,7 +55,7 @@ def test_cli_lists_and_applies(tmp_path):
     params.write_text((REPO / "params.yaml").read_text())
     harness = [sys.executable, "-m", "harness.cli", "preset"]
     out = subprocess.run(harness + ["--list"], cwd=REPO, capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["cifar10", "cifar10-quick", "ilsvrc2010", "ilsvrc2012"]
+    assert out.stdout.split() == ["cifar10", "cifar10-quick", "fall2011", "ilsvrc2010", "ilsvrc2012"]
     run = subprocess.run(harness + ["ilsvrc2012", "--root", str(tmp_path), "--params", str(params)],
                          cwd=REPO, capture_output=True, text=True)
     assert run.returncode == 0 and "dvc repro" in run.stdout
