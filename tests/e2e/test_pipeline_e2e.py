@@ -201,11 +201,13 @@ def test_a_train_param_changed_and_changed_back_restores_the_weights_from_the_ru
     original = params["train"]["pca_std"]
     params["train"]["pca_std"] = 0.2
     set_params(repo, params)
-    assert "train@1" in ran_stages(dvc(repo, "repro"))
+    # one seed's stage is enough to see the run-cache at work: a full repro would also retrain the
+    # other seeds and rerun every stage downstream (~60 s here) for the same two checks
+    assert "train@1" in ran_stages(dvc(repo, "repro", "train@1"))
     assert (repo / "artifacts/models/seed-1/model.pt").read_bytes() != before
     params["train"]["pca_std"] = original
     set_params(repo, params)
-    out = dvc(repo, "repro")
+    out = dvc(repo, "repro", "train@1")
     assert not any(st.startswith(("train", "prepare")) for st in ran_stages(out)), out
     assert "Stage 'train@1' is cached - skipping run, checking out outputs" in out, out[-3000:]
     assert (repo / "artifacts/models/seed-1/model.pt").read_bytes() == before
@@ -341,8 +343,8 @@ def test_retraining_to_the_same_weights_does_not_reevaluate(repo, first_run):
         f.write("\n# a comment: training code changed, weights do not\n")
     subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qam", "comment"],
                    cwd=repo, check=True)
-    out = dvc(repo, "repro")
+    out = dvc(repo, "repro", "evaluate@1")  # one seed's train -> evaluate edge; the others' are the same
     stages = ran_stages(out)
-    assert {s for s in stages if s.startswith("train")} and not any(s.startswith("evaluate") for s in stages), out
+    assert "train@1" in stages and not any(s.startswith("evaluate") for s in stages), out
     prov = json.loads((repo / "artifacts/models/seed-1/provenance.json").read_text())
     assert len(prov["git"]["commit"]) == 40
