@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import errno
+import gc
 import sys
 from pathlib import Path
 
@@ -18,6 +20,12 @@ def parser(description: str) -> argparse.ArgumentParser:
 
 def main_guard(fn) -> None:
     """Run fn(); a UserError prints one clear line and exits 2, with no traceback."""
+    # Registered first, so it runs after every other exit handler (MLflow's flushes included):
+    # the stage's files are written and closed by then, and the interpreter's final garbage
+    # collections over torch's and MLflow's module objects would take ~1.6 s of each stage
+    # process on 2 cores (measured). Frozen objects are skipped by those collections; objects
+    # freed by reference counting are still finalised.
+    atexit.register(gc.freeze)
     try:
         fn()
     except UserError as exc:

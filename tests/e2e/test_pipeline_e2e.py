@@ -341,8 +341,8 @@ def test_retraining_to_the_same_weights_does_not_reevaluate(repo, first_run):
         f.write("\n# a comment: training code changed, weights do not\n")
     subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qam", "comment"],
                    cwd=repo, check=True)
-    out = dvc(repo, "repro")
+    out = dvc(repo, "repro", "evaluate@1")  # one seed's train -> evaluate edge; the others' are the same
     stages = ran_stages(out)
-    assert {s for s in stages if s.startswith("train")} and not any(s.startswith("evaluate") for s in stages), out
+    assert "train@1" in stages and not any(s.startswith("evaluate") for s in stages), out
     prov = json.loads((repo / "artifacts/models/seed-1/provenance.json").read_text())
     assert len(prov["git"]["commit"]) == 40
