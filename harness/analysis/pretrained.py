@@ -90,16 +90,21 @@ def _assessment(claim: Claim, context: RunContext, pre: dict, settings) -> verdi
     ev = evidence(claim, pre, ctx)
     if found is None:
         return verdict.not_tested(claim, *ev) if isinstance(ev, tuple) else verdict.assess(claim, ev, settings)
-    extra = {}
-    if not isinstance(ev, tuple):
-        try:
-            row = verdict.assess(claim, ev, settings).row
-            extra["measured_on_run"] = {k: row.get(k) for k in ("estimate", "lo", "hi", "n", "source")}
-        except verdict.EvidenceError:
-            pass
+    extra = _measured(claim, ev, settings)
     if gaps and not found[1].startswith("pre-training: "):  # named even when another reason decides
         extra["pretraining_gaps"] = gaps
     return verdict.not_tested(claim, *found, **extra)
+
+
+def _measured(claim, ev, settings) -> dict:
+    """A not-tested row's value as measured on this run ({} when there is none to show)."""
+    if isinstance(ev, tuple):
+        return {}
+    try:
+        row = verdict.assess(claim, ev, settings).row
+    except verdict.EvidenceError:
+        return {}
+    return {"measured_on_run": {k: row.get(k) for k in ("estimate", "lo", "hi", "n", "source")}}
 
 
 # --------------------------------------------------------------------------- Fall 2009 (paper 6)
@@ -163,14 +168,7 @@ def fall2009_assessment(claim: Claim, context: RunContext, pre: dict, settings) 
     if found is None:
         out = verdict.not_tested(claim, *ev) if isinstance(ev, tuple) else verdict.assess(claim, ev, settings)
     else:
-        extra = {}
-        if not isinstance(ev, tuple):
-            try:
-                row = verdict.assess(claim, ev, settings).row
-                extra["measured_on_run"] = {k: row.get(k) for k in ("estimate", "lo", "hi", "n", "source")}
-            except verdict.EvidenceError:
-                pass
-        out = verdict.not_tested(claim, *found, **extra)
+        out = verdict.not_tested(claim, *found, **_measured(claim, ev, settings))
     out.row["pretraining"] = "fall2009"
     return out
 
