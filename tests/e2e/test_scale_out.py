@@ -48,7 +48,8 @@ def test_merge_locks_unions_stages_and_refuses_conflicts():
 @pytest.mark.slow
 def test_seeds_on_two_machines_collected_into_one_comparison(tmp_path):
     base = copy_repo(tmp_path / "base", PATCH)
-    for folder in ("reports/reference", "reports/metrics/ablations", "reports/plots/ablations", "reports/metrics/finetune"):
+    for folder in ("reports/reference", "reports/metrics/ablations", "reports/plots/ablations",
+                   "reports/metrics/finetune"):
         (base / folder).mkdir(parents=True, exist_ok=True)  # empty folders that stages depend on
         (base / folder / ".gitkeep").touch()
     dvc(base, "remote", "add", "-d", "team", str(tmp_path / "dvc-remote"))  # a shared folder (or s3://...)
