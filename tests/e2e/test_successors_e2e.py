@@ -38,7 +38,7 @@ def test_bn_and_resnet_arms_through_dvc_exp_run(tmp_path):
         e = compare["ablation_results"][arm]["protocols"]["center"]["top1_error"]
         assert e["paired"] and e["diff"] == pytest.approx(err.mean() - base.mean())
     assert compare["ablation_results"]["alexnet_bn"]["overrides"] == {
-        "model.norm": "batchnorm", "model.norm_every_conv": True, "train.lr": 0.02}
+        "model.norm": "batchnorm", "model.norm_every_conv": True}
 
     report = (repo / "reports/report.md").read_text()
     section = report.split("## 17. What came after")[1]
