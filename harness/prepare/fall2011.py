@@ -28,7 +28,6 @@ are cached in work/.hashes/ keyed by (name, size, mtime): a rerun after a kill d
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import re
@@ -40,6 +39,7 @@ from tqdm import tqdm
 
 from harness.errors import UserError
 from harness.io import atomic_write_json
+from harness.prepare.writer import file_sha256
 
 WNID = re.compile(r"^n\d{8}$")
 WHOLE_TARS = ("fall11_whole.tar", "winter21_whole.tar", "imagenet21k.tar")
@@ -88,14 +88,6 @@ def split_of(position: int, mode: str, val_every: int) -> str:
 
 
 # ------------------------------------------------------------------ duplicates of ILSVRC val
-
-
-def file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def header_size(path: str) -> tuple[int, int] | None:

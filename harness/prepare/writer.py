@@ -201,7 +201,8 @@ def _fingerprint(cfg: DataConfig, encoding: str, split: str, items: list[Item]) 
     return h.hexdigest()
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of a file's bytes, read in blocks (shard records, Fall-2011 duplicate checks)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 22), b""):
@@ -223,7 +224,7 @@ def _load_done(folder: Path, k: int, encoding: str, fp: str, want_stats: bool):
         rec = json.loads(rec_path.read_text())
     except (OSError, ValueError):
         return None
-    if rec.get("fingerprint") != fp or rec.get("sha256") != _sha256(data_path):
+    if rec.get("fingerprint") != fp or rec.get("sha256") != file_sha256(data_path):
         return None
     stats = None
     if want_stats:
@@ -252,7 +253,7 @@ def _write_shard(folder: Path, k: int, encoding: str, fp: str, results: list[Chu
     if results and results[0].stats is not None:
         stats = PixelStats.merged([r.stats for r in results])
         stats.save(folder / "parts" / f"shard-{k:05d}.stats.npz")
-    rec = {"fingerprint": fp, "sha256": _sha256(folder / _shard_name(k, encoding)),
+    rec = {"fingerprint": fp, "sha256": file_sha256(folder / _shard_name(k, encoding)),
            "rows": [[key, lab, off, ln] for key, lab, off, ln in zip(keys, labels, offsets, lengths)],
            "bad": bad}
     atomic_write_json(folder / "parts" / f"shard-{k:05d}.json", rec)
