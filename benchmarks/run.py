@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -213,10 +214,20 @@ def table(res: dict) -> str:
     return "\n".join("  ".join(c.ljust(w[i]) for i, c in enumerate(r)) for r in rows)
 
 
+# Keys other benchmarks write into the same file (benchmarks/arm_speed.py): kept when this one rewrites it.
+OTHER_KEYS = ("arms",)
+
+
+def kept_keys(path: Path) -> dict:
+    """The other benchmarks' sections of the JSON at path, if it exists."""
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    return {k: old[k] for k in OTHER_KEYS if k in old}
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     res = run(args)
-    atomic_write_json(args.out, res)
+    atomic_write_json(args.out, {**res, **kept_keys(args.out)})
     print(table(res))
     print(f"written: {args.out}" + ("  (quick mode: not for reporting)" if args.quick else ""))
 

@@ -583,13 +583,48 @@ def _published() -> dict:
     return yaml.safe_load((Path(__file__).with_name("published.yaml")).read_text())
 
 
-def _cost_row(name: str, c: dict, effect: dict | None) -> list:
+def _cost_row(name: str, c: dict, effect: dict | None, speed: dict | None) -> list:
     e = c["errors"]["top1_error"]
     ci = f" [{fmt(e['t_lo'])}, {fmt(e['t_hi'])}]" if e["t_lo"] is not None else ""
     eff = "–" if effect is None else f"{fmt(effect['diff'])} [{fmt(effect['lo'])}, {fmt(effect['hi'])}]"
-    return [name, c["arch"], f"{fmt(e['mean'])}{ci} (n {e['n']})", fmt(c["errors"]["top5_error"]["mean"]), eff,
-            f"{c['n_parameters']:,}", fmt(c["mult_adds"] / 1e6), fmt(c.get("images_per_s")),
-            fmt(c.get("train_time_s"))]
+    row = [name, c["arch"], f"{fmt(e['mean'])}{ci} (n {e['n']})", fmt(c["errors"]["top5_error"]["mean"]), eff,
+           f"{c['n_parameters']:,}", fmt(c["mult_adds"] / 1e6), fmt(c.get("images_per_s")),
+           fmt(c.get("train_time_s"))]
+    if speed is not None:
+        row.append(f"{speed['time_vs_paper']:.2f}x" if speed else "not measured")
+    return row
+
+
+def _arm_speed(inp: ReportInputs, cfg_input: int) -> dict | None:
+    """benchmarks/arm_speed.py's figures (reports/benchmarks.json "arms") when they were measured at
+    this run's crop, else None: a step time at another input size says nothing about these nets."""
+    speed = (inp.benchmarks or {}).get("arms")
+    return speed if speed and speed.get("input_size") == cfg_input else None
+
+
+def _speed_note(speed: dict) -> str:
+    load = ", ".join(f"{a:.1f}" for a in speed["load_average_before"])
+    return (f"Step time vs paper net: `python -m benchmarks.arm_speed` ({speed['measured_at']}"
+            f"{', quick mode: not for reporting' if speed.get('quick') else ''}), the train stage's step on "
+            f"the same in-memory batches ({speed['batch_size']} x {speed['input_size']} px, "
+            f"{speed['threads']} threads), each arm in rounds alternating with the paper net in one process, "
+            f"so load hits both alike; median of {speed['rounds']} per-round ratios (load average before: "
+            f"{load}). Unlike img/s, which comes from each net's own training runs, whenever and beside "
+            "whatever they ran, these ratios compare the nets with each other.")
+
+
+def _untrained_arms(doc: Doc, speed: dict, nets: dict) -> None:
+    """The benchmarked arms this run did not train: their size and speed only, with the training time
+    one seed would take on this profile at the benchmark's step time (an estimate, not a result)."""
+    rows = [[n, s["arch"], f"{s['n_parameters']:,}", fmt(s["mult_adds"] / 1e6), fmt(1000 * s["step_s"]["median"]),
+             f"{s['time_vs_paper']:.2f}x", fmt(s["est_train_s_per_seed"] / 60)]
+            for n, s in speed["nets"].items() if n != "paper" and n not in nets]
+    if not rows:
+        return
+    doc.p(f"Not trained in this run (benchmark only): step time on {speed['train_images']:,} training images x "
+          f"{speed['epochs']} epochs gives the estimated minutes per seed on the machine the benchmark ran on.")
+    doc.table(["arm", "arch", "parameters", "multiply-adds (M)", "ms / step", "step time vs paper net",
+               "est. train min / seed"], rows)
 
 
 def successors(doc: Doc, inp: ReportInputs) -> None:
@@ -611,13 +646,20 @@ def successors(doc: Doc, inp: ReportInputs) -> None:
           "are built at their published widths with torchvision's initialisation and the paper's recipe unless "
           "the arm declares its own (see 'changes' and docs/successors.md for the input-size rules and the "
           "departures).")
-    rows = [_cost_row("paper net (baseline)", nets["baseline"], None)]
+    speed = _arm_speed(inp, nets["baseline"]["input_size"])
+    measured = None if speed is None else speed["nets"]
+    rows = [_cost_row("paper net (baseline)", nets["baseline"], None, None if measured is None else measured["paper"])]
     for name, c in nets.items():
         if name == "baseline":
             continue
-        rows.append(_cost_row(name, c, (results.get(name, {}).get("protocols", {}).get(proto) or {}).get("top1_error")))
+        rows.append(_cost_row(name, c, (results.get(name, {}).get("protocols", {}).get(proto) or {}).get("top1_error"),
+                              None if measured is None else measured.get(name, {})))
     doc.table(["net", "arch", "top-1 error % [CI] (n)", "top-5 %", "effect vs paper net pp [95% CI]", "parameters",
-               "multiply-adds (M)", "img/s", "train s / seed"], rows)
+               "multiply-adds (M)", "img/s", "train s / seed"]
+              + ([] if speed is None else ["step time vs paper net (benchmark)"]), rows)
+    if speed is not None:
+        doc.p(_speed_note(speed))
+        _untrained_arms(doc, speed, nets)
     changes = [[n, ", ".join(f"{k}={v}" for k, v in r["overrides"].items())] for n, r in results.items()]
     doc.table(["arm", "changes (departures from the paper's net or recipe)"], changes, text_last=True)
     points = [{"name": "paper net" if n == "baseline" else n, "mult_adds": c["mult_adds"],
