@@ -13,7 +13,7 @@ TORCH ?=
 TORCH_INDEX ?= https://download.pytorch.org/whl/$(TORCH)
 TORCH_PINS := $(shell grep -oE '"torch(vision)?==[^"]+"' pyproject.toml | tr -d '"')
 
-.PHONY: reliability install browser repro test test-fast mlflow-ui reference bench shell
+.PHONY: reliability install browser repro test test-fast mlflow-ui reference bench bench-arms shell
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -53,5 +53,8 @@ reference: install  ## re-record the reference distribution with seeds 101-105 (
 	dvc repro prepare
 	harness make-reference
 
-bench: install  ## throughput against same-run baselines -> reports/benchmarks.json (about 2 min)
+bench: install  ## throughput against same-run baselines -> reports/benchmarks.json (3-5 min on 2 cores)
 	$(PY) -m benchmarks.run
+
+bench-arms: install  ## every successor arm's train step against the paper net's -> reports/benchmarks.json "arms"
+	$(PY) -m benchmarks.arm_speed
