@@ -75,3 +75,27 @@ def test_checkpoint_of_other_params_is_kept_apart_and_resumed_when_they_return(t
     (repo / "params.yaml").write_text(three)
     out = dvc(repo, "repro", "train@1")
     assert "resuming seed 1" in out and not old.exists(), out[-2000:]
+
+
+@pytest.mark.slow
+def test_sigkill_of_a_batchnorm_arm_resumes_bitwise(tmp_path):
+    """An ablation arm resumes like the baseline, BatchNorm's running statistics included (AlexNet-BN,
+    docs/successors.md): killed mid-run, `dvc repro` of its stage ends with an uninterrupted run's
+    weights and buffers."""
+    repo = copy_repo(tmp_path / "repo", deep_update(copy.deepcopy(PATCH), {"ablations": {"enabled": ["alexnet_bn"]}}))
+    dvc(repo, "repro", "prepare")
+    stage = "train_ablation@alexnet_bn-1"
+    kill_after_writes(repo, "artifacts/work/train/*/seed-1/checkpoint.pt", 3, stage)
+    final = repo / "artifacts/ablations/alexnet_bn/models/seed-1/model.pt"
+    assert checkpoint_of(repo) is not None and not final.exists()
+    out = dvc(repo, "repro", stage)
+    assert "resuming seed 1" in out, out[-3000:]
+    clean = tmp_path / "clean"
+    subprocess.run([sys.executable, "pipelines/train.py", "--arm", "alexnet_bn", "--seed", "1", "--data",
+                    "artifacts/data", "--out", str(clean), "--metrics", str(tmp_path / "m.json"),
+                    "--plots", str(tmp_path / "p.csv"), "--steps", str(tmp_path / "s.csv")],
+                   cwd=repo, env=env_for(repo), check=True, capture_output=True)
+    resumed, fresh = weights(final), weights(clean / "model.pt")
+    assert any(k.endswith("running_var") for k in fresh) and resumed.keys() == fresh.keys()
+    for k in fresh:
+        assert torch.equal(resumed[k], fresh[k]), k
