@@ -106,6 +106,93 @@ def test_mlflow_store_has_parent_and_children(repo, first_run):
             "train.crop_flip", "model.hidden_bias", "model.drop_conv"} <= params.keys()
 
 
+def ev_model_id_loads(repo, model_id: str) -> bool:
+    """The logged model loads without unpickling (pt2) and predicts like the DVC weights."""
+    import subprocess
+    import sys
+    code = ("import mlflow, torch, sys; mlflow.set_tracking_uri(sys.argv[1]); "
+            "m = mlflow.pytorch.load_model('models:/' + sys.argv[2]); "
+            "print(tuple(m(torch.zeros(3, 3, 64, 64)).shape))")
+    out = subprocess.run([sys.executable, "-c", code, f"sqlite:///{repo / 'mlflow.db'}", model_id],
+                         cwd=repo, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout.strip().splitlines()[-1] == "(3, 6)"
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_mlflow_server_rest_api_shows_the_run_structure(repo, first_run):
+    """`mlflow server` on 127.0.0.1 over the pipeline's store: parent/child runs, tags, metrics."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    port = _free_port()
+    mlflow_bin = Path(sys.executable).parent / "mlflow"
+    server = subprocess.Popen([str(mlflow_bin), "server", "--backend-store-uri", f"sqlite:///{repo / 'mlflow.db'}",
+                               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    base = f"http://127.0.0.1:{port}/api/2.0/mlflow"
+
+    def post(path, body):
+        req = urllib.request.Request(f"{base}/{path}", json.dumps(body).encode(),
+                                     {"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read())
+
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        exps = post("experiments/search", {"max_results": 50})["experiments"]
+        exp = next(e for e in exps if e["name"] == "synthetic-default")
+        runs = post("runs/search", {"experiment_ids": [exp["experiment_id"]], "max_results": 500})["runs"]
+        ev_id = next(r["info"]["run_id"] for r in runs if r["info"]["run_name"] == "evaluate-seed1")
+        with urllib.request.urlopen(f"{base}/runs/get?run_id={ev_id}", timeout=10) as r:
+            ev = json.loads(r.read())["run"]  # runs/search leaves model inputs out; runs/get has them
+    finally:
+        stop_process_group(server)
+    from mlflow.tracking import MlflowClient
+    models = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}").search_logged_models([exp["experiment_id"]])
+    assert {m.tags["seed"] for m in models} >= {"1", "2"}, models
+    assert ev_model_id_loads(repo, models[0].model_id)
+
+    def tags(r):
+        return {t["key"]: t["value"] for t in r["data"].get("tags", [])}
+
+    parents = [r for r in runs if tags(r).get("harness.role") == "pipeline"]
+    assert parents, "no pipeline parent run"
+    parent_ids = {p["info"]["run_id"] for p in parents}
+    children = [r for r in runs if "mlflow.parentRunId" in tags(r)]
+    assert children and all(tags(c)["mlflow.parentRunId"] in parent_ids for c in children)
+    train = [c for c in children if c["info"]["run_name"] == "train-seed1"][0]
+    t = tags(train)
+    for key in ("git_commit", "git_dirty", "seed", "data_digest", "torch", "devices", "DVC_STAGE"):
+        assert key in t, key
+    inputs = train.get("inputs", {}).get("dataset_inputs", [])
+    assert {i["dataset"]["name"] for i in inputs} == {"synthetic-train", "synthetic-val"}
+    metric_names = {m["key"] for m in train["data"]["metrics"]}
+    assert {"val_top1_error", "train_loss", "lr", "images_per_s"} <= metric_names
+    parent_metrics = {m["key"] for p in parents for m in p["data"].get("metrics", [])}
+    assert "center.top1_error.mean" in parent_metrics  # seed aggregates live on the parent
+    assert t["mlflow.source.name"] == "pipelines/train.py" and len(t["mlflow.source.git.commit"]) == 40
+    assert all(p["info"]["status"] == "FINISHED" for p in parents)
+    # each seed's weights are an MLflow model; the evaluate run lists it and the evaluation data as inputs
+    assert ev.get("inputs", {}).get("model_inputs"), ev.get("inputs")
+    assert {i["dataset"]["name"] for i in ev["inputs"]["dataset_inputs"]} == {"synthetic-val"}
+
+
 @pytest.mark.slow
 def test_second_repro_does_nothing(repo, first_run):
     out = dvc(repo, "repro")
@@ -247,93 +334,6 @@ def test_metrics_agree_with_a_recomputation_from_saved_predictions(repo, first_r
         assert full["top1_error_mean"] == pytest.approx(100 * (np.mean(probs, 0).argmax(1) != labels).mean())
         singles = ens["protocols"][proto]["sizes"][0]
         assert singles["top1_error_mean"] == pytest.approx(np.mean(top1))
-
-
-def ev_model_id_loads(repo, model_id: str) -> bool:
-    """The logged model loads without unpickling (pt2) and predicts like the DVC weights."""
-    import subprocess
-    import sys
-    code = ("import mlflow, torch, sys; mlflow.set_tracking_uri(sys.argv[1]); "
-            "m = mlflow.pytorch.load_model('models:/' + sys.argv[2]); "
-            "print(tuple(m(torch.zeros(3, 3, 64, 64)).shape))")
-    out = subprocess.run([sys.executable, "-c", code, f"sqlite:///{repo / 'mlflow.db'}", model_id],
-                         cwd=repo, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    return out.stdout.strip().splitlines()[-1] == "(3, 6)"
-
-
-def _free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.mark.slow
-def test_mlflow_server_rest_api_shows_the_run_structure(repo, first_run):
-    """`mlflow server` on 127.0.0.1 over the pipeline's store: parent/child runs, tags, metrics."""
-    import subprocess
-    import sys
-    import time
-    import urllib.request
-    from pathlib import Path
-
-    port = _free_port()
-    mlflow_bin = Path(sys.executable).parent / "mlflow"
-    server = subprocess.Popen([str(mlflow_bin), "server", "--backend-store-uri", f"sqlite:///{repo / 'mlflow.db'}",
-                               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    base = f"http://127.0.0.1:{port}/api/2.0/mlflow"
-
-    def post(path, body):
-        req = urllib.request.Request(f"{base}/{path}", json.dumps(body).encode(),
-                                     {"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return json.loads(r.read())
-
-    try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.5)
-        exps = post("experiments/search", {"max_results": 50})["experiments"]
-        exp = next(e for e in exps if e["name"] == "synthetic-default")
-        runs = post("runs/search", {"experiment_ids": [exp["experiment_id"]], "max_results": 500})["runs"]
-        ev_id = next(r["info"]["run_id"] for r in runs if r["info"]["run_name"] == "evaluate-seed1")
-        with urllib.request.urlopen(f"{base}/runs/get?run_id={ev_id}", timeout=10) as r:
-            ev = json.loads(r.read())["run"]  # runs/search leaves model inputs out; runs/get has them
-    finally:
-        stop_process_group(server)
-    from mlflow.tracking import MlflowClient
-    models = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}").search_logged_models([exp["experiment_id"]])
-    assert {m.tags["seed"] for m in models} >= {"1", "2"}, models
-    assert ev_model_id_loads(repo, models[0].model_id)
-
-    def tags(r):
-        return {t["key"]: t["value"] for t in r["data"].get("tags", [])}
-
-    parents = [r for r in runs if tags(r).get("harness.role") == "pipeline"]
-    assert parents, "no pipeline parent run"
-    parent_ids = {p["info"]["run_id"] for p in parents}
-    children = [r for r in runs if "mlflow.parentRunId" in tags(r)]
-    assert children and all(tags(c)["mlflow.parentRunId"] in parent_ids for c in children)
-    train = [c for c in children if c["info"]["run_name"] == "train-seed1"][0]
-    t = tags(train)
-    for key in ("git_commit", "git_dirty", "seed", "data_digest", "torch", "devices", "DVC_STAGE"):
-        assert key in t, key
-    inputs = train.get("inputs", {}).get("dataset_inputs", [])
-    assert {i["dataset"]["name"] for i in inputs} == {"synthetic-train", "synthetic-val"}
-    metric_names = {m["key"] for m in train["data"]["metrics"]}
-    assert {"val_top1_error", "train_loss", "lr", "images_per_s"} <= metric_names
-    parent_metrics = {m["key"] for p in parents for m in p["data"].get("metrics", [])}
-    assert "center.top1_error.mean" in parent_metrics  # seed aggregates live on the parent
-    assert t["mlflow.source.name"] == "pipelines/train.py" and len(t["mlflow.source.git.commit"]) == 40
-    assert all(p["info"]["status"] == "FINISHED" for p in parents)
-    # each seed's weights are an MLflow model; the evaluate run lists it and the evaluation data as inputs
-    assert ev.get("inputs", {}).get("model_inputs"), ev.get("inputs")
-    assert {i["dataset"]["name"] for i in ev["inputs"]["dataset_inputs"]} == {"synthetic-val"}
 
 
 @pytest.mark.slow
