@@ -53,14 +53,8 @@ QUICK = Sizes(rounds=2, steps=2)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--params", type=Path, default=Path("params.yaml"))
-    p.add_argument("--data", type=Path, default=Path("artifacts/data"),
-                   help="prepared data (default artifacts/data; a small synthetic set is made if missing)")
-    p.add_argument("--out", type=Path, default=Path("reports/benchmarks.json"))
+    p = M.base_parser(__doc__)
     p.add_argument("--arms", nargs="+", default=list(SUCCESSOR_ARMS), help="arms of params.yaml ablations.arms")
-    p.add_argument("--quick", action="store_true", help="tiny sizes, for development")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: train.threads)")
     return p.parse_args(argv)
 
 

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import argparse
 import copy
 import statistics
 from dataclasses import dataclass, replace
@@ -58,6 +59,18 @@ def synthetic_data(cfg: C.Config, root: Path) -> Path:
                     synthetic=replace(cfg.data.synthetic, train_per_class=40, val_per_class=10))
     writer.prepare(small, root)
     return root
+
+
+def base_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The options every training benchmark takes (benchmarks.run, benchmarks.arm_speed)."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--params", type=Path, default=Path("params.yaml"), help="the profile (default params.yaml)")
+    p.add_argument("--data", type=Path, default=Path("artifacts/data"),
+                   help="prepared data (default artifacts/data; a small synthetic set is made if missing)")
+    p.add_argument("--out", type=Path, default=Path("reports/benchmarks.json"), help="the JSON written")
+    p.add_argument("--quick", action="store_true", help="tiny sizes, for development")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: train.threads)")
+    return p
 
 
 def locate_data(cfg: C.Config, data_dir: Path, tmp: Path) -> tuple[Path, str]:

@@ -30,14 +30,8 @@ GOALS = {"train_overhead_pct_max": 5.0, "loader_headroom_min": 2.0, "dvc_repro_s
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--params", type=Path, default=Path("params.yaml"))
-    p.add_argument("--data", type=Path, default=Path("artifacts/data"),
-                   help="prepared data (default artifacts/data; a small synthetic set is made if missing)")
-    p.add_argument("--out", type=Path, default=Path("reports/benchmarks.json"))
-    p.add_argument("--quick", action="store_true", help="tiny sizes, for development")
+    p = M.base_parser(__doc__)
     p.add_argument("--repro", action="store_true", help="also time `dvc repro` in a temp copy of the repo")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: train.threads)")
     return p.parse_args(argv)
 
 
