@@ -56,5 +56,5 @@ reference: install  ## re-record the reference distribution with seeds 101-105 (
 bench: install  ## throughput against same-run baselines -> reports/benchmarks.json (3-5 min on 2 cores)
 	$(PY) -m benchmarks.run
 
-bench-arms: install  ## every successor arm's train step against the paper net's -> reports/benchmarks.json "arms"
+bench-arms: install  ## each successor arm's train step against the paper net's -> reports/benchmarks.json "arms" (1.5 min)
 	$(PY) -m benchmarks.arm_speed

@@ -19,7 +19,9 @@ Writes the key "arms" of reports/benchmarks.json and keeps the file's other keys
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
+import io
 import json
 import os
 import statistics
@@ -113,14 +115,14 @@ def merge_into(path: Path, key: str, value: dict) -> None:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    os.environ.setdefault("TQDM_DISABLE", "1")  # one line per arm, not the epoch bars of every round
     cfg = C.load_config(args.params)
     torch.set_num_threads(args.threads or cfg.train.threads)  # the thread count training uses
     sizes = QUICK if args.quick else Sizes()
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         data_dir, data_note = M.locate_data(cfg, args.data, Path(tmp))
-        res = measure(cfg, data_dir, args.arms, sizes)
+        with contextlib.redirect_stderr(io.StringIO()):  # one line per arm, not the epoch bars of every round
+            res = measure(cfg, data_dir, args.arms, sizes)
     res.update(measured_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                quick=args.quick, git=runtime.git_info(), profile=cfg.profile, data=data_note,
                threads=torch.get_num_threads(),
