@@ -387,8 +387,10 @@ REMOVED = {
 }
 
 
-def from_dict(raw: dict, cls: type = Config, prefix: str = "") -> typing.Any:
-    """Build dataclass `cls` from a mapping, validating each key."""
+def from_dict(raw: dict, cls: type = Config, prefix: str = "", base: typing.Any = None) -> typing.Any:
+    """Build dataclass `cls` from a mapping, validating each key. Keys the mapping leaves out take
+    their value from `base` when given (the enclosing field's default, e.g. pretrain.data's
+    source fall2011), else from `cls`'s own defaults."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{prefix.rstrip('.') or 'params'}: expected a mapping, got {type(raw).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
@@ -403,13 +405,22 @@ def from_dict(raw: dict, cls: type = Config, prefix: str = "") -> typing.Any:
     values = {}
     for name, f in fields.items():
         if name in raw:
-            values[name] = _coerce(raw[name], hints[name], f.metadata, prefix + name)
-    return cls(**values)
+            values[name] = _coerce(raw[name], hints[name], f.metadata, prefix + name, _field_default(f))
+    return dataclasses.replace(base, **values) if base is not None else cls(**values)
 
 
-def _coerce(value, hint, meta, key):
+def _field_default(f: dataclasses.Field) -> typing.Any:
+    """The value a field takes when params leave it out (None when it has no default)."""
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None if f.default is dataclasses.MISSING else f.default
+
+
+def _coerce(value, hint, meta, key, default=None):
     if dataclasses.is_dataclass(hint):
-        return from_dict(value, hint, key + ".")
+        # a partial mapping keeps the field's own default for what it leaves out: pretrain.data
+        # given only a root must stay source fall2011, not DataConfig's synthetic
+        return from_dict(value, hint, key + ".", default if dataclasses.is_dataclass(default) else None)
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:

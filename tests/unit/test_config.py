@@ -87,6 +87,21 @@ def test_missing_and_invalid_yaml(tmp_path):
         C.load_config(bad)
 
 
+def test_a_partial_nested_mapping_keeps_the_fields_own_default(tmp_path):
+    # pretrain.data defaults to source fall2011 (not DataConfig's synthetic): a params file that
+    # names only its root must not turn the Fall-2011 path into the synthetic set
+    assert C.PretrainConfig().data.source == "fall2011"
+    cfg = C.load_config(write(tmp_path, {"pretrain": {"data": {"root": "/data/fall11"}}}))
+    assert (cfg.pretrain.data.source, cfg.pretrain.data.root) == ("fall2011", "/data/fall11")
+    # a key given still wins over the field's default, and nothing else moves
+    cfg = C.load_config(write(tmp_path, {"pretrain": {"data": {"source": "synthetic"}}}))
+    assert cfg.pretrain.data == C.DataConfig(source="synthetic")
+    assert C.load_config(write(tmp_path, {"pretrain": {"epochs": 5}})).pretrain.data == C.PretrainConfig().data
+    # bad keys inside such a mapping are still named
+    with pytest.raises(C.ConfigError, match=r"pretrain\.data\.sorce: unknown key \(did you mean pretrain\.data\.source"):
+        C.load_config(write(tmp_path, {"pretrain": {"data": {"sorce": "fall2011"}}}))
+
+
 def test_training_digest_ignores_seeds_but_not_recipe(tmp_path):
     params = repo_params()
     base = C.training_digest(C.load_config(write(tmp_path, params)))
