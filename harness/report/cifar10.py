@@ -11,7 +11,7 @@ found through the claims' rows, not by name, so any arm names work (docs/cifar10
 from __future__ import annotations
 
 from harness.report import figures
-from harness.report.render import Doc, fmt
+from harness.report.render import Doc, fmt, fmt_ci, fmt_pp
 
 TITLE = "9a. CIFAR-10: Figure 1 and local response normalisation (paper 3.1, 3.3)"
 
@@ -129,7 +129,7 @@ def _claim_value(row: dict | None) -> str:
     if not m or m.get("estimate") is None:
         return "–"
     level = f" ({m['interval_level']:.0%})" if m.get("interval_level") else ""
-    return f"{fmt(m['estimate'])} [{fmt(m.get('lo'))}, {fmt(m.get('hi'))}]{level}"
+    return fmt_ci(m["estimate"], m.get("lo"), m.get("hi")) + level
 
 
 def figure1(doc: Doc, inp, row: dict | None) -> None:
@@ -198,8 +198,8 @@ def figure1(doc: Doc, inp, row: dict | None) -> None:
 
 def _band(row: dict) -> str:
     band = row.get("band")
-    return "–" if not band else f"[{fmt(band[0]) if band[0] is not None else '-inf'}, " \
-                                 f"{fmt(band[1]) if band[1] is not None else 'inf'}]"
+    return "–" if not band else f"[{fmt_pp(band[0]) if band[0] is not None else '-inf'}, " \
+                                 f"{fmt_pp(band[1]) if band[1] is not None else 'inf'}]"
 
 
 def lrn(doc: Doc, inp, row: dict | None) -> None:
@@ -227,7 +227,7 @@ def lrn(doc: Doc, inp, row: dict | None) -> None:
           "--multiview-test, which the authors' methodology used for the quoted 11% and 13%).")
     doc.table(["seed"] + [f"with, {p} %" for p in protos] + [f"without, {p} %" for p in protos], rows)
     effects = [[p, f"{fmt(e['baseline']['mean'])} (n {e['baseline']['n']})", f"{fmt(e['arm']['mean'])} (n {e['arm']['n']})",
-                f"{fmt(e['diff'])} [{fmt(e['lo'])}, {fmt(e['hi'])}]", e["p_value"], e.get("method", "")]
+                fmt_ci(e['diff'], e['lo'], e['hi']), e["p_value"], e.get("method", "")]
                for p, ms in (res.get("protocols") or {}).items() for m, e in ms.items() if m == "top1_error"]
     doc.table(["protocol", "with LRN mean %", "without mean %", "reduction (without - with) [95% CI]", "p", "test"],
               effects, text_last=True)

@@ -58,6 +58,17 @@ def fmt(v) -> str:
     return str(v)
 
 
+def fmt_pp(v) -> str:
+    """A percentage-point figure at a fixed two decimals, so that an estimate and its interval
+    read alike (fmt gives 0.5 but 1.60)."""
+    return "–" if v is None else f"{v:.2f}"
+
+
+def fmt_ci(estimate, lo, hi) -> str:
+    """`estimate [lo, hi]` in percentage points, all three at two decimals."""
+    return f"{fmt_pp(estimate)} [{fmt_pp(lo)}, {fmt_pp(hi)}]"
+
+
 def to_markdown(doc: Doc, figure_dir_rel: str) -> str:
     out = []
     for b in doc.blocks:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.report import cifar10, figures
-from harness.report.render import Doc, Link, fmt
+from harness.report.render import Doc, Link, fmt, fmt_ci, fmt_pp
 
 LOCAL_UI = "http://127.0.0.1:5000"  # `make mlflow-ui` over the repository's SQLite store
 
@@ -139,8 +139,8 @@ def verdicts(doc: Doc, inp: ReportInputs) -> None:
     s = cmp["summary"]
     doc.p("Across seeds (mean, sd, t-interval and two-level bootstrap interval over seeds and images):")
     doc.table(["protocol", "metric", "mean %", "sd", "n", "t 95% interval", "bootstrap 95% interval"],
-              [[p, m, v["mean"], v["sd"], v["n"], f"{fmt(v['t_lo'])} – {fmt(v['t_hi'])}",
-                f"{fmt(v['boot_lo'])} – {fmt(v['boot_hi'])}"]
+              [[p, m, v["mean"], v["sd"], v["n"], f"{fmt_pp(v['t_lo'])} – {fmt_pp(v['t_hi'])}",
+                f"{fmt_pp(v['boot_lo'])} – {fmt_pp(v['boot_hi'])}"]
                for p, ms in s.items() for m, v in ms.items()])
 
 
@@ -171,7 +171,7 @@ def _paired(doc: Doc, cmp: dict) -> None:
                 mc = r.get("mcnemar") or {}
                 rows.append([metric, r["seed"], r["center"], r["ten_patch"], r["gain"], mc.get("b", "–"),
                              mc.get("c", "–"), mc.get("p")])
-            rows.append([metric, f"all ({m['n']})", "–", "–", f"{fmt(m['gain'])} [{fmt(m['lo'])}, {fmt(m['hi'])}]",
+            rows.append([metric, f"all ({m['n']})", "–", "–", fmt_ci(m['gain'], m['lo'], m['hi']),
                          "–", "–", m["p_value"]])
         doc.table(["metric", "seed", "centre %", "10-patch %", "gain pp [95% CI]", "b", "c", "p"], rows)
     gains = (cmp.get("paired") or {}).get("ensemble_gain") or {}
@@ -205,7 +205,7 @@ def reference(doc: Doc, inp: ReportInputs) -> None:
                "TOST p", "Mann-Whitney p", "TOST power", "verdict"],
               [[m, f"{fmt(v['ours']['mean'])} ({fmt(v['ours']['sd'])}, {v['ours']['n']})",
                 f"{fmt(v['reference']['mean'])} ({fmt(v['reference']['sd'])}, {v['reference']['n']})",
-                f"{fmt(v['diff'])} [{fmt(v['lo'])}, {fmt(v['hi'])}]", _p_pair(v, "welch_p"), _p_pair(v, "tost_p"),
+                fmt_ci(v['diff'], v['lo'], v['hi']), _p_pair(v, "welch_p"), _p_pair(v, "tost_p"),
                 v["mann_whitney_p"], v.get("power"), v["verdict"]] for m, v in ref["metrics"].items()])
     for m, v in ref["metrics"].items():
         if v.get("power_note"):
@@ -325,8 +325,8 @@ def ablations(doc: Doc, inp: ReportInputs) -> None:
             for metric, e in metrics.items():
                 rows.append([arm, changes, proto, metric, f"{fmt(e['baseline']['mean'])} (n {e['baseline']['n']})",
                              f"{fmt(e['arm']['mean'])} (n {e['arm']['n']})",
-                             f"{fmt(e['diff'])} [{fmt(e['lo'])}, {fmt(e['hi'])}]", e.get("method", ""),
-                             f"[{fmt(e['boot_lo'])}, {fmt(e['boot_hi'])}]", e["p_value"], e["mann_whitney_p"]])
+                             fmt_ci(e['diff'], e['lo'], e['hi']), e.get("method", ""),
+                             f"[{fmt_pp(e['boot_lo'])}, {fmt_pp(e['boot_hi'])}]", e["p_value"], e["mann_whitney_p"]])
     doc.table(["arm", "changes", "protocol", "metric", "baseline mean %", "arm mean %",
                "effect [95% CI]", "test", "bootstrap 95%", "p", "Mann-Whitney p"], rows)
     conv = []
@@ -585,9 +585,9 @@ def _published() -> dict:
 
 def _cost_row(name: str, c: dict, effect: dict | None, speed: dict | None) -> list:
     e = c["errors"]["top1_error"]
-    ci = f" [{fmt(e['t_lo'])}, {fmt(e['t_hi'])}]" if e["t_lo"] is not None else ""
-    eff = "–" if effect is None else f"{fmt(effect['diff'])} [{fmt(effect['lo'])}, {fmt(effect['hi'])}]"
-    row = [name, c["arch"], f"{fmt(e['mean'])}{ci} (n {e['n']})", fmt(c["errors"]["top5_error"]["mean"]), eff,
+    ci = f" [{fmt_pp(e['t_lo'])}, {fmt_pp(e['t_hi'])}]" if e["t_lo"] is not None else ""
+    eff = "–" if effect is None else fmt_ci(effect['diff'], effect['lo'], effect['hi'])
+    row = [name, c["arch"], f"{fmt_pp(e['mean'])}{ci} (n {e['n']})", fmt(c["errors"]["top5_error"]["mean"]), eff,
            f"{c['n_parameters']:,}", fmt(c["mult_adds"] / 1e6), fmt(c.get("images_per_s")),
            fmt(c.get("train_time_s"))]
     if speed is not None:

@@ -285,7 +285,7 @@ def test_report_section_shows_both_experiments(tmp_path):
     assert "Chosen at the edge of the declared factors (ReLU seed 1: x4, ReLU seed 2: x4)" in md
     assert "| relu-speed | 6x | 6.00 [5.00, 7.00] | 6.00 [5.50, 6.50] | [4.00, 9.00] | not tested: r |" in md
     assert "| tanh | tanh | 2 | 0.002 | 3 | 14,040 | no (censored) |" in md
-    assert "| lrn-cifar10 | 2 pp (13% -> 11%) | 1.50 [0.5, 2.50] (90%) | [1.00, 3.00] | inconclusive |" in md
+    assert "| lrn-cifar10 | 2 pp (13% -> 11%) | 1.50 [0.50, 2.50] (90%) | [1.00, 3.00] | inconclusive |" in md
     assert "cuda_convnet_11pct" in md and "450 epochs, lr / 10 at epochs 430, 440" in md and "every 20 steps" in md
     assert any(b[0] == "fig" and b[3][:4] == b"\x89PNG" for b in doc.blocks)
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from harness.analysis.claims import RunContext, load_claims
 from harness.analysis.compare import CompareSettings, build_compare
-from harness.report.render import Doc, to_html, to_markdown
+from harness.report.render import Doc, fmt_ci, fmt_pp, to_html, to_markdown
 from harness.report.sections import claims_detail, reference, verdicts
 
 CLAIMS = load_claims()
@@ -90,3 +90,13 @@ def test_reference_section_says_when_it_cannot_decide():
     md = _render(reference, json.loads(json.dumps(cmp)))
     assert "cannot decide at this n" in md and "TOST power" in md and np.isfinite(
         cmp["reference"]["metrics"]["top1_error"]["power"])
+    # the effect cell: estimate and interval at the same two decimals (the reference is ~2 pp off)
+    diff = cmp["reference"]["metrics"]["top1_error"]
+    assert f"{diff['diff']:.2f} [{diff['lo']:.2f}, {diff['hi']:.2f}]" in md
+
+
+def test_an_interval_reads_at_one_precision():
+    # fmt alone gives "0.5" beside "1.60": an effect cell mixed the two
+    assert fmt_ci(-0.5, -1.6, 0.6) == "-0.50 [-1.60, 0.60]"
+    assert fmt_ci(10.8, 8.8, 12.75) == "10.80 [8.80, 12.75]"
+    assert fmt_ci(0.0, None, None) == "0.00 [–, –]" and fmt_pp(None) == "–"
