@@ -208,8 +208,9 @@ def table(res: dict) -> str:
     return "\n".join("  ".join(c.ljust(w[i]) for i, c in enumerate(r)) for r in rows)
 
 
-# Keys other benchmarks write into the same file (benchmarks/arm_speed.py): kept when this one rewrites it.
-OTHER_KEYS = ("arms",)
+# Keys other benchmarks write into the same file (benchmarks/arm_speed.py, near_duplicates.py): kept when
+# this one rewrites it.
+OTHER_KEYS = ("arms", "near_duplicates")
 
 
 def kept_keys(path: Path) -> dict:

@@ -21,7 +21,10 @@ bytes equal an ILSVRC-2012 validation image's (sha256), or, with exclude_pixels,
 pixels fitted to data.image_size equal one's, or whose key is in exclude_list, is listed in
 neither split; the manifest holds the count and each key with the val image it duplicates.
 Pixel hashes are computed only for images whose header size (w, h) equals some val image's
-(a decoded copy keeps its size), so the cost is a header read for the rest. Per-synset hashes
+(a decoded copy keeps its size), so the cost is a header read for the rest. With exclude_near
+(bits), an image whose perceptual hash lies within that Hamming distance of a val image's is left
+out too (a resized, re-compressed or brightened copy; harness/prepare/phash.py): that decodes every
+image once more. Per-synset hashes
 are cached in work/.hashes/ keyed by (name, size, mtime): a rerun after a kill does not re-read.
 """
 
@@ -39,6 +42,7 @@ from tqdm import tqdm
 
 from harness.errors import UserError
 from harness.io import atomic_write_json
+from harness.prepare import phash
 from harness.prepare.writer import file_sha256
 
 WNID = re.compile(r"^n\d{8}$")
@@ -111,21 +115,25 @@ def pixel_sha256(path: str, size: int, resize: str) -> str | None:
 
 
 def _hash_one(args) -> dict:
-    path, want_pixels, size, resize, val_sizes = args
+    path, want_pixels, size, resize, val_sizes, near = args
     rec = {"sha256": file_sha256(path), "wh": header_size(path)}
     if want_pixels and rec["wh"] is not None and tuple(rec["wh"]) in val_sizes:
         rec["pixels"] = pixel_sha256(path, size, resize)
+    if near:
+        rec["phash"] = phash.hash_file(path)
     return rec
 
 
 def hash_files(paths: list[str], *, pixels: bool, size: int, resize: str, val_sizes: frozenset,
-               cache: Path | None, workers: int) -> list[dict]:
-    """One record (sha256, header size, pixel hash when asked and the size matches) per path."""
+               cache: Path | None, workers: int, near: bool = False) -> list[dict]:
+    """One record per path: sha256, header size, the pixel hash when asked and the size matches,
+    the perceptual hash when `near`."""
     stamp = {p: _stamp(p) for p in paths}
     known = _read_cache(cache)
     todo = [p for p in paths if known.get(p, {}).get("stamp") != stamp[p]
-            or (pixels and tuple(known[p].get("wh") or ()) in val_sizes and "pixels" not in known[p])]
-    args = [(p, pixels, size, resize, val_sizes) for p in todo]
+            or (pixels and tuple(known[p].get("wh") or ()) in val_sizes and "pixels" not in known[p])
+            or (near and "phash" not in known[p])]
+    args = [(p, pixels, size, resize, val_sizes, near) for p in todo]
     if workers > 1 and len(args) > 64:
         with ProcessPoolExecutor(workers) as pool:
             done = list(pool.map(_hash_one, args, chunksize=64))

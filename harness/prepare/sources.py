@@ -648,6 +648,7 @@ def _list_fall2011(root: Path, work: Path, progress: bool, data) -> Listing:
              "val_every": opts.val_every if opts.split == "holdout" else 2,
              "n_synsets": len(wnids),
              "exclusion": {"against": opts.exclude_root, "pixels": opts.exclude_pixels,
+                           "near_bits": opts.exclude_near,
                            "list": opts.exclude_list, "n_excluded": len(excluded),
                            "excluded": [{"key": k, **v} for k, v in sorted(excluded.items())]}}
     inputs = tuple(str(folders[w]) for w in wnids)
@@ -655,22 +656,25 @@ def _list_fall2011(root: Path, work: Path, progress: bool, data) -> Listing:
 
 
 def _fall2011_exclusions(per_synset, root, work, progress, data) -> dict[str, dict]:
-    """key -> {"why": sha256 | pixels | list, "val": the ILSVRC-2012 val file} to leave out."""
+    """key -> {"why": sha256 | pixels | near | list, "val": the ILSVRC-2012 val file (and for
+    near, "bits": the Hamming distance of the hashes)} to leave out."""
     from harness.prepare import fall2011 as f11
 
     opts = data.fall2011
     out = {k: {"why": "list", "val": None} for k in f11.read_exclude_list(opts.exclude_list)}
     if not opts.exclude_root:
         return out
-    workers = os.cpu_count() or 1
-    common = dict(pixels=opts.exclude_pixels, size=data.image_size, resize=data.resize, workers=workers)
+    near = opts.exclude_near is not None
+    common = dict(pixels=opts.exclude_pixels, size=data.image_size, resize=data.resize,
+                  workers=os.cpu_count() or 1, near=near)
     val_files = f11.ilsvrc2012_val_files(Path(opts.exclude_root), work, progress)
-    val = f11.hash_files(val_files, val_sizes=frozenset(), cache=None, **{**common, "pixels": False})
+    val = f11.hash_files(val_files, val_sizes=frozenset(), cache=None, **{**common, "pixels": False, "near": False})
     val_sizes = frozenset(tuple(r["wh"]) for r in val if r["wh"])
-    if opts.exclude_pixels:  # every val image gets a pixel hash (its size is in the set)
+    if opts.exclude_pixels or near:  # pixel hashes for every val image (its size is in the set), phashes
         val = f11.hash_files(val_files, val_sizes=val_sizes, cache=None, **common)
     by_bytes = {r["sha256"]: p for p, r in zip(val_files, val)}
     by_pixels = {r["pixels"]: p for p, r in zip(val_files, val) if r.get("pixels")}
+    index = _near_index(val_files, val) if near else None
     for wnid, found in tqdm(per_synset.items(), desc="fall2011 vs ILSVRC-2012 val", unit="synset",
                             disable=not progress):
         recs = f11.hash_files([p for _, p in found], val_sizes=val_sizes,
@@ -680,7 +684,29 @@ def _fall2011_exclusions(per_synset, root, work, progress, data) -> dict[str, di
                 out[key] = {"why": "sha256", "val": os.path.basename(by_bytes[rec["sha256"]])}
             elif rec.get("pixels") in by_pixels:
                 out[key] = {"why": "pixels", "val": os.path.basename(by_pixels[rec["pixels"]])}
+        if index is not None:
+            out.update(_near_matches(index, opts.exclude_near, found, recs, out))
     return out
+
+
+def _near_index(val_files, val_recs) -> tuple[list[int], list[str]]:
+    """The val images' perceptual hashes and their file names (undecodable ones left out)."""
+    hashed = [(p, r["phash"]) for p, r in zip(val_files, val_recs) if r.get("phash") is not None]
+    return [h for _, h in hashed], [os.path.basename(p) for p, _ in hashed]
+
+
+def _near_matches(index, bits: int, found, recs, excluded) -> dict[str, dict]:
+    """The keys not yet excluded whose perceptual hash lies within `bits` of a val image's."""
+    from harness.prepare.phash import nearest
+
+    hashes, names = index
+    todo = [(key, rec["phash"]) for (key, _), rec in zip(found, recs)
+            if key not in excluded and rec.get("phash") is not None]
+    if not todo:
+        return {}
+    which, dist = nearest([h for _, h in todo], hashes, bits)
+    return {key: {"why": "near", "val": names[i], "bits": int(d)}
+            for (key, _), i, d in zip(todo, which, dist) if i >= 0}
 
 
 _LISTERS = {

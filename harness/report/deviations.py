@@ -285,8 +285,10 @@ def _pretrain_rows(cfg: C.Config) -> list[dict]:
     sched = lambda x: (f"pre-train {x.epochs} epochs at lr {x.lr:g} (steps {list(x.lr_steps)}), fine-tune "  # noqa: E731
                        f"{x.finetune_epochs} epochs at lr {x.finetune_lr:g} (steps {list(x.finetune_lr_steps)}), "
                        f"re-initialised from {x.reinit} up; train.schedule and the other train.* as the baseline")
-    excl = lambda x: ((f"excluded: ILSVRC-2012 val images by file sha256" + (" and fitted-pixel sha256" if  # noqa: E731
-                       x.exclude_pixels else "") if x.exclude_root else "no ILSVRC-2012 val exclusion configured")
+    excl = lambda x: ((f"excluded: ILSVRC-2012 val images by file sha256" + (", fitted-pixel sha256" if  # noqa: E731
+                       x.exclude_pixels else "") + (f", perceptual hash within {x.exclude_near} bits"
+                                                    if x.exclude_near is not None else "")
+                       if x.exclude_root else "no ILSVRC-2012 val exclusion configured")
                       + (f", plus the list {x.exclude_list}" if x.exclude_list else ""))
     split = lambda x: ("all but every {}th image of each synset (a holdout for the lr schedule)".format(x.val_every)  # noqa: E731
                        if x.split == "holdout" else "half/half per synset (the Fall-2009 protocol)")
@@ -305,8 +307,10 @@ def _pretrain_rows(cfg: C.Config) -> list[dict]:
          "where": "harness/config.py apply_phase; harness/stages/train.py init_fine_tune"},
         {"ambiguity": "Fall 2011 images also in ILSVRC-2012 val", "paper": "not discussed (paper 6)",
          "ours": excl(f), "paper_recipe": excl(df) + " (the preset sets exclude_root)",
-         "alternatives": "file bytes only; a documented list (data.fall2011.exclude_list)",
-         "switch": "data.fall2011.exclude_root, exclude_pixels, exclude_list", "where": "harness/prepare/fall2011.py"},
+         "alternatives": "file bytes only; another radius, or none, for near-duplicates; a documented list "
+         "(data.fall2011.exclude_list)",
+         "switch": "data.fall2011.exclude_root, exclude_pixels, exclude_near, exclude_list",
+         "where": "harness/prepare/fall2011.py, harness/prepare/phash.py"},
         {"ambiguity": "Fall 2011 split", "paper": "the entire release for pre-training; Fall 2009: \"half of the "
          "images for training and half for testing\" (paper 6)", "ours": split(f), "paper_recipe": split(df),
          "alternatives": "half (the Fall-2009 protocol, data.fall2011.split half)",

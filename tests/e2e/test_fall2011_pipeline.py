@@ -61,17 +61,18 @@ def test_every_stage_of_the_path_runs(repo, first_run):
     assert {"prepare_pretrain@fall2011", "pretrain@fall2011-1", "evaluate_pretrain@fall2011-1",
             "finetune@fall2011-1", "evaluate_finetune@fall2011-1", "ensemble_finetune@fall2011",
             "compare", "report"} <= ran_stages(first_run)
-    # Fall 2011: 8 synsets, the two duplicates of ILSVRC-2012 val images excluded, half of each synset held out
+    # Fall 2011: 8 synsets, the two duplicates of ILSVRC-2012 val images and the two near-duplicates
+    # (re-encoded val photos) excluded, half of each synset held out (3 left in two synsets: 2 + 1)
     m = _json(repo, "artifacts/pretrain/data/manifest.json")
-    assert m["classes"] == sorted(FX.FALL2011_WNIDS) and m["counts"] == {"train": 16, "val": 16}
-    assert m["fall2011"]["exclusion"]["n_excluded"] == 2 and m["fall2011"]["split"] == "half"
+    assert m["classes"] == sorted(FX.FALL2011_WNIDS) and m["counts"] == {"train": 16, "val": 14}
+    assert m["fall2011"]["exclusion"]["n_excluded"] == 4 and m["fall2011"]["split"] == "half"
     # nothing is left to run (every output is cached or a plot/metric)
     assert "up to date" in dvc(repo, "status")
 
 
 def test_pretrained_cnn_evaluated_on_its_held_out_half(repo, first_run):
     ev = _json(repo, "reports/metrics/pretrain/evaluate/seed-1.json")
-    assert ev["dataset"] == "fall2011" and ev["n_images"] == 16 and ev["arm"] == "pretrain"
+    assert ev["dataset"] == "fall2011" and ev["n_images"] == 14 and ev["arm"] == "pretrain"
     assert set(ev["protocols"]) == {"center", "ten_patch"}
 
 
@@ -107,7 +108,7 @@ def test_compare_names_what_differs_and_summary_carries_the_pretrained_headline(
     assert "8 classes, not Fall-2009's 10,184" in f09["reason"], f09["reason"]
     ev = _json(repo, "reports/metrics/pretrain/evaluate/seed-1.json")
     assert f09["measured_on_run"]["estimate"] == pytest.approx(ev["protocols"]["ten_patch"]["top5_error"])
-    assert compare["pretraining"]["facts"]["n_excluded"] == 2 and compare["pretraining"]["pretrained"][0]["seed"] == 1
+    assert compare["pretraining"]["facts"]["n_excluded"] == 4 and compare["pretraining"]["pretrained"][0]["seed"] == 1
     summary = _json(repo, "reports/summary.json")
     mix = _json(repo, "reports/metrics/finetune/ensemble.json")["protocols"]["ten_patch"][MIX]
     assert summary["pretrained"]["ten_patch"]["ensemble_top5_error"] == pytest.approx(mix["top5_error"][0])
