@@ -36,7 +36,7 @@ browser:  ## Debian's Chromium for the report's browser test (installed when mis
 	  || echo "warning: could not install chromium; the browser test will be skipped"
 
 test: install browser  ## the whole test suite, end-to-end pipeline test included
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=20
 
 test-fast: install  ## unit tests only (skips the end-to-end pipeline runs)
 	$(PY) -m pytest -q -m "not slow"

@@ -59,13 +59,13 @@ def fmt(v) -> str:
 
 
 def fmt_pp(v) -> str:
-    """A percentage-point figure at a fixed two decimals, so that an estimate and its interval
-    read alike (fmt gives 0.5 but 1.60)."""
+    """A figure at a fixed two decimals (percentage points, or a ratio such as the ReLU speed-up),
+    so that an estimate and its interval read alike (fmt gives 0.5 but 1.60)."""
     return "–" if v is None else f"{v:.2f}"
 
 
 def fmt_ci(estimate, lo, hi) -> str:
-    """`estimate [lo, hi]` in percentage points, all three at two decimals."""
+    """`estimate [lo, hi]`, all three at two decimals, in the estimate's own unit."""
     return f"{fmt_pp(estimate)} [{fmt_pp(lo)}, {fmt_pp(hi)}]"
 
 
