@@ -124,6 +124,12 @@ def _hash_one(args) -> dict:
     return rec
 
 
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)  # one process per core already (the resizes run in torch)
+
+
 def hash_files(paths: list[str], *, pixels: bool, size: int, resize: str, val_sizes: frozenset,
                cache: Path | None, workers: int, near: bool = False) -> list[dict]:
     """One record per path: sha256, header size, the pixel hash when asked and the size matches,
@@ -135,7 +141,7 @@ def hash_files(paths: list[str], *, pixels: bool, size: int, resize: str, val_si
             or (near and "phash" not in known[p])]
     args = [(p, pixels, size, resize, val_sizes, near) for p in todo]
     if workers > 1 and len(args) > 64:
-        with ProcessPoolExecutor(workers) as pool:
+        with ProcessPoolExecutor(workers, initializer=_one_thread) as pool:
             done = list(pool.map(_hash_one, args, chunksize=64))
     else:
         done = [_hash_one(a) for a in args]
