@@ -66,7 +66,7 @@ class Fall2011Config:
     exclude_pixels: bool = rule(True)
     # also exclude images whose perceptual hash (harness/prepare/phash.py) lies within this many
     # of 64 bits of a val image's: resized, re-compressed, brightened copies (not crops). 8 catches
-    # every such copy of the sample JPEGs while no two distinct ones come closer than 14
+    # every such copy of the sample JPEGs while no two distinct ones come closer than 16
     # (benchmarks/near_duplicates.py); null: off. It decodes every image once more.
     exclude_near: int | None = rule(8, lo=0, hi=32)
     # a documented list of keys ("<wnid>/<file>", one per line) to exclude as well, or null

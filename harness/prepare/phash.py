@@ -10,8 +10,9 @@ different photograph moves about half of them. benchmarks/near_duplicates.py mea
 real sample JPEGs. A crop moves the whole frame and many bits: crops are not caught.
 
 The lookup compares every query with every reference hash (XOR and popcount, 256 queries at a
-time): about 50 microseconds per query against ILSVRC-2012 val's 50,000 on one core, so 12 minutes
-for the 14.2M images of Fall 2011, against hours to decode them. A multi-index (Norouzi, Punjani &
+time): about 50 microseconds per query against ILSVRC-2012 val's 50,000 on one core (the median
+of 5 runs; single runs took up to 130), so 12 to 30 minutes for the 14.2M images of Fall 2011,
+about 4% of the time it takes to decode and hash them. A multi-index (Norouzi, Punjani &
 Fleet 2012) measured about 3 times faster here, not worth its code.
 """
 
