@@ -24,8 +24,8 @@ Pixel hashes are computed only for images whose header size (w, h) equals some v
 (a decoded copy keeps its size), so the cost is a header read for the rest. With exclude_near
 (bits), an image whose perceptual hash lies within that Hamming distance of a val image's is left
 out too (a resized, re-compressed or brightened copy; harness/prepare/phash.py): that decodes every
-image once more. Per-synset hashes
-are cached in work/.hashes/ keyed by (name, size, mtime): a rerun after a kill does not re-read.
+image once more. Per-synset hashes are cached in work/.hashes/ keyed by (name, size, mtime): a
+rerun after a kill does not re-read.
 """
 
 from __future__ import annotations

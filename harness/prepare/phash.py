@@ -4,7 +4,8 @@ path").
 
 The hash is the DCT hash of Zauner (2010), the `phash` of the imagehash package: the whole decoded
 image (no crop), resized to 32 x 32 (antialiased bilinear; imagehash turns to grey first, the same
-up to rounding as both are linear), turned to grey (ITU-R 601 luma), its 2-D DCT-II, the 8 x 8 lowest frequencies, one bit per coefficient: 1 when it is above their median.
+up to rounding as both are linear), turned to grey (ITU-R 601 luma), its 2-D DCT-II, the 8 x 8
+lowest frequencies, one bit per coefficient: 1 when it is above their median.
 A re-encoding, a resize, a PNG copy or a mild change of brightness moves a few of the 64 bits; a
 different photograph moves about half of them. benchmarks/near_duplicates.py measures both on the
 real sample JPEGs. A crop moves the whole frame and many bits: crops are not caught.

@@ -670,7 +670,7 @@ def _fall2011_exclusions(per_synset, root, work, progress, data) -> dict[str, di
     val_files = f11.ilsvrc2012_val_files(Path(opts.exclude_root), work, progress)
     val = f11.hash_files(val_files, val_sizes=frozenset(), cache=None, **{**common, "pixels": False, "near": False})
     val_sizes = frozenset(tuple(r["wh"]) for r in val if r["wh"])
-    if opts.exclude_pixels or near:  # pixel hashes for every val image (its size is in the set), phashes
+    if opts.exclude_pixels or near:  # every val image's pixel hash (its size is in the set) and phash
         val = f11.hash_files(val_files, val_sizes=val_sizes, cache=None, **common)
     by_bytes = {r["sha256"]: p for p, r in zip(val_files, val)}
     by_pixels = {r["pixels"]: p for p, r in zip(val_files, val) if r.get("pixels")}

@@ -81,6 +81,16 @@ def test_near_duplicates_are_excluded_by_default(roots, tmp_path):
     assert {f"{w}/{w}_{i}.JPEG" for w in ("n01440764", "n01558993") for i in (2, 3, 4)} <= listed
 
 
+def test_a_cache_written_without_perceptual_hashes_gains_them(roots, tmp_path):
+    f11, il = roots
+    _list(f11, tmp_path / "w", val_every=4, exclude_root=str(il), exclude_near=None)
+    cache = tmp_path / "w" / ".hashes" / "n01440764.json"
+    assert not any("phash" in r for r in json.loads(cache.read_text()).values())
+    listing = _list(f11, tmp_path / "w", val_every=4, exclude_root=str(il))
+    assert sorted(e["key"] for e in listing.extra["exclusion"]["excluded"] if e["why"] == "near") == sorted(NEAR_DUPS)
+    assert all(isinstance(r["phash"], int) for r in json.loads(cache.read_text()).values())
+
+
 def test_bytes_only_keeps_the_png_copy_and_no_exclusion_keeps_both(roots, tmp_path):
     f11, il = roots
     listing = _list(f11, tmp_path / "w", val_every=4, exclude_root=str(il), exclude_pixels=False,
