@@ -1,5 +1,6 @@
 """DVC stage `prepare`: write the dataset named by data.* as shards + index + mean/PCA + manifest."""
 
+import _env  # noqa: F401 (first: outside the project's environment, says what to activate)
 import os
 from pathlib import Path
 

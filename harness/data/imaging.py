@@ -29,6 +29,10 @@ from PIL import Image, UnidentifiedImageError
 JPEG_MAGIC = b"\xff\xd8"
 GZIP_MAGIC = b"\x1f\x8b"
 RESIZE_MODES = ("crop", "warp")
+# Pixels above which an image is refused rather than decoded: Pillow's own decompression-bomb limit
+# (2 x Image.MAX_IMAGE_PIXELS, 179 Mpx; the largest ILSVRC photos have about 12 Mpx). A 40000 x
+# 40000 PNG of 1.5 MB would otherwise take 4.8 GB of memory to decode, in every worker that meets one.
+MAX_PIXELS = 2 * Image.MAX_IMAGE_PIXELS
 
 
 class BadImage(Exception):
@@ -70,6 +74,7 @@ def _decode_jpeg(data: bytes, min_side: int = 0) -> np.ndarray | None:
         h, w, colorspace, _ = simplejpeg.decode_jpeg_header(data)
     except ValueError as exc:
         raise BadImage(f"corrupt JPEG header: {exc}") from None
+    _check_pixels(w, h)
     if colorspace not in ("Gray", "YCbCr", "RGB") or min(h, w) < 1:
         return None  # CMYK / YCCK (Adobe): Pillow applies the inversion convention
     f = dct_factor(h, w, min_side)
@@ -83,13 +88,22 @@ def _decode_jpeg(data: bytes, min_side: int = 0) -> np.ndarray | None:
         raise BadImage(f"corrupt or truncated JPEG: {exc}") from None
 
 
+def _check_pixels(w: int, h: int) -> None:
+    if w * h > MAX_PIXELS:
+        raise BadImage(f"image too large to decode safely: {w} x {h} pixels (more than {MAX_PIXELS:,}; "
+                       "a decompression bomb?)")
+
+
 def _decode_pillow(data: bytes) -> np.ndarray:
     try:
         with Image.open(io.BytesIO(data)) as im:
+            _check_pixels(*im.size)  # before any pixel is decoded
             im.load()
             return np.array(im.convert("RGB"))  # writable: torch refuses read-only views
     except UnidentifiedImageError:
         raise BadImage("not an image file (unrecognised format)") from None
+    except Image.DecompressionBombError as exc:  # Pillow's own check at open, the same limit as ours
+        raise BadImage(f"image too large to decode safely: {exc}") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise BadImage(f"corrupt or truncated image: {exc}") from None
 

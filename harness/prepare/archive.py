@@ -10,8 +10,9 @@ training tar) is extracted into a hidden temp folder, checked (every file has th
 its header promised, the file count matches), renamed into place, and only then gets a
 done marker under `<work>/.done/`. A killed run leaves either no folder, a stale temp
 folder (deleted and redone) or a folder without marker (deleted and redone); units with a
-marker are skipped. Markers record the archive size: replacing an archive by a different
-one redoes its extraction.
+marker are skipped. Markers record the archive's size and mtime (the per-class parts: the
+outer archive's mtime too): replacing an archive by a different one redoes its extraction, even
+at the same size. A marker written before mtimes were recorded is trusted on its size alone.
 """
 
 from __future__ import annotations
@@ -67,11 +68,12 @@ def _check_inside(label: str, name: str, folder: Path, target: Path) -> None:
 # ---------------------------------------------------------------------------- markers
 
 
-def _marker_valid(marker: Path, size: int, dest: Path) -> bool:
-    """A unit is done when its marker exists, names the same archive size, and the
+def _marker_valid(marker: Path, size: int, dest: Path, mtime_ns: int) -> bool:
+    """A unit is done when its marker exists, names the same archive size and mtime, and the
     extracted folder is still there (the user may have deleted it)."""
     info = _read_marker(marker)
-    return info is not None and info.get("size") == size and dest.is_dir()
+    return (info is not None and info.get("size") == size and dest.is_dir()
+            and info.get("mtime_ns", mtime_ns) == mtime_ns)
 
 
 def _read_marker(marker: Path) -> dict | None:
@@ -165,9 +167,10 @@ def extract_tar(archive: Path, dest: Path, work: Path, *, flatten: bool = False,
     Compressed or not (tarfile detects it). Returns `dest`.
     """
     archive, dest = Path(archive), Path(dest)
-    size = archive.stat().st_size
+    st = archive.stat()
+    size = st.st_size
     marker = Path(work) / MARKERS / f"{archive.name}.done"
-    if _marker_valid(marker, size, dest):
+    if _marker_valid(marker, size, dest, st.st_mtime_ns):
         return dest
     tmp = _fresh_tmp(dest)
     # Byte totals are only known in advance for an uncompressed tar.
@@ -181,7 +184,8 @@ def extract_tar(archive: Path, dest: Path, work: Path, *, flatten: bool = False,
             raise UserError(f"{archive}: archive is truncated or corrupt ({e})") from None
     _verify(tmp, count, archive.name)
     _replace_dir(tmp, dest)
-    atomic_write_json(marker, {"archive": archive.name, "size": size, "files": count})
+    atomic_write_json(marker, {"archive": archive.name, "size": size, "mtime_ns": st.st_mtime_ns,
+                               "files": count})
     return dest
 
 
@@ -194,11 +198,12 @@ def extract_nested_tars(archive: Path, dest: Path, work: Path, *, progress: bool
     Inner tars are flattened (base names only). Returns `dest`.
     """
     archive, dest = Path(archive), Path(dest)
-    size = archive.stat().st_size
+    st = archive.stat()
+    size, mtime = st.st_size, st.st_mtime_ns
     markers = Path(work) / MARKERS
     whole = markers / f"{archive.name}.done"
     parts_dir = markers / f"{archive.name}.parts"
-    if _all_parts_done(whole, size, parts_dir, dest):
+    if _all_parts_done(whole, size, parts_dir, dest, mtime):
         return dest
     dest.mkdir(parents=True, exist_ok=True)
     parts: list[str] = []
@@ -213,20 +218,21 @@ def extract_nested_tars(archive: Path, dest: Path, work: Path, *, progress: bool
                     if name is None:
                         continue
                     parts.append(name)
-                    _extract_part(outer, member, archive.name, dest / name, parts_dir, name)
+                    _extract_part(outer, member, archive.name, dest / name, parts_dir, name, mtime)
                     bar.update(member.size)
         except _CORRUPT as e:
             raise UserError(f"{archive}: archive is truncated or corrupt ({e})") from None
     if not parts:
         raise UserError(f"{archive}: no per-class .tar members found: expected a tar of "
                         "<wnid>.tar archives")
-    atomic_write_json(whole, {"archive": archive.name, "size": size, "parts": sorted(parts)})
+    atomic_write_json(whole, {"archive": archive.name, "size": size, "mtime_ns": mtime,
+                              "parts": sorted(parts)})
     return dest
 
 
-def _all_parts_done(whole: Path, size: int, parts_dir: Path, dest: Path) -> bool:
+def _all_parts_done(whole: Path, size: int, parts_dir: Path, dest: Path, mtime_ns: int) -> bool:
     info = _read_marker(whole)
-    if info is None or info.get("size") != size:
+    if info is None or info.get("size") != size or info.get("mtime_ns", mtime_ns) != mtime_ns:
         return False
     return all((parts_dir / f"{p}.done").is_file() and (dest / p).is_dir()
                for p in info.get("parts", []))
@@ -248,9 +254,10 @@ def _inner_tar_name(label: str, member: tarfile.TarInfo, seen: list[str]) -> str
 
 
 def _extract_part(outer: tarfile.TarFile, member: tarfile.TarInfo, label: str, dest: Path,
-                  parts_dir: Path, name: str) -> None:
+                  parts_dir: Path, name: str, outer_mtime_ns: int) -> None:
+    """One class tar; its marker holds the outer archive's mtime: a replaced archive redoes it."""
     marker = parts_dir / f"{name}.done"
-    if _marker_valid(marker, member.size, dest):
+    if _marker_valid(marker, member.size, dest, outer_mtime_ns):
         return
     inner_label = f"{label}:{member.name}"
     tmp = _fresh_tmp(dest)
@@ -261,7 +268,8 @@ def _extract_part(outer: tarfile.TarFile, member: tarfile.TarInfo, label: str, d
         raise UserError(f"{inner_label}: inner archive is truncated or corrupt ({e})") from None
     _verify(tmp, count, inner_label)
     _replace_dir(tmp, dest)
-    atomic_write_json(marker, {"member": member.name, "size": member.size, "files": count})
+    atomic_write_json(marker, {"member": member.name, "size": member.size, "mtime_ns": outer_mtime_ns,
+                               "files": count})
 
 
 # ------------------------------------------------------------------------------ reading

@@ -43,11 +43,11 @@ from tqdm import tqdm
 from harness.errors import UserError
 from harness.io import atomic_write_json
 from harness.prepare import phash
+from harness.prepare.listing import ILSVRC2012_VAL_TAR  # one name for the reader and the listing
 from harness.prepare.writer import file_sha256
 
 WNID = re.compile(r"^n\d{8}$")
 WHOLE_TARS = ("fall11_whole.tar", "winter21_whole.tar", "imagenet21k.tar")
-ILSVRC2012_VAL_TAR = "ILSVRC2012_img_val.tar"
 
 
 def synset_folders(root: Path, work: Path, progress: bool) -> dict[str, Path]:

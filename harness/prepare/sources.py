@@ -51,6 +51,7 @@ import io
 import os
 import pickle
 import stat
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,6 +82,10 @@ class Listing:
     problems: tuple[tuple[str, str], ...]  # (key or path, reason) of files found but unusable
     inputs: tuple[str, ...] = ()  # absolute paths of the files/folders the listing read
     extra: dict = field(default_factory=dict)  # source-specific facts for the manifest (fall2011)
+    # the absolute path of each problem key, where there is one: what a user can paste
+    problem_paths: dict = field(default_factory=dict)
+    # classes without a usable training image: not an unusable file, so not in `problems`
+    empty_classes: tuple[str, ...] = ()
 
 
 def list_source(source: str, root: str | Path, work: Path, progress: bool = True,
@@ -120,10 +125,17 @@ def _problem_hint(problems) -> str:
 
 
 class _Problems(list):
-    """(key or path, reason) pairs collected while listing; sorted at the end."""
+    """(key or path, reason) pairs collected while listing; sorted at the end. `paths` maps each
+    key to the file's absolute path (the key is relative to the source, not a path to paste)."""
 
-    def add(self, where: str, reason: str) -> None:
+    def __init__(self):
+        super().__init__()
+        self.paths: dict[str, str] = {}
+
+    def add(self, where: str, reason: str, path: str | None = None) -> None:
         self.append((where, reason))
+        if path is not None:
+            self.paths[where] = str(path)
 
     def frozen(self) -> tuple[tuple[str, str], ...]:
         return tuple(sorted(self))
@@ -164,7 +176,7 @@ def _scan_tree(folder: Path, key_prefix: str, problems: _Problems) -> list[tuple
             key, path = f"{prefix}/{name}", os.path.join(dirpath, name)
             reason = _unusable(path, name)
             if reason:
-                problems.add(key, reason)
+                problems.add(key, reason, path)
             else:
                 found.append((key, path))
     return sorted(found)
@@ -175,10 +187,21 @@ def _class_folders(split_dir: Path, key_prefix: str, problems: _Problems) -> lis
     names = []
     for entry in _visible(split_dir):
         if entry.is_dir():  # follows links: symlinked class folders are common
+            _check_class_name(entry.name, split_dir)
             names.append(entry.name)
         else:
-            problems.add(f"{key_prefix}/{entry.name}", "not inside a class folder")
+            problems.add(f"{key_prefix}/{entry.name}", "not inside a class folder", entry.path)
     return names
+
+
+def _check_class_name(name: str, split_dir: Path) -> None:
+    """A class name is printed in tables, logs and line-based files: a newline or another control
+    character in it would split or garble them, so such a folder is refused, not escaped."""
+    bad = [c for c in name if unicodedata.category(c) == "Cc"]
+    if bad:
+        raise UserError(f"class folder {name!r} in {split_dir} has a control character "
+                        f"({bad[0]!r}) in its name: rename the folder (class names end up in the "
+                        "manifest, the report and the logs)")
 
 
 def _list_class_tree(split_dir: Path, split: str, folders: list[str], index: dict[str, int],
@@ -219,16 +242,15 @@ def _list_imagefolder(root: Path, work: Path, progress: bool) -> Listing:
         "val": _list_class_tree(val_dir, "val", val_classes, index, problems,
                                 "list imagefolder val", progress),
     }
-    _report_empty_classes(splits["train"], classes, "train", problems)
     return Listing("imagefolder", tuple(classes), tuple(classes), splits, problems.frozen(),
-                   (str(train_dir), str(val_dir)))
+                   (str(train_dir), str(val_dir)), problem_paths=problems.paths,
+                   empty_classes=_empty_classes(splits["train"], classes))
 
 
-def _report_empty_classes(samples, classes, split: str, problems: _Problems) -> None:
+def _empty_classes(samples, classes) -> tuple[str, ...]:
+    """Classes without a usable training image (an empty folder, or only unusable files there)."""
     present = {s.label for s in samples}
-    for i, name in enumerate(classes):
-        if i not in present:
-            problems.add(f"{split}/{name}", "class has no usable training image")
+    return tuple(name for i, name in enumerate(classes) if i not in present)
 
 
 # ---------------------------------------------------------------------------- CIFAR-10
@@ -419,7 +441,6 @@ def _list_ilsvrc(spec: _Ilsvrc, root: Path, work: Path, progress: bool) -> Listi
     train_dir = _split_dir(spec, "train", root, work, progress)
     splits = {"train": _list_ilsvrc_train(spec, train_dir, index, problems, progress)}
     inputs.append(str(train_dir))
-    _report_empty_classes(splits["train"], devkit.wnids, "train", problems)
     for split in spec.eval_tars:
         split_dir = _split_dir(spec, split, root, work, progress)
         splits[split] = _list_ilsvrc_eval(spec, split, split_dir, devkit, index, problems)
@@ -428,7 +449,8 @@ def _list_ilsvrc(spec: _Ilsvrc, root: Path, work: Path, progress: bool) -> Listi
         splits = _apply_patches(root / spec.patch_tar, work, splits, problems, progress)
         inputs.append(str(root / spec.patch_tar))
     return Listing(spec.name, devkit.wnids, devkit.words, splits, problems.frozen(),
-                   tuple(inputs))
+                   tuple(inputs), problem_paths=problems.paths,
+                   empty_classes=_empty_classes(splits["train"], devkit.wnids))
 
 
 def _split_dir(spec: _Ilsvrc, split: str, root: Path, work: Path, progress: bool) -> Path:
@@ -479,7 +501,7 @@ def _list_ilsvrc_eval(spec, split, split_dir, devkit, index, problems) -> tuple[
 def _list_flat(spec, split, split_dir, files, devkit, problems) -> tuple[Sample, ...]:
     images = sorted(f for f in files if os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS)
     for name in sorted(set(files) - set(images)):
-        problems.add(f"{split}/{name}", _unusable(str(split_dir / name), name))
+        problems.add(f"{split}/{name}", _unusable(str(split_dir / name), name), split_dir / name)
     if split not in devkit.ground_truth:
         raise UserError(f"{spec.name}: no {split} ground truth found: expected "
                         f"{spec.ground_truth[split]} in the devkit's data/ folder or in "
@@ -495,7 +517,7 @@ def _list_flat(spec, split, split_dir, files, devkit, problems) -> tuple[Sample,
         path, key = str(split_dir / name), f"{split}/{name}"
         reason = _unusable(path, name)
         if reason:
-            problems.add(key, reason)
+            problems.add(key, reason, path)
         else:
             samples.append(Sample(key, class_id - 1, path))
     return tuple(samples)
@@ -613,7 +635,7 @@ def _apply_patches(tar: Path, work: Path, splits: dict, problems: _Problems,
         patched[split] = tuple(out)
     for (split, name), path in sorted(patches.items()):
         if (split, name) not in used:
-            problems.add(path, f"patch image matches no {split} image in the listing")
+            problems.add(path, f"patch image matches no {split} image in the listing", path)
     return patched
 
 
@@ -643,7 +665,6 @@ def _list_fall2011(root: Path, work: Path, progress: bool, data) -> Listing:
         for pos, (key, path) in enumerate(kept):
             splits[f11.split_of(pos, opts.split, opts.val_every)].append(Sample(key, index[wnid], path))
     splits = {s: tuple(sorted(v, key=lambda x: x.key)) for s, v in splits.items()}
-    _report_empty_classes(splits["train"], wnids, "train", problems)
     extra = {"release": opts.release, "split": opts.split,
              "val_every": opts.val_every if opts.split == "holdout" else 2,
              "n_synsets": len(wnids),
@@ -652,7 +673,8 @@ def _list_fall2011(root: Path, work: Path, progress: bool, data) -> Listing:
                            "list": opts.exclude_list, "n_excluded": len(excluded),
                            "excluded": [{"key": k, **v} for k, v in sorted(excluded.items())]}}
     inputs = tuple(str(folders[w]) for w in wnids)
-    return Listing("fall2011", wnids, wnids, splits, problems.frozen(), inputs, extra)
+    return Listing("fall2011", wnids, wnids, splits, problems.frozen(), inputs, extra,
+                   problem_paths=problems.paths, empty_classes=_empty_classes(splits["train"], wnids))
 
 
 def _fall2011_exclusions(per_synset, root, work, progress, data) -> dict[str, dict]:

@@ -12,9 +12,12 @@ Layout of a prepared dataset folder (the same for every source):
     <split>/parts/shard-00000.*   per-shard record (.json) and pixel sums (.stats.npz): resume
 
 Preparation runs in chunks of images on all cores; each finished shard is written with its
-record last, so a killed run keeps every finished shard and redoes only the rest (a shard is
-reused when its record's fingerprint matches the job and the shard's sha256 verifies). The
-chunks are merged in a fixed order, so the bytes do not depend on the number of workers.
+record last, so a killed run keeps every finished shard and redoes only the rest. A shard is
+reused when its record's fingerprint matches the job (params, each input's name, size, mtime),
+the shard's sha256 verifies, and every input file still has the sha256 its bytes had when they
+were read for the shard (the record keeps them): a file rewritten with the same size and its
+mtime set back is seen too. The chunks are merged in a fixed order, so the bytes do not depend
+on the number of workers.
 """
 
 from __future__ import annotations
@@ -26,8 +29,9 @@ import io
 import json
 import os
 import shutil
+import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -47,6 +51,7 @@ FORMAT = 2  # bump when the bytes a job writes would change for the same input
 CHUNK = 128  # images per worker task
 PCA_STRIDE = 4  # pixel subsampling of the PCA (see PixelStats.add)
 RAW_LIMIT = 2 << 30  # "auto" encoding: raw up to 2 GiB of pixels, JPEG above (paper-size data)
+UNREADABLE = "unreadable"  # the source hash of a file that could not be read
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,7 @@ class ChunkResult:
     payload: list[bytes] | np.ndarray  # encoded JPEGs, or raw uint8 [n, S, S, 3]
     bad: list[tuple[str, str]]
     stats: "PixelStats | None"
+    sources: list[str] = field(default_factory=list)  # sha256 of each item's input file, in item order
 
 
 @dataclass
@@ -93,6 +99,8 @@ class Plan:
     splits: dict[str, list[Item]]
     problems: list[tuple[str, str]] = field(default_factory=list)
     extra: dict = field(default_factory=dict)  # source facts for the manifest (fall2011: exclusions)
+    problem_paths: dict = field(default_factory=dict)  # problem key -> absolute path
+    empty_classes: list[str] = field(default_factory=list)  # classes without a usable training image
 
 
 # ---------------------------------------------------------------------------- planning
@@ -115,7 +123,8 @@ def plan(cfg: DataConfig, work: Path) -> Plan:
     splits = {s: [Item(x.key, x.label, x.path, x.row) for x in items]
               for s, items in listing.splits.items()}
     return Plan(list(listing.classes), list(listing.descriptions), splits,
-                [tuple(p) for p in listing.problems], dict(listing.extra))
+                [tuple(p) for p in listing.problems], dict(listing.extra), dict(listing.problem_paths),
+                list(listing.empty_classes))
 
 
 def resolve_encoding(cfg: DataConfig, p: Plan) -> str:
@@ -138,16 +147,32 @@ def _cifar_batch(path: str):
     return sources.load_cifar_batch(path)
 
 
-def _load_item(job: Job, item: Item) -> np.ndarray:
-    """uint8 [S, S, 3] for one item; raises imaging.BadImage with the reason."""
+@lru_cache(maxsize=8)
+def _cifar_sha256(path: str) -> str:
+    return file_sha256(path)
+
+
+def _load_item(job: Job, item: Item) -> tuple[np.ndarray | None, str, str | None]:
+    """(uint8 [S, S, 3] or None, sha256 of the input file's bytes, why it is unusable or None).
+
+    The bytes are hashed as they are read for the decode (about 3% of its time, docs/data.md),
+    so a resumed preparation can tell that a file changed since its shard was written."""
     if job.source == "cifar10":
-        return imaging.fit(_cifar_batch(item.path)[0][item.row], job.size, job.resize)
+        return imaging.fit(_cifar_batch(item.path)[0][item.row], job.size, job.resize), \
+            _cifar_sha256(item.path), None
     try:
         with open(item.path, "rb") as f:
             raw = f.read()
     except OSError as exc:
-        raise imaging.BadImage(f"unreadable: {exc.strerror or exc}") from None
-    return imaging.load_fitted(raw, job.size, job.resize, job.dct_scaling)
+        return None, UNREADABLE, f"unreadable: {exc.strerror or exc}"
+    digest = hashlib.sha256(raw).hexdigest()
+    try:
+        return imaging.load_fitted(raw, job.size, job.resize, job.dct_scaling), digest, None
+    except imaging.BadImage as exc:
+        return None, digest, f"{exc} (file of {len(raw):,} bytes)"
+    except Exception as exc:  # noqa: BLE001 - whatever a decoder raises on one file, name the file
+        return None, digest, (f"could not be decoded ({type(exc).__name__}: {exc}) "
+                              f"(file of {len(raw):,} bytes)")
 
 
 def process_chunk(job: Job) -> ChunkResult:
@@ -159,15 +184,16 @@ def process_chunk(job: Job) -> ChunkResult:
     if job.source == "synthetic":
         images, labels = synthetic.generate(job.synthetic, job.split, job.size,
                                             job.items[0].row, job.items[-1].row + 1)
-        keys, bad = [it.key for it in job.items], []
+        keys, bad, hashes = [it.key for it in job.items], [], []  # rendered: no file to hash
     else:
-        images, keys, labels, bad = [], [], [], []
+        images, keys, labels, bad, hashes = [], [], [], [], []
         for it in job.items:
-            try:
-                images.append(_load_item(job, it))
-            except imaging.BadImage as exc:
-                bad.append((it.key, str(exc)))
+            image, digest, why = _load_item(job, it)
+            hashes.append(digest)
+            if why is not None:
+                bad.append((it.key, why))
                 continue
+            images.append(image)
             keys.append(it.key)
             labels.append(it.label)
         images = np.stack(images) if images else np.empty((0, job.size, job.size, 3), np.uint8)
@@ -176,7 +202,7 @@ def process_chunk(job: Job) -> ChunkResult:
         stats = PixelStats(job.size)
         stats.add(images)
     payload = images if job.encoding == "raw" else [imaging.encode_jpeg(im, job.quality) for im in images]
-    return ChunkResult(keys, [int(x) for x in labels], payload, bad, stats)
+    return ChunkResult(keys, [int(x) for x in labels], payload, bad, stats, hashes)
 
 
 # ---------------------------------------------------------------------------- shards
@@ -214,8 +240,9 @@ def _shard_name(k: int, encoding: str) -> str:
     return f"shard-{k:05d}.{'npy' if encoding == 'raw' else 'jpegs'}"
 
 
-def _load_done(folder: Path, k: int, encoding: str, fp: str, want_stats: bool):
-    """The record of a finished shard when it matches `fp` and verifies, else None."""
+def _load_done(folder: Path, k: int, encoding: str, fp: str, want_stats: bool, items: list[Item]):
+    """The record of a finished shard when it matches `fp` and verifies (shard bytes, and the bytes
+    of every input file: `_sources_unchanged`), else None."""
     rec_path = folder / "parts" / f"shard-{k:05d}.json"
     data_path = folder / _shard_name(k, encoding)
     if not (rec_path.is_file() and data_path.is_file()):
@@ -226,6 +253,8 @@ def _load_done(folder: Path, k: int, encoding: str, fp: str, want_stats: bool):
         return None
     if rec.get("fingerprint") != fp or rec.get("sha256") != file_sha256(data_path):
         return None
+    if not _sources_unchanged(rec, items):
+        return None
     stats = None
     if want_stats:
         try:
@@ -233,6 +262,29 @@ def _load_done(folder: Path, k: int, encoding: str, fp: str, want_stats: bool):
         except (OSError, ValueError, KeyError):
             return None
     return rec, stats
+
+
+def _sources_unchanged(rec: dict, items: list[Item]) -> bool:
+    """Every input file of the shard still has the sha256 recorded when it was read. The
+    fingerprint holds names, sizes and mtimes only; this catches a file rewritten in place with
+    the same size and its mtime set back. It reads the inputs again (no decode): on resume only."""
+    paths = [it.path for it in items if it.path]
+    if not paths:  # synthetic: rendered from params, nothing on disk
+        return True
+    recorded = rec.get("sources")
+    if not isinstance(recorded, list) or len(recorded) != len(items):
+        return False  # written before records kept source hashes: redo it
+    unique = sorted(set(paths))
+    with ThreadPoolExecutor(min(16, os.cpu_count() or 1)) as pool:  # hashlib and reads release the GIL
+        digests = dict(zip(unique, pool.map(_sha256_or_unreadable, unique)))
+    return recorded == [digests.get(it.path, "") for it in items]
+
+
+def _sha256_or_unreadable(path: str) -> str:
+    try:
+        return file_sha256(path)
+    except OSError:
+        return UNREADABLE
 
 
 def _write_shard(folder: Path, k: int, encoding: str, fp: str, results: list[ChunkResult]):
@@ -255,7 +307,7 @@ def _write_shard(folder: Path, k: int, encoding: str, fp: str, results: list[Chu
         stats.save(folder / "parts" / f"shard-{k:05d}.stats.npz")
     rec = {"fingerprint": fp, "sha256": file_sha256(folder / _shard_name(k, encoding)),
            "rows": [[key, lab, off, ln] for key, lab, off, ln in zip(keys, labels, offsets, lengths)],
-           "bad": bad}
+           "bad": bad, "sources": [h for r in results for h in r.sources]}
     atomic_write_json(folder / "parts" / f"shard-{k:05d}.json", rec)
     return rec, stats
 
@@ -273,7 +325,7 @@ def _prepare_split(cfg, encoding, split, items, out, pool, bar, stats: "PixelSta
     records, todo = {}, []
     for k, (a, b) in enumerate(shard_ranges(len(items), cfg.shard_size)):
         fp = _fingerprint(cfg, encoding, split, items[a:b])
-        done = _load_done(folder, k, encoding, fp, split == "train")
+        done = _load_done(folder, k, encoding, fp, split == "train", items[a:b])
         if done is None:
             todo.append((k, a, b, fp))
         else:
@@ -298,7 +350,8 @@ def _prepare_split(cfg, encoding, split, items, out, pool, bar, stats: "PixelSta
             stats.merge(shard_stats)
         rows += [(k, r, lab, key, off, ln) for r, (key, lab, off, ln) in enumerate(rec["rows"])]
         bad += [(split, key, reason) for key, reason in rec["bad"]]
-    return rows, bad, len(records)
+    paths = {it.key: it.path for it in items} if bad else {}
+    return rows, [(s, key, paths.get(key, ""), reason) for s, key, reason in bad], len(records)
 
 
 def _remove_stale(out: Path, splits: dict[str, int], encoding: str) -> None:
@@ -321,7 +374,7 @@ def _check_bad(cfg: DataConfig, bad: list, total: int) -> None:
     """paper data has a few broken files; many mean a wrong root or a damaged copy."""
     if not bad or len(bad) <= cfg.max_bad_fraction * total:
         return
-    shown = "\n".join(f"  {s}/{key}: {reason}" for s, key, reason in bad[:10])
+    shown = "\n".join(f"  {path or key}: {reason}" for _, key, path, reason in bad[:10])
     more = f"\n  ... and {len(bad) - 10} more" if len(bad) > 10 else ""
     raise UserError(
         f"{len(bad)} of {total} input images are unusable ({100 * len(bad) / max(total, 1):.2f}%, "
@@ -344,7 +397,11 @@ def prepare(cfg: DataConfig, out: Path, workers: int = 2, work: Path | None = No
     total = sum(len(v) for v in p.splits.values())
     stats = PixelStats(cfg.image_size)
     index, n_shards = {}, {}
-    bad = [("listing", key, reason) for key, reason in p.problems]
+    # files the listing found unusable: their split (when the key starts with one) and real path
+    bad = [(key.split("/", 1)[0] if key.split("/", 1)[0] in p.splits else "", key,
+            p.problem_paths.get(key, ""), reason) for key, reason in p.problems]
+    for name in p.empty_classes:  # a class is not an input file: reported, not counted as one
+        print(f"warning: class {name!r} has no usable training image", file=sys.stderr)
     pool = ProcessPoolExecutor(workers) if workers > 1 else None
     try:
         with tqdm(total=total, desc=f"prepare {cfg.source}", unit="img", smoothing=0.05) as bar:
@@ -373,7 +430,8 @@ def prepare(cfg: DataConfig, out: Path, workers: int = 2, work: Path | None = No
         "classes": p.classes,
         "descriptions": p.descriptions,
         "counts": {s: len(r) for s, r in index.items()},
-        "skipped": [{"split": s, "file": k, "reason": r} for s, k, r in bad],
+        "skipped": [{"split": s, "file": k, "path": path, "reason": r} for s, k, path, r in bad],
+        "empty_classes": p.empty_classes,
         "digest": content_digest(out),
         **({cfg.source: p.extra} if p.extra else {}),  # fall2011: release, split, exclusions
     }

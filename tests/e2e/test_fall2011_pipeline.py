@@ -17,7 +17,7 @@ import imagenet_fixtures as FX
 import numpy as np
 import pytest
 import torch
-from repo_utils import TINY, copy_repo, dvc, kill_after_writes, ran_stages
+from repo_utils import TINY, copy_repo, dvc, kill_after_writes, ran_stages, stale
 
 pytestmark = pytest.mark.slow
 
@@ -67,7 +67,7 @@ def test_every_stage_of_the_path_runs(repo, first_run):
     assert m["classes"] == sorted(FX.FALL2011_WNIDS) and m["counts"] == {"train": 16, "val": 14}
     assert m["fall2011"]["exclusion"]["n_excluded"] == 4 and m["fall2011"]["split"] == "half"
     # nothing is left to run (every output is cached or a plot/metric)
-    assert "up to date" in dvc(repo, "status")
+    assert stale(repo) == {}
 
 
 def test_pretrained_cnn_evaluated_on_its_held_out_half(repo, first_run):

@@ -126,3 +126,87 @@ def test_archive_with_a_member_escaping_the_folder(tmp_path):
     (root / "ILSVRC2012_img_val.tar").write_bytes(buf.getvalue())
     assert_user_error(run_prepare(tmp_path, "ilsvrc2012", root), "evil.JPEG")
     assert not list(tmp_path.rglob("evil.JPEG"))
+
+
+# ------------------------------------------------------------------ what a real tree holds
+
+
+def bomb_png(side: int = 40000) -> bytes:
+    """A real, decodable PNG of side x side 1-bit pixels (1.6 gigapixels, about 200 KB): a
+    decompression bomb that Pillow would expand to gigabytes."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    z = zlib.compressobj(9)
+    row = b"\0" * (1 + (side + 7) // 8)  # filter byte + one bit per pixel
+    body = b"".join(z.compress(row) for _ in range(side)) + z.flush()
+    ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+
+
+def test_a_decompression_bomb_is_skipped_and_named_with_its_size(tmp_path):
+    """A 40000 x 40000 PNG saved as .JPEG: skipped within data.max_bad_fraction, listed with its
+    size; above it, exit 2 naming the file (it used to end in a worker's traceback, exit 1)."""
+    bomb = bomb_png()
+    root = folder_with(tmp_path, "bomb.JPEG", bomb)
+    proc = run_prepare(tmp_path, "imagefolder", root, max_bad_fraction=0.1)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import json
+    (skipped,) = json.loads((tmp_path / "out" / "manifest.json").read_text())["skipped"]
+    assert skipped["path"] == str(root / "train" / FX.WNIDS[1] / "bomb.JPEG")
+    assert "too large" in skipped["reason"] and "1600000000 pixels" in skipped["reason"]
+    assert f"{len(bomb):,} bytes" in skipped["reason"]
+    proc = run_prepare(tmp_path, "imagefolder", root, max_bad_fraction=0.0)
+    assert_user_error(proc, str(root / "train" / FX.WNIDS[1] / "bomb.JPEG"), "too large", "data.max_bad_fraction")
+
+
+def test_unusable_files_are_named_by_a_path_that_exists(tmp_path):
+    """Files the listing refuses are named by their real path, not by a `listing/` pseudo-path."""
+    root = folder_with(tmp_path, "notes.txt", b"not an image")
+    proc = run_prepare(tmp_path, "imagefolder", root, max_bad_fraction=0.0)
+    path = root / "train" / FX.WNIDS[1] / "notes.txt"
+    assert_user_error(proc, f"{path}: not an image file")
+    assert "listing/" not in proc.stderr and path.is_file()
+
+
+def test_an_empty_class_folder_is_not_an_unusable_image(tmp_path):
+    root = FX.make_imagefolder(tmp_path / "folder")
+    (root / "train" / "n09999999").mkdir()
+    proc = run_prepare(tmp_path, "imagefolder", root, max_bad_fraction=0.0)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import json
+    m = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert m["skipped"] == [] and m["empty_classes"] == ["n09999999"] and "n09999999" in m["classes"]
+    assert "class 'n09999999' has no usable training image" in proc.stderr
+
+
+def test_a_class_folder_name_with_a_newline_is_refused(tmp_path):
+    root = FX.make_imagefolder(tmp_path / "folder")
+    (root / "train" / FX.WNIDS[0]).rename(root / "train" / "tench\nfish")
+    proc = run_prepare(tmp_path, "imagefolder", root)
+    assert_user_error(proc, "'tench\\nfish'", "control character", "rename the folder")
+    assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+def test_the_report_names_skipped_files_and_empty_classes(tmp_path):
+    """The manifest of a real preparation, through the report's scope section."""
+    import json
+    from dataclasses import fields
+
+    from harness.report.render import Doc
+    from harness.report.sections import ReportInputs, scope
+
+    root = folder_with(tmp_path, "notes.txt", b"not an image")
+    (root / "train" / "n09999999").mkdir()
+    assert run_prepare(tmp_path, "imagefolder", root, max_bad_fraction=0.5).returncode == 0
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    inp = ReportInputs(**{f.name: None for f in fields(ReportInputs)} | {
+        "manifest": manifest, "compare": {"counts": {"claims_total": 1, "claims_tested": 0, "claims_untested": 1}}})
+    doc = Doc()
+    scope(doc, inp)
+    text = repr(doc.blocks)
+    assert "notes.txt" in text and "not an image file" in text
+    assert "1 class(es) have no usable training image: n09999999." in text

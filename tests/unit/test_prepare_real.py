@@ -254,3 +254,28 @@ def test_dct_scaling_is_recorded_and_byte_identical_for_any_worker_count(ilsvrc2
     two = writer.prepare(cfg, tmp_path / "two", workers=2, work=root.parent / "work")
     assert one["dct_scaling"] is True and exact["dct_scaling"] is False
     assert one["digest"] == two["digest"] != exact["digest"]
+
+
+def test_a_resume_redoes_a_shard_whose_source_changed_with_the_same_size_and_mtime(tmp_path):
+    """A JPEG rewritten in place with other pixels, padded to its old size, its mtime set
+    back (`touch -r`): the fingerprint (name, size, mtime) cannot tell, the recorded sha256 of the
+    source can. The resumed preparation then equals a clean one, not the stale one."""
+    FX.sample_dir()
+    root = FX.make_imagefolder(tmp_path / "folder")
+    cfg = cfg_for("imagefolder", root, encoding="jpeg")
+    stale = writer.prepare(cfg, tmp_path / "p", workers=1, work=tmp_path / "w")  # parts/ stay: resumable
+    victim = sorted((root / "train" / FX.WNIDS[0]).iterdir())[0]
+    st = victim.stat()
+    other = io.BytesIO()
+    Image.open(io.BytesIO(FX.image_bytes(FX.WNIDS[4]))).convert("RGB").resize((300, 200)).save(other, "JPEG")
+    data = other.getvalue()
+    assert len(data) < st.st_size
+    victim.write_bytes(data + b"\0" * (st.st_size - len(data)))  # bytes after EOI are ignored by decoders
+    os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert victim.stat().st_size == st.st_size and victim.stat().st_mtime_ns == st.st_mtime_ns
+    resumed = writer.prepare(cfg, tmp_path / "p", workers=1, work=tmp_path / "w")
+    clean = writer.prepare(cfg, tmp_path / "clean", workers=1, work=tmp_path / "w")
+    assert clean["digest"] != stale["digest"]
+    assert resumed["digest"] == clean["digest"]
+    rec = json.loads((tmp_path / "p" / "train" / "parts" / "shard-00000.json").read_text())
+    assert rec["sources"][0] == writer.file_sha256(victim)  # the record keeps each source's sha256

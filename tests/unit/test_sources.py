@@ -135,13 +135,14 @@ def test_unusable_files_are_reported_not_listed(tmp_path):
     )
 
 
-def test_devkit_class_without_training_folder_is_a_problem(tmp_path):
+def test_devkit_class_without_training_folder_is_reported_not_counted_as_a_file(tmp_path):
     root = fx.make_ilsvrc2012(tmp_path / "root", False)
     shutil.rmtree(root / "train/n01530575")
     listing = _list("ilsvrc2012", root, tmp_path / "work")
     assert listing.classes == ILSVRC_CLASSES  # the class still exists (label 5)
     assert len(listing.splits["train"]) == 12
-    assert listing.problems == (("train/n01530575", "class has no usable training image"),)
+    # a class is not an unusable input file: its own list, not `problems`
+    assert listing.problems == () and listing.empty_classes == ("n01530575",)
 
 
 # ------------------------------------------------------------------------ ILSVRC-2010
@@ -599,6 +600,29 @@ def test_changed_archive_is_extracted_again(tmp_path, write_counter):
     listing = _list("ilsvrc2012", root, tmp_path / "work")
     assert len(write_counter) == 5
     assert Path(listing.splits["val"][0].path).read_bytes().endswith(b"\0")
+
+
+@pytest.mark.parametrize("tar_name", ["ILSVRC2012_img_val.tar", "ILSVRC2012_img_train.tar"])
+def test_archive_replaced_at_the_same_size_is_extracted_again(tmp_path, write_counter, tar_name):
+    """A byte of one image changed inside the tar (same size, a new mtime, as a copy
+    leaves it): the size-only marker used to keep the old extraction."""
+    root = fx.make_ilsvrc2012(tmp_path / "root", True)
+    _list("ilsvrc2012", root, tmp_path / "work")
+    tar = root / tar_name
+    data = bytearray(tar.read_bytes())
+    at = data.find(b"\xff\xd9", 2048) - 100  # inside the first image's entropy-coded data
+    data[at] ^= 0x01
+    st = tar.stat()
+    tar.write_bytes(bytes(data))
+    os.utime(tar, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    assert tar.stat().st_size == st.st_size
+    write_counter.clear()
+    listing = _list("ilsvrc2012", root, tmp_path / "work")
+    assert write_counter  # extracted again
+    split = "val" if "val" in tar_name else "train"
+    changed = [s for s in listing.splits[split] if Path(s.path).read_bytes() not in
+               {fx.image_bytes(w) for w in fx.WNIDS}]
+    assert len(changed) == 1  # the extracted copy holds the new byte
 
 
 def test_extracted_folder_deleted_by_user_is_redone(tmp_path, write_counter):
