@@ -578,25 +578,24 @@ def stage_parts(plan: Plan, rec: Recorder, compile_backend: str | None, out_dir:
 
 # --- the fast LRN on the device (harness/model/lrn.py; kept apart from the parts above) ----------
 
-def lrn_check(plan: Plan, compile_backend: str | None = None) -> dict:
-    """model.lrn_impl fast against reference on the device: their largest relative difference
-    (forward and backward, fp32 and bf16, at conv1's and conv2's maps of the plan's net), the
-    layer's forward+backward time, and the training images/s of the whole net with each, in
-    bf16 channels_last (fp32 on a CPU; eager, and compiled when a backend is given: compiled, the
-    fast LRN is its traced form, harness/model/lrn.py traced_local_response_norm). The fast LRN is
-    also what every train part above already runs (it is the default)."""
-    from dataclasses import replace
-
+def lrn_agreement(plan: Plan) -> dict:
+    """model.lrn_impl fast (on CUDA the fused Triton kernels of harness/model/lrn_fused.py, unless
+    they fell back: lrn_kernel says which ran) against reference (nn.LocalResponseNorm) on the
+    device: their largest relative difference, forward and backward, fp32 and bf16 (also
+    channels_last), at conv1's and conv2's maps of the plan's net, and the layer's forward+backward
+    time with each. Run first: it is the device's check of the kernels' correctness."""
     from harness.model import TowerLRN
-    out: dict = {"layers": {}, "train": {}}
+    out: dict = {"layers": {}}
     model = build_model(plan.model, plan.classes)
     shapes = [r.out_shape for r in layer_table(model, plan.model.input_size) if r.name in ("conv1", "conv2")]
     b = plan.batches[0]
     convention = plan.model.lrn if plan.model.lrn != "none" else "paper"
     for name, shape in zip(("lrn1", "lrn2"), shapes):
-        for dtype in (torch.float32, torch.bfloat16):
+        for layout, dtype in (("", torch.float32), ("", torch.bfloat16), ("channels_last ", torch.bfloat16)):
             x = (torch.randn(b, *shape, device=plan.device) * 30).relu().to(dtype)
             g = torch.randn_like(x)
+            if layout:
+                x, g = x.contiguous(memory_format=torch.channels_last), g.contiguous(memory_format=torch.channels_last)
             # the differences are taken against the reference in fp32 on the same (rounded) input
             y_r, g_r, _ = _lrn_run(TowerLRN(2, convention, "reference"), x.float(), g.float())
             y_f, g_f, _ = _lrn_run(TowerLRN(2, convention, "fast"), x, g)
@@ -611,14 +610,26 @@ def lrn_check(plan: Plan, compile_backend: str | None = None) -> dict:
                     rec[f"{impl}_error"] = str(exc).splitlines()[0][:200]
             if rec["fwd_bwd_ms_reference"]:
                 rec["speedup"] = rec["fwd_bwd_ms_reference"] / rec["fwd_bwd_ms_fast"]
-            out["layers"][f"{name} {str(dtype).replace('torch.', '')}"] = rec
+            out["layers"][f"{name} {layout}{str(dtype).replace('torch.', '')}"] = rec
+    out["lrn_kernel"] = _lrn_kernel(plan.device, False)
+    return out
+
+
+def lrn_check(plan: Plan, compile_backend: str | None = None) -> dict:
+    """The training images/s of the whole net with model.lrn_impl fast and reference, in bf16
+    channels_last (fp32 on a CPU: avg_pool3d has no CPU bf16 kernel), eager and compiled when a
+    backend is given. The fast LRN is also what every train part already runs (the default)."""
+    from dataclasses import replace
+    out: dict = {"train": {}}
+    b = plan.batches[0]
     flop = train_flop_per_image(plan)
-    precision = "bf16" if plan.device.startswith("cuda") else "fp32"  # avg_pool3d: no CPU bf16 kernel
+    precision = "bf16" if plan.device.startswith("cuda") else "fp32"
     for impl in ("reference", "fast"):
         lrn_plan = replace(plan, model=replace(plan.model, lrn_impl=impl))
         for backend in (None, compile_backend) if compile_backend else (None,):
             key = f"{precision} channels_last b{b} {'compiled' if backend else 'eager'} {impl}"
             out["train"][key] = train_speed(lrn_plan, b, precision, True, backend, flop, None)["images_per_s"]
+    out["lrn_kernel"] = _lrn_kernel(plan.device, bool(compile_backend))
     return out
 
 
@@ -646,6 +657,62 @@ def _seconds(plan: Plan, fn) -> float:
         sync(plan.device)
         times.append(time.perf_counter() - t0)
     return sorted(times)[len(times) // 2]
+
+
+# --- side by side: the paper net against itself without LRN and against torchvision's alexnet ----
+
+# (name, ModelConfig changes): the paper net, the same net with model.lrn none, and torchvision's
+# alexnet (the 2014 variant: 714M multiply-adds against the paper net's 724M), trained the same way
+SIDE_NETS = (("paper", {}), ("paper_no_lrn", {"lrn": "none"}),
+             ("torchvision_alexnet", {"arch": "torchvision", "width": 1.0}))
+SIDE_ROUNDS = 3
+
+
+def side_by_side(plan: Plan, compile_backend: str | None = None) -> dict:
+    """Training images/s of the SIDE_NETS at one setting (bf16 autocast, channels_last, batch
+    big_batches[0] on a GPU; fp32 at the smoke batch on a CPU), eager or compiled, measured in
+    interleaved rounds (a clock or thermal drift hits every net alike); the best round of each."""
+    from dataclasses import replace
+    cuda = plan.device.startswith("cuda")
+    precision, batch = ("bf16", plan.big_batches[0]) if cuda else ("fp32", plan.batches[0])
+    nets = SIDE_NETS if not compile_backend else SIDE_NETS[::2]  # compiled: paper and torchvision only
+    steps, flop = {}, {}
+    for name, change in nets:
+        sub = replace(plan, model=replace(plan.model, **change))
+        flop[name] = train_flop_per_image(sub)
+        steps[name] = make_trainer(sub, batch, precision, True, compile_backend)
+        for _ in range(plan.warmup_steps):  # autotuning, compilation
+            steps[name]()
+        sync(plan.device)
+    rates: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(SIDE_ROUNDS):
+        for name, step in steps.items():
+            rates[name].append(_images_per_s(plan, step, batch, plan.measure_s / SIDE_ROUNDS))
+    out = {"precision": precision, "channels_last": True, "batch": batch, "compile": compile_backend or False,
+           "rounds": SIDE_ROUNDS, "lrn_kernel": _lrn_kernel(plan.device, bool(compile_backend)), "nets": {}}
+    for name in steps:
+        best = max(rates[name])
+        out["nets"][name] = {"images_per_s": best, "rounds_images_per_s": rates[name],
+                             "train_flop_per_image": flop[name], "flop_per_s": best * flop[name]}
+    n = out["nets"]
+    out["paper_vs_torchvision_alexnet_per_flop"] = n["paper"]["flop_per_s"] / n["torchvision_alexnet"]["flop_per_s"]
+    if "paper_no_lrn" in n:
+        out["lrn_vs_no_lrn"] = n["paper"]["images_per_s"] / n["paper_no_lrn"]["images_per_s"]
+    return out
+
+
+def _images_per_s(plan: Plan, step, batch: int, seconds: float) -> float:
+    steps, t0, end = 0, time.perf_counter(), time.monotonic() + seconds
+    while steps < max(1, plan.min_steps // 2) or time.monotonic() < end:
+        step()
+        steps += 1
+    sync(plan.device)
+    return steps * batch / (time.perf_counter() - t0)
+
+
+def _lrn_kernel(device: str, compiled: bool) -> str:
+    from harness.model import lrn
+    return lrn.kernel_for(torch.device(device).type, "fast", compiled)
 
 
 def train_configs(plan: Plan, compile_backend: str | None) -> list[tuple]:
@@ -677,6 +744,10 @@ def check(plan: Plan, rec: Recorder, jpegs: Path | None, smoke: bool, compile_ba
     peak = rec.part("matmul bf16", plan.part_s, matmul_peak, plan.device, plan.matmul_n, torch.bfloat16, plan.measure_s)
     rec.part("matmul fp32", plan.part_s, matmul_peak, plan.device, plan.matmul_n, torch.float32, plan.measure_s)
     peak_flops = peak.get("flop_per_s")
+    rec.part("lrn agreement", plan.part_s, lrn_agreement, plan)  # the fused kernels' correctness on the device
+    rec.part("side by side eager", 2 * plan.part_s, side_by_side, plan)  # the goals' ratios next
+    if compile_backend:
+        rec.part("side by side compiled", plan.compile_s, side_by_side, plan, compile_backend)
     configs = train_configs(plan, compile_backend)
     for cfg in [c for c in configs if not c[3]]:
         rec.part(config_name(*cfg), plan.part_s, train_speed, plan, *cfg, flop, peak_flops)
@@ -686,7 +757,7 @@ def check(plan: Plan, rec: Recorder, jpegs: Path | None, smoke: bool, compile_ba
     for precision, cl in (("fp32", False), ("bf16", True)):
         rec.part(f"eval ten_patch {precision} {'channels_last' if cl else 'nchw'}", plan.part_s, eval_speed,
                  plan, precision, cl)
-    rec.part("lrn fast vs reference", plan.compile_s, lrn_check, plan, compile_backend)
+    rec.part("lrn fast vs reference, training", plan.compile_s, lrn_check, plan, compile_backend)
     rec.part("jpeg decode", plan.part_s, jpeg_speed, plan, jpegs, smoke)
     rec.part("host to device copy", plan.part_s, h2d_speed, plan)
     r["projection"] = projection(r["parts"])
@@ -714,8 +785,10 @@ GPU_PATH_STATUS = {
     "gpu_jpeg_decode": "present: train.decode_device cuda decodes JPEG shards with torchvision.io.decode_jpeg "
                        "on the device and augments there (transforms.DeviceTrainBatches); default cpu "
                        "(simplejpeg in the loader)",
-    "lrn": "present: model.lrn_impl fast (default; harness/model/lrn.py: elementwise ops, deterministic, "
-           "one chunk on a GPU) or reference (nn.LocalResponseNorm, avg_pool3d); lrn_check compares them",
+    "lrn": "present: model.lrn_impl fast (default; on CUDA the fused Triton kernels of harness/model/lrn_fused.py, "
+           "a custom op that torch.compile keeps in one graph, falling back to harness/model/lrn.py's elementwise "
+           "ops with a warning; deterministic) or reference (nn.LocalResponseNorm, avg_pool3d); lrn_check "
+           "compares them, the train stage tags lrn_kernel",
     "two_towers_two_gpus": "present: train.devices [cuda:0, cuda:1] (TwoDeviceAlexNet)",
     "ddp": "present: torchrun from the pipeline (train.nproc_per_node); each rank on its own GPUs from LOCAL_RANK, "
            "torch.cuda.set_device and device_id, backend cpu:gloo,cuda:nccl (harness.runtime); the 'torchrun' part "
@@ -771,6 +844,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                                                                  "with start-up)")
     p.add_argument("--pilot-data", type=Path, default=None,
                    help="prepared data for `harness pilot` (default: the checkout's artifacts/data)")
+    p.add_argument("--report", type=Path, default=None,
+                   help="the summary of the GPU goals' figures (default: reports/gpu.json of this checkout; with "
+                        "--smoke: gpu.smoke.json beside the detailed JSON, so a CPU run never stands in for a GPU's)")
     p.add_argument("--ddp-worker", type=Path, default=None, help=argparse.SUPPRESS)  # one rank of the torchrun part
     p.add_argument("--compile-backend", default=None,
                    help="torch.compile backend (default: inductor; 'eager' with --smoke); 'none' skips compile")
@@ -789,8 +865,24 @@ def main(argv=None) -> dict:
         print("[gpu-check] no CUDA device: measuring the full-size model on the CPU (slow; use --smoke)", flush=True)
     r = check(plan, rec, args.jpegs, args.smoke, None if backend == "none" else backend, args.pilot_data)
     print(table(r))
-    print(f"written: {rec.out}")
+    report = write_summary(r, args, rec.out)
+    print(f"written: {rec.out} and {report}")
     return r
+
+
+def write_summary(r: dict, args: argparse.Namespace, detail: Path) -> Path:
+    """reports/gpu.json (benchmarks/gpu_summary.py); an end-to-end result already there is kept,
+    with the commit it ran on (benchmarks/gpu_e2e.py writes it)."""
+    from benchmarks import gpu_summary
+    path = args.report or (detail.with_name("gpu.smoke.json") if args.smoke
+                           else Path(__file__).resolve().parents[1] / "reports" / "gpu.json")
+    before = json.loads(path.read_text()) if path.is_file() else {}
+    summary = gpu_summary.build(r, args.smoke, str(detail), before.get("end_to_end"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+    return path
 
 
 if __name__ == "__main__":

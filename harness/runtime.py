@@ -51,6 +51,20 @@ def tracking_uri_override() -> str | None:
     return os.environ.get("MLFLOW_TRACKING_URI") or None
 
 
+TRACKING_ENV = "HARNESS_TRACKING"
+
+
+def tracking_off() -> bool:
+    """HARNESS_TRACKING=off: the stages log nothing to MLflow and never import it, for a machine
+    without mlflow (the GPU machine of benchmarks/gpu_e2e.py). Every result is in the stages' files
+    either way; only the MLflow runs are missing. Unset or "on": tracking as usual."""
+    value = os.environ.get(TRACKING_ENV, "").strip().lower()
+    if value not in ("", "on", "off"):
+        from harness.errors import UserError
+        raise UserError(f"{TRACKING_ENV}={os.environ[TRACKING_ENV]!r}: expected 'on' or 'off'")
+    return value == "off"
+
+
 FAULT_ENV = "HARNESS_FAULT_KILL"
 _fault_hits: dict[str, int] = {}
 

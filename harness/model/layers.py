@@ -51,6 +51,17 @@ class TowerLRN(nn.Module):
         return f"towers={self.towers}, impl={self.impl}"
 
 
+def lrn_kernel(model: nn.Module, device: str, compiled: bool) -> str:
+    """What computed the model's TowerLRN layers on `device` (harness.model.lrn.kernel_for): the
+    train stage's lrn_kernel tag. Ask after training: a fall-back from the fused kernels shows
+    itself at their first launch."""
+    from harness.model import lrn
+    impls = {m.impl for m in model.modules() if isinstance(m, TowerLRN)}
+    if not impls:
+        return "none (no TowerLRN in the model)"
+    return "; ".join(lrn.kernel_for(torch.device(device).type, impl, compiled) for impl in sorted(impls))
+
+
 def pool_layer(cfg: ModelConfig) -> nn.MaxPool2d:
     k, s = (3, 2) if cfg.pool == "overlap" else (2, 2)  # paper 3.4: z=3, s=2
     return nn.MaxPool2d(k, s)

@@ -26,13 +26,19 @@ Under torch.export and torch.compile the layer is traced_local_response_norm ins
 formula in plain ops without the chunk loop, so that a traced graph keeps a dynamic batch size
 (autograd derives its backward; a compiler fuses the elementwise ops itself).
 
+On CUDA the layer is the fused Triton kernels of harness/model/lrn_fused.py instead (eagerly and
+under torch.compile, where they are one custom op); where they cannot run, this code does, in one
+chunk, after one warning that says so (kernel_for names what ran: the train stage's lrn_kernel tag).
+
 The results equal nn.LocalResponseNorm's to fp32 rounding (a few ulp: other summation order;
 tests/unit/test_lrn.py), not bit for bit. They do not depend on the thread count (elementwise
-ops only). On a GPU the same code runs in one chunk; half and bfloat16 inputs are computed in
-fp32 and rounded once at the end.
+ops only). Half and bfloat16 inputs are computed in fp32 and rounded once at the end.
 """
 
 from __future__ import annotations
+
+import contextlib
+import warnings
 
 import torch
 
@@ -49,11 +55,105 @@ def local_response_norm(x: torch.Tensor, size: int, alpha: float, beta: float, k
         raise ValueError(f"local_response_norm needs [B, C, ...], got shape {tuple(x.shape)}")
     if x.shape[1] % towers:
         raise ValueError(f"{x.shape[1]} channels do not split into {towers} towers")
+    if x.device.type in _fused_types and not torch.compiler.is_exporting() and _fused_ok(x.device.type):
+        y = _fused_or_none(x, size, alpha, beta, k, towers)
+        if y is not None:
+            return y
     if torch.compiler.is_compiling() or torch.compiler.is_exporting():
         # the chunk loop fixes the batch size in a traced graph (the MLflow model has a dynamic
         # batch, harness/tracking.py log_model): plain ops there, autograd derives the backward
         return traced_local_response_norm(x, size, alpha, beta, k, towers)
     return _LRN.apply(x, size, alpha, beta, k, towers)
+
+
+# Device types whose LRN is the fused Triton kernels (harness/model/lrn_fused.py): CUDA. The CPU
+# keeps the chunked elementwise path above (its results are the committed ones, bit for bit);
+# tests add "cpu" with fused_on("cpu") to run the kernels in Triton's interpreter.
+_fused_types = {"cuda"}
+_fell_back: dict[str, str] = {}  # device type -> why the fused kernels could not run there
+
+
+@contextlib.contextmanager
+def fused_on(*device_types: str):
+    """Use the fused kernels on these device types too, within the block (the kernels run on
+    CPU tensors only in Triton's interpreter: TRITON_INTERPRET=1 before triton is imported)."""
+    global _fused_types
+    before = _fused_types
+    _fused_types = before | set(device_types)
+    try:
+        yield
+    finally:
+        _fused_types = before
+
+
+def _fused_ok(device_type: str) -> bool:
+    if device_type in _fell_back:
+        return False
+    reason = _fused_module_missing()
+    if reason:
+        _fall_back(device_type, reason)
+        return False
+    return True
+
+
+def _fused_module_missing() -> str | None:
+    try:
+        from harness.model import lrn_fused
+    except ImportError as exc:  # pragma: no cover - torch without torch.library.custom_op
+        return f"harness.model.lrn_fused does not import ({exc})"
+    return lrn_fused.available()
+
+
+def _fused_or_none(x, size, alpha, beta, k, towers):
+    """The fused LRN of x, or None (with one warning) when its kernels fail to build or launch
+    here: a missing compiler or an unsupported GPU falls back to the elementwise path."""
+    from harness.model.lrn_fused import local_response_norm_fused
+    x = _supported_layout(x)
+    if torch.compiler.is_compiling():  # a graph node; its kernel runs (and fails) after tracing
+        return local_response_norm_fused(x, size, alpha, beta, k, towers)
+    try:
+        if x.device.type not in _probed:  # build the backward's kernels now too, inside this try
+            _probe(x, size, alpha, beta, k, towers)
+            _probed.add(x.device.type)
+        return local_response_norm_fused(x, size, alpha, beta, k, towers)
+    except torch.OutOfMemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - triton's compile and launch errors have no common base
+        _fall_back(x.device.type, f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}")
+        return None
+
+
+_probed: set[str] = set()  # device types whose fused forward and backward have run once
+
+
+def _probe(x, size, alpha, beta, k, towers) -> None:
+    """Forward and backward of a one-pixel input like x: a kernel that cannot be built here
+    fails now, where the layer can still fall back, not in the middle of a backward pass."""
+    from harness.model.lrn_fused import local_response_norm_fused
+    t = torch.ones((1, x.shape[1]) + (1,) * (x.dim() - 2), dtype=x.dtype, device=x.device, requires_grad=True)
+    with torch.enable_grad():
+        torch.autograd.grad(local_response_norm_fused(t, size, alpha, beta, k, towers).sum(), t)
+
+
+def _fall_back(device_type: str, reason: str) -> None:
+    _fell_back[device_type] = reason
+    warnings.warn(f"LRN: the fused Triton kernels cannot run on {device_type} ({reason}); fell back to the "
+                  f"elementwise LRN (harness/model/lrn.py), slower but the same function", RuntimeWarning,
+                  stacklevel=3)
+
+
+def kernel_for(device_type: str, impl: str = "fast", compiled: bool = False) -> str:
+    """Which LRN code a model with model.lrn_impl `impl` runs on this device type (the train
+    stage's lrn_kernel tag; call it after training, when a fall-back has shown itself)."""
+    if impl == "reference":
+        return "reference: nn.LocalResponseNorm (avg_pool3d)"
+    if device_type in _fused_types:
+        if _fused_ok(device_type):
+            return "fused: Triton kernels (harness/model/lrn_fused.py)"
+        return f"elementwise: fell back from the fused kernels ({_fell_back[device_type]})"
+    if compiled:
+        return "traced: plain ops fused by the compiler (lrn.traced_local_response_norm)"
+    return "elementwise: chunked, hand-written backward (harness/model/lrn.py)"
 
 
 def traced_local_response_norm(x: torch.Tensor, size: int, alpha: float, beta: float, k: float,
