@@ -37,7 +37,7 @@ from harness import config as C  # noqa: E402
 from harness import presets  # noqa: E402
 from harness.io import atomic_write_json  # noqa: E402
 from harness.model import build_model, count_params  # noqa: E402
-from harness.train import loop, recipe  # noqa: E402
+from harness.train import loop, lr_select, recipe  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 N_TRAIN, N_TEST, CLASSES = 50_000, 10_000, 10
@@ -123,7 +123,9 @@ def project(cfg: C.Config, costs: dict) -> dict:
         t = rc.train
         steps = N_TRAIN // t.batch_size
         step, fwd = c["projected_step_s"], c["eval_s_per_image"]
-        pilots = len(t.lr_select_factors) * min(t.lr_select_steps, steps) * step
+        # the declared grid, and at worst its longest extension to train.lr_select_limit (lr_select.py)
+        pilot_steps = len(t.lr_select_factors) * min(t.lr_select_steps, steps)
+        pilot_steps_max = lr_select.max_pilots(t.lr_select_factors, t.lr_select_limit) * min(t.lr_select_steps, steps)
         epoch = steps * step + N_TEST * fwd  # training plus the per-epoch validation pass
         evaluate = N_TEST * (1 + 10 * ("ten_patch" in cfg.evaluate.protocols)) * fwd
         if t.stop_at_train_error is not None:
@@ -132,9 +134,9 @@ def project(cfg: C.Config, costs: dict) -> dict:
             expected_epochs = t.epochs
         seeds = len(cfg.train.seeds)  # every arm trains the seeds of train.seeds
         out[name] = {"net": net_key(rc), "seeds": seeds, "epochs_cap": t.epochs, "expected_epochs": expected_epochs,
-                     "lr_select_pilot_steps": len(t.lr_select_factors) * min(t.lr_select_steps, steps),
-                     "expected_s": seeds * (pilots + expected_epochs * epoch + evaluate),
-                     "worst_case_s": seeds * (pilots + t.epochs * epoch + evaluate)}
+                     "lr_select_pilot_steps": pilot_steps, "lr_select_pilot_steps_max": pilot_steps_max,
+                     "expected_s": seeds * (pilot_steps * step + expected_epochs * epoch + evaluate),
+                     "worst_case_s": seeds * (pilot_steps_max * step + t.epochs * epoch + evaluate)}
     return out
 
 

@@ -55,8 +55,11 @@ def readings(doc: Doc, inp) -> None:
          "cuda-convnet's scaled tanh[a,b] (not offered)", "harness/model/cuda_convnet.py _neuron"],
         ["learning rates 'chosen independently'", "to make training as fast as possible (paper 3.1)",
          (f"per run: x{', x'.join(f'{f:g}' for f in factors)} of train.lr, lowest training error over the first "
-          f"{t['lr_select_steps']} steps") if factors else "off: the layer file's rates",
-         "train.lr_select_factors (other factors; [] = off)", "harness/train/lr_select.py"],
+          f"{t['lr_select_steps']} steps, " + (f"extended at the grid's spacing while the best is at an edge, up to "
+                                               f"x{t['lr_select_limit']:g} and x1/{t['lr_select_limit']:g}"
+                                               if t.get("lr_select_limit") else "the grid alone")
+          + "; a choice at the limit leaves relu-speed undecided") if factors else "off: the layer file's rates",
+         "train.lr_select_factors (other factors; [] = off), train.lr_select_limit", "harness/train/lr_select.py"],
         ["iterations to the target", "25% training error (paper 3.1, Figure 1)",
          ("the training batches' error per window of 20 steps, smoothed over 5 windows and interpolated where it "
           "crosses the target; runs stop after the first epoch at or below it, or at train.epochs (censored)"),
@@ -151,7 +154,9 @@ def figure1(doc: Doc, inp, row: dict | None) -> None:
         censored = {str(x) for x in (conv.get("not_reached") or {}).get(key, [])}
         spe = next((t["stopped_at_target"]["steps_per_epoch"] for t in run["train"].values()
                     if "steps_per_epoch" in t.get("stopped_at_target", {})), 1)  # 1: epochs on the x axis
-        groups[f"{label} ({name})"] = {int(s): _series(run, s, spe) for s in run["curves"]}
+        chosen = sorted({t["lr_selection"]["lr"] for t in run["train"].values() if t.get("lr_selection")})
+        lrs = f", lr {', '.join(f'{v:.3g}' for v in chosen)}" if chosen else ""  # each activation's own rate(s)
+        groups[f"{label} ({name}){lrs}"] = {int(s): _series(run, s, spe) for s in run["curves"]}
         for seed, t in sorted(run["train"].items()):
             sel = t.get("lr_selection")
             it = its.get(str(seed), its.get(seed))
@@ -159,10 +164,8 @@ def figure1(doc: Doc, inp, row: dict | None) -> None:
                          None if it is None else round(it), "no (censored)" if str(seed) in censored else
                          "–" if it is None else "yes", t.get("lr_select_time_s"), t.get("train_time_s")])
             if sel:
-                tried = ", ".join(f"x{f:g}: {'diverged' if e is None else fmt(e)}" + ("*" if f == sel["chosen_factor"] else "")
-                                  for f, e in zip(sel["factors"], sel["pilot_train_top1_error"]))
-                picks.append([label, seed, sel["steps"], fmt(sel["base_lr"]), tried])
-                if len(sel["factors"]) > 1 and sel["chosen_factor"] in (min(sel["factors"]), max(sel["factors"])):
+                picks.append([label, seed, *_selection_cells(sel)])
+                if _at_limit(sel):
                     edge.append(f"{label} seed {seed}: x{sel['chosen_factor']:g}")
     res_steps = conv.get("resolution_steps")
     doc.p(f"Net: cuda-convnet {_arm_value(inp.params, arm, 'model', 'arch').removeprefix('cuda_convnet_')} layer files "
@@ -176,24 +179,48 @@ def figure1(doc: Doc, inp, row: dict | None) -> None:
           f"at or below {target:g}% (train.stop_at_train_error) or at train.epochs; a seed that never gets there "
           f"is censored at the steps it ran.")
     if picks:
-        doc.p("Learning-rate selection, per run (train.lr_select_factors, harness/train/lr_select.py): training "
-              "top-1 error (%) over the run's first steps at each multiple of train.lr, from the run's own initial "
-              "weights; * = chosen (the lowest), after which the run trains from scratch at that rate.")
-        doc.table(["net", "seed", "steps", "train.lr", "training error at each factor (%)"], picks, text_last=True)
+        doc.p("Learning-rate selection, per run (train.lr_select_factors, extended past an edge winner up to "
+              "train.lr_select_limit; harness/train/lr_select.py): training top-1 error (%) over the run's first "
+              "steps at each multiple of train.lr tried, from the run's own initial weights; * = chosen (the "
+              "lowest), after which the run trains from scratch at that rate. The neighbours are the factors tried "
+              "next below and above the chosen one.")
+        doc.table(["net", "seed", "steps", "train.lr", "lr chosen", "lower neighbour", "higher neighbour",
+                   "at the limit", "training error at each factor tried (%)"], picks, text_last=True)
         if edge:  # the fastest rate may lie outside what was tried
-            doc.p(f"Chosen at the edge of the declared factors ({', '.join(edge)}): a faster rate may lie beyond "
-                  "them. A short pilot also favours rates that start fast, whether or not they keep going "
-                  "(docs/cifar10.md).")
+            doc.p(f"Chosen at the limit of the search ({', '.join(edge)}): the best rate is still at an edge of "
+                  "those tried, so a faster one may lie beyond them, and claim relu-speed is not decided on this "
+                  "run (its row says why). A short pilot also favours rates that start fast, whether or not they "
+                  "keep going (docs/cifar10.md).")
     doc.table(["net", "run", "seed", "lr trained", "epochs", f"iterations to {target:g}%", "reached target",
                "lr selection s", "training s"], rows)
-    doc.figure("figure1", f"Figure 1 redrawn: training error against iterations, every seed; dashed line: "
-               f"{target:g}% target", figures.training_error_vs_iterations(groups, target))
+    doc.figure("figure1", f"Figure 1 redrawn: training error against iterations, every seed, each net at the "
+               f"learning rate(s) its selection chose (legend); dotted line: {target:g}% target",
+               figures.training_error_vs_iterations(groups, target))
     ratio = (f"{fmt(conv['ratio'])} [{fmt(conv.get('ratio_lo'))}, {fmt(conv.get('ratio_hi'))}]"
              + (f", a {conv['bound']} bound (censored seeds)" if conv.get("bound") else "")
              if conv.get("tested") else f"– ({conv.get('reason')})")
     doc.table(["claim", "paper", "ratio tanh / ReLU [95%]", "claim's estimate [interval]", "band", "result"],
               [[row["id"], f"{row['paper_value']:g}x", ratio, _claim_value(row), _band(row), _verdict(row)]],
               text_last=True)
+
+
+def _at_limit(sel: dict) -> bool:
+    """harness/train/lr_select.py at_limit, for records written before the field too."""
+    return bool(sel.get("at_limit", sel["chosen_factor"] in (min(sel["factors"]), max(sel["factors"]))))
+
+
+def _selection_cells(sel: dict) -> list:
+    """steps, train.lr, lr chosen, its neighbours' pilot errors, at the limit, every factor tried
+    (in factor order; the ones beyond the declared grid marked +)."""
+    pairs = sorted(zip(sel["factors"], sel["pilot_train_top1_error"]))
+    grid = set(sel.get("grid", sel["factors"]))
+    err = lambda e: "diverged" if e is None else fmt(e)  # noqa: E731
+    i = [f for f, _ in pairs].index(sel["chosen_factor"])
+    side = lambda j: f"x{pairs[j][0]:g}: {err(pairs[j][1])}" if 0 <= j < len(pairs) else "none tried"  # noqa: E731
+    tried = ", ".join(f"x{f:g}{'' if f in grid else '+'}: {err(e)}" + ("*" if f == sel["chosen_factor"] else "")
+                      for f, e in pairs)
+    return [sel["steps"], fmt(sel["base_lr"]), f"{fmt(sel['lr'])} (x{sel['chosen_factor']:g})", side(i - 1),
+            side(i + 1), "yes" if _at_limit(sel) else "no", tried]
 
 
 def _band(row: dict) -> str:

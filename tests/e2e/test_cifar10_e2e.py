@@ -60,12 +60,19 @@ def test_cifar10_quick_preset_through_dvc_repro(tmp_path):
     curve = lambda d, s: pd.read_csv(repo / f"reports/plots/{d}/seed-{s}.csv")  # noqa: E731
     target, cap = p["train"]["stop_at_train_error"], {"train": p["train"]["epochs"], "ablations/tanh/train": 6}
 
-    # Figure 1: each run chose its lr by the declared rule and then repeated the winning pilot
+    # Figure 1: each run chose its lr by the declared rule and then repeated the winning pilot;
+    # the search went past the grid while its best was at an edge, up to the limit
+    at_limit = []
     for d in ("train", "ablations/tanh/train"):
         for s in (1, 2):
             t, c = metrics(d, s), curve(d, s)
             sel = t["lr_selection"]
-            assert sel["factors"] == p["train"]["lr_select_factors"] and sel["steps"] == STEPS
+            grid, limit = p["train"]["lr_select_factors"], p["train"]["lr_select_limit"]
+            assert sel["grid"] == grid and sel["factors"][:len(grid)] == grid and sel["steps"] == STEPS
+            assert all(1 / limit <= f <= limit for f in sel["factors"]) and sel["limit"] == limit
+            tried = sorted(sel["factors"])
+            assert sel["at_limit"] == (sel["chosen_factor"] in (tried[0], tried[-1]))
+            at_limit += [f"{'the baseline' if d == 'train' else 'arm tanh'} seed {s}"] * sel["at_limit"]
             assert sel["chosen_factor"] == sel["factors"][int(np.nanargmin(
                 [np.inf if e is None else e for e in sel["pilot_train_top1_error"]]))]
             assert sel["lr"] == pytest.approx(p["train"]["lr"] * sel["chosen_factor"])
@@ -112,6 +119,8 @@ def test_cifar10_quick_preset_through_dvc_repro(tmp_path):
         assert "CIFAR-10 has 50,000 / 10,000" in r["reason"], r  # the fixture is not the whole data set
         assert r["measured_on_run"]["arm"] == arm and r["measured_on_run"]["estimate"] is not None, r
     assert "before Figure 1's 25% training error" in claims["relu-speed"]["reason"]
+    reason = claims["relu-speed"]["reason"]
+    assert ("lr at the grid's edge" in reason) == bool(at_limit) and all(w in reason for w in at_limit), reason
     assert "fewer epochs than its layer file's schedule of 450" in claims["lrn-cifar10"]["reason"]
     assert claims["lrn-cifar10"]["compared_with"] == "lrn"
     d = np.subtract(err("no_lrn"), err("lrn"))
@@ -124,7 +133,10 @@ def test_cifar10_quick_preset_through_dvc_repro(tmp_path):
     db = sqlite3.connect(repo / "mlflow.db")
     n = db.execute("select count(*) from metrics m join runs r on m.run_uuid = r.run_uuid "
                    "where r.name = 'train-tanh-seed1' and m.key = 'lr_select.pilot_train_top1_error'").fetchone()[0]
-    assert n == len(p["train"]["lr_select_factors"])
+    assert n == len(metrics("ablations/tanh/train", 1)["lr_selection"]["factors"])  # every pilot, extended ones too
+    tag = db.execute("select t.value from tags t join runs r on t.run_uuid = r.run_uuid "
+                     "where r.name = 'train-tanh-seed1' and t.key = 'lr_select.at_limit'").fetchone()[0]
+    assert tag == ("yes" if metrics("ablations/tanh/train", 1)["lr_selection"]["at_limit"] else "no")
 
 
 @pytest.mark.slow
@@ -137,8 +149,11 @@ def test_a_killed_run_resumes_without_selecting_again(tmp_path):
     subprocess.run([sys.executable, "-m", "harness.cli", "preset", "cifar10-quick", "--root", str(tmp_path / "src")],
                    cwd=repo, env=env_for(repo), check=True, capture_output=True)
     p = get_params(repo)
+    # the tanh net at a base lr so small that the grid's x4 is too: the search extends it, and the
+    # resumed run must take the extended record from the checkpoint, not search again
     p["train"].update(batch_size=16, lr_select_steps=STEPS, threads=1, checkpoint_every=3, epochs=2,
-                      stop_at_train_error=None)
+                      stop_at_train_error=None, lr=1e-5, lr_select_limit=4096.0)
+    p["model"]["activation"] = "tanh"
     p["data"]["shard_size"] = 100
     set_params(repo, p)
     run = lambda out, **env: subprocess.run(  # noqa: E731
@@ -157,5 +172,6 @@ def test_a_killed_run_resumes_without_selecting_again(tmp_path):
     a = torch.load(repo / "m/model.pt", weights_only=True)
     b = torch.load(repo / "clean/model.pt", weights_only=True)
     assert a["lr_selection"] == b["lr_selection"] and a["lr_selection"]["steps"] == STEPS
+    assert len(a["lr_selection"]["factors"]) > len(a["lr_selection"]["grid"])  # extended
     assert all(torch.equal(a["state_dict"][k], v) for k, v in b["state_dict"].items())
     assert json.loads((repo / "m/m.json").read_text())["lr_selection"] == a["lr_selection"]

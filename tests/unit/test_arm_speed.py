@@ -64,13 +64,13 @@ def _net(arch: str, mean: float) -> dict:
             "train_time_s": 60.0, "errors": {"top1_error": err, "top5_error": err}}
 
 
-def _section(speed: dict | None) -> str:
+def _section(speed: dict | None, deviations: list | None = None) -> str:
     compare = {"arm_costs": {"protocol": "center", "conf": 0.95,
                              "nets": {"baseline": _net("paper", 75.0), "lenet5": _net("lenet5", 87.0)}},
                "ablation_results": {"lenet5": {"overrides": {"model.arch": "lenet5"}, "protocols": {"center": {
                    "top1_error": {"diff": 12.0, "lo": 9.0, "hi": 15.0}}}}}}
     inp = sections.ReportInputs(params={}, compare=compare, train={}, curves={}, evaluations={}, ensemble={},
-                                manifest={}, deviations=[], provenance={},
+                                manifest={}, deviations=deviations or [], provenance={},
                                 benchmarks=None if speed is None else {"arms": speed})
     doc = Doc()
     sections.successors(doc, inp)
@@ -88,3 +88,19 @@ def test_report_shows_same_process_ratios_and_untrained_arms(measured):
     # a benchmark at another crop size is not shown: its step times say nothing about these nets
     assert "step time vs paper net" not in _section({**speed, "input_size": 224})
     assert "step time vs paper net" not in _section(None)
+
+
+def test_the_section_says_which_net_the_paper_net_is():
+    """the successors are compared with the run's baseline (on the default profile
+    width 0.25, He init, inverted dropout, ...), not the paper's net as printed; the section says so."""
+    from pathlib import Path
+
+    from harness import config as C
+    from harness.report.deviations import deviations
+    default = deviations(C.load_config(Path(__file__).resolve().parents[2] / "params.yaml"))
+    md = _section(None, default)
+    line = next(ln for ln in md.splitlines() if ln.startswith("'Paper net' below"))
+    assert "not the paper's net as printed" in line
+    for part in ("model.width 0.25", "model.init kaiming", "model.dropout_scaling inverted"):
+        assert part in line, part
+    assert "as printed" in _section(None, [])  # the paper's recipe: said as such

@@ -4,6 +4,8 @@ views, the learning-rate selection, arms compared with a base arm, the presets a
 from __future__ import annotations
 
 import copy
+import math
+import dataclasses
 import pickle
 from pathlib import Path
 
@@ -136,15 +138,14 @@ def test_bad_bases_are_refused(tmp_path, arms, enabled, words):
 
 def evaluation(seed, top1, arm=None):
     e = {"seed": seed, "dataset": "cifar10", "split": "test", "num_classes": 10, "n_images": 10000,
-         "protocols": {"center": {"top1_error": top1, "top5_error": 1.0}}}
+         "protocols": {"center": {"top1_error": top1, "top5_error": 1.0},
+                       "ten_patch": {"top1_error": top1 - 0.5, "top5_error": 1.0}}}
     return {**e, "arm": arm} if arm else e
 
 
 def test_an_arm_is_compared_with_its_base_arm_not_the_baseline(tmp_path):
     """lrn-cifar10 measured as no_lrn minus lrn, while the baseline seeds are another net; one
     build_compare, so every claim of the report is in one Holm family (verdict.finalize)."""
-    from statsmodels.stats.weightstats import DescrStatsW
-
     from harness.analysis.ablation import Series
     from harness.stages.compare import CIFAR10_COUNTS, _context, _with_bases, mark_bases
     p = yaml.safe_load((REPO / "presets" / "cifar10.yaml").read_text())
@@ -183,7 +184,11 @@ def test_an_arm_is_compared_with_its_base_arm_not_the_baseline(tmp_path):
     assert row["tested"] and row["arm"] == "no_lrn" and row["compared_with"] == "lrn" and "vs arm lrn" in row["source"]
     d = np.subtract(a, b)
     assert row["estimate"] == pytest.approx(d.mean())
-    assert row["p_reproduced"] == pytest.approx(DescrStatsW(d).ttost_mean(*row["band"])[0])
+    # against the printed 2 pp, one run per arm: Var = s_d^2/n + s_x^2 + s_y^2, df n - 1 (docs/statistics.md)
+    se = (np.var(d, ddof=1) / 3 + np.var(a, ddof=1) + np.var(b, ddof=1)) ** 0.5
+    lo, hi = row["band"]
+    p_in = max(sps.t.sf((d.mean() - lo) / se, 2), sps.t.cdf((d.mean() - hi) / se, 2))
+    assert row["se"] == pytest.approx(se) and row["p_reproduced"] == pytest.approx(p_in)
     # tanh against the baseline seeds; one window per epoch, each placed at its middle (k - 0.5
     # epochs): ReLU crosses 25% at 0.5 + 35/40 epochs (60 -> 20), tanh at 6.5 + 5/10 (30 -> 20)
     relu = rows["relu-speed"]
@@ -192,6 +197,11 @@ def test_an_arm_is_compared_with_its_base_arm_not_the_baseline(tmp_path):
     family = [r for r in out["claims"] if r.get("p_reproduced") is not None]
     assert row["multiplicity"]["family_size"] == relu["multiplicity"]["family_size"] == len(family) >= 2
     assert out["counts"]["claims_tested"] == sum(r["tested"] for r in out["claims"])
+    # the levels themselves: each from its own net's seeds, 10-patch, not the baseline's
+    for cid, group in (("cifar10-11pct", lrn), ("cifar10-13pct", no_lrn)):
+        lvl = rows[cid]
+        assert lvl["tested"] and lvl["arm"] == ("lrn" if group is lrn else "no_lrn"), cid
+        assert lvl["estimate"] == pytest.approx(np.mean([r["protocols"]["ten_patch"]["top1_error"] for r in group]))
 
 
 # --- presets ---------------------------------------------------------------------------------
@@ -221,7 +231,7 @@ def test_cifar_presets_apply_and_validate(tmp_path, name):
         assert gaps == {}
         assert set(dict(cifar10_protocol_gaps(cfg, {"train": 500, "val": 100}))) == {"*"}
     else:  # the quick preset: a 50% stop and a 1-epoch 11% net
-        assert set(gaps) == {"relu-speed", "lrn-cifar10"}
+        assert set(gaps) == {"relu-speed", "lrn-cifar10", "cifar10-11pct", "cifar10-13pct"}
         assert "the baseline at 50%" in gaps["relu-speed"] and "arm lrn 1" in gaps["lrn-cifar10"]
     for c in (cfg, lrn, no_lrn):  # every reading is reported on every run (docs/fidelity.md)
         rows = {r["switch"]: r["ours"] for r in interpretations(c)}
@@ -245,8 +255,12 @@ def report_inputs(tmp_path, with_arms: bool):
                                            "data": {"source": "cifar10", "root": str(tmp_path), "image_size": 32}}))
     sel = lambda chosen: {"steps": 200, "base_lr": 0.001, "factors": [0.5, 1.0, 2.0, 4.0], "lr": 0.001 * chosen,  # noqa: E731
                           "chosen_factor": chosen, "pilot_train_top1_error": [80.0, 75.0, 70.0, 72.0]}
-    run = lambda chosen, errs: {  # noqa: E731
-        "train": {s: {"epochs": len(errs), "lr_selection": sel(chosen),
+    # tanh's record as the search writes it: the grid extended past x4 to x8, x4 interior
+    extended = lambda chosen: {  # noqa: E731
+        **sel(chosen), "grid": [0.5, 1.0, 2.0, 4.0], "factors": [0.5, 1.0, 2.0, 4.0, 8.0],
+        "pilot_train_top1_error": [80.0, 75.0, 70.0, 65.0, 71.0], "at_limit": False}
+    run = lambda chosen, errs, record=sel: {  # noqa: E731
+        "train": {s: {"epochs": len(errs), "lr_selection": record(chosen),
                       "stopped_at_target": {"reached": True, "steps_per_epoch": 390}}
                   for s in (1, 2)},
         "curves": {s: pd.DataFrame({"epoch": range(1, len(errs) + 1), "train_top1_error": errs}) for s in (1, 2)},
@@ -270,21 +284,31 @@ def report_inputs(tmp_path, with_arms: bool):
     steps = {1: pd.DataFrame({"step": [20, 40, 60], "train_top1_error": [90.0, 61.5, 23.0]})}  # seed 2: curve only
     return types.SimpleNamespace(params=C.to_dict(cfg), compare=compare, train=base["train"], curves=base["curves"],
                                  evaluations=base["evaluations"], cifar10_costs=None, steps=steps,
-                                 arms={"tanh": run(2.0, [80.0, 50.0, 24.0]), "lrn": run(1.0, [50.0]),
+                                 arms={"tanh": run(4.0, [80.0, 50.0, 24.0], extended), "lrn": run(1.0, [50.0]),
                                        "no_lrn": run(1.0, [50.0])})
 
 
-def test_report_section_shows_both_experiments(tmp_path):
+def test_report_section_shows_both_experiments(tmp_path, monkeypatch):
     from harness.report import cifar10
     from harness.report.render import Doc, to_markdown
+    drawn = {}
+    draw = cifar10.figures.training_error_vs_iterations
+    monkeypatch.setattr(cifar10.figures, "training_error_vs_iterations",
+                        lambda groups, target: drawn.update(groups) or draw(groups, target))
     doc = Doc()
     cifar10.section(doc, report_inputs(tmp_path, with_arms=True))
     md = to_markdown(doc, "figures")
     assert cifar10.TITLE in md and "figure1.png" in md and "Quick variant" not in md
-    assert "x0.5: 80.00, x1: 75.00, x2: 70.00, x4: 72.00*" in md  # the record, chosen factor marked
-    assert "Chosen at the edge of the declared factors (ReLU seed 1: x4, ReLU seed 2: x4)" in md
+    # a record written before the search was extended: at the grid's edge, so at its limit
+    assert "| 0.004 (x4) | x2: 70.00 | none tried | yes | x0.5: 80.00, x1: 75.00, x2: 70.00, x4: 72.00* |" in md
+    assert "Chosen at the limit of the search (ReLU seed 1: x4, ReLU seed 2: x4)" in md
+    assert "claim relu-speed is not decided on this run" in md
+    # tanh: the chosen rate with the pilot errors of the factors either side; x8 was beyond the grid
+    assert "| tanh | 1 | 200 | 0.001 | 0.004 (x4) | x2: 70.00 | x8: 71.00 | no | " \
+           "x0.5: 80.00, x1: 75.00, x2: 70.00, x4: 65.00*, x8+: 71.00 |" in md
+    assert set(drawn) == {"ReLU (baseline), lr 0.004", "tanh (tanh), lr 0.004"}  # Figure 1's legend
     assert "| relu-speed | 6x | 6.00 [5.00, 7.00] | 6.00 [5.50, 6.50] | [4.00, 9.00] | not tested: r |" in md
-    assert "| tanh | tanh | 2 | 0.002 | 3 | 14,040 | no (censored) |" in md
+    assert "| tanh | tanh | 2 | 0.004 | 3 | 14,040 | no (censored) |" in md
     assert "| lrn-cifar10 | 2 pp (13% -> 11%) | 1.50 [0.50, 2.50] (90%) | [1.00, 3.00] | inconclusive |" in md
     assert "cuda_convnet_11pct" in md and "450 epochs, lr / 10 at epochs 430, 440" in md and "every 20 steps" in md
     assert any(b[0] == "fig" and b[3][:4] == b"\x89PNG" for b in doc.blocks)
@@ -311,3 +335,173 @@ def test_report_section_says_what_was_not_run(tmp_path):
     inp.params["data"]["source"] = "synthetic"
     cifar10.section(doc, inp)
     assert doc.blocks == []  # no section on other data
+
+
+# --- the lr search beyond the grid (paper 3.1: "as fast as possible") ---------------------------
+
+TANH = dataclasses.replace(MODEL, activation="tanh")  # the preset's Figure 1 net, arm tanh
+
+
+def select(prepared, model_cfg, train_cfg, init_seed=11):
+    view, val_loader = views(prepared)
+    torch.manual_seed(init_seed)
+    model = build_model(model_cfg, 10)
+    make_loader = lambda b: transforms.batch_loader(view, b, 0)  # noqa: E731
+    sel = lr_select.select_lr(model, recipe.make_optimizer, view, make_loader, val_loader, train_cfg, seed=5)
+    return sel, model, view, make_loader, val_loader
+
+
+def test_the_search_goes_past_a_grid_edge_that_is_too_small(prepared):
+    """A base lr so small that the preset's grid (x0.5 .. x4) still improves at x4: the search
+    doubles past it and stops at an interior best, the grid's own pilots unchanged."""
+    grid = C.TrainConfig(**{**TRAIN.__dict__, "lr": 1e-5, "lr_select_factors": (0.5, 1.0, 2.0, 4.0)})
+    old, *_ = select(prepared, TANH, grid)
+    assert old["factors"] == [0.5, 1.0, 2.0, 4.0] and old["chosen_factor"] == 4.0 and old["at_limit"]
+    sel, *_ = select(prepared, TANH, dataclasses.replace(grid, lr_select_limit=4096.0))
+    assert sel["factors"][:4] == old["factors"] and sel["pilot_train_top1_error"][:4] == old["pilot_train_top1_error"]
+    assert sel["factors"][4:] == [4.0 * 2 ** k for k in range(1, len(sel["factors"]) - 3)]  # doubling, nothing lower
+    err = dict(zip(sel["factors"], sel["pilot_train_top1_error"]))
+    chosen = sel["chosen_factor"]
+    assert chosen > 4.0 and not sel["at_limit"] and chosen < max(sel["factors"])
+    assert err[chosen] < err[4.0] and err[chosen] <= err[chosen * 2] and err[chosen] <= err[chosen / 2]
+    assert sel["factors"][-1] == chosen * 2  # it stopped at the first rate past the best
+    assert sel["lr"] == pytest.approx(1e-5 * chosen) and sel["grid"] == [0.5, 1.0, 2.0, 4.0]
+
+
+def steps_to(model, view, make_loader, val_loader, train_cfg, lr, target):
+    """(steps to `target` % training error, censored) of a run at `lr` from `model`'s weights, at
+    step resolution as the compare stage counts them (harness/analysis/ablation.py crossing)."""
+    from harness.analysis.ablation import Series, crossing
+    m = copy.deepcopy(model)
+    cfg = dataclasses.replace(train_cfg, lr=lr, lr_select_factors=())
+    state = loop.TrainState()
+    try:
+        loop.fit(m, recipe.make_optimizer(m, cfg), view, make_loader, val_loader, cfg, 5, state, loop.Hooks())
+    except loop.NonFiniteLoss:
+        return math.inf, True
+    w = np.array(state.windows, dtype=float)
+    return crossing(Series.from_windows(w[:, 0], w[:, 2], w[:, 3]), target)
+
+
+@pytest.mark.parametrize("model_cfg,lr,target", [(MODEL, 2.5e-4, 50.0), (TANH, 1e-3, 20.0)], ids=["relu", "tanh"])
+def test_the_chosen_lr_reaches_the_target_no_later_than_its_neighbours(prepared, model_cfg, lr, target):
+    """What the criterion should predict (paper 3.1, Figure 1): on the preset's net, the factor
+    chosen from the pilots reaches the training-error target no later than the factors next to it
+    among those tried, each trained from the same initial weights and data order."""
+    train_cfg = C.TrainConfig(**{**TRAIN.__dict__, "lr": lr, "epochs": 8, "lr_select_factors": (0.5, 1.0, 2.0, 4.0),
+                                 "lr_select_limit": 64.0})
+    sel, model, view, make_loader, val_loader = select(prepared, model_cfg, train_cfg)
+    tried = sorted(sel["factors"])
+    i = tried.index(sel["chosen_factor"])
+    assert not sel["at_limit"] and 0 < i < len(tried) - 1
+    reach = {f: steps_to(model, view, make_loader, val_loader, train_cfg, lr * f, target) for f in tried[i - 1:i + 2]}
+    chosen_steps, censored = reach[sel["chosen_factor"]]
+    assert not censored
+    assert all(chosen_steps <= s for s, _ in reach.values())
+    assert max(s for s, _ in reach.values()) > chosen_steps  # the neighbours differ: the check can fail
+
+
+def pilots(errors_of, grid, limit):
+    """The search of lr_select.select_lr on made-up pilot errors (errors_of: factor -> error or None)."""
+    factors, errors = [], []
+    queue = list(grid)
+    while queue:
+        f = queue.pop(0)
+        factors.append(f)
+        errors.append(errors_of(f))
+        if not queue:
+            nxt = lr_select.next_factor(grid, factors, errors, limit)
+            queue = [] if nxt is None else [nxt]
+    return factors
+
+
+def test_the_search_by_hand():
+    """Hand-worked searches: a U-shaped error with its minimum at x16 (doubling from the grid's x4
+    up to x32, one past the best); a minimum below the grid (halving at its spacing); a rate that
+    diverges counts as worse; the limit stops the search; no limit, the grid alone."""
+    u = lambda best: lambda f: abs(math.log2(f) - math.log2(best))  # noqa: E731
+    assert pilots(u(16), (0.5, 1, 2, 4), 64) == [0.5, 1, 2, 4, 8, 16, 32]
+    assert pilots(u(0.1), (0.5, 1, 2, 4), 64) == [0.5, 1, 2, 4, 0.25, 0.125, 0.0625]
+    assert pilots(u(100), (0.5, 1, 2, 4), 64) == [0.5, 1, 2, 4, 8, 16, 32, 64]  # at the limit
+    assert pilots(u(100), (0.5, 1, 2, 4), None) == [0.5, 1, 2, 4]
+    assert pilots(u(16), (0.25, 1, 4), 64) == [0.25, 1, 4, 16, 64]  # the grid's own spacing, x4
+    assert pilots(lambda f: None if f > 4 else -f, (0.5, 1, 2, 4), 64) == [0.5, 1, 2, 4, 8]  # x8 diverged: x4 interior
+    assert pilots(lambda f: None if f > 0.3 else -f, (0.5, 1, 2, 4), 64) == [0.5, 1, 2, 4, 0.25, 0.125]  # all diverged
+    # flat: ties go to the first tried, x0.5, which is interior once x0.25 ties it
+    assert pilots(lambda f: 50.0, (0.5, 1, 2, 4), 8) == [0.5, 1, 2, 4, 0.25]
+    assert pilots(u(16), (2.0,), 64) == [2.0]  # one factor: no spacing to extend at
+    sel = {"factors": [0.5, 1, 2, 4, 8, 16, 32, 64], "chosen_factor": 64}
+    assert lr_select.at_limit(sel) and not lr_select.at_limit({**sel, "chosen_factor": 16})
+    assert lr_select.at_limit({**sel, "chosen_factor": 16, "at_limit": True})  # the record's word first
+
+
+def test_the_limit_is_validated():
+    with pytest.raises(C.ConfigError, match="train.lr_select_limit"):
+        C.from_dict({"train": {"lr_select_factors": [0.5, 8.0], "lr_select_limit": 4.0}})
+    with pytest.raises(C.ConfigError, match="train.lr_select_limit"):
+        C.from_dict({"train": {"lr_select_factors": [0.125, 1.0], "lr_select_limit": 4.0}})
+    with pytest.raises(C.ConfigError, match="train.lr_select_limit"):
+        C.from_dict({"train": {"lr_select_limit": 0.5}})
+    cfg = C.from_dict({"train": {"lr_select_factors": [0.5, 4.0], "lr_select_limit": 64}})
+    assert cfg.train.lr_select_limit == 64.0
+    # null (the grid alone) leaves the training digest as it was before the key existed
+    assert "lr_select_limit" not in C.training_config(C.from_dict({}))["train"]
+    assert C.training_config(cfg)["train"]["lr_select_limit"] == 64.0
+
+
+def figure1_compare(tmp_path, baseline_sel: dict | None, tanh_sel: dict | None) -> dict:
+    """compare.json's relu-speed row of the full preset (real data counts) whose ReLU seeds cross
+    25% at 1.375 epochs and tanh's at 7: tested, unless a selection record says otherwise."""
+    from harness.analysis.ablation import Series
+    from harness.stages.compare import CIFAR10_COUNTS, _context, _with_bases
+    p = yaml.safe_load((REPO / "presets" / "cifar10.yaml").read_text())
+    p["ablations"]["enabled"] = ["tanh"]
+    cfg = C.from_dict(presets.with_preset(yaml.safe_load((REPO / "params.yaml").read_text()),
+                                          {**p, "data": {**p["data"], "root": str(tmp_path)}}))
+    results = [evaluation(s, 30.0 + s) for s in (1, 2, 3)]
+
+    def group(curve, sel):
+        return {"results": results, "curves": {s: curve for s in (1, 2, 3)},
+                "series": {s: Series.from_epochs(curve, 390) for s in (1, 2, 3)},
+                "train": {s: {"train_time_s": 1.0, **({"lr_selection": sel} if sel else {})} for s in (1, 2, 3)},
+                "steps_per_epoch": 390}
+    tanh, base = group([90.0, 80.0, 70.0, 60.0, 50.0, 40.0, 30.0, 20.0], tanh_sel), group([60.0, 20.0], baseline_sel)
+    ablations = {"protocol": "center", "target_train_error": 25.0, "baseline_steps_per_epoch": 390,
+                 "baseline_curves": base["curves"], "baseline_series": base["series"],
+                 "arms": _with_bases({"tanh": {"overrides": cfg.ablations.arm("tanh").as_dict(), **tanh}},
+                                     cfg.ablations)}
+    context = _context(cfg, results, ablations, CIFAR10_COUNTS, base["train"])
+    out = build_compare(results, context, load_claims(), CompareSettings(n_boot=200), ablations=ablations,
+                        train=base["train"])
+    return {r["id"]: r for r in out["claims"]}["relu-speed"]
+
+
+def record(chosen: float, factors=(0.5, 1.0, 2.0, 4.0, 8.0, 16.0), at_limit=None) -> dict:
+    r = {"factors": list(factors), "chosen_factor": chosen, "lr": 0.001 * chosen,
+         "pilot_train_top1_error": [80.0] * len(factors)}
+    return r if at_limit is None else {**r, "at_limit": at_limit}
+
+
+def test_relu_speed_is_not_decided_on_a_rate_at_the_limit(tmp_path):
+    """Paper 3.1: each net's rate "chosen ... to make training as fast as possible"; a run whose
+    search ended with its best rate at an edge of those tried has not shown that."""
+    interior = record(4.0, at_limit=False)
+    assert figure1_compare(tmp_path, interior, interior)["tested"]
+    assert figure1_compare(tmp_path, None, None)["tested"]  # selection off: the files' rates, as declared
+    for relu, tanh, who in ((interior, record(16.0, at_limit=True), "arm tanh seed 1 x16 (lr 0.016)"),
+                            (record(0.5, (0.5, 1.0, 2.0, 4.0)), interior, "the baseline seed 1 x0.5 (lr 0.0005)")):
+        row = figure1_compare(tmp_path, relu, tanh)  # the second: a record of before the field, at the grid's edge
+        assert not row["tested"] and row["category"] == "cut-down experiment", row
+        assert row["reason"].startswith("lr at the grid's edge") and who in row["reason"], row["reason"]
+        assert row["measured_on_run"]["estimate"] == pytest.approx(7.0 / 1.375)  # still measured, shown
+
+
+def test_the_most_pilots_a_search_can_run():
+    """The cost bound docs/cifar10.md quotes: the preset's grid x0.5 .. x4 with limit 64 goes up
+    to x8, x16, x32, x64 (4 more) or down to x1/4 .. x1/64 (5 more), one way only: 9 pilots."""
+    assert lr_select.max_pilots((0.5, 1.0, 2.0, 4.0), 64.0) == 9
+    assert lr_select.max_pilots((0.5, 1.0, 2.0, 4.0), None) == 4
+    assert lr_select.max_pilots((0.25, 1.0, 4.0), 64.0) == 3 + 2  # x16, x64 up; x1/16, x1/64 down
+    assert lr_select.max_pilots((2.0,), 64.0) == 1
+    u = lambda best: lambda f: abs(math.log2(f) - math.log2(best))  # noqa: E731
+    assert max(len(pilots(u(b), (0.5, 1.0, 2.0, 4.0), 64.0)) for b in (1e-3, 0.3, 3, 100)) == 9

@@ -66,7 +66,7 @@ def test_phases_switch_data_model_and_schedule():
 @pytest.mark.parametrize("raw, match", [
     ({"pretrain": {"enabled": ["fall2012"]}}, r"pretrain.enabled\[0\]"),
     ({"pretrain": {"enabled": ["fall2011"], "data": {"root": "/f", "source": "ilsvrc2012"}}}, "pretrain.data.source"),
-    ({"pretrain": {"enabled": ["fall2011"], "data": {"source": "fall2011", "root": "/f"}, "finetune_epochs": 2, "finetune_lr_steps": [5]}}, "finetune phase"),
+    ({"pretrain": {"enabled": ["fall2011"], "data": {"source": "fall2011", "root": "/f"}, "finetune_epochs": 2, "finetune_lr_steps": [0]}}, "finetune phase"),
     ({"model": {"conv6": True, "conv6_padding": 0}}, "model.conv6_padding"),
     ({"model": {"conv6": True, "arch": "one_tower"}}, "model.conv6"),
 ])
