@@ -1,11 +1,14 @@
 """Presets: the paper's recipe for a real dataset, merged into params.yaml in one command.
 
-A preset (presets/<name>.yaml at the repository root) lists the keys it sets; every other key
-keeps its params.yaml value. Its optional `replace:` list names dotted keys whose whole value the
-preset sets instead of merging into (e.g. ablations.arms: the paper net's arms do not describe the
-CIFAR-10 nets). The result is validated before params.yaml is replaced, and the
-old file is kept as params.yaml.bak, so nothing is lost and `git diff params.yaml` shows the
-switch.
+A preset (presets/<name>.yaml at the repository root) lists the keys it sets. A key that another
+preset sets and this one does not goes back to the paper's value (the config dataclasses'
+default, docs/paper.md), so a preset gives the same params whatever was applied before it: ImageNet
+after cifar10 keeps no `train.stop_at_train_error` or `train.lr_select_factors` of the CIFAR-10
+runs. Every other key keeps its params.yaml value. A preset's optional `replace:` list names dotted
+keys whose whole value the preset sets instead of merging into (e.g. ablations.arms: the paper
+net's arms do not describe the CIFAR-10 nets). The result is validated before params.yaml is
+replaced, and the old file is kept as params.yaml.bak, so nothing is lost and `git diff
+params.yaml` shows the switch.
 """
 
 from __future__ import annotations
@@ -35,11 +38,72 @@ def merged(params: dict, preset: dict) -> dict:
     return out
 
 
-def with_preset(params: dict, preset: dict) -> dict:
-    """params with the preset's keys merged in, and its `replace:` keys set whole."""
+# Keys `harness preset` sets from its command line (_set_roots): owned like the presets' own keys.
+ROOT_KEYS = ("data.root", "pretrain.data.root", "pretrain.data.fall2011.exclude_root")
+
+
+def leaf_keys(preset: dict, replace=(), prefix: str = "") -> set[str]:
+    """The dotted keys a preset sets: its leaves, a `replace:` key counting as one leaf."""
+    out = set()
+    for key, value in preset.items():
+        dotted = f"{prefix}{key}"
+        if key == "replace" and not prefix:
+            continue
+        if isinstance(value, dict) and value and dotted not in replace:
+            out |= leaf_keys(value, replace, dotted + ".")
+        else:
+            out.add(dotted)
+    return out
+
+
+def owned_keys(folder: Path) -> set[str]:
+    """Every dotted key some preset in `folder` sets (and the data roots)."""
+    keys = set(ROOT_KEYS)
+    for name in available(folder):
+        preset = _load(name, folder)
+        keys |= leaf_keys(preset, preset.get("replace", []))
+    return keys
+
+
+def paper_value(dotted: str):
+    """The paper recipe's value of a params key: the config dataclasses' default (docs/paper.md)."""
+    value = C.to_dict(C.Config())
+    for key in dotted.split("."):
+        value = value[key]
+    return {} if dotted == "ablations.arms" else value  # params spell the arms as a mapping
+
+
+def _covered(key: str, sets: set[str]) -> bool:
+    """key is set by the preset: itself, or a key above it (a replaced or scalar value)."""
+    return any(key == k or key.startswith(k + ".") for k in sets)
+
+
+def reset_others(params: dict, preset: dict, owned) -> tuple[dict, list[str]]:
+    """params with every owned key the preset does not set back at the paper's value, and
+    the keys whose value that changed."""
+    out, changed = copy.deepcopy(params), []
+    sets = leaf_keys(preset, preset.get("replace", []))
+    for dotted in sorted(k for k in owned if not _covered(k, sets)):
+        *parents, last = dotted.split(".")
+        node = out
+        for key in parents:
+            if not isinstance(node.get(key), dict):
+                node[key] = {}
+            node = node[key]
+        value = paper_value(dotted)
+        if node.get(last, object()) != value:
+            changed.append(dotted)
+        node[last] = copy.deepcopy(value)
+    return out, changed
+
+
+def with_preset(params: dict, preset: dict, owned=()) -> dict:
+    """params with the owned keys the preset does not set back at the paper's value
+    (reset_others), the preset's keys merged in, and its `replace:` keys set whole."""
+    params, _ = reset_others(params or {}, preset, owned)
     preset = copy.deepcopy(preset)
     replace = preset.pop("replace", [])
-    new = merged(params or {}, preset)
+    new = merged(params, preset)
     for dotted in replace:
         *parents, last = dotted.split(".")
         src, dst = preset, new
@@ -92,11 +156,15 @@ def _set_roots(new: dict, preset: dict, root: str | None, ilsvrc2012_root: str |
 
 
 def apply_preset(name: str, folder: Path, params_path: Path, root: str | None,
-                 ilsvrc2012_root: str | None = None) -> dict:
-    """Merge presets/<name>.yaml (and the data roots) into params_path; returns the new params."""
+                 ilsvrc2012_root: str | None = None, reset: list | None = None) -> dict:
+    """Merge presets/<name>.yaml (and the data roots) into params_path; returns the new params.
+    `reset`, if given, receives the keys another preset had set that went back to the paper's value."""
     preset = _load(name, folder)
     params = yaml.safe_load(params_path.read_text()) if params_path.is_file() else {}
-    new = with_preset(params or {}, preset)
+    owned = owned_keys(folder)
+    if reset is not None:
+        reset += [k for k in reset_others(params or {}, preset, owned)[1] if k not in ROOT_KEYS]
+    new = with_preset(params or {}, preset, owned)
     _set_roots(new, preset, root, ilsvrc2012_root)
     if new.get("data", {}).get("source", "synthetic") != "synthetic" and not new["data"].get("root"):
         raise UserError(f"preset {name!r} needs the dataset folder: pass --root PATH")

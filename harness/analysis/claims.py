@@ -327,14 +327,15 @@ def _check_band_kind(cid: str, kind: str, lo: float | None, hi: float | None, ra
 
 
 def _parse_arm(cid: str, raw: dict) -> tuple[tuple[str, Any], ...] | None:
-    """`arm: {model.lrn: none}`: the group without the design choice (ablation/convergence)."""
+    """`arm: {model.lrn: none}`: the group without the design choice (ablation/convergence), or
+    the net a headline number belongs to when it is not the baseline's (paper 3.3's CIFAR-10 nets)."""
     arm = raw.get("arm")
     if arm is None:
         if raw.get("contrast") is not None:
             raise _fail(cid, "arm", "is missing (contrast describes an arm)")
         return None
-    if raw["kind"] not in ("ablation", "convergence"):
-        raise _fail(cid, "arm", "is only allowed on ablation and convergence claims")
+    if raw["kind"] not in ("ablation", "convergence", "headline"):
+        raise _fail(cid, "arm", "is only allowed on ablation, convergence and headline claims")
     if (not isinstance(arm, dict) or not arm
             or not all(isinstance(k, str) and k.split(".")[0] in ("model", "train") and "." in k for k in arm)):
         raise _fail(cid, "arm", f"must map model.*/train.* keys to values, got {arm!r}")
@@ -491,7 +492,8 @@ def testability(claim: Claim, run: RunContext) -> tuple[str, str] | None:
         found.append(("not buildable", f"needs {claim.needs}"))
     if claim.kind == "size":
         return _pick(found)
-    if claim.kind in ("ablation", "convergence") and claim.measure != "protocol":
+    if (claim.kind in ("ablation", "convergence") and claim.measure != "protocol") or \
+            (claim.kind == "headline" and claim.arm):
         found += _arm_reasons(claim, run)
     data = _data_reason(claim, run)
     if data:
@@ -508,6 +510,10 @@ def testability(claim: Claim, run: RunContext) -> tuple[str, str] | None:
         if missing:
             found.append(("not measured", "needs both centre-crop and 10-patch evaluation of the same models; "
                           f"this run did not evaluate {', '.join(missing)}"))
+    if claim.measure == "test_error" and claim.protocol != "none" and claim.protocol not in run.protocols:
+        found.append(("not measured", f"needs {_PROTOCOL_NAMES[claim.protocol]} evaluation of both groups (the "
+                      f"paper's test for this effect); this run evaluated "
+                      f"{', '.join(_PROTOCOL_NAMES.get(p, p) for p in run.protocols) or 'no protocol'}"))
     if claim.measure == "train_time" and run.devices != 2:
         found.append(("not measured", "needs the two-tower net trained on two devices (train.devices with two "
                       f"entries, paper 3.2); this run trained on {run.devices}"))
@@ -527,6 +533,9 @@ def _pick(found: list[tuple[str, str]]) -> tuple[str, str] | None:
 def _arm_reasons(claim: Claim, run: RunContext) -> list[tuple[str, str]]:
     if claim.arm is None:
         return [("not buildable", f"needs an {claim.kind} group for '{claim.id}' that this harness does not define")]
+    if matching_arm(claim, run.arms) is None and claim.kind == "headline":
+        return [("arm not trained", f"{claim.describe_value()} is the error of the net {{{_describe_arm(claim)}}}, "
+                 "which this run did not train: add an arm with these values to ablations.enabled")]
     if matching_arm(claim, run.arms) is None:
         what = claim.contrast or _describe_arm(claim)
         return [("arm not trained", f"needs {'an' if claim.kind == 'ablation' else 'a'} {claim.kind} group ({what}) "
@@ -550,6 +559,8 @@ def requirements(claim: Claim) -> str:
         return "the paper's architecture as built (arithmetic, no training)"
     data = _name(claim.dataset) + ("" if claim.split in ("none", "unspecified", "train") else f" {claim.split}")
     parts = [data, "the full paper network"]
+    if claim.kind == "headline" and claim.arm:
+        parts.append(f"the arm {{{_describe_arm(claim)}}}")
     if claim.kind == "headline":
         parts.append(f"{_PROTOCOL_NAMES.get(claim.protocol, claim.protocol)} evaluation")
         parts.append("at least 2 seeds" if (claim.n_models or 1) == 1 else
@@ -559,6 +570,8 @@ def requirements(claim: Claim) -> str:
         parts.append("centre-crop and 10-patch evaluation of the same seeds (paired), at least 2 seeds")
     elif claim.kind in ("ablation", "convergence"):
         parts.append(f"the arm {{{_describe_arm(claim)}}} with at least 2 seeds per group")
+        if claim.measure == "test_error" and claim.protocol != "none":
+            parts.append(f"{_PROTOCOL_NAMES[claim.protocol]} evaluation of both groups")
         if claim.measure == "iterations":
             parts.append("training error logged every 20 steps (the train stage's steps file)")
         if claim.measure == "train_time":

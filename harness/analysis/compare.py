@@ -368,6 +368,14 @@ def evidence_for(claim: Claim, seed_results, n_images: int, context: RunContext,
 
 
 def _headline_evidence(claim, seed_results, n_images, context, inputs):
+    if claim.arm:  # the number of another net than the baseline's (paper 3.3's CIFAR-10 nets): that arm's seeds
+        name = matching_arm(claim, context.arms)
+        arm = ((inputs.get("ablations") or {}).get("arms") or {}).get(name)
+        if arm is None:
+            return "arm not trained", f"the arm {name} has no results in this run"
+        seed_results = arm["results"]
+        if not _values(seed_results, claim.protocol, claim.metric):
+            return "not measured", f"the arm {name} has no {claim.protocol} {claim.metric}"
     values = _values(seed_results, claim.protocol, claim.metric)
     same = claim.split == context.split
     k = claim.n_models or 1
@@ -406,11 +414,13 @@ def _arm_evidence(claim, seed_results, context, inputs, any_target):
     if claim.kind == "convergence":
         return _convergence_evidence(claim, name, arm, base_ab, {**inputs, "train": base_train}, context, any_target,
                                      against)
-    base, var = _per_seed_measure(claim, base_results, base_ab, base_train), \
-        _per_seed_measure(claim, arm["results"], {**ab, "baseline_curves": arm.get("curves", {})}, arm.get("train") or {})
+    arm_ab = {**ab, "baseline_curves": arm.get("curves", {})}
+    base, var = _per_seed_measure(claim, base_results, base_ab, base_train, any_target), \
+        _per_seed_measure(claim, arm["results"], arm_ab, arm.get("train") or {}, any_target)
     if isinstance(base, str) or isinstance(var, str):
         return "not measured", base if isinstance(base, str) else var
-    return _two_groups(base, var, f"arm {name}", against)
+    on = f", {claim.protocol} test" if claim.measure == "test_error" and claim.protocol != "none" else ""
+    return _two_groups(base, var, f"arm {name}{on}", against)
 
 
 def _comparison_group(arm: Mapping, seed_results, ab: Mapping, train: Mapping):
@@ -435,11 +445,18 @@ def _two_groups(base: dict, var: dict, what: str, against: str = "the paper's ne
                             source=f"{what} (seeds {sorted(var)}) vs {against} (seeds {sorted(base)}), unpaired")
 
 
-def _per_seed_measure(claim, results, ab, train) -> dict[int, float] | str:
-    """Per seed: test error (the ablation protocol), final training error or overfitting gap."""
+def _per_seed_measure(claim, results, ab, train, shown_only: bool = False) -> dict[int, float] | str:
+    """Per seed: test error (the claim's protocol: the paper's 10-patch test unless it says otherwise;
+    the run's ablation protocol on claims without one, and on a number shown_only, i.e. measured on
+    a run that cannot decide the claim, where the claim's protocol was not run), final training
+    error or overfitting gap."""
     if claim.measure == "test_error":
-        proto = ab.get("protocol") or "center"
-        return _by_seed(results, proto, claim.metric.removesuffix("_reduction"))
+        run_proto = ab.get("protocol") or "center"
+        proto = claim.protocol if claim.protocol != "none" else run_proto
+        if shown_only and not _values(results, proto, claim.metric.removesuffix("_reduction")):
+            proto = run_proto
+        return _by_seed(results, proto, claim.metric.removesuffix("_reduction")) or \
+            f"no {proto} evaluation of the arm's or its comparison group's seeds"
     curves = ab.get("baseline_curves") or {}
     if not curves:
         return "no training curves for the final training error"
@@ -595,7 +612,10 @@ def build_compare(
                    "ensemble_gain": _ensemble_gain(seed_results, ensembles, settings)},
         "ensemble": ensemble,
         "ablation_results": arm_results,
-        "counts": verdict.counts(rows),
+        # The verdicts of the experiments; the printed counts and shares of the architecture
+        # (kind size, arithmetic on the net as built) are counted apart, never in the headline
+        "counts": verdict.counts([r for r in rows if r["kind"] != "size"]),
+        "architecture_counts": verdict.counts([r for r in rows if r["kind"] == "size"]),
     }
     if pretrained:  # paper 6: what the pre-trained CNNs were and measured (report section 5b)
         out["pretraining"] = _pretraining_summary(pretrained)
@@ -646,6 +666,9 @@ def headline(compare: dict) -> dict:
     out["claims"] = {"tested": counts.get("claims_tested"),
                      **{label.replace(" ", "_"): n for label, n in (counts.get("verdicts") or {}).items()
                         if label != "not tested"}}
+    arch = (compare.get("architecture_counts") or {}).get("verdicts")
+    if arch:  # the size claims: printed counts and shares against the net as built, apart from the experiments
+        out["architecture"] = {"not_as_printed": arch.get("not reproduced", 0)}
     return out
 
 
@@ -668,7 +691,8 @@ def summary_metrics(compare: dict) -> dict[str, float]:
     e.g. center.top1_error.mean / .sd / .n / .t_lo / .t_hi / .boot_lo / .boot_hi,
     reference.top1_error.diff / .welch_p, claim.<id>.estimate / .lo / .hi / .p_reproduced /
     .p_reproduced_adj / .p_not_reproduced / .p_not_reproduced_adj / .seeds_needed, and
-    claims.total / .tested / .reproduced / .not_reproduced / .inconclusive / .not_tested.
+    claims.total / .tested / .reproduced / .not_reproduced / .inconclusive / .not_tested (the
+    experimental claims), architecture.total / .reproduced / .not_reproduced (the size claims).
     None values are skipped.
     """
     out: dict[str, float] = {}
@@ -702,4 +726,8 @@ def summary_metrics(compare: dict) -> dict[str, float]:
     put(counts.get("claims_tested"), "claims", "tested")
     for label, n in (counts.get("verdicts") or {}).items():
         put(n, "claims", label.replace(" ", "_"))
+    arch = compare.get("architecture_counts") or {}
+    put(arch.get("claims_total"), "architecture", "total")
+    for label, n in (arch.get("verdicts") or {}).items():
+        put(n, "architecture", label.replace(" ", "_"))
     return out

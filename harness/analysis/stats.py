@@ -30,6 +30,11 @@ __all__ = [
     "two_level_bootstrap",
     "against_published",
     "against_published_bound",
+    "value_step",
+    "spread_var",
+    "effect_against_printed",
+    "paired_diff_var",
+    "sd_limits",
     "paired_effect",
     "welch_effect",
     "log_ratio",
@@ -96,6 +101,52 @@ def _t_sf(t: float, df: float) -> float:
 def _t_ppf(q: float, df: float) -> float:
     """Student-t quantile that accepts df=inf."""
     return float(sps.norm.ppf(q)) if math.isinf(df) else float(sps.t.ppf(q, df))
+
+
+# A difference this small next to the numbers compared is float noise (0.6 computed as
+# 41.6 - 41.0 is 0.6000000000000014), not a measurement: band edges and zero spreads use it.
+FLOAT_TOL = 1e-9
+
+
+def value_step(values: Sequence[float], max_decimals: int = 6) -> float:
+    """The decimal step the values are given to: 0.1 for (18.2, 18.4), 0.01 for (19.01,);
+    0.0 when they carry more than `max_decimals` decimals (computed, not typed, numbers)."""
+    arr = _as_values(values)
+    for d in range(max_decimals + 1):
+        scaled = arr * 10.0**d
+        if np.all(np.abs(scaled - np.round(scaled)) <= 1e-6 * np.maximum(1.0, np.abs(scaled))):
+            return 10.0**-d
+    return 0.0
+
+
+def spread_var(values: Sequence[float]) -> float | None:
+    """Sample variance (ddof 1) as evidence of seed noise: None from one value, 0.0 when the
+    values show no spread (identical, or differing only at float level), else at least
+    step^2/4, the largest variance a rounding error of +-step/2 can have (docs/statistics.md,
+    "no spread"): with seeds tighter than the step the rounding errors are not uniform, and
+    the uniform step^2/12 covered 0.925 (benchmarks/verdict_sim.py, rounded_values).
+
+    No spread is no evidence of a small sigma: identical values may be one run given twice or
+    numbers rounded too coarsely, so callers give no standard error (inconclusive) rather
+    than a certain verdict."""
+    arr = _as_values(values)
+    if arr.size < 2:
+        return None
+    sd = float(arr.std(ddof=1))
+    step = value_step(arr)
+    if sd <= FLOAT_TOL * max(1.0, float(np.max(np.abs(arr)))) or sd < 1e-3 * step:
+        return 0.0
+    return max(sd**2, step**2 / 4.0)
+
+
+def sd_limits(sd: float, df: float, level: float = 0.8) -> tuple[float, float]:
+    """(lower, upper) one-sided `level` confidence limits of sigma from a sample sd on df
+    degrees of freedom (chi-square): sigma <= upper with probability `level`, and >= lower."""
+    if not math.isfinite(df):
+        return sd, sd
+    lower = sd * math.sqrt(df / float(sps.chi2.ppf(level, df)))
+    upper = sd * math.sqrt(df / float(sps.chi2.ppf(1.0 - level, df)))
+    return lower, upper
 
 
 # --------------------------------------------------------------------------- one run
@@ -258,12 +309,15 @@ class Estimate:
 
 def _vs_published(mean: float, seed_var: float | None, seed_df: float, binom: float, n: int,
                   method: str) -> Estimate:
-    """mean with Var = seed_var + binom; Welch-Satterthwaite df, the binomial part known (df inf)."""
-    if seed_var is None:
+    """mean with Var = seed_var + binom and df = seed_df, the seeds' (no spread: no se).
+
+    The df is the seeds' even when the binomial term of two different test sets is added:
+    with T = Z / sqrt((a chi2_df / df + B) / (a + B)), B a known variance, the t on df is
+    conservative, whereas Welch-Satterthwaite with B counted as known (df inf) jumps from 1
+    to about 5.6 at two seeds and undercovers (0.87; docs/statistics.md, "different test sets")."""
+    if seed_var is None or seed_var == 0.0:
         return Estimate(mean, None, math.inf, n, method=method)
-    var = seed_var + binom
-    df = math.inf if seed_var == 0.0 else var**2 / (seed_var**2 / seed_df)
-    return Estimate(mean, math.sqrt(var), df, n, method=method)
+    return Estimate(mean, math.sqrt(seed_var + binom), float(seed_df), n, method=method)
 
 
 def _binomial_terms(mean: float, paper_pct: float, n_images: int | None, paper_n_images: int | None) -> float:
@@ -285,8 +339,7 @@ def against_published(values_pct: Sequence[float], paper_pct: float, same_test_s
 
     exactly (c is independent of our seeds). Different test sets: mu_T - mu_T' adds the
     binomial variance of both sets, p_o(100-p_o)/N_o + c(100-c)/N_p (an upper bound of the
-    image-sampling variance), treated as known (infinite df) in Welch-Satterthwaite:
-    df = V^2 / ((s^2 (1/n + 1))^2 / (n - 1)).
+    image-sampling variance), with df n - 1 from the seeds (conservative, _vs_published).
 
     The Estimate's value is our mean (the error scale): the interval value +- t se equals
     c + the interval of mean - c, so it is compared with a band around c directly.
@@ -295,7 +348,8 @@ def against_published(values_pct: Sequence[float], paper_pct: float, same_test_s
     if arr.size == 0:
         raise ValueError("need at least one value")
     n, mean = int(arr.size), float(arr.mean())
-    seed_var = float(arr.var(ddof=1)) * (1.0 / n + 1.0) if n >= 2 else None
+    s2 = spread_var(arr)
+    seed_var = None if s2 is None else s2 * (1.0 / n + 1.0)
     binom = 0.0 if same_test_set else _binomial_terms(mean, paper_pct, n_images, paper_n_images)
     how = "same test set: Var = s^2 (1/n + 1)" if same_test_set else \
         "different test sets: Var = s^2 (1/n + 1) + both binomial terms"
@@ -317,7 +371,8 @@ def against_published_bound(ensemble_pct: Sequence[float], singles_pct: Sequence
     if ens.size == 0 or singles.size == 0:
         raise ValueError("need at least one ensemble and one single-model value")
     m, mean, n1 = int(ens.size), float(ens.mean()), int(singles.size)
-    seed_var = float(singles.var(ddof=1)) * (1.0 / m + 1.0) if n1 >= 2 else None
+    s2 = spread_var(singles)
+    seed_var = None if s2 is None else s2 * (1.0 / m + 1.0)
     binom = 0.0 if same_test_set else _binomial_terms(mean, paper_pct, n_images, paper_n_images)
     return _vs_published(mean, seed_var, n1 - 1, binom, m,
                          f"{m} ensemble(s), conservative bound sigma_k <= sigma_1 from {n1} single models")
@@ -330,8 +385,17 @@ def paired_effect(paper_values: Sequence[float], variant_values: Sequence[float]
         raise ValueError(f"paired values need equal, non-zero lengths, got {x.size} and {y.size}")
     d = y - x
     n = int(d.size)
-    se = float(d.std(ddof=1)) / math.sqrt(n) if n >= 2 else None
-    return Estimate(float(d.mean()), se, float(n - 1) if n >= 2 else math.inf, n, n, "paired t over seeds")
+    v = paired_diff_var(x, y)
+    se = math.sqrt(v / n) if v else None
+    return Estimate(float(d.mean()), se, float(n - 1) if se else math.inf, n, n, "paired t over seeds")
+
+
+def paired_diff_var(x: np.ndarray, y: np.ndarray) -> float | None:
+    """spread_var of the per-seed differences y - x, rounded to the values' own step first
+    (41.6 - 41.0 is 0.6 to the data, whatever the float says)."""
+    step = min((s for s in (value_step(x), value_step(y)) if s > 0), default=0.0)
+    d = y - x
+    return spread_var(np.round(d / step) * step if step else d)
 
 
 def welch_effect(paper_values: Sequence[float], variant_values: Sequence[float]) -> Estimate:
@@ -340,19 +404,74 @@ def welch_effect(paper_values: Sequence[float], variant_values: Sequence[float])
     if x.size == 0 or y.size == 0:
         raise ValueError("both groups need at least one value")
     diff = float(y.mean() - x.mean())
-    if x.size < 2 or y.size < 2:
+    sx, sy = spread_var(x), spread_var(y)
+    if not sx or not sy:  # one value, or no spread, in a group: no standard error
         return Estimate(diff, None, math.inf, int(x.size), int(y.size), "Welch t")
-    vx, vy = float(x.var(ddof=1)) / x.size, float(y.var(ddof=1)) / y.size
+    vx, vy = sx / x.size, sy / y.size
     var = vx + vy
-    df = math.inf if var == 0 else var**2 / (vx**2 / (x.size - 1) + vy**2 / (y.size - 1))
+    df = var**2 / (vx**2 / (x.size - 1) + vy**2 / (y.size - 1))
     return Estimate(diff, math.sqrt(var), df, int(x.size), int(y.size), "Welch t")
 
 
+def effect_against_printed(paper_values: Sequence[float], variant_values: Sequence[float], paired: bool,
+                           one_model: bool = False) -> Estimate:
+    """variant - paper's net against an effect v the paper printed from ONE run per arm.
+
+    The printed v = delta_p + e_p is one draw of the paper's recipe, as a headline number is
+    (docs/statistics.md, "effects"): e_p is the difference of two independent training runs,
+    Var(e_p) = sigma_x^2 + sigma_y^2, or, for one model evaluated two ways (one_model: the
+    10-patch gain), the per-model sd of the difference, sigma_d^2. So the analogue of the
+    headline's s^2 (1/n + 1) for our effect d minus the printed one is
+
+      one_model:  s_d^2 (1/n + 1),                          df n - 1 (exact);
+      paired:     s_d^2 / n + s_x^2 + s_y^2,                 df n - 1;
+      unpaired:   s_x^2 (1/n_x + 1) + s_y^2 (1/n_y + 1),     Welch-Satterthwaite df,
+
+    the paper's run variances estimated from our arms' seed spread. Paired, the three terms
+    come from the same seeds (correlated sample variances): a sum of chi-squares on n - 1 df
+    each, however correlated, has at least n - 1 effective df (Cauchy-Schwarz), so df n - 1
+    is conservative. The estimate's value is our effect, compared with the band directly.
+    """
+    x, y = _as_values(paper_values), _as_values(variant_values)
+    if x.size == 0 or y.size == 0:
+        raise ValueError("both groups need at least one value")
+    if paired or one_model:
+        if x.size != y.size:
+            raise ValueError(f"paired values need equal lengths, got {x.size} and {y.size}")
+        n = int(x.size)
+        value = float((y - x).mean())
+        vd = paired_diff_var(x, y)
+        if one_model:
+            return _printed_estimate(value, vd and vd * (1.0 / n + 1.0), n - 1, n, n,
+                                     "paired t over seeds, against one printed model: Var = s_d^2 (1/n + 1)")
+        sx, sy = spread_var(x), spread_var(y)
+        var = vd and sx and sy and vd / n + sx + sy
+        return _printed_estimate(value, var, n - 1, n, n,
+                                 "paired t over seeds, against one printed run per arm: Var = s_d^2/n + s_x^2 + s_y^2")
+    value = float(y.mean() - x.mean())
+    sx, sy = spread_var(x), spread_var(y)
+    if not sx or not sy:
+        return _printed_estimate(value, None, math.inf, int(x.size), int(y.size), "Welch t")
+    vx, vy = sx * (1.0 / x.size + 1.0), sy * (1.0 / y.size + 1.0)
+    df = (vx + vy) ** 2 / (vx**2 / (x.size - 1) + vy**2 / (y.size - 1))
+    return _printed_estimate(value, vx + vy, df, int(x.size), int(y.size),
+                             "Welch t, against one printed run per arm: Var = s_x^2 (1/n_x + 1) + s_y^2 (1/n_y + 1)")
+
+
+def _printed_estimate(value: float, var: float | None, df: float, n: int, n_variant: int, method: str) -> Estimate:
+    if not var:
+        return Estimate(value, None, math.inf, n, n_variant, method)
+    return Estimate(value, math.sqrt(var), float(df), n, n_variant, method)
+
+
 def _floored(var_sample: float, floor: float, n: int) -> tuple[float, float]:
-    """(variance of a mean, df): the sample variance, or the known resolution floor when larger."""
-    if var_sample >= floor and var_sample > 0:
-        return var_sample / n, float(n - 1)
-    return floor / n, math.inf
+    """(variance of a mean, df): the sample variance, or the resolution floor when larger.
+
+    The df stay n - 1 under the floor: a sample variance below the floor does not make the
+    true variance known (it may be far above it); counting it known (df inf) undercovered at
+    n = 2 (a review measured 0.87-0.92; benchmarks/verdict_sim.py, ratio_floor: 0.928). Groups
+    of one value get no standard error at all (log_ratio)."""
+    return max(var_sample, floor) / n, float(n - 1)
 
 
 def log_ratio(paper_values: Sequence[float], variant_values: Sequence[float], paired: bool,
@@ -363,8 +482,9 @@ def log_ratio(paper_values: Sequence[float], variant_values: Sequence[float], pa
     per-seed log differences (paired). Each value is known only to `resolution` (the steps
     between logged points): a uniform error of that width has variance resolution^2 / 12,
     i.e. (resolution / x)^2 / 12 on the log scale. That is a floor on each group's variance,
-    so tied seeds (zero sample spread) still get an honest, non-zero standard error (a known
-    variance, df inf) and are decided rather than left without one.
+    so tied seeds (zero sample spread) still get a non-zero standard error, with the seeds'
+    df n - 1 (the floor is a lower bound of the variance, not its value: _floored). Without a
+    floor (training times), no spread gives no standard error (docs/statistics.md, "no spread").
     """
     x, y = _as_values(paper_values), _as_values(variant_values)
     if np.any(x <= 0) or np.any(y <= 0):
@@ -377,15 +497,19 @@ def log_ratio(paper_values: Sequence[float], variant_values: Sequence[float], pa
             raise ValueError(f"paired values need equal lengths, got {x.size} and {y.size}")
         d = ly - lx
         n = int(d.size)
-        if n < 2 and qx + qy == 0:
+        if n < 2:  # one pair: the floor alone would pass for sigma (docs/statistics.md, "no spread")
             return Estimate(float(d.mean()), None, math.inf, n, n, "paired t on log values")
         var, df = _floored(float(d.var(ddof=1)) if n >= 2 else 0.0, qx + qy, n)
+        if var <= 0.0:  # no spread and no resolution floor (e.g. tied training times): no evidence
+            return Estimate(float(d.mean()), None, math.inf, n, n, "paired t on log values")
         return Estimate(float(d.mean()), math.sqrt(var), df, n, n, "paired t on log values")
     value = float(ly.mean() - lx.mean())
-    if (x.size < 2 and qx == 0) or (y.size < 2 and qy == 0):
+    if x.size < 2 or y.size < 2:  # one value in a group: no spread, whatever the floor
         return Estimate(value, None, math.inf, int(x.size), int(y.size), "Welch t on log values")
     vx, dfx = _floored(float(lx.var(ddof=1)) if x.size >= 2 else 0.0, qx, int(x.size))
     vy, dfy = _floored(float(ly.var(ddof=1)) if y.size >= 2 else 0.0, qy, int(y.size))
+    if vx <= 0.0 or vy <= 0.0:  # a group with no spread and no resolution floor: no evidence
+        return Estimate(value, None, math.inf, int(x.size), int(y.size), "Welch t on log values")
     var = vx + vy
     den = (vx**2 / dfx if math.isfinite(dfx) else 0.0) + (vy**2 / dfy if math.isfinite(dfy) else 0.0)
     df = math.inf if den == 0 else var**2 / den
@@ -395,8 +519,12 @@ def log_ratio(paper_values: Sequence[float], variant_values: Sequence[float], pa
 # --------------------------------------------------------------------------- decisions
 
 
-def _z(diff: float, se: float) -> float:
-    """diff / se, with se = 0 giving +-inf (or 0 for a zero difference)."""
+def _z(diff: float, se: float, scale: float = 1.0) -> float:
+    """diff / se, with se = 0 giving +-inf (or 0 for a zero difference). A difference at float
+    level next to `scale` (the edge compared with) is 0: an estimate of 0.6000000000000014
+    lies on the edge 0.6, not outside it."""
+    if abs(diff) <= FLOAT_TOL * max(1.0, abs(scale)):
+        diff = 0.0
     if se > 0:
         return diff / se
     return math.inf if diff > 0 else (-math.inf if diff < 0 else 0.0)
@@ -416,10 +544,10 @@ def band_pvalues(est: Estimate, lo: float | None, hi: float | None, above: bool 
     """
     if est.se is None:
         return None, None
-    p_lo = 0.0 if lo is None else _t_sf(_z(est.value - lo, est.se), est.df)
-    p_hi = 0.0 if hi is None else _t_cdf(_z(est.value - hi, est.se), est.df)
-    q_above = 1.0 if hi is None or not above else _t_sf(_z(est.value - hi, est.se), est.df)
-    q_below = 1.0 if lo is None or not below else _t_cdf(_z(est.value - lo, est.se), est.df)
+    p_lo = 0.0 if lo is None else _t_sf(_z(est.value - lo, est.se, lo), est.df)
+    p_hi = 0.0 if hi is None else _t_cdf(_z(est.value - hi, est.se, hi), est.df)
+    q_above = 1.0 if hi is None or not above else _t_sf(_z(est.value - hi, est.se, hi), est.df)
+    q_below = 1.0 if lo is None or not below else _t_cdf(_z(est.value - lo, est.se, lo), est.df)
     return max(p_lo, p_hi), min(1.0, 2.0 * min(q_above, q_below))
 
 
@@ -505,15 +633,27 @@ def decision_power(theta: float, se: float, df: float, lo: float | None, hi: flo
 def seeds_needed(theta: float, lo: float | None, hi: float | None, design: Callable[[int], tuple[float, float]],
                  alpha: float, power: float, decision: str, n_from: int = 2, n_max: int = 100) -> int | None:
     """Smallest n in [n_from, n_max] at which `decision` has at least `power` when the truth is
-    theta; design(n) -> (se, df) at the observed spread. None when no n up to n_max does (for
-    a headline the paper's own run keeps Var >= sigma^2 however many seeds we add)."""
+    theta; design(n) -> (se, df). None when no n up to n_max does (for a headline the paper's
+    own run keeps Var >= sigma^2 however many seeds we add).
+
+    The power of these designs grows with n (se falls, df rise), so n_max is tried first and
+    the first n found by bisection: about 8 power evaluations instead of up to 100."""
     if not (0 < alpha < 1 and 0 < power < 1):
         raise ValueError(f"alpha and power must be in (0, 1), got {alpha}, {power}")
-    for n in range(max(n_from, 1), n_max + 1):
+
+    def enough(n: int) -> bool:
         se, df = design(n)
-        if se > 0 and decision_power(theta, se, df, lo, hi, alpha, decision) >= power:
-            return n
-    return None
+        return se > 0 and decision_power(theta, se, df, lo, hi, alpha, decision) >= power
+    a, b = max(n_from, 1), n_max
+    if a > b or not enough(b):
+        return None
+    while a < b:
+        mid = (a + b) // 2
+        if enough(mid):
+            b = mid
+        else:
+            a = mid + 1
+    return a
 
 
 def proportion_power(p: float, n: int, lo: float | None, hi: float | None, alpha: float, decision: str) -> float:

@@ -68,10 +68,63 @@ WHERE = {
     "train.pca_std": ("PCA colour alpha sd (paper 4.1: 0.1)", "harness/data/transforms.py"),
     "train.crop_flip": ("centre crop, never flipped, instead of random crops and reflections (paper 4.1 ablation)",
                         "harness/data/transforms.py epoch_draws"),
+    "train.stop_at_train_error": ("training stops at the first epoch at or below this training top-1 error (paper 3.1, "
+                                  "Figure 1: the CIFAR-10 nets to 25%); the ImageNet recipe trains all its epochs "
+                                  "(paper 5)", "harness/stages/train.py"),
+    "train.lr_select_factors": ("the learning rate chosen among these multiples before training (paper 3.1: each "
+                                "CIFAR-10 net at its own best lr); the ImageNet recipe uses 0.01 (paper 5)",
+                                "harness/train/lr_select.py, harness/stages/train.py"),
+    "evaluate.protocols": ("the evaluation protocols run (paper 4.1 and 6: the 10-patch average, and one patch in "
+                           "Table 1's footnote); a claim on a protocol not run is not tested",
+                           "harness/stages/evaluate.py"),
     "train.precision": ("fp32 arithmetic on GTX 580s in the paper (paper 5); tf32: TF32 tensor cores for matmuls "
                         "and cuDNN convolutions (10-bit mantissa inputs); bf16: autocast in the forward pass and "
                         "loss, weights and updates fp32", "harness/accel.py configure_precision, autocast"),
 }
+
+# Keys that never count as a departure, and why: how and where a run executes, how claims are
+# decided and reported, the ablation and pre-training experiments (listed with their own rows),
+# and readings of what the paper leaves unstated (interpretations). A key under none of WHERE and
+# these is still listed when it differs from the paper (_other_rows): a key a preset or a user
+# sets away from the paper always shows, a new key included.
+NOT_RECIPE = {
+    "profile": "a label", "arm": "set by the stages, never a params key",
+    "data.root": "where the data lies", "data.encoding": "how prepared images are stored (the paper does not say)",
+    "data.jpeg_quality": "how prepared images are stored (the paper does not say)",
+    "data.shard_size": "storage", "data.max_bad_fraction": "a gate on unreadable files (listed in the manifest)",
+    "data.synthetic": "only with data.source synthetic, itself a departure row",
+    "data.fall2011": "the pre-training data (interpretation rows of paper 6)",
+    "model.lrn_impl": "the same function, another kernel", "model.conv6": "paper 6's sixth conv layer "
+    "(interpretation rows)", "model.conv6_kernels": "interpretation rows of paper 6",
+    "model.conv6_size": "interpretation rows of paper 6", "model.conv6_padding": "interpretation rows of paper 6",
+    "model.conv6_towers": "interpretation rows of paper 6", "model.conv6_pool": "interpretation rows of paper 6",
+    "train.seeds": "how many runs, not how each trains", "train.devices": "where the towers run (the same function)",
+    "train.patience": "the plateau rule's reading (interpretations)",
+    "train.plateau_threshold": "the plateau rule's reading (interpretations)",
+    "train.holdout_every": "listed with train.schedule_split", "train.checkpoint_every": "resumption only",
+    "train.threads": "execution", "train.num_workers": "execution", "train.channels_last": "the same function",
+    "train.compile": "the same function", "train.deterministic": "execution (bitwise reproducibility)",
+    "train.decode_device": "execution", "train.nproc_per_node": "execution (the global batch is kept)",
+    "train.nnodes": "execution (the global batch is kept)",
+    "evaluate.batch_size": "execution", "evaluate.split": "its own row (evaluation split)",
+    "ensemble": "analysis", "compare": "how claims are decided (docs/statistics.md)", "tracking": "logging",
+    "launch": "execution", "ablations": "the ablation experiments, each arm in its own section",
+    "pretrain": "paper 6's pre-training (interpretation rows)",
+}
+
+
+def _not_recipe(key: str) -> bool:
+    """Never a departure: NOT_RECIPE, or a key whose readings the interpretations list."""
+    return key in {k for _, k, *_ in AMBIGUITIES if k} or any(key == k or key.startswith(k + ".") for k in NOT_RECIPE)
+
+
+def _other_rows(paper: dict, ours: dict) -> list[dict]:
+    """Keys without a note of their own that differ from the paper (set by a preset or by hand)."""
+    return [{"key": key, "paper": paper.get(key), "ours": value,
+             "why": "set away from the paper's recipe (by a preset or in params.yaml)", "where": "params.yaml"}
+            for key, value in ours.items()
+            if key not in WHERE and not _not_recipe(key) and value != paper.get(key)]
+
 
 # Departures that hold in every configuration of this version.
 ALWAYS = [
@@ -136,6 +189,7 @@ def deviations(cfg: C.Config) -> list[dict]:
         elif ours.get(key) != paper.get(key):
             rows.append({"key": key, "paper": paper.get(key), "ours": ours.get(key),
                          "why": why_where[0], "where": why_where[1]})
+    rows += _other_rows(paper, ours)
     if cfg.train.schedule_split == "holdout":
         rows.append({"key": "training images", "paper": "all of the training set",
                      "ours": f"all but every {cfg.train.holdout_every}th (held out for the lr schedule)",
@@ -183,6 +237,14 @@ AMBIGUITIES = [
      {False: "weights only, biases not decayed: the authors' cuda-convnet code",
       True: "every parameter decayed, biases too (torch's default when all parameters share one group)"},
      "harness/train/recipe.py param_groups"),
+    ("The authors' later ImageNet configs", None,
+     "the net of section 3.5 (Figure 2) and the recipe of section 5",
+     {"fixed": "the paper's as printed, not cuda-convnet2's layers-223 ImageNet configs, which differ: LRN on "
+               "conv1's output before its ReLU (applied after pool1), init sd 0.03 for conv3-conv5, biases at "
+               "twice the weights' lr, fc8 bias -7, an exponentially decaying lr, PCA noise followed by a "
+               "rescaling of the image; their dropout2 layers are the paper's unscaled form (x0.5 at test), "
+               "their plain dropout layer the inverted one (docs/fidelity.md)"},
+     "harness/model/alexnet.py, harness/train/recipe.py"),
     ("Bias learning rate", None, "one learning rate for all layers (paper 5)",
      {"fixed": "the weights' lr for the biases too; cuda-convnet and Caffe gave biases twice the lr "
                "(no switch in this version)"},
@@ -198,9 +260,17 @@ AMBIGUITIES = [
      "224x224x3 input, conv1 11x11 stride 4, 55x55 output (paper 3.5, Fig. 2): inconsistent as printed",
      {"224/2": "224 px with padding 2 (torchvision)", "227/0": "227 px with padding 0 (Caffe)"},
      "harness/model/alexnet.py; harness/config.py _check_fc6_input"),
+    ("Conv output size in the authors' code", None,
+     "224x224x3 input, conv1 11x11 stride 4, 55x55 output (paper 3.5, Fig. 2)",
+     {"fixed": "symmetric padding (224/2 or 227/0, above). cuda-convnet's layer.py sizes a conv output as 1 + "
+               "ceil((2 padding + size - filter) / stride): 224 px with padding 0 gives 55, the last window "
+               "running 3 px past the right and bottom edges (zeros there): the same 55x55 maps, every window "
+               "2 px to the right of and below ours; no switch (docs/fidelity.md)"},
+     "harness/model/alexnet.py"),
     ("Mean subtraction", None, "subtract the mean activity over the training set from each pixel (paper 2)",
-     {"fixed": "a per-pixel mean image of the training set (the authors' code, Caffe); the alternative, a "
-               "per-channel mean, has no switch in this version"},
+     {"fixed": "a per-pixel mean image of the training set, taken at each crop's own position; the authors' "
+               "data providers (cuda-convnet and cuda-convnet2 convdata.py) subtract the mean image's centre "
+               "crop from every crop; a per-channel mean is the other alternative; no switch (docs/fidelity.md)"},
      "harness/prepare/writer.py (mean.npy), harness/data/transforms.py Normaliser"),
     ("Resize", "data.resize", "shorter side to 256, then the central 256x256 patch (paper 2)",
      {"crop": "as printed: shorter side to the stored size, central square", "warp": "whole image squashed (Caffe)"},
@@ -291,7 +361,9 @@ def _pretrain_rows(cfg: C.Config) -> list[dict]:
                        if x.exclude_root else "no ILSVRC-2012 val exclusion configured")
                       + (f", plus the list {x.exclude_list}" if x.exclude_list else ""))
     split = lambda x: ("all but every {}th image of each synset (a holdout for the lr schedule)".format(x.val_every)  # noqa: E731
-                       if x.split == "holdout" else "half/half per synset (the Fall-2009 protocol)")
+                       if x.split == "holdout" else "half/half per synset (the Fall-2009 protocol); the test half is "
+                       "also the held-out split the pre-training's plateau rule reads, so the Fall-2009 errors are "
+                       "on images that drove its lr drops")
     return [
         {"ambiguity": "Sixth conv layer", "paper": "\"an extra sixth convolutional layer over the last pooling layer\" "
          "(paper 6); its kernels, size, padding, towers and any pool are not stated",

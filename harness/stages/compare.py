@@ -31,7 +31,16 @@ def paper_architecture_counts() -> dict:
     neurons = sum(int(np.prod(r.out_shape)) for r in table if not r.name.startswith("pool"))
     shares = {r.name: 100.0 * r.params / total for r in table if r.name.startswith("conv")}
     return {"n_parameters": total, "n_neurons": neurons, "max_conv_layer_param_share": max(shares.values()),
-            "conv_param_shares": shares}
+            "conv_param_shares": shares, "n_crop_flip_variants": crop_flip_variants(256, paper.input_size)}
+
+
+def crop_flip_variants(stored: int, crop: int, draws: int = 200_000) -> int:
+    """paper 4.1's "factor of 2048": the distinct (row, column, reflection) training draws of a crop
+    from a stored image, counted on what harness/data/transforms.py epoch_draws draws (not computed
+    from a formula: the count of the code as built; 200,000 draws miss none of 2,178 by far)."""
+    from harness.data.transforms import epoch_draws
+    d = epoch_draws(draws, stored, crop, seed=0, epoch=0, pca_std=0.0)
+    return int(np.unique(np.stack([d.ys, d.xs, d.flip.astype(np.int64)]), axis=1).shape[1])
 
 
 def load_pretrained(cfg: C.Config, folder: Path | None, results: list[dict]) -> dict | None:
@@ -135,10 +144,46 @@ def cifar10_protocol_gaps(cfg: C.Config, counts: dict) -> tuple[tuple[str, str],
                                    f"(train.stop_at_train_error: {', '.join(early)})"))
     short = [f"{who} {c.train.epochs}" for who, c in runs
              if c.train.epochs < LRN_NET_EPOCHS.get(c.model.arch, 0)]
-    if short:
-        gaps.append(("lrn-cifar10", "the 11% net trains fewer epochs than its layer file's schedule of "
-                                    f"{LRN_NET_EPOCHS['cuda_convnet_11pct']} ({', '.join(short)})"))
+    if short:  # the LRN effect and the 11% / 13% levels themselves (the nets of the same schedule)
+        gaps += [(cid, "the 11% net trains fewer epochs than its layer file's schedule of "
+                       f"{LRN_NET_EPOCHS['cuda_convnet_11pct']} ({', '.join(short)})")
+                 for cid in ("lrn-cifar10", "cifar10-11pct", "cifar10-13pct")]
     return tuple(gaps)
+
+
+FIGURE1_CLAIM = "relu-speed"
+
+
+def _at_limit(selection: dict) -> bool:
+    """harness/train/lr_select.py at_limit (not imported: this stage does not depend on torch's
+    training code): the chosen factor is the largest or smallest the search tried."""
+    if "at_limit" in selection:
+        return bool(selection["at_limit"])
+    return selection["chosen_factor"] in (min(selection["factors"]), max(selection["factors"]))
+
+
+def lr_limit_gaps(cfg: C.Config, train: dict | None, ablations: dict | None, arms: tuple) -> tuple:
+    """Figure 1's claim on runs whose learning rate was chosen at the limit of its search: the
+    paper chose each net's rate "to make training as fast as possible" (3.1), and a rate at the
+    edge of what was tried has not shown that, so the ratio of two such runs is not decided
+    (docs/cifar10.md). The runs are the claim's arm and what it is compared with."""
+    from harness.analysis import claims as CL
+    if cfg.data.source != "cifar10" or not ablations:
+        return ()
+    arm = CL.matching_arm({c.id: c for c in CL.load_claims()}[FIGURE1_CLAIM], arms)
+    if arm is None:
+        return ()
+    base = ablations["arms"][arm].get("base")  # _with_bases: a base arm's results, its train metrics too
+    runs = ((f"arm {base['name']}", base.get("train")) if base else ("the baseline", train),
+            (f"arm {arm}", ablations["arms"][arm].get("train")))
+    edge = [f"{who} seed {s} x{sel['chosen_factor']:g} (lr {sel['lr']:.3g})"
+            for who, metrics in runs for s, t in sorted((metrics or {}).items())
+            if (sel := t.get("lr_selection")) and _at_limit(sel)]
+    if not edge:
+        return ()
+    return ((FIGURE1_CLAIM, "lr at the grid's edge: the learning-rate search (train.lr_select_factors, "
+                            f"train.lr_select_limit) ended with its best rate at an edge of the rates tried, so a "
+                            f"faster one may lie beyond ({', '.join(edge)})"),)
 
 
 def _correctness(pred_dir: Path, labels: np.ndarray, seeds, protocols) -> tuple[dict, dict]:
@@ -244,13 +289,14 @@ def _with_bases(arms: dict, ab: C.AblationsConfig) -> dict:
     return out
 
 
-def _context(cfg: C.Config, results: list[dict], ablations: dict | None, counts: dict):
+def _context(cfg: C.Config, results: list[dict], ablations: dict | None, counts: dict, train: dict | None = None):
+    """The run as the claims see it; `train`: the baseline seeds' train metrics (their lr selection)."""
     from harness.analysis import claims as CL
-    return CL.RunContext(protocol_gaps=cifar10_protocol_gaps(cfg, counts),
+    arms = tuple((n, cfg.ablations.arm(n).overrides) for n in (ablations or {}).get("arms", {}))
+    return CL.RunContext(protocol_gaps=cifar10_protocol_gaps(cfg, counts) + lr_limit_gaps(cfg, train, ablations, arms),
                          dataset=cfg.data.source, split=C.evaluated_split(cfg), num_classes=results[0]["num_classes"],
                          n_models_available=len(results), protocols=tuple(cfg.evaluate.protocols),
-                         full_paper_model=is_full_paper_model(cfg), devices=len(cfg.train.devices),
-                         arms=tuple((n, cfg.ablations.arm(n).overrides) for n in (ablations or {}).get("arms", {})))
+                         full_paper_model=is_full_paper_model(cfg), devices=len(cfg.train.devices), arms=arms)
 
 
 def differs(cfg: C.Config, arm: str, base: str) -> dict:
@@ -287,7 +333,8 @@ def run_compare(ctx: StageContext, *, data_dir: Path, eval_dir: Path, pred_dir: 
     reference, ref_reason = load_reference(ctx.root, cfg)
     ablations = (load_ablations(cfg, data_dir, train_plots, ablations_dir, ablation_plots)
                  if ablations_dir is not None and train_plots is not None else None)
-    context = _context(cfg, results, ablations, shards.load_manifest(data_dir)["counts"])
+    train = _train_metrics(train_dir, seeds) if train_dir is not None else None
+    context = _context(cfg, results, ablations, shards.load_manifest(data_dir)["counts"], train)
     correctness, ensembles = _correctness(pred_dir, labels, seeds, cfg.evaluate.protocols)
     with tracking.child_run(ctx.uri, ctx.experiment_id, ctx.parent_id, "compare",
                             params_for(cfg, "compare"), {**ctx.base_tags, "stage": "compare"}) as run_id:
@@ -295,11 +342,10 @@ def run_compare(ctx: StageContext, *, data_dir: Path, eval_dir: Path, pred_dir: 
             results, context, CL.load_claims(), verdict.from_config(cfg.compare), correctness=correctness,
             ensemble=read_json(ensemble_path, "ensemble metrics"), reference=reference,
             measured=paper_architecture_counts(), ablations=ablations, ensembles=ensembles,
-            train=_train_metrics(train_dir, seeds) if train_dir is not None else None,
-            pretrained=load_pretrained(cfg, finetune_dir, results))
+            train=train, pretrained=load_pretrained(cfg, finetune_dir, results))
         mark_bases(out, cfg)
         out["protocol_gaps"] = [{"claims": scope, "reason": reason} for scope, reason in context.protocol_gaps]
-        _add_costs(out, cfg, results, ablations, _train_metrics(train_dir, seeds) if train_dir is not None else None)
+        _add_costs(out, cfg, results, ablations, train)
         out["ablations"] = {"enabled": list(cfg.ablations.enabled),
                             "seeds": list(cfg.train.seeds),
                             "target_train_error": cfg.ablations.target_train_error,

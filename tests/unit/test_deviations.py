@@ -62,3 +62,34 @@ def test_precision_and_lrn_departures():
     assert keys["train.precision"]["ours"] == "tf32" and keys["model.lrn"]["ours"] == "caffe"
     rows = {r["ambiguity"]: r for r in D.interpretations(cfg)}
     assert rows["Arithmetic precision"]["ours"].startswith("tf32") and "fp32: IEEE" in rows["Arithmetic precision"]["alternatives"]
+
+
+def test_every_key_a_preset_or_a_user_sets_away_from_the_paper_is_a_departure(tmp_path):
+    """cifar10's train.stop_at_train_error and lr_select_factors were in the
+    ImageNet params and not in the report. Each key that shapes training, set away from the
+    paper, is a row; a key without a note of its own too (the catch-all)."""
+    paper = dataclasses.replace(C.Config(), data=C.DataConfig(source="ilsvrc2012", root="/x"))
+    leaked = dataclasses.replace(paper, train=dataclasses.replace(paper.train, stop_at_train_error=25.0,
+                                                                  lr_select_factors=(0.5, 1.0), lr_select_steps=40))
+    keys = {r["key"]: r for r in D.deviations(leaked)}
+    assert {"train.stop_at_train_error", "train.lr_select_factors", "train.lr_select_steps"} <= keys.keys()
+    assert keys["train.stop_at_train_error"]["ours"] == 25.0 and keys["train.stop_at_train_error"]["paper"] is None
+    # every key of the config is either listed when it differs, or declared as never a departure
+    flat = C.flatten(C.to_dict(C.Config()))
+    assert all(any(n == k or n.startswith(k + ".") for n in flat) for k in D.NOT_RECIPE), "stale NOT_RECIPE key"
+
+
+def test_each_preset_s_departures_are_listed(tmp_path):
+    """Every key of every preset's params that differs from the paper is a row, or never a departure."""
+    from harness import presets
+    for name in ("cifar10", "cifar10-quick", "ilsvrc2012"):
+        params = tmp_path / "params.yaml"
+        params.write_text((REPO / "params.yaml").read_text())
+        presets.apply_preset(name, REPO / "presets", params, str(tmp_path))
+        cfg = C.load_config(params)
+        ours, paper = C.flatten(C.to_dict(cfg)), C.flatten(C.to_dict(C.Config()))
+        listed = {r["key"] for r in D.deviations(cfg)}
+        for key, value in ours.items():
+            if value != paper.get(key) and not D._not_recipe(key) and key != "data.source":
+                assert key in listed, (name, key)
+        assert ("train.stop_at_train_error" in listed) == name.startswith("cifar10")

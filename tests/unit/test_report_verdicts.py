@@ -62,6 +62,13 @@ def test_verdict_table_shows_counts_rule_and_every_decided_claim():
     assert "10-patch vs centre crop" in md
 
 
+def test_the_verdicts_state_their_assumptions():
+    # docs/statistics.md, printed effects and seeds needed: n fixed in advance; the paper's numbers as one noisy run each
+    md = _render(verdicts, _compare())
+    assert "number of seeds was fixed before the results were seen" in md
+    assert "printed ablation effects alike, are one training run (per arm)" in md
+
+
 def test_every_claim_has_a_row_with_what_it_needs():
     cmp = _compare()
     md = _render(claims_detail, cmp)
@@ -69,7 +76,7 @@ def test_every_claim_has_a_row_with_what_it_needs():
         assert f"| {c.id} |" in md, c.id
     assert "Protocol inferred" in md and "t2-1cnn-top5-val" in md
     assert "what it needs" in md and "why this band" in md
-    assert "the place of its last nonzero digit" in md  # the precision reading of '60 million', reported
+    assert "two significant figures" in md  # the precision reading of '60 million', reported
 
 
 def test_html_marks_the_labels():
@@ -100,3 +107,26 @@ def test_an_interval_reads_at_one_precision():
     assert fmt_ci(-0.5, -1.6, 0.6) == "-0.50 [-1.60, 0.60]"
     assert fmt_ci(10.8, 8.8, 12.75) == "10.80 [8.80, 12.75]"
     assert fmt_ci(0.0, None, None) == "0.00 [–, –]" and fmt_pp(None) == "–"
+
+
+def test_architecture_checks_are_counted_apart_from_the_experiments():
+    """the default report opened with "Not reproduced: 2" for arithmetic facts of
+    the architecture. On a synthetic run only the size claims are decided: the experiments' counts
+    show no verdict, the architecture checks have their own line and table, and summary.json
+    keeps them apart too."""
+    from harness.analysis.compare import headline
+    res = [{"seed": i, "dataset": "synthetic", "split": "val", "num_classes": 20, "n_images": 1000,
+            "protocols": {"center": {"top1_error": 70.0 + i, "top5_error": 20.0 + i}}} for i in (1, 2, 3)]
+    ctx = RunContext("synthetic", "val", 20, 3, ("center",), False)
+    cmp = json.loads(json.dumps(build_compare(res, ctx, CLAIMS, CompareSettings(), measured={
+        "n_parameters": 60_965_224, "n_neurons": 659_272, "max_conv_layer_param_share": 1.4518,
+        "conv_param_shares": {"conv3": 1.4518}})))
+    v = cmp["counts"]["verdicts"]
+    assert v["reproduced"] == v["not reproduced"] == v["inconclusive"] == 0
+    assert cmp["architecture_counts"]["verdicts"]["not reproduced"] == 3
+    md = _render(verdicts, cmp)
+    assert "Experimental claims: Reproduced: 0. Not reproduced: 0. Inconclusive: 0." in md
+    assert "Architecture checks" in md and "0 of 3 as printed" in md
+    assert "conv3 0.73" in md  # the per-GPU reading of conv-param-share
+    h = headline(cmp)
+    assert h["claims"]["not_reproduced"] == 0 and h["architecture"] == {"not_as_printed": 3}

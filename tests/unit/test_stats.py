@@ -89,24 +89,28 @@ def test_same_test_set_is_a_pooled_t_test_with_the_paper_as_one_more_run():
 
 
 def test_no_binomial_term_on_the_same_test_set():
-    # identical seeds on the same images: the paper's run would differ only by its seed noise,
-    # which we estimate as 0; the image-sampling terms must not appear
-    est = st.against_published([18.3, 18.3, 18.3], 18.2)
-    assert est.se == 0.0 and est.df == math.inf
+    # the same images: the paper's run differs only by its seed noise; no image-sampling terms
+    x = [18.3, 18.5, 18.1]
+    est = st.against_published(x, 18.2)
+    assert est.se == pytest.approx(np.std(x, ddof=1) * math.sqrt(1 + 1 / 3)) and est.df == 2
+    # identical seeds are no evidence of zero seed noise: no standard error, not se 0 (docs/statistics.md, no spread)
+    assert st.against_published([18.3, 18.3, 18.3], 18.2).se is None
 
 
-def test_different_test_sets_add_both_binomial_terms_with_satterthwaite_df():
+def test_different_test_sets_add_both_binomial_terms_with_the_seeds_df():
     x = [18.1, 18.3, 18.2, 18.0, 18.4]
     est = st.against_published(x, 16.4, same_test_set=False, n_images=50_000, paper_n_images=100_000)
     v_seed = np.var(x, ddof=1) * (1 / 5 + 1)
     binom = 18.2 * 81.8 / 50_000 + 16.4 * 83.6 / 100_000
     assert est.se == pytest.approx(math.sqrt(v_seed + binom))
-    assert est.df == pytest.approx((v_seed + binom) ** 2 / (v_seed**2 / 4))
-    # zero seed spread leaves the unpooled Wald z-test of two independent proportions
-    same = st.against_published([18.7] * 3, 18.2, False, 50_000, 50_000)
-    ref = smp.test_proportions_2indep(9_350, 50_000, 9_100, 50_000, method="wald", return_results=True)
-    assert same.df == math.inf
-    assert (same.value - 18.2) / same.se == pytest.approx(ref.statistic, rel=1e-9)
+    # df from the seeds, n - 1 (docs/statistics.md, other test sets): Satterthwaite with the binomial term "known"
+    # gave (v_seed + binom)^2 / (v_seed^2 / 4), here 4.9, and up to 5.6 at two seeds
+    assert est.df == 4 < (v_seed + binom) ** 2 / (v_seed**2 / 4)
+    # zero seed spread: no evidence about sigma, no standard error (was a Wald z-test of the images)
+    assert st.against_published([18.7] * 3, 18.2, False, 50_000, 50_000).se is None
+    # the binomial terms widen the interval, never narrow it: at two seeds it is the seeds' t_1
+    two = st.against_published([16.3, 16.5], 16.4, False, 50_000, 100_000)
+    assert two.df == 1 and st.interval(two, 0.9)[1] > st.interval(st.against_published([16.3, 16.5], 16.4), 0.9)[1]
     with pytest.raises(ValueError, match="both test-set sizes"):
         st.against_published(x, 16.4, same_test_set=False, n_images=50_000)
 
@@ -162,10 +166,18 @@ def test_log_ratio_is_a_t_test_on_logs_with_a_resolution_floor():
     welch = st.log_ratio(slow, fast, paired=False)
     tw, _, dfw = ws.ttest_ind(np.log(fast), np.log(slow), usevar="unequal")
     assert welch.value / welch.se == pytest.approx(tw) and welch.df == pytest.approx(dfw)
-    # ties: zero sample spread; each value known to +-10 steps -> variance 20^2/12/x^2, known (df inf)
+    # ties: zero sample spread; each value known to +-10 steps -> variance 20^2/12/x^2, a floor with
+    # the seeds' df n - 1 each (docs/statistics.md, ratio floors: counting it known, df inf, undercovered at n = 2)
     tied = st.log_ratio([800.0] * 3, [400.0] * 3, paired=False, resolution=20)
-    q = (20 / 800) ** 2 / 12 / 3 + (20 / 400) ** 2 / 12 / 3
-    assert tied.se == pytest.approx(math.sqrt(q)) and tied.df == math.inf
+    qx, qy = (20 / 800) ** 2 / 12 / 3, (20 / 400) ** 2 / 12 / 3
+    assert tied.se == pytest.approx(math.sqrt(qx + qy))
+    assert tied.df == pytest.approx((qx + qy) ** 2 / (qx**2 / 2 + qy**2 / 2))
+    assert st.log_ratio([800.0] * 2, [400.0, 401.0], paired=True, resolution=20).df == 1
+    # no spread and no floor (tied training times): no standard error, never a certain verdict
+    assert st.log_ratio([3600.0] * 3, [5400.0] * 3, paired=True).se is None
+    # one value in a group: the floor alone would pass for the seed noise (it was decided, df inf)
+    assert st.log_ratio([800.0], [400.0, 410.0], paired=False, resolution=20).se is None
+    assert st.log_ratio([800.0], [400.0], paired=True, resolution=20).se is None
     with pytest.raises(ValueError):
         st.log_ratio([0.0, 1.0], [1.0, 2.0], paired=True)
 
