@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import functools
 import json
+import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -27,13 +30,17 @@ def _model_info(args) -> None:
         cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, conv6=True))
     mcfg = cfg.model
     if args.list_arms:
+        if not cfg.ablations.arms:
+            raise UserError(f"--list-arms: {args.params} declares no ablation arms (ablations.arms)" if args.params else
+                            "--list-arms: arms are declared in params.yaml ablations.arms; pass --params params.yaml")
         for arm in cfg.ablations.arms:
             changes = ", ".join(f"{k}={v}" for k, v in arm.overrides) or "none"
             print(f"{arm.name:18} {changes}{'   (enabled)' if arm.name in cfg.ablations.enabled else ''}")
         return
-    classes = args.classes
+    classes, source = _class_count(args, cfg)
     rows = layer_table(build_model(mcfg, classes), mcfg.input_size)
-    info = {"input": [3, mcfg.input_size, mcfg.input_size], "num_classes": classes, "arm": args.arm,
+    info = {"input": [3, mcfg.input_size, mcfg.input_size], "num_classes": classes, "classes_from": source,
+            "arm": args.arm,
             "drop_conv": mcfg.drop_conv, "conv6": mcfg.conv6,
             "layers": [{"name": r.name, "output": list(r.out_shape), "params": r.params,
                         "mult_adds": r.mult_adds} for r in rows],
@@ -41,10 +48,36 @@ def _model_info(args) -> None:
     if args.json:
         print(json.dumps(info, indent=2))
         return
+    print(f"{classes} classes ({source})")
     print(f"{'layer':8} {'output':>16} {'params':>12} {'mult-adds':>14}")
     for r in info["layers"]:
         print(f"{r['name']:8} {'x'.join(map(str, r['output'])):>16} {r['params']:>12,} {r['mult_adds']:>14,}")
     print(f"{'total':8} {'':>16} {info['total_params']:>12,} {info['total_mult_adds']:>14,}")
+
+
+# Classes of a source whose count the params fix (imagefolder's is its folder count: known once prepared).
+SOURCE_CLASSES = {"cifar10": 10, "ilsvrc2012": 1000, "ilsvrc2010": 1000, "fall2011": 21841}
+
+
+def _class_count(args, cfg: C.Config) -> tuple[int, str]:
+    """The output classes model-info counts, and where the number comes from: --classes; else, with
+    --params, the prepared data's manifest (what the train stage builds the net for) when it holds
+    the configured source, else the data params; else the paper's 1000."""
+    if args.classes is not None:
+        return args.classes, "--classes"
+    if not args.params or args.paper:
+        return 1000, "the paper's ILSVRC classes"
+    manifest = args.data / "manifest.json"
+    if manifest.is_file():
+        m = json.loads(manifest.read_text())
+        if m.get("source") == cfg.data.source and m.get("classes"):
+            return len(m["classes"]), f"the prepared data, {manifest}"
+    if cfg.data.source == "synthetic":
+        return cfg.data.synthetic.num_classes, f"{args.params} data.synthetic.num_classes"
+    if cfg.data.source in SOURCE_CLASSES:
+        return SOURCE_CLASSES[cfg.data.source], f"{args.params} data.source {cfg.data.source}"
+    raise UserError(f"model-info: data.source {cfg.data.source} has as many classes as class folders, known once "
+                    f"prepared ({manifest} is missing): run `dvc repro prepare`, or pass --classes N")
 
 
 def _pilot(args) -> None:
@@ -107,7 +140,8 @@ def _preset(args) -> None:
         for name in presets.available(folder):
             print(name)
         return
-    new = presets.apply_preset(args.name, folder, args.params, args.root, args.ilsvrc2012_root)
+    reset: list[str] = []
+    new = presets.apply_preset(args.name, folder, args.params, args.root, args.ilsvrc2012_root, reset)
     d, t = new["data"], new["train"]
     arms = new.get("ablations", {}).get("enabled") or []
     print(f"{args.params}: preset {args.name} applied (previous file: {args.params}.bak)\n"
@@ -116,6 +150,7 @@ def _preset(args) -> None:
           + (f"\n  pre-training (paper 6): {new['pretrain']['data']['source']} from {new['pretrain']['data'].get('root')}, "
              f"seeds {new['pretrain']['seeds']}, fine-tuned on data.*; `harness pilot` projects its cost"
              if new.get("pretrain", {}).get("enabled") else "")
+          + (f"\n  set back to the paper's value (another preset had set them): {', '.join(reset)}" if reset else "")
           + "\nRun `dvc repro` (or `make repro`) to start.")
 
 
@@ -149,10 +184,14 @@ def _collect_seeds(args) -> None:
 
 
 def _parse_numbers(text: str, what: str) -> tuple[float, ...]:
-    """'18.1,18.3' -> (18.1, 18.3); an error names the bad item."""
-    items = [t.strip() for t in str(text).split(",") if t.strip()]
-    if not items:
+    """'18.1,18.3' -> (18.1, 18.3); an error names the bad item. An empty entry ('45,,46', '45,')
+    is refused, never dropped: it is a lost seed, not a separator."""
+    items = [t.strip() for t in str(text).split(",")]
+    if not any(items):
         raise UserError(f"{what}: no numbers given")
+    if not all(items):
+        raise UserError(f"{what}: entry {items.index('') + 1} of {str(text)!r} is empty (a missing seed?); "
+                        "give one number per seed, separated by commas")
     out = []
     for t in items:
         try:
@@ -184,6 +223,51 @@ def _numbers(value, what: str) -> tuple[float, ...]:
     return _parse_numbers(",".join(repr(float(x)) for x in value), what)
 
 
+# Data sets whose test labels are private (an evaluation server's): a value for a claim on such a
+# test set is a test-server number or comes from another set, and only the user knows which.
+PRIVATE_TEST_SETS = ("ilsvrc2012",)
+
+
+def _in_percent(claim) -> bool:
+    """The claim's values are error rates in percent (headline errors, the errors of an ablation's arms)."""
+    return claim.kind == "headline" or claim.measure in ("test_error", "train_error", "protocol")
+
+
+def _check_percent(claim, groups: dict, where: str) -> None:
+    """Refuse fractions given for errors in percent: 0.182 for 18.2% would be decided, and wrongly."""
+    if not _in_percent(claim):
+        return
+    for name, xs in groups.items():
+        if xs and all(0.0 <= x <= 1.0 for x in xs):
+            shown = ", ".join(f"{x:g}" for x in xs[:3]) + (", ..." if len(xs) > 3 else "")
+            raise UserError(f"{where}: {name}: every value is at most 1 ({shown}), which looks like a fraction; "
+                            f"{claim.id} takes errors in percent (18.2, not 0.182): multiply by 100")
+
+
+def _check_test_set(claim, n_images, where: str) -> None:
+    """A claim on a private test set needs the size of the set the values come from."""
+    if n_images is None and claim.kind == "headline" and claim.split == "test" and claim.dataset in PRIVATE_TEST_SETS:
+        raise UserError(f"{where}: {claim.id} is measured on the {claim.dataset} test set, whose labels are private: "
+                        f"give n_images (--n-images N), the size of the set your values come from (50000 for its "
+                        f"validation set; {claim.n_images} for evaluation-server numbers on the test set itself)")
+
+
+def _pairing(claim, values, variant, asked) -> tuple[bool, str]:
+    """(paired, why). The two protocols of the same models are always paired; an ablation's arms
+    train on the same seeds as the baseline (ablations.arms), so values[i] and variant[i] pair by
+    seed unless the user says --unpaired or the groups differ in size."""
+    if claim.measure == "protocol":
+        return True, ""
+    if asked is not None:
+        return bool(asked), ""
+    if claim.kind in ("ablation", "convergence") and variant is not None and len(variant) == len(values):
+        return True, ("; paired by seed (the default: an ablation's arms train on the baseline's seeds; "
+                      "--unpaired if these did not)")
+    if variant is not None:
+        return False, "; unpaired (the groups differ in size)"
+    return False, ""
+
+
 def _verdict_request(claims: dict, req: dict, where: str):
     """(claim, Evidence) for one request; UserError naming the problem."""
     from harness.analysis import verdict as V
@@ -200,15 +284,20 @@ def _verdict_request(claims: dict, req: dict, where: str):
     n_images = req.get("n_images")
     if n_images is not None and (isinstance(n_images, bool) or not isinstance(n_images, int) or n_images < 1):
         raise UserError(f"{where}: n_images must be a positive integer, got {n_images!r}")
-    paired = bool(req.get("paired")) or claim.measure == "protocol"
+    if req.get("paired") is not None and not isinstance(req["paired"], bool):
+        raise UserError(f"{where}: paired must be true or false, got {req['paired']!r}")
+    _check_percent(claim, {"values": values, "variant": variant}, where)
+    _check_test_set(claim, n_images, where)
+    paired, pairing = _pairing(claim, values, variant, req.get("paired"))
     same = n_images is None or n_images == claim.n_images
     resolution = req.get("resolution", 1.0 if claim.measure == "iterations" else 0.0)
     if isinstance(resolution, bool) or not isinstance(resolution, (int, float)) or not resolution >= 0:
         raise UserError(f"{where}: resolution must be a number >= 0, got {resolution!r}")
     ev = V.Evidence(values, variant, n_images=n_images, same_test_set=same, paired=paired,
                     resolution=float(resolution),
-                    source="given on the command line" + ("" if n_images is not None or claim.kind != "headline"
-                                                          else "; the same test set as the paper's assumed"))
+                    source="given on the command line" + pairing
+                    + ("" if n_images is not None or claim.kind != "headline"
+                       else "; the same test set as the paper's assumed"))
     return claim, ev
 
 
@@ -229,7 +318,7 @@ def _verdict_rows(requests: list[tuple[str, dict]], settings) -> list[dict]:
 
 def _batch_requests(path: str) -> list[tuple[str, dict]]:
     text = sys.stdin.read() if path == "-" else _read_text(Path(path))
-    out = []
+    out, seen = [], {}
     for i, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
@@ -244,6 +333,11 @@ def _batch_requests(path: str) -> list[tuple[str, dict]]:
         if unknown:
             raise UserError(f"{where}: unknown key {sorted(unknown)[0]!r} (keys: claim, values, variant, "
                             "n_images, paired, resolution)")
+        cid = req.get("claim")
+        if isinstance(cid, str) and cid in seen:  # each request is one member of the Holm family
+            raise UserError(f"{where}: claim {cid} is already requested on {seen[cid]}: a repeated claim would "
+                            "count twice in the Holm family; give each claim once, with all its seeds")
+        seen[cid] = where
         out.append((where, req))
     if not out:
         raise UserError(f"{path}: no requests (one JSON object per line)")
@@ -268,7 +362,7 @@ def _verdict(args) -> None:
     if args.params is not None:
         settings = V.from_config(C.load_config(args.params).compare)
     if args.batch is not None:
-        if args.claim or args.values or args.variant or args.n_images:
+        if args.claim or args.values or args.variant or args.n_images or args.paired or args.unpaired:
             raise UserError("--batch takes its requests from the file: drop --claim/--values/--variant/--n-images")
         for row in _verdict_rows(_batch_requests(args.batch), settings):
             print(json.dumps(row, allow_nan=False))
@@ -277,20 +371,45 @@ def _verdict(args) -> None:
         raise UserError("give --claim ID and --values V1,V2,... (or --batch FILE, or --list)")
     req = {"claim": args.claim, "values": args.values, "variant": args.variant,
            "n_images": None if args.n_images is None else _integer(args.n_images, "--n-images"),
-           "paired": args.paired}
+           "paired": True if args.paired else (False if args.unpaired else None)}
     if args.resolution is not None:
         req["resolution"] = _parse_numbers(args.resolution, "--resolution")[0]
     (row,) = _verdict_rows([("verdict", req)], settings)
     print(json.dumps(row, indent=2, allow_nan=False) if args.json else V.describe(row))
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's default in its help, unless the help already says it (defaults that mean
+    "not given", None and False, are described in words where they matter)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default in (None, False) or action.required:
+            return text
+        return super()._get_help_string(action)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("alexnet-harness")
+    except PackageNotFoundError:  # run from a checkout without `make install`
+        return "unknown (not installed: run `make install`)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="harness", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
+    p = argparse.ArgumentParser(prog="harness", description=__doc__, formatter_class=_Help)
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser = functools.partial(sub.add_parser, formatter_class=_Help)  # every subcommand's --help too
     m = sub.add_parser("model-info", help="per-layer output shape, parameters and multiply-adds")
     m.add_argument("--params", type=Path, default=None, help="params file (default: the paper's network)")
     m.add_argument("--paper", action="store_true", help="the paper's network whatever the params say")
-    m.add_argument("--classes", type=int, default=1000, help="output classes (default 1000)")
+    m.add_argument("--classes", type=int, default=None,
+                   help="output classes (default: with --params, the prepared data's (--data manifest.json), "
+                        "else the data params'; without, the paper's 1000)")
+    m.add_argument("--data", type=Path, default=Path("artifacts/data"),
+                   help="prepared-data folder whose manifest gives the class count")
     m.add_argument("--json", action="store_true", help="machine-readable output")
     m.add_argument("--arm", default=None, help="the network of this ablation arm (params ablations.arms; needs --params)")
     m.add_argument("--conv6", action="store_true",
@@ -303,38 +422,44 @@ def build_parser() -> argparse.ArgumentParser:
                                     "(`dvc repro prepare` first) and devices, times evaluation, and writes the "
                                     "figures and the projected wall time and device-hours of the full run (all "
                                     "seeds, enabled arms, evaluation) to --out, which the report shows.")
-    pl.add_argument("--params", type=Path, default=Path("params.yaml"))
+    pl.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file: the recipe to try")
     pl.add_argument("--data", type=Path, default=Path("artifacts/data"), help="prepared data (`dvc repro prepare`)")
     pl.add_argument("--pretrain-data", type=Path, default=Path("artifacts/pretrain/data"),
                     help="prepared Fall 2011 data, when pretrain.enabled (its size is costed; else the entire release)")
-    pl.add_argument("--steps", type=int, default=300, help="training steps (default 300)")
+    pl.add_argument("--steps", type=int, default=300, help="training steps")
     pl.add_argument("--eval-images", type=int, default=256, help="images timed for centre-crop evaluation "
                                                                  "(a tenth of them for 10-patch)")
-    pl.add_argument("--out", type=Path, default=Path("reports/pilot.json"))
+    pl.add_argument("--out", type=Path, default=Path("reports/pilot.json"),
+                    help="JSON of the figures (the report shows it)")
     pl.set_defaults(fn=_pilot)
     r = sub.add_parser("make-reference", help="record per-seed errors of other seeds as the reference distribution")
-    r.add_argument("--params", type=Path, default=Path("params.yaml"))
+    r.add_argument("--params", type=Path, default=Path("params.yaml"),
+                   help="params file: the recipe the seeds train with")
     r.add_argument("--data", type=Path, default=Path("artifacts/data"), help="prepared data (run `dvc repro prepare` first)")
-    r.add_argument("--seeds", type=int, nargs="+", default=[101, 102, 103, 104, 105])
-    r.add_argument("--protocol", default="center", choices=("center", "ten_patch"))
-    r.add_argument("--out", type=Path, default=Path("reports/reference/default.json"))
+    r.add_argument("--seeds", type=int, nargs="+", default=[101, 102, 103, 104, 105],
+                   help="seeds to train, none of them in train.seeds")
+    r.add_argument("--protocol", default="center", choices=("center", "ten_patch"), help="evaluation protocol recorded")
+    r.add_argument("--out", type=Path, default=Path("reports/reference/default.json"),
+                   help="JSON to write (params compare.reference reads it)")
     r.set_defaults(fn=_make_reference)
     u = sub.add_parser("mlflow-ui", help="MLflow UI on the project's store, opened on the runs table")
-    u.add_argument("--params", type=Path, default=Path("params.yaml"))
-    u.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
-    u.add_argument("--port", type=int, default=5000)
+    u.add_argument("--params", type=Path, default=Path("params.yaml"),
+                   help="params file: its tracking.* names the store")
+    u.add_argument("--host", default="127.0.0.1", help="bind address (default: %(default)s, loopback only)")
+    u.add_argument("--port", type=int, default=5000, help="port of the UI")
     u.set_defaults(fn=_mlflow_ui)
     s = sub.add_parser("preset", help="switch params.yaml to a real-data preset (the paper's recipe)",
-                       description="Merge presets/NAME.yaml into params.yaml (keys it does not set are "
+                       description="Merge presets/NAME.yaml into params.yaml (a key another preset sets "
+                                   "and this one does not goes back to the paper's value, other keys are "
                                    "kept; the old file is saved as params.yaml.bak). "
                                    "Presets: ilsvrc2012, ilsvrc2010, cifar10 (the paper's CIFAR-10 "
                                    "experiments, docs/cifar10.md), cifar10-quick, fall2011 (paper 6: "
                                    "--root Fall 2011, --ilsvrc2012-root ILSVRC-2012).")
-    s.add_argument("name", nargs="?", help="preset name, e.g. ilsvrc2012")
+    s.add_argument("name", nargs="?", help="preset name, e.g. ilsvrc2012 (default: list the presets)")
     s.add_argument("--root", help="dataset folder: the archives as distributed, or extracted folders")
     s.add_argument("--ilsvrc2012-root", default=None,
                    help="preset fall2011: the ILSVRC-2012 folder (fine-tuning, evaluation, duplicates); --root is Fall 2011's")
-    s.add_argument("--params", type=Path, default=Path("params.yaml"))
+    s.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file to rewrite")
     s.add_argument("--list", action="store_true", help="list the presets")
     s.set_defaults(fn=_preset)
     c = sub.add_parser("collect-seeds", help="merge seeds trained on other machines (git revisions) into dvc.lock",
@@ -356,13 +481,19 @@ def build_parser() -> argparse.ArgumentParser:
                                      "tower, ...; the centre crop for ten-patch claims). Effect = variant - paper's "
                                      "net; ratio = variant / paper's net")
     v.add_argument("--n-images", help="size of the test set of --values (default: the paper's own test "
-                                                "set; another size adds the binomial noise of both sets)")
-    v.add_argument("--paired", action="store_true", help="values[i] and variant[i] come from the same seed")
+                                                "set; another size adds the binomial noise of both sets). "
+                                                "Required for claims on the ILSVRC-2012 test set (private labels)")
+    pair = v.add_mutually_exclusive_group()
+    pair.add_argument("--paired", action="store_true", help="values[i] and variant[i] come from the same seed "
+                                                            "(the default for ablation and convergence claims when "
+                                                            "both groups have as many values)")
+    pair.add_argument("--unpaired", action="store_true", help="the two groups come from different seeds")
     v.add_argument("--resolution", help="convergence: steps between logged points (default 1)")
     v.add_argument("--json", action="store_true", help="one JSON object (claim, verdict, estimate, interval, "
                                                        "tolerance, p, seeds_needed, ...)")
     v.add_argument("--batch", help="JSON lines in (FILE or - for stdin): {\"claim\", \"values\", \"variant\", "
-                                   "\"n_images\"}; one JSON object per line out, in order, Holm across them")
+                                   "\"n_images\", \"paired\"}; one JSON object per line out, in order, Holm across "
+                                   "them (each claim once)")
     v.add_argument("--params", type=Path, default=None, help="take alpha, power and multiplicity from this "
                                                              "params file's compare section (default: the defaults)")
     v.add_argument("--list", action="store_true", help="list the claims")
@@ -374,19 +505,67 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--devices", nargs="+", required=True,
                    help="one GPU set per worker, e.g. 0,1 2,3 4,5 6,7 (CUDA_VISIBLE_DEVICES values)")
     q.add_argument("--seeds", type=int, nargs="+", default=None, help="default: train.seeds")
-    q.add_argument("--prefix", default="seed", help="experiment names are PREFIX-N (default seed-N)")
-    q.add_argument("--params", type=Path, default=Path("params.yaml"))
+    q.add_argument("--prefix", default="seed", help="experiment names are PREFIX-N")
+    q.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file: train.seeds")
     q.set_defaults(fn=_queue_seeds)
     return p
 
 
+# Options whose value is a list of numbers: argparse takes "-5,-6,-7" for an option (it only knows
+# single negative numbers), so such a value is glued to its option before parsing.
+_NUMBER_LISTS = ("--values", "--variant")
+
+
+def _glue_negative_lists(argv: list[str]) -> list[str]:
+    out = []
+    for arg in argv:
+        if out and out[-1] in _NUMBER_LISTS and re.match(r"-[\d.]", arg):
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv=None) -> None:
-    args = build_parser().parse_args(argv)
+    argv = _glue_negative_lists(list(sys.argv[1:] if argv is None else argv))
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
+        _to_repo_root(parser, args)
         args.fn(args)
+        sys.stdout.flush()  # a reader that went away (`| head -1`) shows here, not in the interpreter's exit
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except BrokenPipeError:
+        # the standard way (Python docs, "Note on SIGPIPE"): stdout to devnull so the final flush
+        # cannot fail again, no traceback for a reader that stopped reading
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+
+
+# string options that name files or folders (the Path-typed ones are found by type)
+PATH_STRINGS = ("root", "ilsvrc2012_root", "batch")
+
+
+def _to_repo_root(parser: argparse.ArgumentParser, args) -> None:
+    """Work from any subfolder of the repository, like dvc: paths given on the command line are
+    taken relative to where the user stands, the defaults (params.yaml, artifacts/data, ...)
+    relative to the repository root (the nearest folder above holding .dvc or dvc.yaml)."""
+    cwd = Path.cwd()
+    root = next((d for d in (cwd, *cwd.parents) if (d / ".dvc").is_dir() or (d / "dvc.yaml").is_file()), None)
+    if root is None or root == cwd:  # outside a checkout (e.g. `verdict` on results from elsewhere): as given
+        return
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[args.command]
+    defaults = {a.dest: a.default for a in sub._actions}
+    for dest, value in vars(args).items():
+        if value is defaults.get(dest) or value == "-":  # argparse hands the default object itself when not given
+            continue
+        if isinstance(value, Path) and not value.is_absolute():
+            setattr(args, dest, Path(os.path.normpath(cwd / value)))
+        elif dest in PATH_STRINGS and isinstance(value, str) and not Path(value).is_absolute():
+            setattr(args, dest, os.path.normpath(cwd / value))
+    os.chdir(root)
 
 
 if __name__ == "__main__":

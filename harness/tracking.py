@@ -44,6 +44,9 @@ REACH_TIMEOUT_S = 5  # how long the start-up check waits for a tracking server
 LOCK_RETRY_S = 60  # how long a call waits for a SQLite store locked by another process
 RETRY_DOWN_S = 30  # after a failed call, calls go straight to the buffer for this long
 BUFFER_NAME = ".mlflow-buffer.jsonl"  # at the repository root, beside mlflow.db
+# The URI of "no tracking" (runtime.tracking_off, HARNESS_TRACKING=off): no store, no run, no
+# mlflow import; every call below is a no-op for it and run ids are None, as on a non-main rank.
+OFF = "off"
 
 
 class TrackingError(UserError):
@@ -120,6 +123,8 @@ def ensure_experiment(uri: str, name: str, root: Path) -> str:
     """Create the store and experiment once (under a lock); returns the experiment id.
 
     Also replays logging calls that an earlier stage buffered while the server was away."""
+    if uri == OFF:
+        return ""
     check_reachable(uri)
     _set_uri(uri)
     _buffers[uri] = OfflineBuffer(root / BUFFER_NAME)
@@ -282,6 +287,8 @@ def buffer_for(uri: str) -> OfflineBuffer | None:
 
 def _call(uri: str, op: dict) -> None:
     """One logging call through the URI's buffer (direct, without one: before ensure_experiment)."""
+    if uri == OFF:
+        return
     buf = _buffers.get(uri)
     if buf is None:
         _apply(uri, op)
@@ -296,6 +303,8 @@ def replay(uri: str) -> int:
 
 def parent_run(uri: str, experiment_id: str, key: str, tags: dict, root: Path, name: str = "pipeline") -> str:
     """The parent run for this pipeline execution, created by the first stage that asks."""
+    if uri == OFF:
+        return None
     client = _client(uri)
     with _lock(root):
         found = _retry_locked(client.search_runs, [experiment_id], f"tags.`{PARENT_TAG}` = '{key}'", max_results=1)
@@ -318,6 +327,9 @@ def child_run(uri: str, experiment_id: str, parent_id: str, name: str, params: d
     resume_run_id: the run of an interrupted stage (from its checkpoint) is reopened, so a
     resumed training keeps one run with one continuous metric history.
     """
+    if uri == OFF:
+        yield None  # an exception of the stage passes through unchanged
+        return
     client = _client(uri)
     _mark_killed(client, experiment_id, parent_id, name, keep=resume_run_id)
     if resume_run_id and _run_exists(client, resume_run_id):
@@ -383,6 +395,8 @@ def log_metrics(uri: str, run_id: str, metrics: dict, step: int = 0) -> None:
 
 def logged_steps(uri: str, run_id: str, keys) -> dict[str, set[int]]:
     """Steps already in the run for each metric: a resumed stage skips them (exactly once)."""
+    if uri == OFF or not run_id:
+        return {k: set() for k in keys}
     client = _client(uri)
     try:
         return {k: {m.step for m in _retry_locked(client.get_metric_history, run_id, k)} for k in keys}
@@ -436,7 +450,7 @@ def log_artifacts(uri: str, run_id: str, folder: Path, subdir: str | None = None
 @contextmanager
 def system_metrics(uri: str, run_id: str | None, interval_s: float = 5.0):
     """CPU, memory (and GPU when present) sampled into the run as system/* metrics."""
-    if not run_id:
+    if not run_id or uri == OFF:
         yield
         return
     from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
@@ -479,6 +493,8 @@ def _torch_version() -> str:
 def find_model(uri: str, experiment_id: str, tags: dict) -> str | None:
     """The newest logged model of the experiment carrying all `tags` (e.g. the seed and the
     training digest), or None."""
+    if uri == OFF:
+        return None
     flt = " AND ".join(f"tags.`{k}` = '{v}'" for k, v in _str_tags(tags).items())
     try:
         found = _retry_locked(_client(uri).search_logged_models, [experiment_id], filter_string=flt,
@@ -492,7 +508,7 @@ def find_model(uri: str, experiment_id: str, tags: dict) -> str | None:
 
 def log_model_input(uri: str, run_id: str | None, model_id: str | None) -> None:
     """Record that `run_id` used the logged model (MLflow 3 model inputs): the UI links them."""
-    if not run_id or not model_id:
+    if not run_id or not model_id or uri == OFF:
         return
     from mlflow.entities import LoggedModelInput
     _retry_locked(_client(uri).log_inputs, run_id, models=[LoggedModelInput(model_id)])

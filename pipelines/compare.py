@@ -1,5 +1,6 @@
 """DVC stage `compare`: every claim of the paper and the reference runs vs this run's seeds."""
 
+import _env  # noqa: F401 (first: outside the project's environment, says what to activate)
 from pathlib import Path
 
 from harness.stages import open_stage

@@ -1,5 +1,6 @@
 """DVC stage `ensemble`: softmax averages over the seeds' models; error for every ensemble size."""
 
+import _env  # noqa: F401 (first: outside the project's environment, says what to activate)
 from pathlib import Path
 
 from harness.stages import open_stage

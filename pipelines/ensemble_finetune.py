@@ -1,5 +1,6 @@
 """DVC stage `ensemble_finetune@fall2011`: ILSVRC-only and pre-trained CNNs averaged together (paper 6)."""
 
+import _env  # noqa: F401 (first: outside the project's environment, says what to activate)
 from pathlib import Path
 
 from harness.stages import open_stage

@@ -1,5 +1,6 @@
 """DVC stage `evaluate@<seed>`: centre-crop and 10-patch probabilities [N, C] and top-k errors."""
 
+import _env  # noqa: F401 (first: outside the project's environment, says what to activate)
 import sys
 from pathlib import Path
 

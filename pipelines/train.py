@@ -1,5 +1,6 @@
 """DVC stage `train@<seed>`: train one seed of the paper's AlexNet and save its weights."""
 
+import _env  # noqa: F401 (first: outside the project's environment, says what to activate)
 import sys
 from pathlib import Path
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.report import cifar10, figures
+from harness.report.gpu import gpu_section
 from harness.report.render import Doc, Link, fmt, fmt_ci, fmt_pp
 
 LOCAL_UI = "http://127.0.0.1:5000"  # `make mlflow-ui` over the repository's SQLite store
@@ -30,6 +31,7 @@ class ReportInputs:
     interpretations: list = ()  # every ambiguity and the reading this run uses (deviations.interpretations)
     kernels: dict | None = None  # seed -> conv1 kernels [K, 3, k, k] (artifacts/kernels), for Figure 3
     pilot: dict | None = None  # reports/pilot.json (`harness pilot`), if present
+    gpu: dict | None = None  # reports/gpu.json (benchmarks/gpu_check.py on a GPU machine), if present
     training_digest: str | None = None  # this run's (config.training_digest): is the pilot of these params?
 
 
@@ -55,7 +57,7 @@ def build(inp: ReportInputs) -> Doc:
 
 
 def scope(doc: Doc, inp: ReportInputs) -> None:
-    c = inp.compare["counts"]
+    c = _all_counts(inp.compare)
     m = inp.manifest
     doc.h(2, "1. Scope")
     counts = ", ".join(f"{n} {split}" for split, n in m["counts"].items())
@@ -69,6 +71,10 @@ def scope(doc: Doc, inp: ReportInputs) -> None:
     if skipped:  # a reviewer must see what was left out of the data, and why
         doc.p(f"{len(skipped)} input file(s) were unusable and left out (artifacts/data/manifest.json lists all):")
         doc.table(["split", "file", "reason"], [[s["split"], s["file"], s["reason"]] for s in skipped[:20]])
+    empty = m.get("empty_classes", [])
+    if empty:  # a class the net never saw in training: its val images can only be errors
+        doc.p(f"{len(empty)} class(es) have no usable training image: {', '.join(empty[:20])}"
+              + (" ..." if len(empty) > 20 else "") + ".")
 
 
 def _band(r: dict) -> str:
@@ -105,13 +111,33 @@ def _why_counts(c: dict) -> str:
     return "; ".join(f"{n} {cat}" for cat, n in sorted(by.items(), key=lambda kv: -kv[1])) or "none"
 
 
+def _all_counts(cmp: dict) -> dict:
+    """Claims in the file, decided and not: the experiments' and the architecture checks' together."""
+    c, a = cmp["counts"], cmp.get("architecture_counts") or {}
+    return {k: c[k] + a.get(k, 0) for k in ("claims_total", "claims_tested", "claims_untested")}
+
+
+def _architecture_line(cmp: dict) -> str:
+    """The size claims' count, apart from the experiments' verdicts: arithmetic facts of the
+    architecture as printed, decided on the net as built, not results of a run."""
+    a = cmp.get("architecture_counts")
+    if not a or not a["claims_tested"]:
+        return ""
+    v = a["verdicts"]
+    ids = [r["id"] for r in cmp["claims"] if r["kind"] == "size" and r["verdict"] == "not reproduced"]
+    return (f" Architecture checks (the paper's printed counts and shares against the arithmetic of the net as "
+            f"built, no experiment; below): {v['reproduced']} of {a['claims_tested']} as printed"
+            + (f", not as printed: {', '.join(ids)}." if ids else "."))
+
+
 def verdicts(doc: Doc, inp: ReportInputs) -> None:
     """The verdict table (docs/statistics.md): counts first, then every decided claim."""
     cmp = inp.compare
     c, v, rule = cmp["counts"], cmp["counts"]["verdicts"], cmp.get("decision_rule", {})
     doc.h(2, "2. Verdicts")
-    doc.p(f"Reproduced: {v['reproduced']}. Not reproduced: {v['not reproduced']}. Inconclusive: "
-          f"{v['inconclusive']}. Not tested: {v['not tested']} (of {c['claims_total']} claims).")
+    doc.p(f"Experimental claims: Reproduced: {v['reproduced']}. Not reproduced: {v['not reproduced']}. Inconclusive: "
+          f"{v['inconclusive']}. Not tested: {v['not tested']} (of {c['claims_total']} claims)."
+          + _architecture_line(cmp))
     doc.p(f"Why not tested: {_why_counts(c)} (section 8 gives each claim's reason and what it needs).")
     doc.p(f"Decision rule, declared before the run (docs/statistics.md): each claim declares in "
           f"harness/analysis/claims.yaml a band for its quantity and why. Reproduced: {rule.get('reproduced')}. "
@@ -120,7 +146,12 @@ def verdicts(doc: Doc, inp: ReportInputs) -> None:
           "adjusted p below alpha. Counts and shares are decided exactly, with no p. The other p-values of this "
           "report (McNemar tests, ensemble gains, ablation effects) describe; they decide no claim. The reference "
           "runs (section 3) are a separate decision, Holm-adjusted across their metrics.")
-    rows = [r for r in cmp["claims"] if r["tested"]]
+    doc.p("Every p assumes the number of seeds was fixed before the results were seen: adding seeds until a "
+          "verdict appears inflates its error rates. The paper's numbers, headline errors and printed ablation "
+          "effects alike, are one training run (per arm) of the recipe, so their own seed noise, estimated from "
+          "our seeds' spread, is part of every interval; seeds that show no spread decide nothing "
+          "(docs/statistics.md).")
+    rows = [r for r in cmp["claims"] if r["tested"] and r["kind"] != "size"]
     if rows:
         doc.table(["claim", "quantity", "paper", "estimate", f"{rule.get('interval_level', 0.9):.0%} interval",
                    "band (tolerance)", "p reproduced raw / adj", "p not reproduced raw / adj", "seeds needed",
@@ -130,10 +161,11 @@ def verdicts(doc: Doc, inp: ReportInputs) -> None:
                     _p_pair(r, "p_not_reproduced"), _seeds(r), r["verdict"], r.get("direction_text", "")]
                    for r in rows], text_last=True)
     else:
-        doc.p("No claim of the paper can be decided on this data (see the reasons in section 8).")
+        doc.p("No experimental claim of the paper can be decided on this data (see the reasons in section 8).")
     for r in rows:
         for note in r.get("notes") or []:
             doc.p(f"{r['id']}: {note}")
+    _architecture_table(doc, cmp)
     _model_checks(doc, cmp)
     _paired(doc, cmp)
     s = cmp["summary"]
@@ -142,6 +174,17 @@ def verdicts(doc: Doc, inp: ReportInputs) -> None:
               [[p, m, v["mean"], v["sd"], v["n"], f"{fmt_pp(v['t_lo'])} – {fmt_pp(v['t_hi'])}",
                 f"{fmt_pp(v['boot_lo'])} – {fmt_pp(v['boot_hi'])}"]
                for p, ms in s.items() for m, v in ms.items()])
+
+
+def _architecture_table(doc: Doc, cmp: dict) -> None:
+    """The size claims: what the paper prints against the net as built, at the printed precision."""
+    rows = [r for r in cmp["claims"] if r["tested"] and r["kind"] == "size"]
+    if rows:
+        doc.p("Architecture checks (counted apart from the verdicts above): the paper's printed counts and shares "
+              "at their printed precision (the band) against the network as built; exact, no p.")
+        doc.table(["claim", "quantity", "paper", "as built", "band (tolerance)", "verdict"],
+                  [[r["id"], r["quantity"], r["paper_value"], r.get("estimate"), _band(r), r["verdict"]] for r in rows],
+                  text_last=True)
 
 
 def _model_checks(doc: Doc, cmp: dict) -> None:
@@ -155,7 +198,11 @@ def _model_checks(doc: Doc, cmp: dict) -> None:
     doc.table(["check", "exact arithmetic", "as built", "equal"],
               [[x["id"], x["exact"], x["measured"], x["equal"]] for x in mc["checks"]]
               + ([["conv layers' share of the parameters (%)", "–",
-                   ", ".join(f"{k} {v:.2f}" for k, v in shares.items()), "–"]] if shares else []))
+                   ", ".join(f"{k} {v:.2f}" for k, v in shares.items()), "–"],
+                  # each conv layer of the two-tower net is split evenly between the GPUs (paper 3.2):
+                  # the per-GPU reading of "no convolutional layer contains more than 1%" (claim conv-param-share)
+                  ["share per tower, each GPU's half of a layer (%)", "–",
+                   ", ".join(f"{k} {v / 2:.2f}" for k, v in shares.items()), "–"]] if shares else []))
 
 
 def _paired(doc: Doc, cmp: dict) -> None:
@@ -301,7 +348,9 @@ def claims_detail(doc: Doc, inp: ReportInputs) -> None:
                "reason / method"], rows, text_last=True)
     inferred = [r["id"] for r in inp.compare["claims"] if r.get("protocol_inferred")]
     if inferred:
-        doc.p("Protocol inferred (the paper does not restate it for these numbers): " + ", ".join(inferred) + ".")
+        doc.p("Protocol inferred (the paper does not restate it for these numbers; the ablation effects are read "
+              "on its standard test, the 10-patch average of section 4.1, both groups alike): "
+              + ", ".join(inferred) + ".")
 
 
 def ablations(doc: Doc, inp: ReportInputs) -> None:
@@ -408,6 +457,7 @@ def reproduce(doc: Doc, inp: ReportInputs) -> None:
 def performance(doc: Doc, inp: ReportInputs) -> None:
     """Throughput of the machine that ran `python -m benchmarks.run`, each figure beside its baseline."""
     doc.h(2, "13. Performance")
+    gpu_section(doc, inp.gpu)
     b = inp.benchmarks
     if not b:
         doc.p("Not measured: run `make bench` (python -m benchmarks.run) to write reports/benchmarks.json.")
@@ -627,6 +677,17 @@ def _untrained_arms(doc: Doc, speed: dict, nets: dict) -> None:
                "est. train min / seed"], rows)
 
 
+def _baseline_is(deviations: list) -> str:
+    """Which net 'the paper net' of this section is: the run's baseline, with its model/train departures
+    (on the default profile width 0.25, He init, inverted dropout, ...), not the net as printed."""
+    rows = [r for r in deviations if str(r.get("key", "")).startswith(("model.", "train."))]
+    if not rows:
+        return "'Paper net' below is this run's baseline: the paper's net and recipe as printed."
+    return ("'Paper net' below is this run's baseline, not the paper's net as printed: "
+            + ", ".join(f"{r['key']} {r['ours']} (paper: {r['paper']})" for r in rows)
+            + " (section 11 lists every departure). Effects are against that net.")
+
+
 def successors(doc: Doc, inp: ReportInputs) -> None:
     """What came after (docs/successors.md): every trained arm beside the paper net, with size,
     multiply-adds and throughput; effects and intervals, no verdicts (no claim of the paper)."""
@@ -636,6 +697,7 @@ def successors(doc: Doc, inp: ReportInputs) -> None:
     doc.h(2, "17. What came after")
     nets, proto = costs["nets"], costs["protocol"]
     results = inp.compare.get("ablation_results") or {}
+    doc.p(_baseline_is(inp.deviations))
     doc.p("The paper net beside what replaced its choices (normalisation variants, VGG, GoogLeNet, ResNet) and "
           "what it extends (LeNet-5), each an ablation arm: the same data, augmentation, evaluation protocol "
           f"({proto}), seeds and statistics as the paper net. Effect = arm minus paper-net error (pp), paired by "
@@ -662,6 +724,10 @@ def successors(doc: Doc, inp: ReportInputs) -> None:
         _untrained_arms(doc, speed, nets)
     changes = [[n, ", ".join(f"{k}={v}" for k, v in r["overrides"].items())] for n, r in results.items()]
     doc.table(["arm", "changes (departures from the paper's net or recipe)"], changes, text_last=True)
+    if any(c.get("arch") == "googlenet" for c in nets.values()):  # docs/successors.md
+        doc.p("GoogLeNet runs with torchvision's dropouts, 0.2 before the classifier and 0.7 in the auxiliary heads; "
+              "its paper (Szegedy et al. 2015, section 5) uses 0.4 before the classifier: a departure from that "
+              "paper, kept so the net is torchvision's as built.")
     points = [{"name": "paper net" if n == "baseline" else n, "mult_adds": c["mult_adds"],
                "mean": c["errors"]["top1_error"]["mean"], "lo": c["errors"]["top1_error"]["t_lo"],
                "hi": c["errors"]["top1_error"]["t_hi"]} for n, c in nets.items()]

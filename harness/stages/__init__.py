@@ -40,7 +40,8 @@ def open_stage(params_path: Path, stage: str, purpose: str = "pipeline", arm: st
     if arm is not None:
         cfg = C.arm_config(cfg, arm)  # an ablation arm or a pre-training phase
     root = runtime.repo_root()
-    uri = tracking.resolve_uri(cfg.tracking.uri, runtime.tracking_uri_override(), root)
+    uri = tracking.OFF if runtime.tracking_off() else \
+        tracking.resolve_uri(cfg.tracking.uri, runtime.tracking_uri_override(), root)
     name = tracking.experiment_name(cfg.data.source, cfg.profile, cfg.tracking.experiment)
     exp_id = tracking.ensure_experiment(uri, name, root)
     git = runtime.git_info(root)

@@ -68,7 +68,8 @@ def _kernels(folder: Path | None, seeds: list[int]) -> dict | None:
 def run_report(ctx: StageContext, *, data_dir: Path, metrics_dir: Path, plots_dir: Path,
                out_md: Path, out_html: Path, figures_dir: Path, all_seeds_csv: Path,
                benchmarks: Path | None = None, reliability: Path | None = None,
-               kernels: Path | None = None, pilot: Path | None = None, cifar10_costs: Path | None = None) -> Path:
+               kernels: Path | None = None, pilot: Path | None = None, cifar10_costs: Path | None = None,
+               gpu: Path | None = None) -> Path:
     from harness.report import render, sections
     from harness.report.deviations import deviations, interpretations
     cfg = ctx.cfg
@@ -88,6 +89,7 @@ def run_report(ctx: StageContext, *, data_dir: Path, metrics_dir: Path, plots_di
         ui_url=tracking.ui_url(ctx.uri),
         interpretations=interpretations(cfg), kernels=_kernels(kernels, seeds),
         pilot=read_json(pilot, "pilot figures") if pilot and pilot.is_file() else None,
+        gpu=read_json(gpu, "GPU figures") if gpu and gpu.is_file() else None,
         training_digest=C.training_digest(cfg),
         arms=_arms(cfg, metrics_dir, plots_dir), steps=_steps(plots_dir / "train", seeds),
         cifar10_costs=read_json(cifar10_costs, "CIFAR-10 costs") if cifar10_costs and cifar10_costs.is_file() else None)

@@ -19,6 +19,7 @@ from harness.data.transforms import build_views
 from harness.errors import UserError
 from harness.io import atomic_save_npy, atomic_write_json, atomic_write_text, check_writable, remove_stale_temps
 from harness.model import build_model, count_params
+from harness.model.layers import lrn_kernel
 from harness.stages import StageContext, params_for, read_json, run_name
 from harness.train import checkpoint, loop, lr_select, recipe, towers
 
@@ -115,6 +116,7 @@ def run_train(ctx: StageContext, *, seed: int, data_dir: Path, out_dir: Path, me
     tags = {**ctx.base_tags, "stage": "train", "seed": seed, "data_digest": manifest["digest"],
             "devices": ",".join(d.devices), "world_size": d.world, "dist_backend": d.backend,
             **({"pretrain_run_id": pretrained["run_id"] or "unknown"} if pretrained is not None else {}),
+            **_selection_tags(selection),
             "cuda_visible_devices": runtime.visible_devices(), "threads": cfg.train.threads,
             "num_workers": cfg.train.num_workers, "precision": cfg.train.precision,
             "channels_last": cfg.train.channels_last, "compile": compiled, "decode_device": cfg.train.decode_device,
@@ -128,9 +130,7 @@ def run_train(ctx: StageContext, *, seed: int, data_dir: Path, out_dir: Path, me
         tracking.log_dataset(ctx.uri, run_id, manifest, "train", "training")
         tracking.log_dataset(ctx.uri, run_id, manifest, "val", "validation")
         if selection is not None and fresh and run_id:  # logged once: a resumed run reuses its record
-            for name in ("pilot_train_top1_error", "pilot_train_loss"):
-                tracking.log_series(ctx.uri, run_id, f"lr_select.{name}",
-                                    [(i, v) for i, v in enumerate(selection[name]) if v is not None])
+            _log_selection(ctx, run_id, selection)
         history = _fit_logged(ctx, run_id, train_model, model, optimizer, state,
                               train_view, make_loader, val_loader, seed, ckpt, d, train_cfg, selection, select_s,
                               held_loader)
@@ -152,7 +152,8 @@ def run_train(ctx: StageContext, *, seed: int, data_dir: Path, out_dir: Path, me
             if kernels_path is not None:  # Figure 3 of the report (paper 6.1)
                 atomic_save_npy(kernels_path, conv1.astype(np.float32))
             tracking.set_tags(ctx.uri, run_id, {"lr_drop_epochs": ",".join(map(str, result["schedule"]["lr_drops"]))
-                                                or "none", "schedule_split": result["schedule"]["split"]})
+                                                or "none", "schedule_split": result["schedule"]["split"],
+                                                "lrn_kernel": lrn_kernel(model, d.devices[0], compiled == "inductor")})
             if result["towers"]:
                 tracking.log_metrics_once(ctx.uri, run_id, {f"tower{t}_colour_selectivity": v for t, v in
                                                             enumerate(result["towers"]["colour_selectivity"])})
@@ -212,6 +213,23 @@ def steps_csv(windows: list) -> str:
     return df.drop(columns="loss_sum").to_csv(index=False)
 
 
+def _selection_tags(selection: dict | None) -> dict:
+    """MLflow tags of the lr selection: the factor chosen, whether it is at the search's limit (the
+    fastest rate may lie beyond: Figure 1's claim is not decided on it), the factors tried."""
+    if selection is None:
+        return {}
+    return {"lr_select.chosen_factor": f"{selection['chosen_factor']:g}",
+            "lr_select.at_limit": "yes" if lr_select.at_limit(selection) else "no",
+            "lr_select.factors_tried": ",".join(f"{f:g}" for f in selection["factors"])}
+
+
+def _log_selection(ctx, run_id: str, selection: dict) -> None:
+    """Each pilot's factor, training error and loss as series over the pilots, in the order tried."""
+    for name in ("factors", "pilot_train_top1_error", "pilot_train_loss"):
+        key = "lr_select.factor" if name == "factors" else f"lr_select.{name}"
+        tracking.log_series(ctx.uri, run_id, key, [(i, v) for i, v in enumerate(selection[name]) if v is not None])
+
+
 def _lr_selection(path: Path, cfg: C.Config, seed: int, model, train_view, make_loader, val_split, norm,
                   d) -> tuple[dict | None, bool, float | None]:
     """(the run's lr selection record or None when train.lr_select_factors is empty, whether it was
@@ -235,10 +253,11 @@ def _lr_selection(path: Path, cfg: C.Config, seed: int, model, train_view, make_
     except loop.NonFiniteLoss as exc:
         raise UserError(f"train.lr_select_factors: {exc}; try smaller factors or a lower train.lr") from None
     if d.main:
-        print(f"lr selection: lr {selection['lr']:.3g} (x{selection['chosen_factor']:g}); training error over the "
+        print(f"lr selection: lr {selection['lr']:.3g} (x{selection['chosen_factor']:g}"
+              f"{', at the limit of the search' if selection['at_limit'] else ''}); training error over the "
               f"first {selection['steps']} steps: " + ", ".join(
                   f"x{f:g} {'diverged' if e is None else f'{e:.1f}%'}"
-                  for f, e in zip(selection["factors"], selection["pilot_train_top1_error"])), flush=True)
+                  for f, e in sorted(zip(selection["factors"], selection["pilot_train_top1_error"]))), flush=True)
     return selection, True, time.perf_counter() - t0
 
 

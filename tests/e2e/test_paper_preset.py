@@ -9,7 +9,8 @@ What is cut, and only that (everything else is the preset's value):
   - train.epochs 90 -> 1, and so the steps: 132 training images (22 copies of each of the 6
     classes' JPEGs) make exactly one step of the paper's batch of 128
   - train.devices [cuda:0, cuda:1] -> [cpu, cpu] (still one tower per device, paper 3.2), and this
-    2-core machine's train.threads 8 -> 2 and train.num_workers 8 -> 0
+    2-core machine's train.threads 8 -> 2 and train.num_workers 8 -> 0, and train.decode_device
+    cuda -> cpu (JPEG shards decoded on the CPU, as a machine without a GPU must)
 The full-width net trains at about 18 images/s here, so the step takes seconds, not hours.
 """
 
@@ -25,7 +26,8 @@ from repo_utils import copy_repo, deep_update, dvc, env_for, get_params, ran_sta
 
 pytestmark = pytest.mark.slow
 
-CUT = {"train": {"seeds": [1], "epochs": 1, "devices": ["cpu", "cpu"], "threads": 2, "num_workers": 0}}
+CUT = {"train": {"seeds": [1], "epochs": 1, "devices": ["cpu", "cpu"], "threads": 2, "num_workers": 0,
+                 "decode_device": "cpu"}}
 
 
 def test_the_paper_preset_runs_end_to_end(tmp_path):

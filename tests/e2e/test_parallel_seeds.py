@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from repo_utils import TINY, copy_repo, deep_update, dvc, env_for, ran_stages
+from repo_utils import TINY, copy_repo, deep_update, dvc, env_for, ran_stages, stale
 
 pytestmark = pytest.mark.slow
 
@@ -64,11 +64,12 @@ def test_seeds_train_in_parallel_on_their_workers_devices(tmp_path):
     assert "seed-1: " in taken and "train@1" in taken and "evaluate@2" in taken
     dvc(repo, "checkout", "--allow-missing")  # ensemble and compare have not run: no hash for their outputs
     out = dvc(repo, "repro")
-    assert ran_stages(out) == {"ensemble", "compare", "report"}  # no seed retrained
+    # no seed retrained (validate, the params check, reruns when the merged lock lacks it)
+    assert ran_stages(out) - {"validate"} == {"ensemble", "compare", "report"}
     compare = json.loads((repo / "reports/metrics/compare.json").read_text())
     assert {r["seed"] for r in compare["seeds"]} == {1, 2}
     parents = {tag(r, "mlflow.parentRunId") for (r,) in db.execute(
         "SELECT run_uuid FROM runs WHERE name IN ('train-seed1', 'train-seed2', 'evaluate-seed1', "
         "'evaluate-seed2', 'ensemble', 'compare', 'report')")}
     assert len(parents) == 1, parents  # one pipeline execution, one parent run, as with `dvc repro`
-    assert "up to date" in dvc(repo, "status")
+    assert stale(repo) == {}

@@ -49,7 +49,7 @@ def test_pilot_on_the_ilsvrc2012_preset_cut_down_to_cpu(tmp_path):
     repo = copy_repo(tmp_path / "repo")
     harness(repo, "preset", "ilsvrc2012", "--root", str(root))
     params = get_params(repo)
-    params["train"].update({"devices": ["cpu"], "threads": 1, "num_workers": 0, "batch_size": 4})
+    params["train"].update({"devices": ["cpu"], "decode_device": "cpu", "threads": 1, "num_workers": 0, "batch_size": 4})
     params["model"]["width"] = 0.25
     params["data"]["shard_size"] = 8
     params["evaluate"]["batch_size"] = 8

@@ -62,7 +62,7 @@ CONFIG_CASES = {
     "empty_seeds": ({"train": {"seeds": []}}, ["train.seeds", "at least one seed"]),
     "duplicate_seeds": ({"train": {"seeds": [1, 1]}}, ["train.seeds", "duplicate seeds"]),
     "bad_yaml": ("train: [1, 2\nmodel: {", ["not valid YAML"]),
-    "lr_step_after_last_epoch": ({"train": {"lr_steps": [99]}}, ["train.lr_steps", "1..train.epochs"]),
+    "lr_step_before_first_epoch": ({"train": {"lr_steps": [0]}}, ["train.lr_steps", "epoch number >= 1"]),
     "unreachable_tracking_server": ({"tracking": {"uri": "http://127.0.0.1:9"}},
                                     ["http://127.0.0.1:9", "not reachable", "tracking.uri"]),
 }
@@ -121,8 +121,8 @@ def test_bad_params_through_dvc(repo):
     assert p.returncode != 0
     assert "error: train.epochz: unknown key (did you mean train.epochs?)" in p.stdout + p.stderr
     assert "Traceback" not in p.stdout + p.stderr
-    # DVC removed the (non-persistent) output before running the command; nothing is lost: the
-    # next repro checks the finished dataset out of the run-cache instead of preparing it again
+    # the validate stage stopped the run before DVC touched prepare's output (tests/e2e/test_params_validate.py);
+    # the next repro finds the finished dataset in place and prepares nothing
     again = subprocess.run(["dvc", "repro", "prepare"], cwd=repo, env=env_for(repo), capture_output=True, text=True)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "Running stage 'prepare'" not in again.stdout, again.stdout[-2000:]

@@ -52,7 +52,7 @@ def test_defaults_are_the_papers_recipe():
     ({"train": {"pca_colour": "yes"}}, "train.pca_colour", "true/false"),
     ({"data": {"synthetic": {"num_classes": 1}}}, "data.synthetic.num_classes", ">= 2"),
     ({"evaluate": {"protocols": ["center", "twelve"]}}, "evaluate.protocols", "protocols must be"),
-    ({"train": {"lr_steps": [500]}}, "train.lr_steps", "1..train.epochs"),
+    ({"train": {"lr_steps": [0]}}, "train.lr_steps", "epoch number >= 1"),
     ({"data": "synthetic"}, "data", "expected a mapping"),
 ])
 def test_bad_values_name_the_key(tmp_path, patch, key, words):
@@ -134,3 +134,28 @@ def test_compare_settings_are_validated(tmp_path, compare, words):
     assert words in str(err.value)
     cfg = C.load_config(REPO / "params.yaml").compare
     assert (cfg.alpha, cfg.power, cfg.multiplicity, cfg.reference_margin_pp) == (0.05, 0.8, "holm", 2.0)
+
+
+def test_lr_steps_past_a_shortened_run_are_accepted_with_a_note(tmp_path):
+    """`dvc exp run -S train.epochs=2` with the default lr_steps [10, 13]: accepted (it was refused
+    after DVC had removed outputs), the drops past the end never fire, and the note says so."""
+    from harness.train.recipe import lr_at
+    params = repo_params()
+    assert C.notes(C.load_config(write(tmp_path, params))) == []  # the default profile: every drop happens
+    params["train"]["epochs"] = 2
+    cfg = C.load_config(write(tmp_path, params))
+    assert cfg.train.lr_steps == (10, 13)  # what the user wrote; the training digest keeps it
+    [note] = C.notes(cfg)
+    assert "train.lr_steps 10, 13" in note and "never lowers the lr" in note and "1..1" in note
+    # independent: the recipe's lr over the whole 2-epoch run equals the run with no steps at all
+    none = dataclasses.replace(cfg.train, lr_steps=())
+    for e in (0.5, 1.0, 1.5, 1.999):
+        assert lr_at(cfg.train, None, e) == lr_at(none, None, e)
+    params["train"]["epochs"] = 11
+    [note] = C.notes(C.load_config(write(tmp_path, params)))
+    assert "train.lr_steps 13 lie" in note and "after epoch(s) 10 only" in note
+    params["train"]["epochs"] = 1
+    [note] = C.notes(C.load_config(write(tmp_path, params)))
+    assert "a one-epoch run has no room" in note
+    params["train"]["schedule"] = "plateau"  # the paper's rule: no fixed drops, nothing to say
+    assert C.notes(C.load_config(write(tmp_path, params))) == []
