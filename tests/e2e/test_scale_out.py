@@ -31,6 +31,7 @@ def harness_cli(repo: Path, *args: str) -> str:
     return proc.stdout
 
 
+@pytest.mark.slow
 def test_merge_locks_unions_stages_and_refuses_conflicts():
     prep = {"cmd": "prepare", "outs": [{"path": "artifacts/data", "md5": "a"}]}
     one = {"schema": "2.0", "stages": {"prepare": prep, "train@1": {"cmd": "t1"}}}

@@ -13,6 +13,8 @@ import imagenet_fixtures as FX
 import pytest
 import yaml
 
+pytestmark = pytest.mark.slow  # real subprocesses, servers or browsers; `make test` runs them
+
 REPO = Path(__file__).resolve().parents[2]
 
 

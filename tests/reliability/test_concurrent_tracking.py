@@ -10,6 +10,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # real subprocesses, servers or browsers; `make test` runs them
+
 REPO = Path(__file__).resolve().parents[2]
 WRITERS, STEPS, EPOCHS = 6, 200, 5
 

@@ -16,6 +16,8 @@ from harness import cli
 from harness.errors import UserError
 from harness.train import checkpoint
 
+pytestmark = pytest.mark.slow  # real subprocesses, servers or browsers; `make test` runs them
+
 REPO = Path(__file__).resolve().parents[2]
 
 

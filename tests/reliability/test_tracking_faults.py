@@ -17,6 +17,7 @@ from servers import stop_process_group
 from harness import tracking
 
 
+@pytest.mark.slow
 def test_sqlite_store_locked_by_another_process_is_retried(tmp_path):
     uri = tracking.default_uri(tmp_path)
     exp = tracking.ensure_experiment(uri, "e", tmp_path)
@@ -146,6 +147,7 @@ def test_server_lost_mid_run_loses_no_metric(server, tmp_path, monkeypatch, caps
     assert len(client.get_metric_history(rid, "step_loss")) == 30
 
 
+@pytest.mark.slow
 def test_unreachable_server_fails_fast(tmp_path):
     t0 = time.time()
     with pytest.raises(tracking.TrackingError, match=r"http://127.0.0.1:9 is not reachable"):
