@@ -7,6 +7,7 @@ GitHub renders them.
 """
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,14 @@ def test_readme_gives_the_commands_and_no_suite_counts():
         assert cmd in text
     # test counts and suite timings go stale with every commit; docs/testing.md says how to get them
     assert not re.search(r"\b\d[\d,]* tests\b", text), "README.md states a test count"
+
+
+def test_citations_of_readme_sections_name_a_heading_it_has():
+    """`(README, "Performance")` in a comment must not outlive the section it names."""
+    hits = subprocess.run(["git", "grep", "-n", "-E", r"README,? \"[^\"]+\"", "--", ".", ":!reports"],
+                          cwd=REPO, capture_output=True, text=True).stdout.splitlines()  # exit 1: no hits
+    headings = {re.sub(r"^#+\s*", "", ln).lower() for ln in README.read_text().splitlines() if ln.startswith("#")}
+    bad = [h for h in hits if "test_docs.py" not in h
+           and not any(any(head.startswith(s.lower()) for head in headings)
+                       for s in re.findall(r"README,? \"([^\"]+)\"", h))]
+    assert not bad, "citations of README sections that moved to docs/:\n" + "\n".join(bad)
