@@ -5,7 +5,7 @@ SHELL := /bin/bash
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export PATH := $(abspath $(VENV))/bin:$(PATH)
-# The torch wheel variant (README, "Installing"). Empty (the default): the pinned torch and
+# The torch wheel variant (docs/install.md). Empty (the default): the pinned torch and
 # torchvision exactly as `pip install` resolves them here, with nothing added. cpu, cu126,
 # cu128, cu130, ...: the same pinned versions from PyTorch's wheel index of that variant
 # (a CPU laptop needs no CUDA libraries; a CUDA 12 driver cannot run the CUDA 13 build).
@@ -13,7 +13,7 @@ TORCH ?=
 TORCH_INDEX ?= https://download.pytorch.org/whl/$(TORCH)
 TORCH_PINS := $(shell grep -oE '"torch(vision)?==[^"]+"' pyproject.toml | tr -d '"')
 
-.PHONY: reliability install browser repro test test-fast mlflow-ui reference bench bench-arms shell
+.PHONY: reliability install browser repro test test-fast mlflow-ui reference bench bench-arms shell screenshot
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -34,6 +34,11 @@ repro: install  ## run the whole pipeline with params.yaml
 browser:  ## Debian's Chromium for the report's browser test (installed when missing, needs root)
 	@command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium; } \
 	  || echo "warning: could not install chromium; the browser test will be skipped"
+
+screenshot:  ## docs/img/report.png, the README's picture: the first screen of reports/report.html
+	@command -v chromium >/dev/null || { echo "error: chromium is missing (make browser installs it)"; exit 2; }
+	chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1400,900 \
+	  --screenshot=docs/img/report.png file://$(CURDIR)/reports/report.html
 
 test: install browser  ## the whole test suite, end-to-end pipeline test included
 	$(PY) -m pytest -q --durations=20

@@ -1,4 +1,4 @@
-"""The prepared GPU check (README, "Performance"): one command, under 8 minutes on one H200, no network.
+"""The prepared GPU check (docs/performance.md): one command, under 8 minutes on one H200, no network.
 
   python benchmarks/gpu_check.py [--out DIR_OR_FILE] [--jpegs FOLDER] [--budget-s 420]
   python benchmarks/gpu_check.py --smoke        # tiny sizes on the CPU (the test runs this)
@@ -76,7 +76,7 @@ from harness.model import build_model, layer_table
 
 ILSVRC2012_TRAIN = 1_281_167  # images
 EPOCHS = 90  # paper 5: "roughly 90 cycles"
-GOAL_IMAGES_PER_S = 20_000  # the goal: 90 epochs in under 2 hours on one H200 (README, "Performance")
+GOAL_IMAGES_PER_S = 20_000  # the goal: 90 epochs in under 2 hours on one H200 (docs/performance.md)
 DEFAULT_JPEGS = Path("/work/shared/data/imagenet-sample")
 
 

@@ -11,7 +11,7 @@ import torch
 from harness import config as C
 from harness.model import build_model, count_params, layer_table
 
-PAPER_PARAMS = 60_965_224  # the five-conv net (README, docs/paper.md)
+PAPER_PARAMS = 60_965_224  # the five-conv net (docs/usage.md, docs/paper.md)
 # conv6 over pool5: 256 kernels of 3x3 over 128 channels (own tower, groups 2), plus 256 biases
 CONV6_OWN = 256 * 128 * 9 + 256
 CONV6_BOTH = 256 * 256 * 9 + 256

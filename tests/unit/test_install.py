@@ -1,4 +1,4 @@
-"""The Makefile's torch wheel variant (README, "Installing"), read with `make -n` (nothing runs)."""
+"""The Makefile's torch wheel variant (docs/install.md), read with `make -n` (nothing runs)."""
 
 import shutil
 import subprocess
