@@ -129,7 +129,7 @@ def to_markdown(doc: Doc, figure_dir_rel: str) -> str:
         elif b[0] == "code":
             out.append("```\n" + b[1] + "\n```")
         elif b[0] == "details":  # GitHub renders the Markdown inside when blank lines surround it
-            out.append(f"<details><summary>{html.escape(b[1])}</summary>")
+            out.append(f"<details><summary>{html.escape(b[1], quote=False)}</summary>")
         elif b[0] == "/details":
             out.append("</details>")
         else:  # box, /box: layout only
@@ -142,7 +142,7 @@ def to_markdown(doc: Doc, figure_dir_rel: str) -> str:
 # cells wrap. .head puts the summary beside the headline figure on the first screen.
 CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:1.5em auto;padding:0 1em;color:#222;line-height:1.4}
 .scroll{overflow-x:auto;max-width:100%;margin:.8em 0}table{border-collapse:collapse;font-size:.88em}
-td,th{border:1px solid #ccc;padding:3px 7px;text-align:left;overflow-wrap:anywhere}th{background:#f2f2f2}td{vertical-align:top}
+td,th{border:1px solid #ccc;padding:3px 7px;text-align:left;overflow-wrap:break-word}th{background:#f2f2f2}td{vertical-align:top}
 table.text td:last-child{min-width:18em}img{max-width:100%}figure{margin:1em 0}figcaption{font-style:italic;color:#555}
 pre{background:#f6f6f6;padding:1em;overflow-x:auto}.reproduced,.consistent{color:#080}.not-reproduced,.differs{color:#b00}
 .inconclusive{color:#a60}.not-tested{color:#777}h2{margin:1.4em 0 .5em;border-bottom:1px solid #ddd}

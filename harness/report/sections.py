@@ -43,19 +43,23 @@ def run_link(run_id: str | None, exp_id: str, ui_url: str = LOCAL_UI) -> Link | 
 
 
 def build(inp: ReportInputs) -> Doc:
-    """The summary beside the headline figure, then the sections in SECTIONS' order, numbered here:
-    a section function that writes nothing (it does not apply to this run) is left out, and
+    return assemble(SECTIONS, inp, summary)
+
+
+def assemble(sections, inp, head) -> Doc:
+    """The title and `head` (the summary), then `sections` ((key, title, write) in order), numbered
+    here: a section whose function writes nothing (it does not apply to this run) is left out, and
     Doc.ref resolves every cross-reference to the number its section got."""
     doc = Doc()
     doc.h(1, "AlexNet reproducibility report")
     parts = []
-    for key, title, write in SECTIONS:
+    for key, title, write in sections:
         part = Doc()
         write(part, inp)
         if part.blocks:
             parts.append((key, title, part))
     doc.numbers = {key: n for n, (key, _, _) in enumerate(parts, 1)}
-    summary(doc, inp)
+    head(doc, inp)
     for key, title, part in parts:
         doc.h(2, f"{doc.numbers[key]}. {title}", anchor=key)
         doc.blocks += part.blocks
@@ -66,7 +70,7 @@ def summary(doc: Doc, inp: ReportInputs) -> None:
     """The first screen: what was tested and what came out, beside the per-seed errors."""
     doc.p(f"Krizhevsky, Sutskever, Hinton, ImageNet Classification with Deep Convolutional Neural "
           f"Networks (NIPS 2012). Generated from the pipeline's metrics files; every number below "
-          f"can be recomputed from reports/metrics/*.json. Secondary tables are folded: click a grey line to open it.")
+          f"can be recomputed from reports/metrics/*.json. Secondary tables are folded; each opens at its title.")
     cmp, m = inp.compare, inp.manifest
     c = _all_counts(cmp)
     with doc.box("head"):
