@@ -467,8 +467,9 @@ def ablations(doc: Doc, inp: ReportInputs) -> None:
                              f"{fmt(e['arm']['mean'])} (n {e['arm']['n']})",
                              fmt_ci(e['diff'], e['lo'], e['hi']), e.get("method", ""),
                              f"[{fmt_pp(e['boot_lo'])}, {fmt_pp(e['boot_hi'])}]", e["p_value"], e["mann_whitney_p"]])
-    doc.table(["arm", "changes", "protocol", "metric", "baseline mean %", "arm mean %",
-               "effect [95% CI]", "test", "bootstrap 95%", "p", "Mann-Whitney p"], rows)
+    with doc.details(f"Effects of every arm, per protocol and metric ({len(rows)} rows)"):
+        doc.table(["arm", "changes", "protocol", "metric", "baseline mean %", "arm mean %",
+                   "effect [95% CI]", "test", "bootstrap 95%", "p", "Mann-Whitney p"], rows)
     with doc.details("Convergence: training steps to the target training error, per arm"):
         _convergence(doc, results)
     _design_claims(doc, inp, design)
@@ -881,7 +882,8 @@ def successors(doc: Doc, inp: ReportInputs) -> None:
         doc.p(_speed_note(speed))
         _untrained_arms(doc, speed, nets)
     changes = [[n, ", ".join(f"{k}={v}" for k, v in r["overrides"].items())] for n, r in results.items()]
-    doc.table(["arm", "changes (departures from the paper's net or recipe)"], changes, text_last=True)
+    with doc.details("What each arm changes (departures from the paper's net or recipe)"):
+        doc.table(["arm", "changes (departures from the paper's net or recipe)"], changes, text_last=True)
     if any(c.get("arch") == "googlenet" for c in nets.values()):  # docs/successors.md
         doc.p("GoogLeNet runs with torchvision's dropouts, 0.2 before the classifier and 0.7 in the auxiliary heads; "
               "its paper (Szegedy et al. 2015, section 5) uses 0.4 before the classifier: a departure from that "
@@ -893,6 +895,11 @@ def successors(doc: Doc, inp: ReportInputs) -> None:
                "across seeds (this run)", figures.error_vs_cost(points))
     pub = _published()
     shown = [n for n in ("paper", *[c["arch"] for c in nets.values()]) if n in pub["nets"]]
+    with doc.details("For context only, NOT this run's result: torchvision's published ImageNet-1K accuracies"):
+        _published_table(doc, pub, shown)
+
+
+def _published_table(doc: Doc, pub: dict, shown: list) -> None:
     doc.p("For context only, NOT this run's result: the ImageNet-1K accuracies published for torchvision's "
           "pretrained weights of each architecture, trained with other recipes on full-size ImageNet at 224 px "
           f"(source: {pub['source']}).")
