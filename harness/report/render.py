@@ -143,11 +143,14 @@ def to_markdown(doc: Doc, figure_dir_rel: str) -> str:
 CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:1.5em auto;padding:0 1em;color:#222;line-height:1.4}
 .scroll{overflow-x:auto;max-width:100%;margin:.8em 0}table{border-collapse:collapse;font-size:.88em}
 td,th{border:1px solid #ccc;padding:3px 7px;text-align:left;overflow-wrap:break-word}th{background:#f2f2f2}td{vertical-align:top}
-table.text td:last-child{min-width:18em}img{max-width:100%}figure{margin:1em 0}figcaption{font-style:italic;color:#555}
+table.text td:last-child{min-width:14em}table.ids td:first-child{white-space:nowrap}img{max-width:100%}figure{margin:1em 0}figcaption{font-style:italic;color:#555}
 pre{background:#f6f6f6;padding:1em;overflow-x:auto}.reproduced,.consistent{color:#080}.not-reproduced,.differs{color:#b00}
 .inconclusive{color:#a60}.not-tested{color:#777}h2{margin:1.4em 0 .5em;border-bottom:1px solid #ddd}
 details{margin:.6em 0;padding:.2em .6em;border-left:3px solid #ddd}summary{cursor:pointer;color:#345}
 .head{display:flex;gap:1.5em;align-items:flex-start}.head>div{flex:1 1 0;min-width:0}.head figure{flex:0 1 640px;margin:0}"""
+
+
+ID_COLUMNS = ("claim", "arm", "parameter")  # first columns of identifiers such as t2-1cnn-top1-val: kept on one line
 
 
 def _html_cell(v) -> str:
@@ -173,7 +176,8 @@ def to_html(doc: Doc, title: str) -> str:
         elif b[0] == "table":
             head = "".join(f"<th>{html.escape(h)}</th>" for h in b[1])
             rows = "".join("<tr>" + "".join(f"<td>{_html_cell(c)}</td>" for c in r) + "</tr>" for r in b[2])
-            cls = " class='text'" if b[3] else ""
+            cls = " ".join(c for c, on in (("text", b[3]), ("ids", b[1][0] in ID_COLUMNS)) if on)
+            cls = f" class='{cls}'" if cls else ""
             out.append(f"<div class='scroll'><table{cls}><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>")
         elif b[0] == "details":
             out.append(f"<details><summary>{html.escape(b[1])}</summary>")

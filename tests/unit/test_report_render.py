@@ -39,7 +39,7 @@ def test_folded_content_in_markdown_and_html():
     assert "<details><summary>Every claim</summary>\n\n| claim | reason |" in md and md.count("<details>") == 1
     assert "</details>" in md and "Nothing to fold" not in md  # an empty fold is dropped
     assert "<details><summary>Every claim</summary>" in html and "Nothing to fold" not in html
-    assert "<div class='scroll'><table class='text'>" in html  # no table runs past the page's edge
+    assert "<div class='scroll'><table class='text ids'>" in html  # no table runs past the page's edge
     assert "<h2 id='claims'>2. Every claim</h2>" in html and "<script" not in html
 
 
