@@ -13,13 +13,12 @@ from __future__ import annotations
 from harness.report import figures
 from harness.report.render import Doc, fmt, fmt_ci, fmt_pp
 
-TITLE = "9a. CIFAR-10: Figure 1 and local response normalisation (paper 3.1, 3.3)"
+TITLE = "CIFAR-10: Figure 1 and local response normalisation (paper 3.1, 3.3)"  # numbered by sections.build
 
 
 def section(doc: Doc, inp) -> None:
     if inp.params["data"]["source"] != "cifar10":
         return
-    doc.h(2, TITLE)
     gaps = inp.compare.get("protocol_gaps") or []
     if gaps:  # harness/stages/compare.py cifar10_protocol_gaps: decided from what the run did
         doc.p(f"Cut-down experiment (profile '{inp.params['profile']}'): "
@@ -83,8 +82,8 @@ def readings(doc: Doc, inp) -> None:
           f"{(inp.compare.get('ablations') or {}).get('protocol') or 'center'}"), "evaluate.protocols",
          "harness/stages/evaluate.py"],
     ]
-    doc.p("Readings of the paper and the authors' code that this run takes (docs/cifar10.md):")
-    doc.table(["what", "paper / authors' code", "this run", "alternative", "where in code"], rows, text_last=True)
+    with doc.details("Readings of the paper and the authors' code that this run takes (docs/cifar10.md)"):
+        doc.table(["what", "paper / authors' code", "this run", "alternative", "where in code"], rows, text_last=True)
 
 
 def _measured_arm(row: dict | None) -> str | None:
@@ -143,10 +142,34 @@ def figure1(doc: Doc, inp, row: dict | None) -> None:
               + (f" ({row['reason']})." if row and row.get("reason") else "."))
         return
     res = inp.compare["ablation_results"][arm]
-    base = res.get("base", "baseline")
     # .get throughout: the convergence fields are the compare stage's (harness/analysis/ablation.py)
     conv = res.get("convergence") or {}
     target = conv.get("target_train_error", inp.params["ablations"]["target_train_error"])
+    groups, rows, picks, edge = _figure1_runs(inp, conv, res.get("base", "baseline"), arm)
+    _figure1_method(doc, inp, arm, conv, target)
+    with doc.details("Learning-rate selection per run, and each run's iterations to the target"):
+        _lr_selection(doc, picks, edge)
+        doc.table(["net", "run", "seed", "lr trained", "epochs", f"iterations to {target:g}%", "reached target",
+                   "lr selection s", "training s"], rows)
+    if edge:  # the fastest rate may lie outside what was tried
+        doc.p(f"Chosen at the limit of the search ({', '.join(edge)}): the best rate is still at an edge of "
+              "those tried, so a faster one may lie beyond them, and claim relu-speed is not decided on this "
+              "run (its row says why). A short pilot also favours rates that start fast, whether or not they "
+              "keep going (docs/cifar10.md).")
+    doc.figure("figure1", f"Figure 1 redrawn: training error against iterations, every seed, each net at the "
+               f"learning rate(s) its selection chose (legend); dotted line: {target:g}% target",
+               figures.training_error_vs_iterations(groups, target))
+    ratio = (f"{fmt(conv['ratio'])} [{fmt(conv.get('ratio_lo'))}, {fmt(conv.get('ratio_hi'))}]"
+             + (f", a {conv['bound']} bound (censored seeds)" if conv.get("bound") else "")
+             if conv.get("tested") else f"– ({conv.get('reason')})")
+    doc.table(["claim", "paper", "ratio tanh / ReLU [95%]", "claim's estimate [interval]", "band", "result"],
+              [[row["id"], f"{row['paper_value']:g}x", ratio, _claim_value(row), _band(row), _verdict(row)]],
+              text_last=True)
+
+
+def _figure1_runs(inp, conv: dict, base: str, arm: str) -> tuple[dict, list, list, list]:
+    """Per net (ReLU = base, tanh = arm): the seeds' series for the figure, a row per run, the lr
+    selections (picks) and the runs whose choice sits at the limit of the search (edge)."""
     groups, rows, picks, edge = {}, [], [], []
     for name, label, key in ((base, "ReLU", "baseline"), (arm, "tanh", "arm")):
         run = _run(inp, name)
@@ -167,41 +190,32 @@ def figure1(doc: Doc, inp, row: dict | None) -> None:
                 picks.append([label, seed, *_selection_cells(sel)])
                 if _at_limit(sel):
                     edge.append(f"{label} seed {seed}: x{sel['chosen_factor']:g}")
-    res_steps = conv.get("resolution_steps")
+    return groups, rows, picks, edge
+
+
+def _figure1_method(doc: Doc, inp, arm: str, conv: dict, target: float) -> None:
+    t, res_steps = inp.params["train"], conv.get("resolution_steps")
     doc.p(f"Net: cuda-convnet {_arm_value(inp.params, arm, 'model', 'arch').removeprefix('cuda_convnet_')} layer files "
           f"({inp.params['model']['input_size']} px inputs), ReLU for the baseline seeds and tanh in arm '{arm}'; "
-          f"weight decay {inp.params['train']['weight_decay']:g}, random crops and flips "
-          f"{'on' if inp.params['train']['crop_flip'] else 'off'}, PCA colour "
-          f"{'on' if inp.params['train']['pca_colour'] else 'off'} (paper 3.1: no regularisation of any kind). "
+          f"weight decay {t['weight_decay']:g}, random crops and flips {'on' if t['crop_flip'] else 'off'}, PCA colour "
+          f"{'on' if t['pca_colour'] else 'off'} (paper 3.1: no regularisation of any kind). "
           f"Training error = the top-1 error of the training batches per window of steps (the train stage's "
           f"seed-N.steps.csv{f', every {res_steps:g} steps' if res_steps else ''}); the iterations to {target:g}% are "
           f"where the smoothed series crosses it (harness/analysis/ablation.py). A run stops after the first epoch "
           f"at or below {target:g}% (train.stop_at_train_error) or at train.epochs; a seed that never gets there "
           f"is censored at the steps it ran.")
-    if picks:
-        doc.p("Learning-rate selection, per run (train.lr_select_factors, extended past an edge winner up to "
-              "train.lr_select_limit; harness/train/lr_select.py): training top-1 error (%) over the run's first "
-              "steps at each multiple of train.lr tried, from the run's own initial weights; * = chosen (the "
-              "lowest), after which the run trains from scratch at that rate. The neighbours are the factors tried "
-              "next below and above the chosen one.")
-        doc.table(["net", "seed", "steps", "train.lr", "lr chosen", "lower neighbour", "higher neighbour",
-                   "at the limit", "training error at each factor tried (%)"], picks, text_last=True)
-        if edge:  # the fastest rate may lie outside what was tried
-            doc.p(f"Chosen at the limit of the search ({', '.join(edge)}): the best rate is still at an edge of "
-                  "those tried, so a faster one may lie beyond them, and claim relu-speed is not decided on this "
-                  "run (its row says why). A short pilot also favours rates that start fast, whether or not they "
-                  "keep going (docs/cifar10.md).")
-    doc.table(["net", "run", "seed", "lr trained", "epochs", f"iterations to {target:g}%", "reached target",
-               "lr selection s", "training s"], rows)
-    doc.figure("figure1", f"Figure 1 redrawn: training error against iterations, every seed, each net at the "
-               f"learning rate(s) its selection chose (legend); dotted line: {target:g}% target",
-               figures.training_error_vs_iterations(groups, target))
-    ratio = (f"{fmt(conv['ratio'])} [{fmt(conv.get('ratio_lo'))}, {fmt(conv.get('ratio_hi'))}]"
-             + (f", a {conv['bound']} bound (censored seeds)" if conv.get("bound") else "")
-             if conv.get("tested") else f"– ({conv.get('reason')})")
-    doc.table(["claim", "paper", "ratio tanh / ReLU [95%]", "claim's estimate [interval]", "band", "result"],
-              [[row["id"], f"{row['paper_value']:g}x", ratio, _claim_value(row), _band(row), _verdict(row)]],
-              text_last=True)
+
+
+def _lr_selection(doc: Doc, picks: list, edge: list) -> None:
+    if not picks:
+        return
+    doc.p("Learning-rate selection, per run (train.lr_select_factors, extended past an edge winner up to "
+          "train.lr_select_limit; harness/train/lr_select.py): training top-1 error (%) over the run's first "
+          "steps at each multiple of train.lr tried, from the run's own initial weights; * = chosen (the "
+          "lowest), after which the run trains from scratch at that rate. The neighbours are the factors tried "
+          "next below and above the chosen one.")
+    doc.table(["net", "seed", "steps", "train.lr", "lr chosen", "lower neighbour", "higher neighbour",
+               "at the limit", "training error at each factor tried (%)"], picks, text_last=True)
 
 
 def _at_limit(sel: dict) -> bool:
@@ -252,7 +266,8 @@ def lrn(doc: Doc, inp, row: dict | None) -> None:
           + (", ".join(f"{k} ({v[0]} -> {v[1]})" for k, v in diff.items()) or "nothing (a control)")
           + ". Test error on the 10,000 CIFAR-10 test images per seed (10-patch = cuda-convnet's "
           "--multiview-test, which the authors' methodology used for the quoted 11% and 13%).")
-    doc.table(["seed"] + [f"with, {p} %" for p in protos] + [f"without, {p} %" for p in protos], rows)
+    with doc.details("Test error per seed, with and without normalisation"):
+        doc.table(["seed"] + [f"with, {p} %" for p in protos] + [f"without, {p} %" for p in protos], rows)
     effects = [[p, f"{fmt(e['baseline']['mean'])} (n {e['baseline']['n']})", f"{fmt(e['arm']['mean'])} (n {e['arm']['n']})",
                 fmt_ci(e['diff'], e['lo'], e['hi']), e["p_value"], e.get("method", "")]
                for p, ms in (res.get("protocols") or {}).items() for m, e in ms.items() if m == "top1_error"]

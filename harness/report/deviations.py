@@ -29,7 +29,7 @@ WHERE = {
     "model.width": ("kernels per layer scaled (paper 3.5: 96-256-384-384-256, fc 4096)", "harness/model/alexnet.py conv_channels/fc_width"),
     "model.arch": ("another network: paper 3.2's one-GPU net (one_tower), torchvision's 2014 variant (a control), "
                    "a predecessor/successor (lenet5, vgg11/16, googlenet, resnet18/50; docs/successors.md) or one of "
-                   "the authors' CIFAR-10 nets (paper 3.1, 3.3; docs/cifar10.md, report section 9a)",
+                   "the authors' CIFAR-10 nets (paper 3.1, 3.3; docs/cifar10.md, the report's CIFAR-10 section)",
                    "harness/model/build.py build_model, harness/model/successors.py, harness/model/cuda_convnet.py"),
     "model.towers": ("no grouping: one full-width tower instead of two", "harness/model/alexnet.py AlexNet"),
     "model.input_size": ("crop side (paper 4.1: 224)", "harness/data/transforms.py; harness/model/alexnet.py pool6 keeps fc6 at 6x6"),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 
 def section(doc, inp) -> None:
-    doc.h(2, "5b. Pre-trained CNNs (paper 6: Fall 2011, sixth conv layer, fine-tuned)")
     pre = inp.compare.get("pretraining")
     if not pre:
         doc.p("Off in this run (pretrain.enabled []): the claims of CNNs pre-trained on ImageNet Fall 2011 stay "

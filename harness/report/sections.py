@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.report import cifar10, figures
+from harness.report import cifar10, figures, pretrained
 from harness.report.gpu import gpu_section
 from harness.report.render import Doc, Link, fmt, fmt_ci, fmt_pp
 
@@ -33,6 +33,7 @@ class ReportInputs:
     pilot: dict | None = None  # reports/pilot.json (`harness pilot`), if present
     gpu: dict | None = None  # reports/gpu.json (benchmarks/gpu_check.py on a GPU machine), if present
     training_digest: str | None = None  # this run's (config.training_digest): is the pilot of these params?
+    param_defaults: dict | None = None  # params as harness/config defaults them (the paper recipe), to show what differs
 
 
 def run_link(run_id: str | None, exp_id: str, ui_url: str = LOCAL_UI) -> Link | str:
@@ -42,35 +43,100 @@ def run_link(run_id: str | None, exp_id: str, ui_url: str = LOCAL_UI) -> Link | 
 
 
 def build(inp: ReportInputs) -> Doc:
+    return assemble(SECTIONS, inp, summary)
+
+
+def assemble(sections, inp, head) -> Doc:
+    """The title and `head` (the summary), then `sections` ((key, title, write) in order), numbered
+    here: a section whose function writes nothing (it does not apply to this run) is left out, and
+    Doc.ref resolves every cross-reference to the number its section got."""
     doc = Doc()
     doc.h(1, "AlexNet reproducibility report")
-    doc.p(f"Krizhevsky, Sutskever, Hinton, ImageNet Classification with Deep Convolutional Neural "
-          f"Networks (NIPS 2012). Profile '{inp.params['profile']}', dataset '{inp.params['data']['source']}', "
-          f"{len(inp.train)} seeds. Generated from the pipeline's metrics files; every number below "
-          f"can be recomputed from reports/metrics/*.json.")
-    from harness.report import pretrained
-    for section in (scope, verdicts, reference, per_seed, ensemble, pretrained.section, curves, per_class,
-                    claims_detail, ablations, cifar10.section, deviations, provenance, reproduce, performance,
-                    reliability, towers, pilot_and_plan, successors):
-        section(doc, inp)
+    parts = []
+    for key, title, write in sections:
+        part = Doc()
+        write(part, inp)
+        if part.blocks:
+            parts.append((key, title, part))
+    doc.numbers = {key: n for n, (key, _, _) in enumerate(parts, 1)}
+    head(doc, inp)
+    for key, title, part in parts:
+        doc.h(2, f"{doc.numbers[key]}. {title}", anchor=key)
+        doc.blocks += part.blocks
     return doc
+
+
+def summary(doc: Doc, inp: ReportInputs) -> None:
+    """The first screen: what was tested and what came out, beside the per-seed errors."""
+    doc.p(f"Krizhevsky, Sutskever, Hinton, ImageNet Classification with Deep Convolutional Neural "
+          f"Networks (NIPS 2012). Generated from the pipeline's metrics files; every number below "
+          f"can be recomputed from reports/metrics/*.json. Secondary tables are folded; each opens at its title.")
+    cmp, m = inp.compare, inp.manifest
+    c = _all_counts(cmp)
+    with doc.box("head"):
+        with doc.box("summary"):
+            doc.p(f"What was tested: {len(inp.train)} seeds of profile '{inp.params['profile']}' on {m['source']} "
+                  f"({len(m['classes'])} classes, {', '.join(f'{n:,} {k}' for k, n in m['counts'].items())} images), "
+                  f"evaluated with {', '.join(inp.params['evaluate']['protocols'])}; {c['claims_tested']} of the "
+                  f"paper's {c['claims_total']} claims can be decided on this run ({Doc.ref('claims')}).")
+            doc.p("What came out (the experiments' verdicts; the architecture's arithmetic checks counted apart):")
+            doc.table(["verdict", "claims", "which"], _verdict_rows(cmp), text_last=True)
+            doc.table(["protocol", "top-1 error % (mean ± sd)", "top-5 error % (mean ± sd)", "ensemble of all seeds"],
+                      _headline_rows(cmp, inp.ensemble))
+            ref = cmp["reference"]
+            if ref.get("tested"):
+                doc.p("Against the reference runs (" + Doc.ref("reference") + "): "
+                      + ", ".join(f"{k} {v['verdict']}" for k, v in ref["metrics"].items()) + ".")
+        ref_mean = ref["metrics"]["top1_error"]["reference"]["mean"] if ref.get("tested") else None
+        doc.figure("per_seed", "Per-seed top-1 and top-5 error with 95% Wilson intervals; dashed: reference-run "
+                   "mean top-1", figures.per_seed_errors(cmp["seeds"], ref_mean, "reference mean top-1"))
+
+
+def _verdict_rows(cmp: dict) -> list:
+    """One row per label with the claims that got it; the architecture checks in a row of their own."""
+    c, rows = cmp["counts"], []
+    for label in ("reproduced", "not reproduced", "inconclusive"):
+        ids = [r["id"] for r in cmp["claims"] if r["tested"] and r["kind"] != "size" and r["verdict"] == label]
+        rows.append([label, c["verdicts"][label], ", ".join(ids) or "–"])
+    rows.append(["not tested", c["verdicts"]["not tested"], f"why: {_why_counts(c)}"])
+    a = cmp.get("architecture_counts")
+    if a and a["claims_tested"]:
+        bad = [r["id"] for r in cmp["claims"] if r["kind"] == "size" and r["verdict"] == "not reproduced"]
+        rows.append(["architecture checks (arithmetic, no experiment)",
+                     f"{a['verdicts']['reproduced']} of {a['claims_tested']} as printed",
+                     f"not as printed: {', '.join(bad)}" if bad else "all as printed"])
+    return rows
+
+
+def _headline_rows(cmp: dict, ensemble: dict) -> list:
+    rows = []
+    for proto, ms in cmp["summary"].items():
+        sizes = (ensemble.get("protocols", {}).get(proto) or {}).get("sizes") or []
+        full = sizes[-1] if sizes else None
+        cells = [f"{fmt_pp(ms[k]['mean'])} ± {fmt_pp(ms[k]['sd'])}" if k in ms else "–"
+                 for k in ("top1_error", "top5_error")]
+        ens = (f"k = {full['k']}: top-1 {fmt_pp(full['top1_error_mean'])}, top-5 {fmt_pp(full['top5_error_mean'])}"
+               if full else "–")
+        rows.append([proto, *cells, ens])
+    return rows
 
 
 def scope(doc: Doc, inp: ReportInputs) -> None:
     c = _all_counts(inp.compare)
     m = inp.manifest
-    doc.h(2, "1. Scope")
     counts = ", ".join(f"{n} {split}" for split, n in m["counts"].items())
     doc.p(f"Data: {m['source']}, {counts} images of {len(m['classes'])} classes at {m['image_size']} px "
           f"({m.get('resize', 'crop')}, {m.get('encoding', 'raw')} shards; JPEGs "
           f"{'decoded at 1/2-1/8 scale in the DCT domain when large, then' if m.get('dct_scaling') else 'decoded at full size and'}"
           f" resized with an antialiased bilinear filter; data digest {m['digest'][:12]}). "
           f"The paper's claims: {c['claims_total']} in the claims file, "
-          f"{c['claims_tested']} decided on this run, {c['claims_untested']} not (each with its reason in section 8).")
+          f"{c['claims_tested']} decided on this run, {c['claims_untested']} not (each with its reason in "
+          f"{Doc.ref('claims')}).")
     skipped = m.get("skipped", [])
     if skipped:  # a reviewer must see what was left out of the data, and why
-        doc.p(f"{len(skipped)} input file(s) were unusable and left out (artifacts/data/manifest.json lists all):")
-        doc.table(["split", "file", "reason"], [[s["split"], s["file"], s["reason"]] for s in skipped[:20]])
+        with doc.details(f"{len(skipped)} input file(s) were unusable and left out "
+                         "(artifacts/data/manifest.json lists all)"):
+            doc.table(["split", "file", "reason"], [[s["split"], s["file"], s["reason"]] for s in skipped[:20]])
     empty = m.get("empty_classes", [])
     if empty:  # a class the net never saw in training: its val images can only be errors
         doc.p(f"{len(empty)} class(es) have no usable training image: {', '.join(empty[:20])}"
@@ -134,24 +200,44 @@ def verdicts(doc: Doc, inp: ReportInputs) -> None:
     """The verdict table (docs/statistics.md): counts first, then every decided claim."""
     cmp = inp.compare
     c, v, rule = cmp["counts"], cmp["counts"]["verdicts"], cmp.get("decision_rule", {})
-    doc.h(2, "2. Verdicts")
     doc.p(f"Experimental claims: Reproduced: {v['reproduced']}. Not reproduced: {v['not reproduced']}. Inconclusive: "
           f"{v['inconclusive']}. Not tested: {v['not tested']} (of {c['claims_total']} claims)."
           + _architecture_line(cmp))
-    doc.p(f"Why not tested: {_why_counts(c)} (section 8 gives each claim's reason and what it needs).")
+    doc.p(f"Why not tested: {_why_counts(c)} ({Doc.ref('claims')} gives each claim's reason and what it needs).")
+    rows = [r for r in cmp["claims"] if r["tested"] and r["kind"] != "size"]
+    _verdict_table(doc, rows, rule)
+    with doc.details("Decision rule and what every p assumes (declared before the run)"):
+        _decision_rule(doc, rule)
+    _architecture_table(doc, cmp)
+    with doc.details("Model checks: the network as built against the paper's exact arithmetic"):
+        _model_checks(doc, cmp)
+    with doc.details("Paired analyses: 10-patch vs centre crop per seed, ensemble gain per k"):
+        _paired(doc, cmp)
+    s = cmp["summary"]
+    doc.p("Across seeds (mean, sd, t-interval and two-level bootstrap interval over seeds and images):")
+    doc.table(["protocol", "metric", "mean %", "sd", "n", "t 95% interval", "bootstrap 95% interval"],
+              [[p, m, v["mean"], v["sd"], v["n"], f"{fmt_pp(v['t_lo'])} – {fmt_pp(v['t_hi'])}",
+                f"{fmt_pp(v['boot_lo'])} – {fmt_pp(v['boot_hi'])}"]
+               for p, ms in s.items() for m, v in ms.items()])
+
+
+def _decision_rule(doc: Doc, rule: dict) -> None:
     doc.p(f"Decision rule, declared before the run (docs/statistics.md): each claim declares in "
           f"harness/analysis/claims.yaml a band for its quantity and why. Reproduced: {rule.get('reproduced')}. "
           f"Not reproduced: {rule.get('not_reproduced')}. Inconclusive: {rule.get('inconclusive')}. "
           f"alpha = {rule.get('alpha')}; {rule.get('family')}. p are shown raw / adjusted; a label needs the "
           "adjusted p below alpha. Counts and shares are decided exactly, with no p. The other p-values of this "
           "report (McNemar tests, ensemble gains, ablation effects) describe; they decide no claim. The reference "
-          "runs (section 3) are a separate decision, Holm-adjusted across their metrics.")
+          f"runs ({Doc.ref('reference')}) are a separate decision, Holm-adjusted across their metrics.")
     doc.p("Every p assumes the number of seeds was fixed before the results were seen: adding seeds until a "
           "verdict appears inflates its error rates. The paper's numbers, headline errors and printed ablation "
           "effects alike, are one training run (per arm) of the recipe, so their own seed noise, estimated from "
           "our seeds' spread, is part of every interval; seeds that show no spread decide nothing "
           "(docs/statistics.md).")
-    rows = [r for r in cmp["claims"] if r["tested"] and r["kind"] != "size"]
+
+
+def _verdict_table(doc: Doc, rows: list, rule: dict) -> None:
+    """Every decided experimental claim, with the notes of its row."""
     if rows:
         doc.table(["claim", "quantity", "paper", "estimate", f"{rule.get('interval_level', 0.9):.0%} interval",
                    "band (tolerance)", "p reproduced raw / adj", "p not reproduced raw / adj", "seeds needed",
@@ -161,19 +247,11 @@ def verdicts(doc: Doc, inp: ReportInputs) -> None:
                     _p_pair(r, "p_not_reproduced"), _seeds(r), r["verdict"], r.get("direction_text", "")]
                    for r in rows], text_last=True)
     else:
-        doc.p("No experimental claim of the paper can be decided on this data (see the reasons in section 8).")
+        doc.p("No experimental claim of the paper can be decided on this data (see the reasons in "
+              f"{Doc.ref('claims')}).")
     for r in rows:
         for note in r.get("notes") or []:
             doc.p(f"{r['id']}: {note}")
-    _architecture_table(doc, cmp)
-    _model_checks(doc, cmp)
-    _paired(doc, cmp)
-    s = cmp["summary"]
-    doc.p("Across seeds (mean, sd, t-interval and two-level bootstrap interval over seeds and images):")
-    doc.table(["protocol", "metric", "mean %", "sd", "n", "t 95% interval", "bootstrap 95% interval"],
-              [[p, m, v["mean"], v["sd"], v["n"], f"{fmt_pp(v['t_lo'])} – {fmt_pp(v['t_hi'])}",
-                f"{fmt_pp(v['boot_lo'])} – {fmt_pp(v['boot_hi'])}"]
-               for p, ms in s.items() for m, v in ms.items()])
 
 
 def _architecture_table(doc: Doc, cmp: dict) -> None:
@@ -240,7 +318,6 @@ def _paired(doc: Doc, cmp: dict) -> None:
 
 def reference(doc: Doc, inp: ReportInputs) -> None:
     ref = inp.compare["reference"]
-    doc.h(2, "3. Against the reference runs")
     if not ref.get("tested"):
         doc.p(f"Not compared: {ref['reason']}.")
         return
@@ -260,7 +337,6 @@ def reference(doc: Doc, inp: ReportInputs) -> None:
 
 
 def per_seed(doc: Doc, inp: ReportInputs) -> None:
-    doc.h(2, "4. Per seed")
     exp = inp.compare.get("mlflow_experiment_id", "0")
     rows = []
     for seed, t in sorted(inp.train.items()):
@@ -271,32 +347,32 @@ def per_seed(doc: Doc, inp: ReportInputs) -> None:
                          run_link(t["mlflow_run_id"], exp, inp.ui_url), run_link(e.get("mlflow_run_id"), exp, inp.ui_url)])
     doc.table(["seed", "protocol", "top-1 %", "top-5 %", "images", "epochs", "train s", "img/s",
                "train run", "eval run"], rows)
-    ref = inp.compare["reference"]
-    ref_mean = ref["metrics"]["top1_error"]["reference"]["mean"] if ref.get("tested") else None
-    doc.figure("per_seed", "Per-seed top-1 and top-5 error with 95% Wilson intervals; dashed: reference-run mean top-1",
-               figures.per_seed_errors(inp.compare["seeds"], ref_mean, "reference mean top-1"))
+    doc.p("The figure of these errors, with their intervals, heads the report.")
 
 
 def ensemble(doc: Doc, inp: ReportInputs) -> None:
-    doc.h(2, "5. Ensembles (softmax averages, paper 6)")
     protos = inp.ensemble["protocols"]
     rows = [[p, r["k"], r["n_subsets"], r["top1_error_mean"], r["top1_error_sd"], r["top5_error_mean"],
              r["top5_error_sd"]] for p, v in protos.items() for r in v["sizes"]]
     doc.table(["protocol", "k", "subsets", "top-1 % mean", "sd", "top-5 % mean", "sd"], rows)
     mc = [[p, m["seed"], m["b"], m["c"], m["p"]] for p, v in protos.items() for m in v["mcnemar_full_vs_single"]]
-    doc.p("McNemar exact test, full ensemble vs each single model on the same images "
-          "(b: only the ensemble right, c: only the single model right):")
-    doc.table(["protocol", "single seed", "b", "c", "p"], mc)
+    with doc.details("McNemar exact test, full ensemble vs each single model on the same images"):
+        doc.p("b: only the ensemble right, c: only the single model right.")
+        doc.table(["protocol", "single seed", "b", "c", "p"], mc)
     doc.figure("ensemble", "Top-1 error of k-model ensembles (mean over subsets, band min-max)",
                figures.ensemble_curve({p: v["sizes"] for p, v in protos.items()}, "top1_error"))
 
 
 def curves(doc: Doc, inp: ReportInputs) -> None:
-    doc.h(2, "6. Training")
     line, label = _reference_line(inp.compare)
     doc.figure("training_curves", f"Validation top-1 error and training loss per epoch, all seeds; dashed: {label or 'none'}",
                figures.training_curves(inp.curves, line, label))
-    doc.figure("lr_schedule", "Learning-rate schedule", figures.lr_schedule(inp.curves))
+    with doc.details("Learning-rate schedule: the lr per epoch, and what drove its drops"):
+        doc.figure("lr_schedule", "Learning-rate schedule", figures.lr_schedule(inp.curves))
+        _schedule_table(doc, inp)
+
+
+def _schedule_table(doc: Doc, inp: ReportInputs) -> None:
     rows = []
     for seed, t in sorted(inp.train.items()):
         sch = t.get("schedule")
@@ -328,7 +404,6 @@ def _reference_line(compare: dict) -> tuple[float | None, str]:
 
 
 def per_class(doc: Doc, inp: ReportInputs) -> None:
-    doc.h(2, "7. Per-class error")
     pc = {s: e["protocols"]["center"]["per_class_top1_error"] for s, e in inp.evaluations.items()
           if "center" in e["protocols"]}
     if pc:
@@ -337,16 +412,31 @@ def per_class(doc: Doc, inp: ReportInputs) -> None:
 
 
 def claims_detail(doc: Doc, inp: ReportInputs) -> None:
-    doc.h(2, "8. Every claim of the paper")
+    """The claims not tested as a count by reason; every claim's row, whatever the data, folded below."""
+    cmp = inp.compare
+    c = _all_counts(cmp)
+    doc.p(f"{c['claims_total']} claims in harness/analysis/claims.yaml: {c['claims_tested']} decided on this run "
+          f"({Doc.ref('verdicts')}), {cmp['counts']['verdicts']['not tested']} not tested, by reason:")
+    by = cmp["counts"].get("not_tested_by_category") or {}
+    doc.table(["why not tested", "claims", "which"],
+              [[cat, n, ", ".join(r["id"] for r in cmp["claims"]
+                         if r["verdict"] == "not tested" and r["kind"] != "size" and r.get("category") == cat)
+                or "–"] for cat, n in sorted(by.items(), key=lambda kv: -kv[1])], text_last=True)
+    with doc.details(f"Every claim ({len(cmp['claims'])}): its band (what 'reproduced' means), why that band, "
+                     "what deciding it needs, and what this run could do"):
+        _claims_table(doc, cmp)
+
+
+def _claims_table(doc: Doc, cmp: dict) -> None:
     doc.p("Every claim has a row whatever the data: its band (what 'reproduced' means, declared in "
           "harness/analysis/claims.yaml), what deciding it needs, and what this run could do.")
     rows = [[r["id"], r["kind"], r["quantity"], r["paper_value"] if r["paper_value"] is not None else "not stated",
              _band(r), r.get("tolerance_reason") or "–", r.get("paper_section", "–"), r["verdict"],
              r.get("requires", ""), r.get("reason") or r.get("method", "")]
-            for r in inp.compare["claims"]]
+            for r in cmp["claims"]]
     doc.table(["claim", "kind", "quantity", "paper", "band", "why this band", "section", "result", "what it needs",
                "reason / method"], rows, text_last=True)
-    inferred = [r["id"] for r in inp.compare["claims"] if r.get("protocol_inferred")]
+    inferred = [r["id"] for r in cmp["claims"] if r.get("protocol_inferred")]
     if inferred:
         doc.p("Protocol inferred (the paper does not restate it for these numbers; the ablation effects are read "
               "on its standard test, the 10-patch average of section 4.1, both groups alike): "
@@ -354,14 +444,15 @@ def claims_detail(doc: Doc, inp: ReportInputs) -> None:
 
 
 def ablations(doc: Doc, inp: ReportInputs) -> None:
-    doc.h(2, "9. Ablations")
     results = inp.compare.get("ablation_results") or {}
     design = [r for r in inp.compare["claims"] if r["kind"] in ("ablation", "convergence", "proportion")]
     if not results:
         doc.p("This run trained no ablation groups (params `ablations.enabled` is empty), so the paper's "
-              "design claims are not tested here. Each needs its own group of seeds:")
-        doc.table(["claim", "what it needs"], [[r["id"], r["reason"]] for r in design if not r["tested"]],
-                  text_last=True)
+              f"{sum(not r['tested'] for r in design)} design claims are not tested here. Each needs its own group "
+              "of seeds.")
+        with doc.details("What each design claim needs"):
+            doc.table(["claim", "what it needs"], [[r["id"], r["reason"]] for r in design if not r["tested"]],
+                      text_last=True)
         return
     doc.p("Each arm retrains the seeds with the listed params changed. Effect = arm error minus baseline "
           "error (pp): the error the baseline's design choice saves (the paper's 'reduction'); paired by seed "
@@ -376,8 +467,15 @@ def ablations(doc: Doc, inp: ReportInputs) -> None:
                              f"{fmt(e['arm']['mean'])} (n {e['arm']['n']})",
                              fmt_ci(e['diff'], e['lo'], e['hi']), e.get("method", ""),
                              f"[{fmt_pp(e['boot_lo'])}, {fmt_pp(e['boot_hi'])}]", e["p_value"], e["mann_whitney_p"]])
-    doc.table(["arm", "changes", "protocol", "metric", "baseline mean %", "arm mean %",
-               "effect [95% CI]", "test", "bootstrap 95%", "p", "Mann-Whitney p"], rows)
+    with doc.details(f"Effects of every arm, per protocol and metric ({len(rows)} rows)"):
+        doc.table(["arm", "changes", "protocol", "metric", "baseline mean %", "arm mean %",
+                   "effect [95% CI]", "test", "bootstrap 95%", "p", "Mann-Whitney p"], rows)
+    with doc.details("Convergence: training steps to the target training error, per arm"):
+        _convergence(doc, results)
+    _design_claims(doc, inp, design)
+
+
+def _convergence(doc: Doc, results: dict) -> None:
     conv = []
     its = lambda d: ", ".join("–" if v is None else f"{v:.0f}" for v in d.values())  # noqa: E731
     for arm, a in results.items():
@@ -392,6 +490,9 @@ def ablations(doc: Doc, inp: ReportInputs) -> None:
           "ablations.target_train_error; seeds that never reach it are counted at the steps they ran and listed; "
           "ratio = arm / baseline (geometric means, 95% t interval on the log scale). Claims use their own target.")
     doc.table(["arm", "target", "baseline steps", "arm steps", "ratio [95% CI]", "never reached"], conv)
+
+
+def _design_claims(doc: Doc, inp: ReportInputs, design: list) -> None:
     rows = []
     for r in design:
         m = r if r["tested"] else r.get("measured_on_run")
@@ -406,16 +507,29 @@ def ablations(doc: Doc, inp: ReportInputs) -> None:
 
 
 def deviations(doc: Doc, inp: ReportInputs) -> None:
-    doc.h(2, "10. Interpretations and departures from the paper")
+    doc.p(f"Departures from what the paper states ({len(inp.deviations)}): "
+          + "; ".join(f"{d['key']} {fmt(d['ours'])}" for d in inp.deviations) + ".")
+    with doc.details("Departures: where this run does something other than what the paper states, and why"):
+        doc.table(["what", "paper", "this run", "why", "where in code"],
+                  [[d["key"], d["paper"], d["ours"], d["why"], d["where"]] for d in inp.deviations], text_last=True)
+    differ = sum(r["paper_recipe"] != r["ours"] for r in inp.interpretations)
+    with doc.details(f"Interpretations: {len(inp.interpretations)} places where the paper can be read more than "
+                     f"one way ({differ} read otherwise than the paper recipe here)"):
+        _interpretations(doc, inp)
+    with doc.details("Backend flags in force while training"):
+        _backend_flags(doc, inp)
+
+
+def _interpretations(doc: Doc, inp: ReportInputs) -> None:
     doc.p("Every place where the paper can be read more than one way, with the reading this run uses, the one "
           "the paper recipe (the presets, the config defaults) uses and the alternatives; listed on every run, "
           "whatever the values (docs/fidelity.md).")
     doc.table(["ambiguity", "the paper", "this run", "paper recipe's reading", "alternatives", "switch", "where in code"],
               [[r["ambiguity"], r["paper"], r["ours"], "same" if r["paper_recipe"] == r["ours"] else r["paper_recipe"],
                 r["alternatives"], r["switch"], r["where"]] for r in inp.interpretations], text_last=True)
-    doc.p("Departures: where this run does something other than what the paper states.")
-    doc.table(["what", "paper", "this run", "why", "where in code"],
-              [[d["key"], d["paper"], d["ours"], d["why"], d["where"]] for d in inp.deviations], text_last=True)
+
+
+def _backend_flags(doc: Doc, inp: ReportInputs) -> None:
     flags = [[seed, *(t["backend"].get(k, "–") for k in ("matmul_fp32_precision", "cudnn_conv_fp32_precision",
                                                          "cudnn_benchmark", "deterministic_algorithms"))]
              for seed, t in sorted(inp.train.items()) if t.get("backend")]
@@ -429,7 +543,6 @@ def deviations(doc: Doc, inp: ReportInputs) -> None:
 def provenance(doc: Doc, inp: ReportInputs) -> None:
     p = inp.provenance
     env = p["environment"]
-    doc.h(2, "11. Environment and provenance")
     doc.table(["item", "value"], [
         ["git commit", p["git"]["commit"]], ["working tree dirty", p["git"]["dirty"]],
         ["dvc.lock sha256", p["dvc_lock_digest"]], ["data digest", inp.manifest["digest"]],
@@ -441,14 +554,29 @@ def provenance(doc: Doc, inp: ReportInputs) -> None:
         ["DataLoader workers", inp.params["train"]["num_workers"]],
         ["training wall time (all seeds)", f"{sum(t['train_time_s'] for t in inp.train.values()):.1f} s"],
         ["GPU-hours", f"{p['gpu_hours']:.3f}"],
-    ] + [[f"package {k}", v] for k, v in p["packages"].items()])
-    doc.p("Resolved parameters:")
+        ["packages", ", ".join(f"{k} {v}" for k, v in p["packages"].items())],
+    ])
+    _params_differing(doc, inp)
     import yaml
-    doc.code(yaml.safe_dump(inp.params, sort_keys=False).strip())
+    with doc.details("Resolved parameters, all of them (params.yaml with the defaults filled in)"):
+        doc.code(yaml.safe_dump(inp.params, sort_keys=False).strip())
+
+
+def _params_differing(doc: Doc, inp: ReportInputs) -> None:
+    """The params this run sets to other values than harness/config's defaults (the paper recipe)."""
+    if inp.param_defaults is None:
+        return
+    from harness.config import flatten
+    ours, default = flatten(inp.params), flatten(inp.param_defaults)
+    short = lambda v: f"{len(v)} entries" if isinstance(v, list) and len(str(v)) > 80 else v  # noqa: E731
+    rows = [[k, short(default.get(k, "–")), short(v)] for k, v in ours.items() if default.get(k) != v]
+    doc.p(f"Parameters that differ from the defaults of harness/config.py (the paper recipe): {len(rows)} of "
+          f"{len(ours)}; the full list is folded below.")
+    if rows:
+        doc.table(["parameter", "default", "this run"], rows)
 
 
 def reproduce(doc: Doc, inp: ReportInputs) -> None:
-    doc.h(2, "12. How to reproduce")
     doc.code(f"git clone <this repository> && cd <it>\ngit checkout {inp.provenance['git']['commit']}\n"
              "make repro        # creates .venv, installs, runs dvc repro\nmake test         # the test suite\n"
              "make mlflow-ui    # MLflow UI on http://127.0.0.1:5000 (links above)")
@@ -456,73 +584,99 @@ def reproduce(doc: Doc, inp: ReportInputs) -> None:
 
 def performance(doc: Doc, inp: ReportInputs) -> None:
     """Throughput of the machine that ran `python -m benchmarks.run`, each figure beside its baseline."""
-    doc.h(2, "13. Performance")
     gpu_section(doc, inp.gpu)
     b = inp.benchmarks
     if not b:
         doc.p("Not measured: run `make bench` (python -m benchmarks.run) to write reports/benchmarks.json.")
         return
-    m, s = b["machine"], b["setup"]
+    m, s, v = b["machine"], b["setup"], b["verdicts"]
     doc.p(f"Measured {b['measured_at']} by `python -m benchmarks.run` on {m['cpu']} with {m['cpu_count']} cores, "
           f"torch {m['torch']}, {s['threads']} threads, {s['num_workers']} DataLoader workers; profile "
           f"'{b['profile']}' (batch {s['batch_size']}, {s['input_size']} px crops, width {s['width']}). Each figure "
           f"is the median of several rounds, beside a baseline measured in the same process"
           + (" (quick mode: indicative only)." if b.get("quick") else "."))
+    rows = _bench_rows(b) + _fullsize_rows(b.get("fullsize"), v) + _jpeg_rows(b.get("real_jpegs"), v)
+    if "dvc_repro" in v:
+        rows.append(["`dvc repro` wall time (s)", round(b["dvc_repro"]["wall_s"]), "–", "–", "–",
+                     v["dvc_repro"]["goal"] + " s", v["dvc_repro"]["met"]])
+    goals = [r for r in rows if r[-2] != "–"]
+    missed = [r[0].strip() for r in goals if r[-1] is not True]
+    doc.p(f"Goals met: {len(goals) - len(missed)} of {len(goals)}"
+          + (f"; not met or not measured: {'; '.join(missed)}." if missed else "."))
+    with doc.details(f"Every figure beside its baseline ({len(rows)} rows), and where a step's time goes"):
+        doc.table(["figure", "value", "baseline", "baseline value", "ratio", "goal", "met"], rows)
+        _profile_notes(doc, b)
+
+
+def _ips(x: float) -> int:
+    return int(round(x))  # images/s as whole numbers
+
+
+def _bench_rows(b: dict) -> list:
+    """The default profile's training, loader and 10-patch figures (and its LRN share)."""
     t, lo, ev, mf, v = b["train"], b["loader"], b["eval_ten_patch"], b["mfu"], b["verdicts"]
-    ips = lambda x: int(round(x))  # noqa: E731 - images/s as whole numbers
     same = " (same work: equal weights after every round)" if t.get("same_weights") else ""
-    rows = [["training images/s", ips(t["harness_images_per_s"]["median"]), "plain PyTorch loop" + same,
-             ips(t["plain_images_per_s"]["median"]), f"overhead {t['overhead_pct']['median']:+.1f}%",
+    rows = [["training images/s", _ips(t["harness_images_per_s"]["median"]), "plain PyTorch loop" + same,
+             _ips(t["plain_images_per_s"]["median"]), f"overhead {t['overhead_pct']['median']:+.1f}%",
              v["train_overhead"]["goal"] + " %", v["train_overhead"]["met"]],
             ["training GFLOP/s", round(mf["harness_flop_per_s"] / 1e9, 1), "fp32 matmul peak",
              round(mf["peak_flop_per_s"] / 1e9, 1), f"MFU {100 * mf['harness_mfu']:.1f}%", "–", "–"],
-            ["loader images/s", ips(lo["images_per_s"]["median"]), "training images/s", ips(lo["training_images_per_s"]),
-             f"headroom {lo['headroom']:.1f}x", v["loader_headroom"]["goal"] + " x", v["loader_headroom"]["met"]],
-            ["10-patch evaluation images/s", ips(ev["images_per_s"]["median"]), "forward pass only",
-             ips(ev["forward_only_images_per_s"]["median"]), f"views {ev['view_share_pct']:.0f}% of the time", "–", "–"]]
-    fs = b.get("fullsize")
-    if fs:  # the paper net at its own size against torchvision's alexnet, same loop
-        fv, fr = fs["variants"], fs["ratios"]
-        for ours, theirs, key, label in (("paper", "torchvision", "paper_vs_torchvision_per_flop", "NCHW"),
-                                         ("paper_channels_last", "torchvision_channels_last",
-                                          "paper_vs_torchvision_per_flop_channels_last", "channels_last")):
-            rows.append([f"paper net GFLOP/s at 224 px, {label} (MFU {100 * fv[ours]['mfu']:.0f}%)",
-                         round(fv[ours]["flop_per_s"] / 1e9), f"torchvision alexnet (MFU {100 * fv[theirs]['mfu']:.0f}%)",
-                         round(fv[theirs]["flop_per_s"] / 1e9), f"{fr[key]:.2f}x per FLOP",
-                         v[key]["goal"] + " x", v[key]["met"]])
-        rows.append(["LRN share of a 224 px step (profiler)", f"{fs['profile']['lrn_share_pct']:.1f}%",
-                     "reference LRN (by removal)", f"{fr['reference_lrn_step_share_pct_by_removal']:.0f}%",
-                     f"step {fr['fast_lrn_speedup_of_step']:.2f}x faster", v["lrn_share_full_size"]["goal"] + " %",
-                     v["lrn_share_full_size"]["met"]])
+            ["loader images/s", _ips(lo["images_per_s"]["median"]), "training images/s",
+             _ips(lo["training_images_per_s"]), f"headroom {lo['headroom']:.1f}x", v["loader_headroom"]["goal"] + " x",
+             v["loader_headroom"]["met"]],
+            ["10-patch evaluation images/s", _ips(ev["images_per_s"]["median"]), "forward pass only",
+             _ips(ev["forward_only_images_per_s"]["median"]), f"views {ev['view_share_pct']:.0f}% of the time", "–", "–"]]
     prof = b.get("step_profile") or {}
     if "lrn_share_default_profile" in v:
         rows.append(["LRN share of a default-profile step (profiler)", f"{prof['lrn_share_pct']:.1f}%",
                      "reference LRN (by removal)", f"{prof['lrn']['reference_step_share_pct']:.0f}%", "–",
                      v["lrn_share_default_profile"]["goal"] + " %", v["lrn_share_default_profile"]["met"]])
-    rj = b.get("real_jpegs")
-    if rj:  # the preparation speed goals (benchmarks/README.md), one core each, on the real ImageNet sample
-        p, lo2 = rj["prepare"], rj["loader"]
-        rows.append(["prepare images/s, 1 core (decode, 256 crop, JPEG encode)", ips(p["harness_decode_fit_encode_img_s"]),
-                     "Pillow open-convert-resize-crop", ips(p["pil_open_convert_resize_crop_img_s"]),
-                     f"{p['ratio']:.2f}x", ">= 2 x", v["prepare_per_core"]["met"]])
-        if "harness_decode_fit_img_s" in p:
-            rows.append(["  the same work only (decode, 256 crop; no encode, no statistics)",
-                         ips(p["harness_decode_fit_img_s"]), "Pillow open-convert-resize-crop",
-                         ips(p["pil_open_convert_resize_crop_img_s"]), f"{p['ratio_same_work']:.2f}x", "–", "–"])
-            dq = rj["dct_scaling"]
-            psnr = f", PSNR {dq['scaled_psnr_db_mean']:.1f} dB on those" if dq["scaled_images"] else ""
-            rows.append([f"  with data.dct_scaling ({dq['scaled_images']} of {dq['images']} images decoded "
-                         f"smaller{psnr})", ips(p["harness_dct_decode_fit_encode_img_s"]),
-                         "Pillow open-convert-resize-crop", ips(p["pil_open_convert_resize_crop_img_s"]),
-                         f"{p['ratio_dct_scaling']:.2f}x", "–", "–"])
-        rows.append(["loader images/s, 1 core (JPEG shards, paper augmentation)",
-                     ips(lo2["harness_trainview_jpeg_shards_img_s"]), "torchvision ImageFolder",
-                     ips(lo2["torchvision_imagefolder_img_s"]), f"{lo2['ratio']:.2f}x", ">= 2 x",
-                     v["loader_per_core"]["met"]])
-    if "dvc_repro" in v:
-        rows.append(["`dvc repro` wall time (s)", round(b["dvc_repro"]["wall_s"]), "–", "–", "–",
-                     v["dvc_repro"]["goal"] + " s", v["dvc_repro"]["met"]])
-    doc.table(["figure", "value", "baseline", "baseline value", "ratio", "goal", "met"], rows)
+    return rows
+
+
+def _fullsize_rows(fs: dict | None, v: dict) -> list:
+    """The paper net at its own size against torchvision's alexnet, same loop."""
+    if not fs:
+        return []
+    fv, fr, rows = fs["variants"], fs["ratios"], []
+    for ours, theirs, key, label in (("paper", "torchvision", "paper_vs_torchvision_per_flop", "NCHW"),
+                                     ("paper_channels_last", "torchvision_channels_last",
+                                      "paper_vs_torchvision_per_flop_channels_last", "channels_last")):
+        rows.append([f"paper net GFLOP/s at 224 px, {label} (MFU {100 * fv[ours]['mfu']:.0f}%)",
+                     round(fv[ours]["flop_per_s"] / 1e9), f"torchvision alexnet (MFU {100 * fv[theirs]['mfu']:.0f}%)",
+                     round(fv[theirs]["flop_per_s"] / 1e9), f"{fr[key]:.2f}x per FLOP", v[key]["goal"] + " x",
+                     v[key]["met"]])
+    rows.append(["LRN share of a 224 px step (profiler)", f"{fs['profile']['lrn_share_pct']:.1f}%",
+                 "reference LRN (by removal)", f"{fr['reference_lrn_step_share_pct_by_removal']:.0f}%",
+                 f"step {fr['fast_lrn_speedup_of_step']:.2f}x faster", v["lrn_share_full_size"]["goal"] + " %",
+                 v["lrn_share_full_size"]["met"]])
+    return rows
+
+
+def _jpeg_rows(rj: dict | None, v: dict) -> list:
+    """The preparation speed goals (benchmarks/README.md), one core each, on the real ImageNet sample."""
+    if not rj:
+        return []
+    p, lo, pil = rj["prepare"], rj["loader"], "Pillow open-convert-resize-crop"
+    base = _ips(p["pil_open_convert_resize_crop_img_s"])
+    rows = [["prepare images/s, 1 core (decode, 256 crop, JPEG encode)", _ips(p["harness_decode_fit_encode_img_s"]),
+             pil, base, f"{p['ratio']:.2f}x", ">= 2 x", v["prepare_per_core"]["met"]]]
+    if "harness_decode_fit_img_s" in p:
+        dq = rj["dct_scaling"]
+        psnr = f", PSNR {dq['scaled_psnr_db_mean']:.1f} dB on those" if dq["scaled_images"] else ""
+        rows += [["  the same work only (decode, 256 crop; no encode, no statistics)",
+                  _ips(p["harness_decode_fit_img_s"]), pil, base, f"{p['ratio_same_work']:.2f}x", "–", "–"],
+                 [f"  with data.dct_scaling ({dq['scaled_images']} of {dq['images']} images decoded smaller{psnr})",
+                  _ips(p["harness_dct_decode_fit_encode_img_s"]), pil, base, f"{p['ratio_dct_scaling']:.2f}x", "–", "–"]]
+    rows.append(["loader images/s, 1 core (JPEG shards, paper augmentation)",
+                 _ips(lo["harness_trainview_jpeg_shards_img_s"]), "torchvision ImageFolder",
+                 _ips(lo["torchvision_imagefolder_img_s"]), f"{lo['ratio']:.2f}x", ">= 2 x", v["loader_per_core"]["met"]])
+    return rows
+
+
+def _profile_notes(doc: Doc, b: dict) -> None:
+    """Where a training step's time goes, by the profiler, at the default profile and at 224 px."""
+    prof, fs = b.get("step_profile") or {}, b.get("fullsize")
     if prof:
         ops = ", ".join(f"{o['op'].removeprefix('aten::')} {o['self_cpu_pct']:.0f}%" for o in prof["top_ops"][:6])
         impl = prof.get("lrn", {}).get("lrn_impl")  # absent in files written before model.lrn_impl
@@ -540,13 +694,17 @@ def performance(doc: Doc, inp: ReportInputs) -> None:
 def reliability(doc: Doc, inp: ReportInputs) -> None:
     """Figures of the reliability suite (kills, bad inputs, tracking faults), as last recorded."""
     r = inp.reliability
-    doc.h(2, "14. Reliability")
     if not r:
         doc.p("Not measured: run `make reliability` to write reports/reliability.json.")
         return
     lost = r["data_or_metrics_lost"]
     doc.p(f"From `make reliability` ({r['tests_passed']} tests passed, {r['tests_failed']} failed). "
           f"Data or metrics lost: {'not established (a loss check failed or did not run)' if lost is None else lost}.")
+    with doc.details("What the reliability suite tried: kill points, bad inputs, tracking faults"):
+        _reliability_table(doc, r, lost)
+
+
+def _reliability_table(doc: Doc, r: dict, lost) -> None:
     doc.table(["figure", "value"], [
         ["SIGKILL points tested (then `dvc repro`, outputs compared with an uninterrupted run)", r["kill_points_tested"]],
         ["stages killed", ", ".join(r["stages_killed"])],
@@ -560,7 +718,6 @@ def reliability(doc: Doc, inp: ReportInputs) -> None:
 
 def towers(doc: Doc, inp: ReportInputs) -> None:
     """paper 6.1, Figure 3: does one tower specialise on colour, in every run?"""
-    doc.h(2, "15. Tower specialisation (paper 6.1, Figure 3)")
     summaries = {s: t.get("towers") for s, t in sorted(inp.train.items())}
     measured = {s: t for s, t in summaries.items() if t}
     if not measured:
@@ -575,15 +732,15 @@ def towers(doc: Doc, inp: ReportInputs) -> None:
     doc.table(["seed", "tower 0", "tower 1", "gap", "Mann-Whitney p", "separated", "more colourful tower"],
               [[s, t["colour_selectivity"][0], t["colour_selectivity"][1], t["gap"], t["mann_whitney_p"],
                 t["separated"], t["colour_tower"]] for s, t in measured.items()])
-    if inp.kernels:
-        doc.figure("tower_kernels", "conv1 kernels of each tower, per seed (paper Figure 3 redrawn)",
-                   figures.tower_kernels(inp.kernels, measured))
+    with doc.details("conv1 kernels of each tower, per seed (paper Figure 3 redrawn)"):
+        if inp.kernels:
+            doc.figure("tower_kernels", "conv1 kernels of each tower, per seed (paper Figure 3 redrawn)",
+                       figures.tower_kernels(inp.kernels, measured))
 
 
 def pilot_and_plan(doc: Doc, inp: ReportInputs) -> None:
     """`harness pilot`'s figures and the costed plan for every claim this run cannot decide."""
     from harness.report import plan
-    doc.h(2, "16. Pilot and costed reproduction plan")
     p = inp.pilot
     if not p:
         doc.p("No pilot: run `harness pilot` (a few hundred steps of this recipe) to write reports/pilot.json.")
@@ -605,8 +762,9 @@ def pilot_and_plan(doc: Doc, inp: ReportInputs) -> None:
                   g["total_s"] / 3600] for g in pr["groups"]]
         rows += [["full run, wall hours (one run after another)", pr["wall_s"] / 3600],
                  ["full run, device-hours", pr["device_hours"]]]
-        doc.table(["pilot figure", "value"], rows)
-        doc.p(f"Projection: {pr['assumptions']}.")
+        with doc.details("Pilot figures: throughput, peak memory, projected hours"):
+            doc.table(["pilot figure", "value"], rows)
+            doc.p(f"Projection: {pr['assumptions']}.")
     built = plan.build(inp.compare, p)
     if not built["claims"]:
         doc.p("Every claim was decided by this run.")
@@ -620,9 +778,11 @@ def pilot_and_plan(doc: Doc, inp: ReportInputs) -> None:
                 ", ".join(r["claims"]), r["device_hours"]] for r in built["runs"]], text_last=False)
     if built["total_device_hours"] is not None:
         doc.p(f"All runs together: {fmt(built['total_device_hours'])} device-hours on these devices.")
-    doc.table(["claim", "run", "what it needs now"],
-              [[c["id"], c["run"] or "none: no run of this harness decides it", c.get("why_no_run") or c["needs"]]
-               for c in built["claims"]], text_last=True)
+    with doc.details(f"Each of the {len(built['claims'])} claims this run cannot decide: the run that would, "
+                     "and what it needs now"):
+        doc.table(["claim", "run", "what it needs now"],
+                  [[c["id"], c["run"] or "none: no run of this harness decides it", c.get("why_no_run") or c["needs"]]
+                   for c in built["claims"]], text_last=True)
 
 
 def _published() -> dict:
@@ -685,7 +845,7 @@ def _baseline_is(deviations: list) -> str:
         return "'Paper net' below is this run's baseline: the paper's net and recipe as printed."
     return ("'Paper net' below is this run's baseline, not the paper's net as printed: "
             + ", ".join(f"{r['key']} {r['ours']} (paper: {r['paper']})" for r in rows)
-            + " (section 11 lists every departure). Effects are against that net.")
+            + f" ({Doc.ref('departures')} lists every departure). Effects are against that net.")
 
 
 def successors(doc: Doc, inp: ReportInputs) -> None:
@@ -694,7 +854,6 @@ def successors(doc: Doc, inp: ReportInputs) -> None:
     costs = inp.compare.get("arm_costs")
     if not costs:
         return
-    doc.h(2, "17. What came after")
     nets, proto = costs["nets"], costs["protocol"]
     results = inp.compare.get("ablation_results") or {}
     doc.p(_baseline_is(inp.deviations))
@@ -723,7 +882,8 @@ def successors(doc: Doc, inp: ReportInputs) -> None:
         doc.p(_speed_note(speed))
         _untrained_arms(doc, speed, nets)
     changes = [[n, ", ".join(f"{k}={v}" for k, v in r["overrides"].items())] for n, r in results.items()]
-    doc.table(["arm", "changes (departures from the paper's net or recipe)"], changes, text_last=True)
+    with doc.details("What each arm changes (departures from the paper's net or recipe)"):
+        doc.table(["arm", "changes (departures from the paper's net or recipe)"], changes, text_last=True)
     if any(c.get("arch") == "googlenet" for c in nets.values()):  # docs/successors.md
         doc.p("GoogLeNet runs with torchvision's dropouts, 0.2 before the classifier and 0.7 in the auxiliary heads; "
               "its paper (Szegedy et al. 2015, section 5) uses 0.4 before the classifier: a departure from that "
@@ -735,6 +895,11 @@ def successors(doc: Doc, inp: ReportInputs) -> None:
                "across seeds (this run)", figures.error_vs_cost(points))
     pub = _published()
     shown = [n for n in ("paper", *[c["arch"] for c in nets.values()]) if n in pub["nets"]]
+    with doc.details("For context only, NOT this run's result: torchvision's published ImageNet-1K accuracies"):
+        _published_table(doc, pub, shown)
+
+
+def _published_table(doc: Doc, pub: dict, shown: list) -> None:
     doc.p("For context only, NOT this run's result: the ImageNet-1K accuracies published for torchvision's "
           "pretrained weights of each architecture, trained with other recipes on full-size ImageNet at 224 px "
           f"(source: {pub['source']}).")
@@ -743,3 +908,27 @@ def successors(doc: Doc, inp: ReportInputs) -> None:
               [[n, pub["nets"][n]["weights"], pub["nets"][n]["acc1"], pub["nets"][n]["acc5"],
                 f"{pub['nets'][n]['params']:,}", pub["nets"][n]["gflops"], pub["nets"][n].get("note", "")]
                for n in dict.fromkeys(shown)], text_last=True)
+
+
+# The report's sections in order: (key for Doc.ref and the HTML anchor, title, function writing its body).
+SECTIONS = (
+    ("scope", "Scope", scope),
+    ("verdicts", "Verdicts", verdicts),
+    ("reference", "Against the reference runs", reference),
+    ("per_seed", "Per seed", per_seed),
+    ("ensemble", "Ensembles (softmax averages, paper 6)", ensemble),
+    ("pretrained", "Pre-trained CNNs (paper 6: Fall 2011, sixth conv layer, fine-tuned)", pretrained.section),
+    ("training", "Training", curves),
+    ("per_class", "Per-class error", per_class),
+    ("claims", "Every claim of the paper", claims_detail),
+    ("ablations", "Ablations", ablations),
+    ("cifar10", cifar10.TITLE, cifar10.section),
+    ("departures", "Interpretations and departures from the paper", deviations),
+    ("environment", "Environment and provenance", provenance),
+    ("reproduce", "How to reproduce", reproduce),
+    ("performance", "Performance", performance),
+    ("reliability", "Reliability", reliability),
+    ("towers", "Tower specialisation (paper 6.1, Figure 3)", towers),
+    ("plan", "Pilot and costed reproduction plan", pilot_and_plan),
+    ("successors", "What came after", successors),
+)

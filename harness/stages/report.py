@@ -90,7 +90,7 @@ def run_report(ctx: StageContext, *, data_dir: Path, metrics_dir: Path, plots_di
         interpretations=interpretations(cfg), kernels=_kernels(kernels, seeds),
         pilot=read_json(pilot, "pilot figures") if pilot and pilot.is_file() else None,
         gpu=read_json(gpu, "GPU figures") if gpu and gpu.is_file() else None,
-        training_digest=C.training_digest(cfg),
+        training_digest=C.training_digest(cfg), param_defaults=C.to_dict(C.from_dict({})),
         arms=_arms(cfg, metrics_dir, plots_dir), steps=_steps(plots_dir / "train", seeds),
         cifar10_costs=read_json(cifar10_costs, "CIFAR-10 costs") if cifar10_costs and cifar10_costs.is_file() else None)
     write_all_seeds(inputs.curves, all_seeds_csv)

@@ -7,6 +7,7 @@ the train metrics and the report say is recomputed here from the per-seed files.
 """
 
 import json
+import re
 import sqlite3
 import subprocess
 import sys
@@ -128,7 +129,7 @@ def test_cifar10_quick_preset_through_dvc_repro(tmp_path):
 
     # the report's section, with Figure 1 redrawn; the selection reached MLflow
     md = (repo / "reports/report.md").read_text()
-    assert "9a. CIFAR-10" in md and "Cut-down experiment (profile 'cifar10-quick')" in md and "figure1.png" in md
+    assert re.search(r"^## \d+\. CIFAR-10: Figure 1", md, re.M) and "Cut-down experiment (profile 'cifar10-quick')" in md and "figure1.png" in md
     assert (repo / "reports/figures/figure1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     db = sqlite3.connect(repo / "mlflow.db")
     n = db.execute("select count(*) from metrics m join runs r on m.run_uuid = r.run_uuid "

@@ -309,7 +309,7 @@ def test_report_section_shows_the_arms_and_the_claims():
         doc = Doc()
         ablations(doc, SimpleNamespace(compare=json.loads(json.dumps(out))))
         md = to_markdown(doc, "figures")
-        assert "9. Ablations" in md and all(w in md for w in words), md
+        assert all(w in md for w in words), md  # the heading and its number: sections.build
     doc = Doc()
     ablations(doc, SimpleNamespace(compare=_build() | {"ablation_results": {}}))
     assert "trained no ablation groups" in to_markdown(doc, "figures")

@@ -298,7 +298,7 @@ def test_report_section_shows_both_experiments(tmp_path, monkeypatch):
     doc = Doc()
     cifar10.section(doc, report_inputs(tmp_path, with_arms=True))
     md = to_markdown(doc, "figures")
-    assert cifar10.TITLE in md and "figure1.png" in md and "Quick variant" not in md
+    assert "### Figure 1: ReLU vs tanh" in md and "figure1.png" in md and "Quick variant" not in md
     # a record written before the search was extended: at the grid's edge, so at its limit
     assert "| 0.004 (x4) | x2: 70.00 | none tried | yes | x0.5: 80.00, x1: 75.00, x2: 70.00, x4: 72.00* |" in md
     assert "Chosen at the limit of the search (ReLU seed 1: x4, ReLU seed 2: x4)" in md
