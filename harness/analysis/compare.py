@@ -617,7 +617,7 @@ def build_compare(
         "counts": verdict.counts([r for r in rows if r["kind"] != "size"]),
         "architecture_counts": verdict.counts([r for r in rows if r["kind"] == "size"]),
     }
-    if pretrained:  # paper 6: what the pre-trained CNNs were and measured (report section 5b)
+    if pretrained:  # paper 6: what the pre-trained CNNs were and measured (the report's "Pre-trained CNNs" section)
         out["pretraining"] = _pretraining_summary(pretrained)
     return to_jsonable(out)
 

@@ -74,7 +74,7 @@ def evidence(claim: Claim, pre: dict, context: RunContext) -> verdict.Evidence |
 
 
 def assessment(claim: Claim, context: RunContext, pre: dict, settings) -> verdict.Assessment:
-    """The claim's row (marked pretraining fall2011 for the report's section 5b)."""
+    """The claim's row (marked pretraining fall2011 for the report's "Pre-trained CNNs" section)."""
     out = _assessment(claim, context, pre, settings)
     out.row["pretraining"] = claim.pretraining
     return out
