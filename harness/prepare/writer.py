@@ -44,7 +44,7 @@ from harness.config import SOURCES, DataConfig
 from harness.data import imaging
 from harness.errors import UserError
 from harness.io import atomic_save_npy, atomic_write_bytes, atomic_write_json, atomic_write_text
-from harness.prepare import synthetic
+from harness.prepare import portable, synthetic
 
 SPLITS = ("train", "val")
 FORMAT = 2  # bump when the bytes a job writes would change for the same input
@@ -522,13 +522,13 @@ class PixelStats:
         return (self.sum / max(self.n, 1)).astype(np.float32)
 
     def pca(self) -> dict:
-        """Eigen-decomposition of the RGB covariance of all training pixels (0-255 scale)."""
+        """Eigen-decomposition of the RGB covariance of all training pixels (0-255 scale), by
+        portable.eigh3: LAPACK's eigh through OpenBLAS gives other last bits on another CPU (an
+        AVX-512 Intel and an AMD Zen disagree), and pca.json is in the data digest."""
         mu = self.rgb_sub_sum / max(self.pixels, 1)
         cov = self.rgb_outer / max(self.pixels, 1) - np.outer(mu, mu)
-        vals, vecs = np.linalg.eigh(cov)
-        order = np.argsort(vals)[::-1]
-        return {"eigenvalues": vals[order].tolist(), "eigenvectors": vecs[:, order].tolist(),
-                "scale": "0-255", "rgb_mean": mu.tolist()}
+        vals, vecs = portable.eigh3(cov.tolist())
+        return {"eigenvalues": vals, "eigenvectors": vecs, "scale": "0-255", "rgb_mean": mu.tolist()}
 
 
 def content_digest(folder: Path) -> str:

@@ -23,6 +23,9 @@ from harness.model.layers import lrn_kernel
 from harness.stages import StageContext, params_for, read_json, run_name
 from harness.train import checkpoint, loop, lr_select, recipe, towers
 
+# EpochResult fields that differ on every run: kept out of the plots CSVs, which are committed
+WALL_CLOCK_COLUMNS = ("images_per_s", "epoch_time_s")
+
 
 def train_input(cfg: C.Config, train_view: transforms.TrainView, devices: tuple[str, ...] | None = None):
     """(view, make_loader) of the training batches: decoded on the CPU in the loader (workers,
@@ -145,6 +148,9 @@ def run_train(ctx: StageContext, *, seed: int, data_dir: Path, out_dir: Path, me
         if d.main:
             _save_model(out_dir / "model.pt", model, cfg, seed, manifest, selection)
             curves = pd.DataFrame([h.__dict__ for h in history]).dropna(axis=1, how="all")  # no holdout: no column
+            # the committed plots file holds only what a rerun reproduces bit for bit; wall-clock
+            # columns go to the metrics JSON, a cached out (and MLflow)
+            curves = curves.drop(columns=list(WALL_CLOCK_COLUMNS))
             atomic_write_text(plots_path, curves.to_csv(index=False))
             if steps_path is not None:
                 atomic_write_text(steps_path, steps_csv(state.windows))
@@ -440,6 +446,8 @@ def _train_metrics(history, seed, run_id, ctx, steps_per_epoch: int, selection: 
             "final_val_top1_error": last.val_top1_error, "final_val_top5_error": last.val_top5_error,
             "images_per_s": float(np.mean([h.images_per_s for h in history])),
             "train_time_s": float(sum(h.epoch_time_s for h in history)),
+            "epoch_time_s": [h.epoch_time_s for h in history],
+            "epoch_images_per_s": [h.images_per_s for h in history],
             "mlflow_run_id": run_id, "mlflow_experiment_id": ctx.experiment_id}
 
 

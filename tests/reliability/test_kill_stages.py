@@ -54,7 +54,7 @@ KILL_POINTS = [
 
 # values that differ between any two runs: run ids, wall-clock times
 VOLATILE = {"mlflow_run_id", "parent_run_id", "mlflow_experiment_id", "images_per_s", "train_time_s",
-            "epoch_time_s", "prepare_time_s"}
+            "epoch_time_s", "epoch_images_per_s", "prepare_time_s"}
 
 
 # secrets a machine may hold in its environment: none may reach MLflow, the outputs or the report
