@@ -93,6 +93,20 @@ def stages() -> dict[str, dict]:
     return yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
 
 
+def params_of(stage: dict) -> list[str]:
+    """The params.yaml keys a stage lists, in order: plain entries and `params.yaml: [...]` groups
+    (dvc.yaml reuses the training keys as one anchored group)."""
+    out: list[str] = []
+    for p in stage.get("params", []):
+        if isinstance(p, str):
+            out.append(p)
+        else:
+            (path, keys), = p.items()
+            assert path == "params.yaml", path
+            out += keys
+    return out
+
+
 def script_of(stage: dict) -> Path:
     """The pipelines/<name>.py a stage's cmd runs (python or torchrun)."""
     words = shlex.split(stage["cmd"].replace("\n", " "))

@@ -119,7 +119,8 @@ def test_dvc_matrix_stages_follow_the_train_stage():
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     tr, ev = stages["train_ablation"], stages["evaluate_ablation"]
     assert tr["matrix"] == {"arm": "${ablations.enabled}", "seed": "${train.seeds}"} == ev["matrix"]
-    assert set(stages["train"]["params"]) | {"ablations.arms.${item.arm}"} == set(tr["params"])
+    from import_graph import params_of
+    assert set(params_of(stages["train"])) | {"ablations.arms.${item.arm}"} == set(params_of(tr))
     assert "--arm ${item.arm}" in tr["cmd"] and "--arm ${item.arm}" in ev["cmd"]
     assert "ablations" in stages["compare"]["params"]
 

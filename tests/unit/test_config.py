@@ -113,8 +113,9 @@ def test_training_digest_ignores_seeds_but_not_recipe(tmp_path):
 
 def test_dvc_train_stage_lists_every_train_param_but_seeds():
     """Adding a seed must not retrain the others: train@N depends on train.* minus seeds."""
+    from import_graph import params_of
     stage = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["train"]
-    listed = set(stage["params"])
+    listed = set(params_of(stage))
     expected = {f"train.{f.name}" for f in dataclasses.fields(C.TrainConfig) if f.name != "seeds"}
     assert expected <= listed and "train.seeds" not in listed and "train" not in listed
 
