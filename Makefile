@@ -13,7 +13,7 @@ TORCH ?=
 TORCH_INDEX ?= https://download.pytorch.org/whl/$(TORCH)
 TORCH_PINS := $(shell grep -oE '"torch(vision)?==[^"]+"' pyproject.toml | tr -d '"')
 
-.PHONY: reliability install browser repro test test-fast mlflow-ui reference bench bench-arms shell screenshot
+.PHONY: reliability install browser repro test test-fast mlflow-ui exp-show reference bench bench-arms shell screenshot
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -53,6 +53,13 @@ reliability: install  ## kills, bad inputs, tracking faults, security; writes re
 
 mlflow-ui: install  ## MLflow UI on 127.0.0.1:5000 over the repository's store
 	harness mlflow-ui
+
+# `dvc exp show` lists every leaf of params.yaml and a hash column per code dep (about 200
+# columns, docs/usage.md); this view keeps the headline metrics and the params most runs change.
+EXP_COLUMNS := --drop '.*/.*|(ablations|pretrain|compare|tracking|launch|evaluate|ensemble|data|model|train)\.' \
+	--keep 'train\.(seeds|epochs|lr|batch_size)$$|model\.(lrn|pool|towers)$$'
+exp-show:  ## `dvc exp show` narrowed to the headline metrics and the params most runs change (ARGS=--csv ...)
+	dvc exp show $(EXP_COLUMNS) $(ARGS)
 
 reference: install  ## re-record the reference distribution with seeds 101-105 (about 5 min)
 	dvc repro prepare

@@ -73,3 +73,18 @@ def test_plots_diff_puts_each_revision_in_its_own_panel():
         assert spec["title"] == title
         assert spec["encoding"]["row"]["field"] == "rev" and spec["encoding"]["color"]["field"] == "seed"
         assert {row["rev"] for row in spec["data"]["values"]} == {"workspace", "HEAD"}
+
+
+def test_make_exp_show_narrows_to_the_headline_and_the_common_params():
+    """The README's `make exp-show`: at most 40 columns, every headline metric and the params
+    most runs change among them, no dependency hashes."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DVC_")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    proc = subprocess.run(["make", "-s", "exp-show", "ARGS=--csv --no-pager"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    cols = next(csv.reader(io.StringIO(proc.stdout)))
+    assert len(cols) <= 40, cols
+    assert set(HEADLINE) <= set(cols), set(HEADLINE) - set(cols)
+    assert {"train.epochs", "train.lr", "train.batch_size", "model.lrn"} <= set(cols)
+    assert not any("/" in c for c in cols)
