@@ -18,6 +18,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import sys
 import time
 import urllib.error
@@ -580,7 +581,7 @@ def model_name(arm: str | None, arch: str, seed: int) -> str:
     """The name of a seed's logged model: alexnet-seed1, no_lrn-seed2 (an ablation arm), vgg11-seed3
     (a successor as the base net); every seed and arm has its own in the UI's Models list."""
     stem = arm or MODEL_STEMS.get(arch, arch)
-    return f"{stem}-seed{seed}"
+    return re.sub(r"[/:.%\"']", "_", f"{stem}-seed{seed}")  # characters MLflow refuses in a model name
 
 
 def log_model(uri: str, run_id: str, model, example, tags: dict, name: str = "model") -> str | None:
