@@ -334,7 +334,7 @@ def parent_run(uri: str, experiment_id: str, key: str, tags: dict, root: Path, n
     name: its run name (parent_name; default pipeline-<key>). params: the flattened params file,
     logged once when it is created (the key holds the params, so every joining stage has the same
     ones); the UI's Compare of two parents then shows the params that differ. A stage that joins an
-    existing parent updates it (join_parent)."""
+    existing parent updates it (_join_parent)."""
     if uri == OFF:
         return None
     client = _client(uri)
