@@ -128,7 +128,7 @@ def _mlflow_ui(args) -> None:
     exp_id = tracking.ensure_experiment(uri, tracking.experiment_name(cfg.data.source, cfg.profile,
                                                                       cfg.tracking.experiment), root)
     # MLflow 3 opens on a GenAI overview; this URL goes straight to the runs table.
-    print(f"Runs table: http://{args.host}:{args.port}/#/experiments/{exp_id}/runs", flush=True)
+    print(f"Runs table: {tracking.experiment_url(f'http://{args.host}:{args.port}', exp_id)}", flush=True)
     os.execvp("mlflow", ["mlflow", "ui", "--backend-store-uri", uri, "--host", args.host,
                          "--port", str(args.port)])
 

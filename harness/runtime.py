@@ -5,6 +5,7 @@ With config, the only module that reads the environment (docs/architecture.md, h
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import os
 import platform
@@ -91,15 +92,19 @@ def fault_point(event: str, path) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def git_info(cwd: Path | None = None) -> dict:
+def git_info(cwd: Path | None = None, ignore: tuple[str, ...] = ()) -> dict:
+    """Commit and dirty flag. `ignore`: fnmatch patterns of changed paths that do not make the
+    tree dirty (what the pipeline writes itself, stages.pipeline_outputs)."""
     def git(*args):
         try:
             return subprocess.run(["git", *args], capture_output=True, text=True, check=True,
                                   cwd=cwd).stdout.strip()
         except (OSError, subprocess.CalledProcessError):
             return ""
+    changed = git("diff", "--name-only", "HEAD").splitlines()  # staged or not, tracked files only
     return {"commit": git("rev-parse", "HEAD") or "unknown",
-            "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+            "dirty": any(not any(fnmatch.fnmatch(p, pat) or fnmatch.fnmatch(p, pat + "/*") for pat in ignore)
+                         for p in changed)}
 
 
 def dvc_context() -> dict:

@@ -5,6 +5,11 @@ experiments in a throw-away copy), artifacts beside it in mlartifacts/. The data
 experiment are created once under a file lock, because several processes creating a fresh
 SQLite store at once corrupt it. One parent run per pipeline execution (found by a key
 computed from params + commit), one child run per stage and seed.
+
+What makes two pipeline executions comparable in the UI (select two parents, Compare): each parent
+is named after its DVC experiment, carries the flattened params file as params and the headline
+figures (reports/summary.json) as metrics; each child carries its stage's resolved config and
+small outputs as artifacts.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import sys
 import time
 import urllib.error
@@ -39,6 +45,10 @@ CLIENT_ENV = {
 }
 
 PARENT_TAG = "harness.pipeline_key"
+# MLflow 3 opens an experiment on its GenAI pages (traces) unless told otherwise: this experiment
+# tag and the URL parameter below make the UI open the runs table of a model-training experiment.
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+WORKFLOW_QUERY = "workflowType=machine_learning"
 BATCH = 1000  # MLflow accepts at most 1000 metrics per log_batch
 REACH_TIMEOUT_S = 5  # how long the start-up check waits for a tracking server
 LOCK_RETRY_S = 60  # how long a call waits for a SQLite store locked by another process
@@ -134,9 +144,12 @@ def ensure_experiment(uri: str, name: str, root: Path) -> str:
             exp = _retry_locked(client.get_experiment_by_name, name)
             if exp is None:
                 artifacts = (root / "mlartifacts" / name).resolve().as_uri()
-                exp_id = _retry_locked(client.create_experiment, name, artifact_location=artifacts)
+                exp_id = _retry_locked(client.create_experiment, name, artifact_location=artifacts,
+                                       tags=dict([EXPERIMENT_KIND]))
             else:
                 exp_id = exp.experiment_id
+                if exp.tags.get(EXPERIMENT_KIND[0]) is None:  # a store made before the tag existed
+                    _retry_locked(client.set_experiment_tag, exp_id, *EXPERIMENT_KIND)
     except UserError:
         raise
     except Exception as exc:  # the store is unreachable or broken: say which
@@ -185,7 +198,11 @@ def _apply(uri: str, op: dict) -> None:
         _retry_locked(client.log_batch, run_id, metrics=[Metric(*m) for m in op.get("metrics", [])],
                       params=[Param(*p) for p in op.get("params", [])], tags=[RunTag(*t) for t in op.get("tags", [])])
     elif kind == "terminate":
+        if op.get("keep_finished") and _retry_locked(client.get_run, run_id).info.status == "FINISHED":
+            return  # a rerun of a finished execution's stage: its times stay those of the execution
         _retry_locked(client.set_terminated, run_id, op["status"])
+    elif kind == "text":
+        _retry_locked(client.log_text, run_id, op["text"], op["artifact_file"])
     elif kind == "artifact":
         if Path(op["path"]).exists():
             (client.log_artifacts if Path(op["path"]).is_dir() else client.log_artifact)(run_id, op["path"], op["subdir"])
@@ -301,18 +318,60 @@ def replay(uri: str) -> int:
     return buf.replay(uri) if buf is not None else 0
 
 
-def parent_run(uri: str, experiment_id: str, key: str, tags: dict, root: Path, name: str = "pipeline") -> str:
-    """The parent run for this pipeline execution, created by the first stage that asks."""
+def parent_name(purpose: str, exp_name: str, commit: str, params_digest: str) -> str:
+    """The parent's run name: the DVC experiment's (DVC_EXP_NAME, set by `dvc exp run`), else the
+    commit and a digest of the params file, so a plain `dvc repro` is named by what it ran.
+    A `purpose` other than "pipeline" (reference runs: separate parents) is part of the name."""
+    if not exp_name:
+        return f"{purpose}-{commit[:7]}-{params_digest[:8]}"
+    return exp_name if purpose == "pipeline" else f"{exp_name}-{purpose}"
+
+
+def parent_run(uri: str, experiment_id: str, key: str, tags: dict, root: Path, name: str | None = None,
+               params: dict | None = None, shared_name: str | None = None) -> str:
+    """The parent run for this pipeline execution, created by the first stage that asks.
+
+    name: its run name (parent_name; default pipeline-<key>). params: the flattened params file,
+    logged once when it is created (the key holds the params, so every joining stage has the same
+    ones); the UI's Compare of two parents then shows the params that differ. A stage that joins an
+    existing parent updates it (_join_parent)."""
     if uri == OFF:
         return None
     client = _client(uri)
+    tags = _str_tags(tags)
     with _lock(root):
         found = _retry_locked(client.search_runs, [experiment_id], f"tags.`{PARENT_TAG}` = '{key}'", max_results=1)
         if found:
+            _join_parent(client, found[0], name, shared_name, tags)
             return found[0].info.run_id
-        run = _retry_locked(client.create_run, experiment_id, run_name=f"{name}-{key[:8]}",
-                            tags={PARENT_TAG: key, **_str_tags(tags)})
+        run = _retry_locked(client.create_run, experiment_id, run_name=name or f"pipeline-{key[:8]}",
+                            tags={PARENT_TAG: key, **tags})
+        if params:
+            log_params(client, run.info.run_id, params)
         return run.info.run_id
+
+
+def _join_parent(client, run, name: str | None, shared_name: str | None, tags: dict) -> None:
+    """A stage joins a parent made by another stage or another execution with the same key.
+
+    git_dirty: True once any stage of it ran on a work tree with changes (runtime.git_info leaves
+    out what the pipeline writes itself, so one execution on a clean checkout says False
+    throughout). Name: DVC's queued seeds are one experiment each but share the parent with the
+    collecting `dvc repro` (docs/scale-out.md); a parent joined under another name than its own
+    is no one experiment's, so it takes `shared_name` (commit and params digest) and lists the
+    experiments in DVC_EXP_NAME."""
+    have = run.data.tags
+    update = {}
+    if tags.get("git_dirty") == "True" and have.get("git_dirty") != "True":
+        update["git_dirty"] = "True"
+    exps = [e for e in have.get("DVC_EXP_NAME", "").split(",") if e]
+    if tags.get("DVC_EXP_NAME") and tags["DVC_EXP_NAME"] not in exps:
+        update["DVC_EXP_NAME"] = ",".join(exps + [tags["DVC_EXP_NAME"]])
+    if update:
+        from mlflow.entities import RunTag
+        _retry_locked(client.log_batch, run.info.run_id, tags=[RunTag(k, v) for k, v in update.items()])
+    if name and shared_name and name != run.info.run_name and run.info.run_name != shared_name:
+        _retry_locked(client.update_run, run.info.run_id, name=shared_name)
 
 
 def _str_tags(tags: dict) -> dict:
@@ -435,6 +494,57 @@ def _log_dataset(client, run_id: str, manifest: dict, split: str, context: str) 
     _retry_locked(client.log_inputs, run_id, [DatasetInput(ds, [InputTag("mlflow.data.context", context)])])
 
 
+def _numeric_leaves(tree: dict, prefix: str = "") -> dict[str, float]:
+    """{'center': {'top1_error': {'mean': 41.2}}} -> {'center.top1_error.mean': 41.2}; None,
+    booleans and text are left out."""
+    out = {}
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            out.update(_numeric_leaves(v, f"{prefix}{k}."))
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[f"{prefix}{k}"] = float(v)
+    return out
+
+
+def log_headline(uri: str, parent_id: str | None, headline: dict) -> None:
+    """The headline figures (reports/summary.json, the DVC metrics) as metrics of the parent, named
+    by their path in the file (center.top1_error.mean), and the file itself as summary.json: the
+    numbers Compare shows for two pipeline executions. A value the parent already holds is not
+    logged again (a rerun after a kill); a changed one is (a rerun on changed code), and MLflow
+    shows the newest."""
+    if uri == OFF or not parent_id:
+        return
+    metrics = _numeric_leaves(headline)
+    try:
+        held = _retry_locked(_client(uri).get_run, parent_id).data.metrics
+    except Exception as exc:
+        if not _is_unreachable(exc):
+            raise
+        held = {}
+    log_metrics(uri, parent_id, {k: v for k, v in metrics.items() if held.get(k) != v})
+    log_dict(uri, parent_id, headline, "summary.json")
+
+
+def log_dict(uri: str, run_id: str | None, data: dict, artifact_file: str) -> None:
+    """A dict as a JSON artifact of the run (the text travels in the call: buffered like the others)."""
+    if not run_id:
+        return
+    _call(uri, {"uri": uri, "kind": "text", "run_id": run_id, "artifact_file": artifact_file,
+                "text": json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"})
+
+
+def log_stage_files(uri: str, run_id: str | None, config: dict, *outputs: Path | None) -> None:
+    """What a stage was told and what it wrote, in its own run: the resolved config (ablation arm
+    applied) as config.json, and its small outputs (metrics JSON, curves CSV, provenance) under
+    outputs/. Large outputs (weights, predictions) stay in DVC; missing or None paths are skipped."""
+    if not run_id:
+        return
+    log_dict(uri, run_id, config, "config.json")
+    for path in outputs:
+        if path is not None and Path(path).is_file():
+            log_artifact(uri, run_id, Path(path), "outputs")
+
+
 def set_tags(uri: str, run_id: str, tags: dict) -> None:
     _call(uri, {"uri": uri, "kind": "batch", "run_id": run_id, "tags": [[k, str(v)] for k, v in tags.items()]})
 
@@ -463,7 +573,18 @@ def system_metrics(uri: str, run_id: str | None, interval_s: float = 5.0):
         monitor.finish()
 
 
-def log_model(uri: str, run_id: str, model, example, tags: dict) -> str | None:
+# arch -> the logged model's name stem (ablation arms and phases are named by the arm instead)
+MODEL_STEMS = {"paper": "alexnet", "one_tower": "alexnet-one-tower", "torchvision": "alexnet-torchvision"}
+
+
+def model_name(arm: str | None, arch: str, seed: int) -> str:
+    """The name of a seed's logged model: alexnet-seed1, no_lrn-seed2 (an ablation arm), vgg11-seed3
+    (a successor as the base net); every seed and arm has its own in the UI's Models list."""
+    stem = arm or MODEL_STEMS.get(arch, arch)
+    return re.sub(r"[/:.%\"']", "_", f"{stem}-seed{seed}")  # characters MLflow refuses in a model name
+
+
+def log_model(uri: str, run_id: str, model, example, tags: dict, name: str = "model") -> str | None:
     """The trained weights as an MLflow model of the run (the UI's Models column and the model
     registry see it), in torch.export's pt2 format: it loads without unpickling code. `example`
     (a CPU batch of at least 2 images) traces the graph with a dynamic batch size and is stored as
@@ -474,7 +595,7 @@ def log_model(uri: str, run_id: str, model, example, tags: dict) -> str | None:
     _set_uri(uri)
     try:
         with mlflow.start_run(run_id=run_id, log_system_metrics=False):
-            info = mlflow.pytorch.log_model(model, name="model", input_example=example.numpy(),
+            info = mlflow.pytorch.log_model(model, name=name, input_example=example.numpy(),
                                             serialization_format="pt2", tags=_str_tags(tags),
                                             pip_requirements=[f"torch=={_torch_version()}"])
         _retry_locked(_client(uri).update_run, run_id, "RUNNING")  # start_run's exit ended it early
@@ -515,7 +636,10 @@ def log_model_input(uri: str, run_id: str | None, model_id: str | None) -> None:
 
 
 def finish_parent(uri: str, run_id: str) -> None:
-    _call(uri, {"uri": uri, "kind": "terminate", "run_id": run_id, "status": "FINISHED"})
+    """The report stage ends the execution. A parent already FINISHED keeps its end time: a later
+    rerun of some stages with the same params and commit (the same key) adds child runs to it, and
+    its duration stays that of the execution that completed it."""
+    _call(uri, {"uri": uri, "kind": "terminate", "run_id": run_id, "status": "FINISHED", "keep_finished": True})
 
 
 LOCAL_UI = "http://127.0.0.1:5000"  # `make mlflow-ui` (harness mlflow-ui) over a local store
@@ -527,6 +651,19 @@ def ui_url(uri: str) -> str:
     return uri.rstrip("/") if uri.startswith(("http://", "https://")) else LOCAL_UI
 
 
+def experiment_url(uri: str, experiment_id: str) -> str:
+    """The runs table of the experiment, in MLflow 3's machine-learning view (without
+    workflowType it may open the GenAI pages)."""
+    return f"{ui_url(uri)}/#/experiments/{experiment_id}/runs?{WORKFLOW_QUERY}"
+
+
 def run_url(uri: str, experiment_id: str, run_id: str) -> str:
     """Link to a run in the MLflow UI of the store `uri`."""
-    return f"{ui_url(uri)}/#/experiments/{experiment_id}/runs/{run_id}"
+    return f"{ui_url(uri)}/#/experiments/{experiment_id}/runs/{run_id}?{WORKFLOW_QUERY}"
+
+
+def compare_url(uri: str, experiment_id: str, run_ids: list[str]) -> str:
+    """The UI's Compare page of runs (e.g. two pipeline parents): params side by side, with a
+    switch to show only those that differ, and the metrics."""
+    runs = json.dumps(list(run_ids), separators=(",", ":"))
+    return f"{ui_url(uri)}/#/compare-runs?runs={runs}&experiments={json.dumps([str(experiment_id)])}&{WORKFLOW_QUERY}"

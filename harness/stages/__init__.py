@@ -7,6 +7,7 @@ reads argv or params.yaml directly (config does).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -36,26 +37,47 @@ def open_stage(params_path: Path, stage: str, purpose: str = "pipeline", arm: st
     `arm`: an ablation arm; the stage then sees the arm's config (config.apply_arm) and its
     MLflow runs are children of the same pipeline parent as the baseline seeds.
     """
-    cfg = C.load_config(params_path)
-    if arm is not None:
-        cfg = C.arm_config(cfg, arm)  # an ablation arm or a pre-training phase
+    base = C.load_config(params_path)
+    cfg = base if arm is None else C.arm_config(base, arm)  # an ablation arm or a pre-training phase
     root = runtime.repo_root()
     uri = tracking.OFF if runtime.tracking_off() else \
         tracking.resolve_uri(cfg.tracking.uri, runtime.tracking_uri_override(), root)
     name = tracking.experiment_name(cfg.data.source, cfg.profile, cfg.tracking.experiment)
     exp_id = tracking.ensure_experiment(uri, name, root)
-    git = runtime.git_info(root)
+    git = runtime.git_info(root, ignore=pipeline_outputs(root))
     dvc = runtime.dvc_context()
     tags = {"git_commit": git["commit"], "git_dirty": git["dirty"], "DVC_EXP_NAME": dvc["exp_name"],
             "profile": cfg.profile, "dataset": cfg.data.source, "torch": str(torch.__version__),
             "cuda": torch.version.cuda or "none",
             # MLflow's own source tags: the UI's Source and Version columns
-            "mlflow.source.type": "LOCAL", "mlflow.source.name": script_of(stage),
-            "mlflow.source.git.commit": git["commit"]}
+            "mlflow.source.type": "LOCAL", "mlflow.source.git.commit": git["commit"]}
     key = runtime.pipeline_key(params_path) + ("" if purpose == "pipeline" else f"-{purpose}")
-    parent = tracking.parent_run(uri, exp_id, key, {**tags, "harness.role": purpose}, root, name=purpose)
+    digest = hashlib.sha256(Path(params_path).read_bytes()).hexdigest()
+    parent = tracking.parent_run(
+        uri, exp_id, key, {**tags, "harness.role": purpose, "mlflow.source.name": "dvc.yaml"}, root,
+        name=tracking.parent_name(purpose, dvc["exp_name"], git["commit"], digest),
+        shared_name=tracking.parent_name(purpose, "", git["commit"], digest),
+        params=C.flatten(C.to_dict(base)))  # the params file, not an arm's: one parent for all arms
     arm_tag = {} if arm is None else {"arm": arm}  # on the arm's own runs, never on the parent
-    return StageContext(cfg, root, uri, exp_id, parent, {**tags, **arm_tag, "DVC_STAGE": dvc["stage"] or stage})
+    return StageContext(cfg, root, uri, exp_id, parent,
+                        {**tags, **arm_tag, "mlflow.source.name": script_of(stage), "DVC_STAGE": dvc["stage"] or stage})
+
+
+def pipeline_outputs(root: Path) -> tuple[str, ...]:
+    """Paths the pipeline writes itself, as fnmatch patterns: dvc.lock, each out, metric and plot
+    file of dvc.yaml's stages (templated parts as wildcards) and DVC's .gitignore entries. A change
+    there does not make the work tree dirty: otherwise the first stage of a `dvc repro` on a clean
+    checkout sees a clean tree and every later one, after DVC rewrote dvc.lock, a dirty one."""
+    import yaml
+    found = ["dvc.lock", ".gitignore", "*/.gitignore"]
+    path = root / "dvc.yaml"
+    stages = (yaml.safe_load(path.read_text()) or {}).get("stages", {}) if path.is_file() else {}
+    for stage in stages.values():
+        body = stage.get("do", stage)  # foreach/do stages keep their fields under do
+        for entry in (e for key in ("outs", "metrics", "plots") for e in body.get(key) or []):
+            for out in (entry if isinstance(entry, dict) else [entry]):
+                found.append(re.sub(r"\$\{[^}]*\}", "*", str(out)))
+    return tuple(found)
 
 
 def script_of(stage: str) -> str:

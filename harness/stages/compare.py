@@ -355,10 +355,12 @@ def run_compare(ctx: StageContext, *, data_dir: Path, eval_dir: Path, pred_dir: 
         out["mlflow_run_id"] = run_id
         out["parent_run_id"] = ctx.parent_id
         out["mlflow_experiment_id"] = ctx.experiment_id
-        metrics = compare.summary_metrics(out)
-        tracking.log_metrics(ctx.uri, run_id, metrics)
-        tracking.log_metrics_once(ctx.uri, ctx.parent_id, metrics)  # MLflow has no seed aggregation
+        tracking.log_metrics(ctx.uri, run_id, compare.summary_metrics(out))  # MLflow has no seed aggregation
         atomic_write_json(out_path, out)
+        headline = compare.headline(out)
         if summary_path is not None:  # the DVC metrics: a handful of columns in `dvc exp show`
-            atomic_write_json(summary_path, compare.headline(out))
+            atomic_write_json(summary_path, headline)
+        # the same figures on the parent: what the UI's Compare shows for two pipeline executions
+        tracking.log_headline(ctx.uri, ctx.parent_id, headline)
+        tracking.log_stage_files(ctx.uri, run_id, C.to_dict(cfg), out_path, summary_path)
     return out

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness import config as C
 from harness import tracking
 from harness.analysis import ensemble, scoring
 from harness.io import atomic_write_json
@@ -37,4 +38,5 @@ def run_ensemble(ctx: StageContext, *, data_dir: Path, pred_dir: Path, metrics_p
                                      step=row["k"])
         result["mlflow_run_id"] = run_id
         atomic_write_json(metrics_path, result)
+        tracking.log_stage_files(ctx.uri, run_id, C.to_dict(cfg), metrics_path)
     return result

@@ -56,4 +56,5 @@ def run_ensemble_finetune(ctx: StageContext, *, data_dir: Path, pretrain_data: P
                                                    f"{protocol}.all_{full['k']}_top5_error": full["top5_error"][0]})
         result["mlflow_run_id"] = run_id
         atomic_write_json(metrics_path, result)
+        tracking.log_stage_files(ctx.uri, run_id, C.to_dict(cfg), metrics_path)
     return result

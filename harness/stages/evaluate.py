@@ -61,6 +61,7 @@ def run_evaluate(ctx: StageContext, *, seed: int, data_dir: Path, model_dir: Pat
         if d.main:
             result["mlflow_run_id"] = run_id
             atomic_write_json(metrics_path, result)
+            tracking.log_stage_files(ctx.uri, run_id, C.to_dict(cfg), metrics_path)
     runtime.barrier(d)
     runtime.shutdown(d)
     return result

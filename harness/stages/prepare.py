@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from harness import config as C
 from harness import tracking
 from harness.prepare import writer
 from harness.stages import StageContext, params_for
@@ -33,6 +34,7 @@ def run_prepare(ctx: StageContext, *, out: Path, workers: int, work: Path | None
                                                "n_skipped": len(manifest["skipped"])})
         tracking.set_tags(ctx.uri, run_id, {"data_digest": manifest["digest"]})
         tracking.set_tags(ctx.uri, ctx.parent_id, {"data_digest": manifest["digest"]})
+        tracking.log_stage_files(ctx.uri, run_id, C.to_dict(ctx.cfg), out / "manifest.json")
     return manifest
 
 

@@ -102,7 +102,8 @@ def run_report(ctx: StageContext, *, data_dir: Path, metrics_dir: Path, plots_di
     atomic_write_text(out_md, render.to_markdown(doc, rel.as_posix()))
     atomic_write_text(out_html, render.to_html(doc, "AlexNet reproducibility report"))
     with tracking.child_run(ctx.uri, ctx.experiment_id, ctx.parent_id, "report", {},
-                            {**ctx.base_tags, "stage": "report"}):
+                            {**ctx.base_tags, "stage": "report"}) as run_id:
+        tracking.log_stage_files(ctx.uri, run_id, inputs.params, all_seeds_csv)
         tracking.log_artifact(ctx.uri, ctx.parent_id, out_html, "report")
         tracking.log_artifact(ctx.uri, ctx.parent_id, out_md, "report")
         tracking.log_artifacts(ctx.uri, ctx.parent_id, figures_dir, "report/figures")

@@ -164,6 +164,8 @@ def run_train(ctx: StageContext, *, seed: int, data_dir: Path, out_dir: Path, me
                 tracking.log_metrics_once(ctx.uri, run_id, {f"tower{t}_colour_selectivity": v for t, v in
                                                             enumerate(result["towers"]["colour_selectivity"])})
             tracking.log_artifact(ctx.uri, run_id, out_dir / "model.pt", "model")
+            tracking.log_stage_files(ctx.uri, run_id, C.to_dict(cfg), metrics_path, plots_path, steps_path,
+                                     out_dir / "provenance.json")
             if cfg.tracking.log_models:
                 _log_mlflow_model(ctx, run_id, model, cfg, seed, len(manifest["classes"]))
             ckpt.unlink(missing_ok=True)  # the final weights supersede it
@@ -430,7 +432,8 @@ def _log_mlflow_model(ctx, run_id, model, cfg: C.Config, seed: int, num_classes:
     cpu.load_state_dict({k: v.detach().float().cpu() for k, v in weights.items()})
     example = torch.zeros(2, 3, cfg.model.input_size, cfg.model.input_size)  # batch 2: a dynamic batch size
     with accel.export_safe_flags():  # torch.export trips over the precision flags otherwise
-        tracking.log_model(ctx.uri, run_id, cpu.eval(), example, checkpoint.model_tags(cfg, seed))
+        tracking.log_model(ctx.uri, run_id, cpu.eval(), example, checkpoint.model_tags(cfg, seed),
+                           name=tracking.model_name(cfg.arm, cfg.model.arch, seed))
 
 
 def _train_metrics(history, seed, run_id, ctx, steps_per_epoch: int, selection: dict | None,

@@ -6,6 +6,7 @@ the fan-in stages, an evaluation-only param does not retrain.
 """
 
 import json
+import re
 import sqlite3
 
 import numpy as np
@@ -110,6 +111,22 @@ def test_mlflow_store_has_parent_and_children(repo, first_run):
     params = dict(db.execute("SELECT key, value FROM params WHERE run_uuid=?", (train["mlflow_run_id"],)).fetchall())
     assert {"model.dropout_scaling", "train.bias_decay", "train.plateau_threshold", "train.schedule_split",
             "train.crop_flip", "model.hidden_bias", "model.drop_conv"} <= params.keys()
+    # the parent: named by commit and params digest (a plain repro), the params file as params, the
+    # headline figures as metrics, one git_dirty for the whole execution (clean: the copy is committed)
+    (parent_id,) = {p[0] for p in parents}
+    name = db.execute("SELECT name FROM runs WHERE run_uuid=?", (parent_id,)).fetchone()[0]
+    assert re.fullmatch(r"pipeline-[0-9a-f]{7}-[0-9a-f]{8}", name), name
+    parent_params = dict(db.execute("SELECT key, value FROM params WHERE run_uuid=?", (parent_id,)).fetchall())
+    assert parent_params["train.lr"] == str(get_params(repo)["train"]["lr"]) and len(parent_params) > 100
+    parent_metrics = {r[0] for r in db.execute("SELECT key FROM latest_metrics WHERE run_uuid=?", (parent_id,))}
+    assert {"center.top1_error.mean", "center.top1_error.ensemble", "seeds", "claims.tested"} <= parent_metrics
+    assert {v for (v,) in db.execute("SELECT value FROM tags WHERE key='git_dirty'")} == {"False"}
+    # each stage's config and small outputs are artifacts of its run
+    from mlflow.tracking import MlflowClient
+    client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    stored = {a.path for a in client.list_artifacts(train["mlflow_run_id"], "outputs")}
+    assert {"outputs/seed-1.json", "outputs/seed-1.csv", "outputs/provenance.json"} <= stored, stored
+    assert "config.json" in {a.path for a in client.list_artifacts(train["mlflow_run_id"])}
 
 
 def ev_model_id_loads(repo, model_id: str) -> bool:
@@ -172,6 +189,7 @@ def test_mlflow_server_rest_api_shows_the_run_structure(repo, first_run):
     from mlflow.tracking import MlflowClient
     models = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}").search_logged_models([exp["experiment_id"]])
     assert {m.tags["seed"] for m in models} >= {"1", "2"}, models
+    assert {m.name for m in models} >= {"alexnet-seed1", "alexnet-seed2"}, models  # one name per seed
     assert ev_model_id_loads(repo, models[0].model_id)
 
     def tags(r):

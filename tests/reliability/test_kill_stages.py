@@ -226,9 +226,9 @@ def _metric_rows(repo: Path) -> dict:
                       "AND m.key NOT LIKE '%time_s' AND m.key NOT LIKE '%per_s'").fetchall()
     out: dict = {}
     for name, key, step, value in rows:
-        # the parent is named after its pipeline key, which holds the git commit of each copy: two copies
+        # the parent is named after the git commit and the params digest: two copies
         # committed in different seconds get different commits, so the name is not compared
-        name = re.sub(r"^pipeline-[0-9a-f]{8}$", "pipeline", name)
+        name = re.sub(r"^pipeline-[0-9a-f]{7}-[0-9a-f]{8}$", "pipeline", name)
         out.setdefault((name, key), []).append((step, value))
     return {k: sorted(v) for k, v in out.items()}
 
