@@ -39,7 +39,8 @@ class ReportInputs:
 def run_link(run_id: str | None, exp_id: str, ui_url: str = LOCAL_UI) -> Link | str:
     if not run_id:
         return "–"
-    return Link(run_id[:8], f"{ui_url.rstrip('/')}/#/experiments/{exp_id}/runs/{run_id}")
+    # MLflow 3 opens its GenAI pages for a run link without the workflow type (as tracking.run_url).
+    return Link(run_id[:8], f"{ui_url.rstrip('/')}/#/experiments/{exp_id}/runs/{run_id}?workflowType=machine_learning")
 
 
 def build(inp: ReportInputs) -> Doc:
