@@ -10,6 +10,9 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 # cu128, cu130, ...: the same pinned versions from PyTorch's wheel index of that variant
 # (a CPU laptop needs no CUDA libraries; a CUDA 12 driver cannot run the CUDA 13 build).
 TORCH ?=
+# pytest workers of `make test` (pytest-xdist). Every test pins one torch thread, so two workers
+# fill a 2-core machine; a module's tests stay on one worker (--dist loadfile) to share its fixtures.
+JOBS ?= 2
 TORCH_INDEX ?= https://download.pytorch.org/whl/$(TORCH)
 TORCH_PINS := $(shell grep -oE '"torch(vision)?==[^"]+"' pyproject.toml | tr -d '"')
 
@@ -41,7 +44,7 @@ screenshot:  ## docs/img/report.png, the README's picture: the first screen of r
 	  --screenshot=docs/img/report.png file://$(CURDIR)/reports/report.html
 
 test: install browser  ## the whole test suite, end-to-end pipeline test included
-	$(PY) -m pytest -q --durations=20
+	$(PY) -m pytest -q -n $(JOBS) --dist loadfile --durations=20
 
 test-fast: install  ## unit tests only (skips the end-to-end pipeline runs)
 	$(PY) -m pytest -q -m "not slow"
