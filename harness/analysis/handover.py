@@ -138,18 +138,19 @@ class ModelCheck(TypedDict):
 
 
 class MeasuredOnRun(TypedDict):
-    """An ablation claim's quantity on this run's data, shown though not a verdict."""
-    arm: Optional[str]
+    """A claim's quantity on this run's data, shown though not a verdict: an ablation claim's
+    (compare.py _measured_on_run, every key) or a pre-trained claim's (pretrained.py, the first five)."""
     estimate: Optional[float]
     lo: Optional[float]
     hi: Optional[float]
     n: Optional[int]
-    n_variant: Optional[int]
-    paired: Optional[bool]
-    direction: Optional[str]
-    direction_text: Optional[str]
-    method: Optional[str]
     source: Optional[str]
+    arm: NotRequired[Optional[str]]
+    n_variant: NotRequired[Optional[int]]
+    paired: NotRequired[Optional[bool]]
+    direction: NotRequired[Optional[str]]
+    direction_text: NotRequired[Optional[str]]
+    method: NotRequired[Optional[str]]
 
 
 class ClaimRow(TypedDict):
@@ -492,8 +493,8 @@ class CompareJson(TypedDict):
     protocol_gaps: NotRequired[list[ProtocolGap]]
     arm_costs: NotRequired[ArmCosts]
     ablations: NotRequired[AblationsRun]
-    mlflow_run_id: NotRequired[str]
-    parent_run_id: NotRequired[str]
+    mlflow_run_id: NotRequired[Optional[str]]
+    parent_run_id: NotRequired[Optional[str]]
     mlflow_experiment_id: NotRequired[str]
 
 
