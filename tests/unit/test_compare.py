@@ -153,8 +153,9 @@ def test_reference_says_when_it_cannot_decide_at_this_n():
     results = [_seed_result(i + 1, 1000, {"center": (v, 20.0)}) for i, v in enumerate(ours)]
     reference = {"profile": "default", "dataset": "synthetic", "protocol": "center", "seeds": [101, 102, 103, 104, 105],
                  "top1_error": ref}
-    out = build_compare(CompareInputs(results, reference=reference), RunContext("synthetic", "val", 20, 3, ("center",), False),
-                        CLAIMS, CompareSettings(reference_margin_pp=2.0, n_boot=200))
+    out = build_compare(CompareInputs(results, reference=reference),
+                        RunContext("synthetic", "val", 20, 3, ("center",), False), CLAIMS,
+                        CompareSettings(reference_margin_pp=2.0, n_boot=200))
     m = out["reference"]["metrics"]["top1_error"]
     power = st.welch_tost_power(np.std(ours, ddof=1), np.std(ref, ddof=1), 3, 5, 2.0, 0.05)
     assert m["power"] == pytest.approx(power) and power < 0.1
@@ -224,8 +225,8 @@ def imagenet():
                              "correct": {"top1_error": [_rows_with(rng, 19_100, N12)],
                                          "top5_error": [_rows_with(rng, 7_000, N12)]}}}}
     ctx = RunContext("ilsvrc2012", "val", 1000, 5, ("center", "ten_patch"), full_paper_model=True)
-    out = build_compare(CompareInputs(results, ensembles=ens, measured={
-        "n_parameters": 60_965_224, "n_neurons": 659_272, "max_conv_layer_param_share": 1.4518}), ctx, CLAIMS, CompareSettings())
+    measured = {"n_parameters": 60_965_224, "n_neurons": 659_272, "max_conv_layer_param_share": 1.4518}
+    out = build_compare(CompareInputs(results, ensembles=ens, measured=measured), ctx, CLAIMS, CompareSettings())
     json.dumps(out, allow_nan=False)
     return {r["id"]: r for r in out["claims"]}, out
 

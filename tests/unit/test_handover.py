@@ -59,7 +59,8 @@ def problems(value, tp, path: str = "compare") -> list[str]:
             return [f"{path}: {type(value).__name__}, not a list"]
         return [p for i, v in enumerate(value) for p in (problems(v, args[0], f"{path}[{i}]") if args else [])]
     if tp is float:
-        return [] if isinstance(value, (int, float)) and not isinstance(value, bool) else [f"{path}: {value!r}, not a number"]
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return [] if number else [f"{path}: {value!r}, not a number"]
     if tp in (int, str, bool):
         return [] if isinstance(value, tp) else [f"{path}: {value!r}, not {tp.__name__}"]
     return []
@@ -228,8 +229,8 @@ def test_a_key_renamed_in_the_types_fails_the_report_check():
     src = Path(H.__file__).read_text()
     assert src.count("    power_note: str\n") == 1
     renamed = types.ModuleType("handover_renamed")
-    exec(compile(src.replace("    power_note: str\n", "    power_notes: str\n"), "handover_renamed", "exec", dont_inherit=True),
-         renamed.__dict__)
+    src = src.replace("    power_note: str\n", "    power_notes: str\n")
+    exec(compile(src, "handover_renamed", "exec", dont_inherit=True), renamed.__dict__)
     assert "power_note" in report_keys() and "power_note" in declared_keys()
     unknown = set(report_keys()) - declared_keys(renamed.HANDOVER_TYPES) - MAP_KEYS - OTHER_FILES
     assert unknown == {"power_note"}
