@@ -234,3 +234,12 @@ def test_a_key_renamed_in_the_types_fails_the_report_check():
     assert "power_note" in report_keys() and "power_note" in declared_keys()
     unknown = set(report_keys()) - declared_keys(renamed.HANDOVER_TYPES) - MAP_KEYS - OTHER_FILES
     assert unknown == {"power_note"}
+
+
+def test_every_typeddict_of_the_module_is_listed():
+    found = {v for v in vars(H).values() if isinstance(v, type) and typing.is_typeddict(v)}
+    assert found == set(H.HANDOVER_TYPES)
+    tree = ast.parse(Path(H.__file__).read_text())  # the report imports it: typing and dataclasses only
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)} | {
+        a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert imported <= {"typing", "dataclasses"}, imported
