@@ -20,7 +20,8 @@ from harness.analysis import ablation, stats, verdict
 from harness.analysis.claims import Claim, RunContext, matching_arm, target_for, testability
 from harness.analysis.handover import CompareInputs, CompareJson
 
-__all__ = ["CompareInputs", "CompareSettings", "build_compare", "summary_metrics", "METRICS", "to_jsonable", "evidence_for"]
+__all__ = ["CompareInputs", "CompareSettings", "build_compare", "summary_metrics", "METRICS", "to_jsonable",
+           "evidence_for"]
 
 METRICS = ("top1_error", "top5_error")
 REFERENCE_VERDICTS = ("consistent", "differs", "inconclusive")
@@ -571,9 +572,10 @@ def build_compare(inputs: CompareInputs, context: RunContext, claims: Sequence[C
         inputs.seed_results, inputs.correctness, inputs.measured, inputs.ablations, inputs.ensembles)
     pretrained = inputs.pretrained
     n_images = _check_seed_results(seed_results, context)
-    found = {"ensembles": ensembles, "measured": measured, "train": inputs.train, "ablations": ablations,
+    # what the claims' evidence reads, as evidence_for takes it
+    extra = {"ensembles": ensembles, "measured": measured, "train": inputs.train, "ablations": ablations,
              "pretrained": pretrained}
-    rows = _claim_rows(claims, seed_results, n_images, context, found, settings)
+    rows = _claim_rows(claims, seed_results, n_images, context, extra, settings)
     arm_results = _arm_results(seed_results, ablations, settings)
     _link_claims(rows, arm_results, context, claims)
     out = {
