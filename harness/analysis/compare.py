@@ -18,8 +18,10 @@ import numpy as np
 
 from harness.analysis import ablation, stats, verdict
 from harness.analysis.claims import Claim, RunContext, matching_arm, target_for, testability
+from harness.analysis.handover import CompareInputs, CompareJson
 
-__all__ = ["CompareSettings", "build_compare", "summary_metrics", "METRICS", "to_jsonable", "evidence_for"]
+__all__ = ["CompareInputs", "CompareSettings", "build_compare", "summary_metrics", "METRICS", "to_jsonable",
+           "evidence_for"]
 
 METRICS = ("top1_error", "top5_error")
 REFERENCE_VERDICTS = ("consistent", "differs", "inconclusive")
@@ -562,41 +564,18 @@ def _decision_rule(rows: list[dict], s: CompareSettings) -> dict:
             "doc": "docs/statistics.md"}
 
 
-def build_compare(
-    seed_results: Sequence[dict],
-    context: RunContext,
-    claims: Sequence[Claim],
-    settings: CompareSettings = CompareSettings(),
-    correctness: Mapping[str, Mapping[str, np.ndarray]] | None = None,
-    ensemble: dict | None = None,
-    reference: dict | None = None,
-    measured: Mapping[str, Any] | None = None,
-    ablations: Mapping | None = None,
-    ensembles: Mapping | None = None,
-    train: Mapping[int, dict] | None = None,
-    pretrained: Mapping | None = None,
-) -> dict:
-    """The compare.json content: per-seed rows, across-seed summary, reference, claims, paired analyses.
-
-    seed_results: per-seed evaluation dicts (errors in percent); correctness: protocol ->
-    metric -> bool [n_seeds, n_images] (rows in seed_results order); ensemble: the ensemble
-    stage's dict, passed through; ensembles: protocol -> k -> {groups: [[seed, ...]],
-    correct: {metric: [bool [n_images] per group]}, member_correct: {metric: [bool [k, n_images]
-    per group]}} for the disjoint k-model ensembles; reference: per-seed errors of earlier runs;
-    measured: architecture measurements keyed by claim metric (n_parameters, ...); train: seed ->
-    train metrics (train_time_s, final_val_top1_error, towers); ablations: the trained arms,
-    {protocol, target_train_error, baseline_curves {seed: [train top-1 error per epoch]},
-    baseline_series {seed: ablation.Series}, arms {name: {overrides, results, curves, series,
-    train, base}}}; their names and overrides must also be in context.arms for claims to match them.
-    An arm's optional `base` {name, results, curves, series, train} is the group it is measured
-    against instead of the baseline seeds (an arm's `base:` in params).
-    pretrained: the ensemble_finetune stage's dict plus full_paper_model and base_singles
-    (harness/analysis/pretrained.py), for the claims with pretraining fall2011.
-    """
+def build_compare(inputs: CompareInputs, context: RunContext, claims: Sequence[Claim],
+                  settings: CompareSettings = CompareSettings()) -> CompareJson:
+    """The compare.json content: per-seed rows, across-seed summary, reference, claims, paired
+    analyses. `inputs`: the run's results (harness/analysis/handover.py says what each one is)."""
+    seed_results, correctness, measured, ablations, ensembles = (
+        inputs.seed_results, inputs.correctness, inputs.measured, inputs.ablations, inputs.ensembles)
+    pretrained = inputs.pretrained
     n_images = _check_seed_results(seed_results, context)
-    inputs = {"ensembles": ensembles, "measured": measured, "train": train, "ablations": ablations,
-              "pretrained": pretrained}
-    rows = _claim_rows(claims, seed_results, n_images, context, inputs, settings)
+    # what the claims' evidence reads, as evidence_for takes it
+    extra = {"ensembles": ensembles, "measured": measured, "train": inputs.train, "ablations": ablations,
+             "pretrained": pretrained}
+    rows = _claim_rows(claims, seed_results, n_images, context, extra, settings)
     arm_results = _arm_results(seed_results, ablations, settings)
     _link_claims(rows, arm_results, context, claims)
     out = {
@@ -605,12 +584,12 @@ def build_compare(
         "decision_rule": _decision_rule(rows, settings),
         "seeds": _seed_rows(seed_results, n_images, settings.conf),
         "summary": _summary(seed_results, correctness, n_images, settings),
-        "reference": _reference(seed_results, reference, context, settings),
+        "reference": _reference(seed_results, inputs.reference, context, settings),
         "claims": rows,
         "model_checks": _model_checks(rows, measured),
         "paired": {"ten_patch_vs_center": _ten_patch_vs_center(seed_results, correctness, settings),
                    "ensemble_gain": _ensemble_gain(seed_results, ensembles, settings)},
-        "ensemble": ensemble,
+        "ensemble": inputs.ensemble,
         "ablation_results": arm_results,
         # The verdicts of the experiments; the printed counts and shares of the architecture
         # (kind size, arithmetic on the net as built) are counted apart, never in the headline

@@ -10,6 +10,7 @@ found through the claims' rows, not by name, so any arm names work (docs/cifar10
 
 from __future__ import annotations
 
+from harness.analysis.handover import ClaimRow, Convergence
 from harness.report import figures
 from harness.report.render import Doc, fmt, fmt_ci, fmt_pp
 
@@ -86,7 +87,7 @@ def readings(doc: Doc, inp) -> None:
         doc.table(["what", "paper / authors' code", "this run", "alternative", "where in code"], rows, text_last=True)
 
 
-def _measured_arm(row: dict | None) -> str | None:
+def _measured_arm(row: ClaimRow | None) -> str | None:
     if not row:
         return None
     return (row if row.get("tested") else row.get("measured_on_run") or {}).get("arm")
@@ -109,7 +110,7 @@ def _arm_value(params: dict, arm: str, section: str, key: str):
     return params[section][key]
 
 
-def _verdict(row: dict) -> str:
+def _verdict(row: ClaimRow) -> str:
     if row.get("tested"):
         return row["verdict"]
     return f"not tested: {row.get('reason', '')}"
@@ -125,7 +126,7 @@ def _series(run: dict, seed, steps_per_epoch: int) -> tuple[list, list]:
     return list(df["epoch"] * steps_per_epoch), list(df["train_top1_error"])
 
 
-def _claim_value(row: dict | None) -> str:
+def _claim_value(row: ClaimRow | None) -> str:
     """The claim row's estimate and interval (tested, or measured on this run's arm)."""
     m = (row if row.get("tested") else row.get("measured_on_run")) if row else None
     if not m or m.get("estimate") is None:
@@ -134,7 +135,7 @@ def _claim_value(row: dict | None) -> str:
     return fmt_ci(m["estimate"], m.get("lo"), m.get("hi")) + level
 
 
-def figure1(doc: Doc, inp, row: dict | None) -> None:
+def figure1(doc: Doc, inp, row: ClaimRow | None) -> None:
     doc.h(3, "Figure 1: ReLU vs tanh, iterations to the target training error (paper 3.1)")
     arm = _measured_arm(row)
     if arm is None:
@@ -167,7 +168,7 @@ def figure1(doc: Doc, inp, row: dict | None) -> None:
               text_last=True)
 
 
-def _figure1_runs(inp, conv: dict, base: str, arm: str) -> tuple[dict, list, list, list]:
+def _figure1_runs(inp, conv: Convergence, base: str, arm: str) -> tuple[dict, list, list, list]:
     """Per net (ReLU = base, tanh = arm): the seeds' series for the figure, a row per run, the lr
     selections (picks) and the runs whose choice sits at the limit of the search (edge)."""
     groups, rows, picks, edge = {}, [], [], []
@@ -193,7 +194,7 @@ def _figure1_runs(inp, conv: dict, base: str, arm: str) -> tuple[dict, list, lis
     return groups, rows, picks, edge
 
 
-def _figure1_method(doc: Doc, inp, arm: str, conv: dict, target: float) -> None:
+def _figure1_method(doc: Doc, inp, arm: str, conv: Convergence, target: float) -> None:
     t, res_steps = inp.params["train"], conv.get("resolution_steps")
     doc.p(f"Net: cuda-convnet {_arm_value(inp.params, arm, 'model', 'arch').removeprefix('cuda_convnet_')} layer files "
           f"({inp.params['model']['input_size']} px inputs), ReLU for the baseline seeds and tanh in arm '{arm}'; "
@@ -237,13 +238,13 @@ def _selection_cells(sel: dict) -> list:
             side(i + 1), "yes" if _at_limit(sel) else "no", tried]
 
 
-def _band(row: dict) -> str:
+def _band(row: ClaimRow) -> str:
     band = row.get("band")
     return "–" if not band else f"[{fmt_pp(band[0]) if band[0] is not None else '-inf'}, " \
                                  f"{fmt_pp(band[1]) if band[1] is not None else 'inf'}]"
 
 
-def lrn(doc: Doc, inp, row: dict | None) -> None:
+def lrn(doc: Doc, inp, row: ClaimRow | None) -> None:
     doc.h(3, "Local response normalisation on CIFAR-10: 13% without, 11% with (paper 3.3)")
     arm = _measured_arm(row)
     if arm is None:

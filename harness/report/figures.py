@@ -11,6 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from harness.analysis.handover import EnsembleSize, SeedRow  # noqa: E402
+
 plt.rcParams.update({"font.size": 10, "axes.grid": True, "grid.alpha": 0.3, "figure.dpi": 110})
 
 
@@ -46,7 +48,7 @@ def lr_schedule(curves: dict[int, pd.DataFrame]) -> bytes:
     return _png(fig)
 
 
-def ensemble_curve(sizes_by_protocol: dict[str, list[dict]], metric: str) -> bytes:
+def ensemble_curve(sizes_by_protocol: dict[str, list[EnsembleSize]], metric: str) -> bytes:
     """Error of k-model softmax averages: mean over subsets with min-max range."""
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for protocol, rows in sizes_by_protocol.items():
@@ -62,7 +64,7 @@ def ensemble_curve(sizes_by_protocol: dict[str, list[dict]], metric: str) -> byt
     return _png(fig)
 
 
-def per_seed_errors(rows: list[dict], reference_mean: float | None, ref_label: str) -> bytes:
+def per_seed_errors(rows: list[SeedRow], reference_mean: float | None, ref_label: str) -> bytes:
     """Per-seed error with its 95% Wilson interval, per protocol and metric."""
     keys = sorted({(r["protocol"], r["metric"]) for r in rows})
     fig, ax = plt.subplots(figsize=(6.5, 3.6))

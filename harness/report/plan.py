@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 
+from harness.analysis.handover import ClaimRow, CompareJson
+
 # Images per split of the public releases (docs/fidelity.md, "Pilot"); the split evaluated.
 DATASETS = {
     "ilsvrc2012": {"name": "ILSVRC-2012", "train": 1_281_167, "val": 50_000, "eval": ("val", 50_000)},
@@ -30,19 +32,19 @@ _NEVER = ("does not build", "competing method", "labels are private", "private",
           "Fall-2011", "Fall-2009")
 
 
-def undecided(rows: list[dict]) -> list[dict]:
+def undecided(rows: list[ClaimRow]) -> list[ClaimRow]:
     """Claim rows this run did not decide: not tested, or tested and inconclusive."""
     return [r for r in rows if not r.get("tested") or str(r.get("verdict", "")).startswith("inconclusive")]
 
 
-def _never(row: dict) -> str | None:
+def _never(row: ClaimRow) -> str | None:
     if row.get("decidable") is False:
         return row.get("reason") or "marked not decidable by any run of this harness"
     reason = row.get("reason") or ""
     return reason if any(p in reason for p in _NEVER) else None
 
 
-def _arm_text(row: dict) -> str | None:
+def _arm_text(row: ClaimRow) -> str | None:
     arm = row.get("arm")
     if isinstance(arm, dict):
         return ", ".join(f"{k}: {v}" for k, v in arm.items())
@@ -54,7 +56,7 @@ def _arm_text(row: dict) -> str | None:
     return m.group(1) if m else None
 
 
-def _seeds(row: dict) -> int:
+def _seeds(row: ClaimRow) -> int:
     return max(PLAN_SEEDS, int(row.get("n_models") or 1), int(row.get("seeds_needed") or 0))
 
 
@@ -70,7 +72,7 @@ def run_cost(data: dict, seeds: int, arms: int, costs: dict) -> float | None:
     return seeds * (1 + arms) * one / 3600
 
 
-def build(compare: dict, pilot: dict | None) -> dict:
+def build(compare: CompareJson, pilot: dict | None) -> dict:
     """{runs: [...], claims: [...], total_device_hours} for the report's plan section.
 
     One run per data set decides all its claims: the most seeds any of them needs, every arm

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from harness.analysis.handover import Pretraining
+
 
 def section(doc, inp) -> None:
-    pre = inp.compare.get("pretraining")
+    pre: Pretraining | None = inp.compare.get("pretraining")
     if not pre:
         doc.p("Off in this run (pretrain.enabled []): the claims of CNNs pre-trained on ImageNet Fall 2011 stay "
               "not tested. `harness preset fall2011 --root FALL2011 --ilsvrc2012-root ILSVRC2012` sets the whole "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness.analysis.handover import ArmResult, ClaimRow, CompareJson, Counts, DecisionRule, Ensemble
 from harness.report import cifar10, figures, pretrained
 from harness.report.gpu import gpu_section
 from harness.report.render import Doc, Link, fmt, fmt_ci, fmt_pp
@@ -14,7 +15,7 @@ LOCAL_UI = "http://127.0.0.1:5000"  # `make mlflow-ui` over the repository's SQL
 @dataclass(frozen=True)
 class ReportInputs:
     params: dict
-    compare: dict
+    compare: CompareJson  # reports/metrics/compare.json (harness/analysis/handover.py)
     train: dict  # seed -> train metrics JSON
     curves: dict  # seed -> per-epoch DataFrame
     evaluations: dict  # seed -> evaluate metrics JSON
@@ -93,7 +94,7 @@ def summary(doc: Doc, inp: ReportInputs) -> None:
                    "mean top-1", figures.per_seed_errors(cmp["seeds"], ref_mean, "reference mean top-1"))
 
 
-def _verdict_rows(cmp: dict) -> list:
+def _verdict_rows(cmp: CompareJson) -> list:
     """One row per label with the claims that got it; the architecture checks in a row of their own."""
     c, rows = cmp["counts"], []
     for label in ("reproduced", "not reproduced", "inconclusive"):
@@ -109,7 +110,7 @@ def _verdict_rows(cmp: dict) -> list:
     return rows
 
 
-def _headline_rows(cmp: dict, ensemble: dict) -> list:
+def _headline_rows(cmp: CompareJson, ensemble: Ensemble) -> list:
     rows = []
     for proto, ms in cmp["summary"].items():
         sizes = (ensemble.get("protocols", {}).get(proto) or {}).get("sizes") or []
@@ -144,7 +145,7 @@ def scope(doc: Doc, inp: ReportInputs) -> None:
               + (" ..." if len(empty) > 20 else "") + ".")
 
 
-def _band(r: dict) -> str:
+def _band(r: ClaimRow) -> str:
     """A claim's band as a reader writes it: '17.3 – 19.1', '>= 1.00', '<= 0.50'."""
     b = r.get("band")
     if not b:
@@ -166,25 +167,25 @@ def _p_pair(r: dict, key: str) -> str:
     return "–" if raw is None else f"{fmt(raw)} / {fmt(adj)}"
 
 
-def _seeds(r: dict) -> str:
+def _seeds(r: ClaimRow) -> str:
     if r["verdict"] != "inconclusive":
         return "–"
     n = r.get("seeds_needed")
     return f"{n} ({r.get('seeds_needed_note', '')})" if n is not None else (r.get("seeds_needed_note") or "–")
 
 
-def _why_counts(c: dict) -> str:
+def _why_counts(c: Counts) -> str:
     by = c.get("not_tested_by_category") or {}
     return "; ".join(f"{n} {cat}" for cat, n in sorted(by.items(), key=lambda kv: -kv[1])) or "none"
 
 
-def _all_counts(cmp: dict) -> dict:
+def _all_counts(cmp: CompareJson) -> dict:
     """Claims in the file, decided and not: the experiments' and the architecture checks' together."""
     c, a = cmp["counts"], cmp.get("architecture_counts") or {}
     return {k: c[k] + a.get(k, 0) for k in ("claims_total", "claims_tested", "claims_untested")}
 
 
-def _architecture_line(cmp: dict) -> str:
+def _architecture_line(cmp: CompareJson) -> str:
     """The size claims' count, apart from the experiments' verdicts: arithmetic facts of the
     architecture as printed, decided on the net as built, not results of a run."""
     a = cmp.get("architecture_counts")
@@ -222,7 +223,7 @@ def verdicts(doc: Doc, inp: ReportInputs) -> None:
                for p, ms in s.items() for m, v in ms.items()])
 
 
-def _decision_rule(doc: Doc, rule: dict) -> None:
+def _decision_rule(doc: Doc, rule: DecisionRule) -> None:
     doc.p(f"Decision rule, declared before the run (docs/statistics.md): each claim declares in "
           f"harness/analysis/claims.yaml a band for its quantity and why. Reproduced: {rule.get('reproduced')}. "
           f"Not reproduced: {rule.get('not_reproduced')}. Inconclusive: {rule.get('inconclusive')}. "
@@ -237,7 +238,7 @@ def _decision_rule(doc: Doc, rule: dict) -> None:
           "(docs/statistics.md).")
 
 
-def _verdict_table(doc: Doc, rows: list, rule: dict) -> None:
+def _verdict_table(doc: Doc, rows: list[ClaimRow], rule: DecisionRule) -> None:
     """Every decided experimental claim, with the notes of its row."""
     if rows:
         doc.table(["claim", "quantity", "paper", "estimate", f"{rule.get('interval_level', 0.9):.0%} interval",
@@ -255,7 +256,7 @@ def _verdict_table(doc: Doc, rows: list, rule: dict) -> None:
             doc.p(f"{r['id']}: {note}")
 
 
-def _architecture_table(doc: Doc, cmp: dict) -> None:
+def _architecture_table(doc: Doc, cmp: CompareJson) -> None:
     """The size claims: what the paper prints against the net as built, at the printed precision."""
     rows = [r for r in cmp["claims"] if r["tested"] and r["kind"] == "size"]
     if rows:
@@ -266,7 +267,7 @@ def _architecture_table(doc: Doc, cmp: dict) -> None:
                   text_last=True)
 
 
-def _model_checks(doc: Doc, cmp: dict) -> None:
+def _model_checks(doc: Doc, cmp: CompareJson) -> None:
     """The exact arithmetic of the printed architecture: a check of the model, not a claim."""
     mc = cmp.get("model_checks") or {}
     if not mc.get("checks"):
@@ -284,7 +285,7 @@ def _model_checks(doc: Doc, cmp: dict) -> None:
                    ", ".join(f"{k} {v / 2:.2f}" for k, v in shares.items()), "–"]] if shares else []))
 
 
-def _paired(doc: Doc, cmp: dict) -> None:
+def _paired(doc: Doc, cmp: CompareJson) -> None:
     """Paired analyses: 10-patch vs centre crop per seed and across seeds; ensemble gain per k."""
     tp = (cmp.get("paired") or {}).get("ten_patch_vs_center") or {}
     if tp.get("tested"):
@@ -392,7 +393,7 @@ def _schedule_table(doc: Doc, inp: ReportInputs) -> None:
                   rows)
 
 
-def _reference_line(compare: dict) -> tuple[float | None, str]:
+def _reference_line(compare: CompareJson) -> tuple[float | None, str]:
     """The paper's single-CNN top-1 number when this run can test it, else the reference runs' mean."""
     paper = [c for c in compare["claims"] if c["tested"] and c["metric"] == "top1_error" and c.get("n_models") == 1
              and c["kind"] == "headline"]
@@ -428,7 +429,7 @@ def claims_detail(doc: Doc, inp: ReportInputs) -> None:
         _claims_table(doc, cmp)
 
 
-def _claims_table(doc: Doc, cmp: dict) -> None:
+def _claims_table(doc: Doc, cmp: CompareJson) -> None:
     doc.p("Every claim has a row whatever the data: its band (what 'reproduced' means, declared in "
           "harness/analysis/claims.yaml), what deciding it needs, and what this run could do.")
     rows = [[r["id"], r["kind"], r["quantity"], r["paper_value"] if r["paper_value"] is not None else "not stated",
@@ -476,7 +477,7 @@ def ablations(doc: Doc, inp: ReportInputs) -> None:
     _design_claims(doc, inp, design)
 
 
-def _convergence(doc: Doc, results: dict) -> None:
+def _convergence(doc: Doc, results: dict[str, ArmResult]) -> None:
     conv = []
     its = lambda d: ", ".join("–" if v is None else f"{v:.0f}" for v in d.values())  # noqa: E731
     for arm, a in results.items():

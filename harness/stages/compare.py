@@ -338,11 +338,11 @@ def run_compare(ctx: StageContext, *, data_dir: Path, eval_dir: Path, pred_dir: 
     correctness, ensembles = _correctness(pred_dir, labels, seeds, cfg.evaluate.protocols)
     with tracking.child_run(ctx.uri, ctx.experiment_id, ctx.parent_id, "compare",
                             params_for(cfg, "compare"), {**ctx.base_tags, "stage": "compare"}) as run_id:
-        out = compare.build_compare(
-            results, context, CL.load_claims(), verdict.from_config(cfg.compare), correctness=correctness,
-            ensemble=read_json(ensemble_path, "ensemble metrics"), reference=reference,
-            measured=paper_architecture_counts(), ablations=ablations, ensembles=ensembles,
+        inputs = compare.CompareInputs(
+            results, correctness=correctness, ensemble=read_json(ensemble_path, "ensemble metrics"),
+            reference=reference, measured=paper_architecture_counts(), ablations=ablations, ensembles=ensembles,
             train=train, pretrained=load_pretrained(cfg, finetune_dir, results))
+        out = compare.build_compare(inputs, context, CL.load_claims(), verdict.from_config(cfg.compare))
         mark_bases(out, cfg)
         out["protocol_gaps"] = [{"claims": scope, "reason": reason} for scope, reason in context.protocol_gaps]
         _add_costs(out, cfg, results, ablations, train)

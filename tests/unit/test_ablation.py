@@ -14,7 +14,7 @@ from statsmodels.stats.weightstats import DescrStatsW
 from harness import config as C
 from harness.analysis.ablation import Series, crossing
 from harness.analysis.claims import RunContext, load_claims, matching_arm, why_not_testable
-from harness.analysis.compare import CompareSettings, build_compare, summary_metrics
+from harness.analysis.compare import CompareInputs, CompareSettings, build_compare, summary_metrics
 from harness.model import build_model
 
 REPO = Path(__file__).resolve().parents[2]
@@ -209,7 +209,7 @@ def _build(dataset="synthetic", full=False, num_classes=20, series_b=SERIES_B, s
                      arms=tuple((n, tuple(a["overrides"].items())) for n, a in arms.items()))
     ab = {"protocol": "center", "target_train_error": 50.0, "baseline_curves": CURVES_B, "baseline_series": series_b,
           "baseline_steps_per_epoch": 10, "arms": arms}
-    return build_compare(base, ctx, CLAIMS, CompareSettings(n_boot=4000), ablations=ab)
+    return build_compare(CompareInputs(base, ablations=ab), ctx, CLAIMS, CompareSettings(n_boot=4000))
 
 
 def test_ablation_effect_is_paired_on_shared_seeds_and_matches_scipy():
@@ -294,7 +294,7 @@ def test_no_speed_up_is_not_reproduced_and_censored_seeds_count_against_the_clai
 
 def test_no_ablations_gives_an_empty_section():
     base = [_result(i + 1, *e) for i, e in enumerate(BASE)]
-    out = build_compare(base, RunContext("synthetic", "val", 20, 4, ("center",), False), CLAIMS,
+    out = build_compare(CompareInputs(base), RunContext("synthetic", "val", 20, 4, ("center",), False), CLAIMS,
                         CompareSettings(n_boot=100))
     assert out["ablation_results"] == {}
     assert "did not train" in {r["id"]: r for r in out["claims"]}["lrn-top1"]["reason"]

@@ -19,7 +19,7 @@ from scipy import stats as sps
 from harness import config as C
 from harness import presets
 from harness.analysis.claims import load_claims
-from harness.analysis.compare import CompareSettings, build_compare
+from harness.analysis.compare import CompareInputs, CompareSettings, build_compare
 from harness.data import shards, transforms
 from harness.model import build_model
 from harness.prepare import writer
@@ -168,8 +168,8 @@ def test_an_arm_is_compared_with_its_base_arm_not_the_baseline(tmp_path):
     ablations = {"protocol": "center", "target_train_error": 25.0, "baseline_steps_per_epoch": 390,
                  "baseline_curves": base["curves"], "baseline_series": base["series"],
                  "arms": _with_bases(arms, cfg.ablations)}
-    out = build_compare(baseline, _context(cfg, baseline, ablations, CIFAR10_COUNTS), claims, settings, ablations=ablations,
-                        train=base["train"])
+    out = build_compare(CompareInputs(baseline, ablations=ablations, train=base["train"]),
+                        _context(cfg, baseline, ablations, CIFAR10_COUNTS), claims, settings)
     mark_bases(out, cfg)
     res = out["ablation_results"]["no_lrn"]
     assert res["base"] == "lrn" and out["ablation_results"]["tanh"]["base"] == "baseline"
@@ -471,8 +471,8 @@ def figure1_compare(tmp_path, baseline_sel: dict | None, tanh_sel: dict | None) 
                  "arms": _with_bases({"tanh": {"overrides": cfg.ablations.arm("tanh").as_dict(), **tanh}},
                                      cfg.ablations)}
     context = _context(cfg, results, ablations, CIFAR10_COUNTS, base["train"])
-    out = build_compare(results, context, load_claims(), CompareSettings(n_boot=200), ablations=ablations,
-                        train=base["train"])
+    out = build_compare(CompareInputs(results, ablations=ablations, train=base["train"]), context, load_claims(),
+                        CompareSettings(n_boot=200))
     return {r["id"]: r for r in out["claims"]}["relu-speed"]
 
 

@@ -15,7 +15,7 @@ import pytest
 from harness import cli
 from harness.analysis import verdict as V
 from harness.analysis.claims import RunContext, load_claims
-from harness.analysis.compare import CompareSettings, build_compare
+from harness.analysis.compare import CompareInputs, CompareSettings, build_compare
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -47,7 +47,7 @@ def test_same_numbers_same_verdict_as_the_compare_stage(capsys):
     results = [{"seed": i + 1, "dataset": "ilsvrc2012", "split": "val", "num_classes": 1000, "n_images": 50_000,
                 "protocols": {"ten_patch": {"top1_error": 40.7, "top5_error": v}}} for i, v in enumerate(values)]
     claims = [c for c in load_claims() if c.id == "t2-1cnn-top5-val"]
-    out = build_compare(results, RunContext("ilsvrc2012", "val", 1000, 5, ("ten_patch",), True), claims,
+    out = build_compare(CompareInputs(results), RunContext("ilsvrc2012", "val", 1000, 5, ("ten_patch",), True), claims,
                         CompareSettings())
     stage = V.record(out["claims"][0])
     for key in ("verdict", "estimate", "interval", "exclusion_interval", "p", "seeds_needed", "tolerance", "n"):

@@ -11,7 +11,7 @@ from scipy import stats as sps
 
 from harness.analysis import stats as st
 from harness.analysis.claims import RunContext, load_claims
-from harness.analysis.compare import CompareSettings, build_compare, summary_metrics
+from harness.analysis.compare import CompareInputs, CompareSettings, build_compare, summary_metrics
 
 CLAIMS = load_claims()
 TOP = ["settings", "context", "decision_rule", "seeds", "summary", "reference", "claims", "model_checks", "paired",
@@ -65,7 +65,7 @@ def synthetic():
                  "top1_error": [32.5, 31.5, 32.0], "top5_error": [5.5, 5.0, 6.0]}
     ctx = RunContext("synthetic", "val", 20, 3, ("center", "ten_patch"), full_paper_model=False)
     settings = CompareSettings(reference_margin_pp=2.0, n_boot=500)
-    out = build_compare(results, ctx, CLAIMS, settings, correctness, ensemble, reference)
+    out = build_compare(CompareInputs(results, correctness, ensemble, reference), ctx, CLAIMS, settings)
     return results, ctx, settings, out
 
 
@@ -133,8 +133,8 @@ def _ref_verdict(ours, ref, margin):
     ctx = RunContext("synthetic", "val", 20, len(ours), ("center",), False)
     reference = {"profile": "default", "dataset": "synthetic", "protocol": "center",
                  "seeds": list(range(100, 100 + len(ref))), "top1_error": ref}
-    out = build_compare(results, ctx, CLAIMS, CompareSettings(reference_margin_pp=margin, n_boot=200),
-                        reference=reference)
+    out = build_compare(CompareInputs(results, reference=reference), ctx, CLAIMS,
+                        CompareSettings(reference_margin_pp=margin, n_boot=200))
     return out["reference"]["metrics"]["top1_error"]["verdict"]
 
 
@@ -153,8 +153,9 @@ def test_reference_says_when_it_cannot_decide_at_this_n():
     results = [_seed_result(i + 1, 1000, {"center": (v, 20.0)}) for i, v in enumerate(ours)]
     reference = {"profile": "default", "dataset": "synthetic", "protocol": "center", "seeds": [101, 102, 103, 104, 105],
                  "top1_error": ref}
-    out = build_compare(results, RunContext("synthetic", "val", 20, 3, ("center",), False), CLAIMS,
-                        CompareSettings(reference_margin_pp=2.0, n_boot=200), reference=reference)
+    out = build_compare(CompareInputs(results, reference=reference),
+                        RunContext("synthetic", "val", 20, 3, ("center",), False), CLAIMS,
+                        CompareSettings(reference_margin_pp=2.0, n_boot=200))
     m = out["reference"]["metrics"]["top1_error"]
     power = st.welch_tost_power(np.std(ours, ddof=1), np.std(ref, ddof=1), 3, 5, 2.0, 0.05)
     assert m["power"] == pytest.approx(power) and power < 0.1
@@ -164,10 +165,10 @@ def test_reference_says_when_it_cannot_decide_at_this_n():
 
 def test_reference_missing_or_mismatched(synthetic):
     results, ctx, settings, _ = synthetic
-    out = build_compare(results, ctx, CLAIMS, settings)
+    out = build_compare(CompareInputs(results), ctx, CLAIMS, settings)
     assert out["reference"] == {"tested": False, "reason": "no reference distribution of earlier runs was given"}
     other = {"profile": "default", "dataset": "cifar10", "protocol": "center", "seeds": [1], "top1_error": [1.0]}
-    out = build_compare(results, ctx, CLAIMS, settings, reference=other)
+    out = build_compare(CompareInputs(results, reference=other), ctx, CLAIMS, settings)
     assert out["reference"]["tested"] is False and "cifar10" in out["reference"]["reason"]
 
 
@@ -188,11 +189,11 @@ def test_input_validation(synthetic):
     results, ctx, settings, _ = synthetic
     bad = {"center": {"top1_error": np.ones((3, 200), bool)}}  # says 0 wrong, results say 62
     with pytest.raises(ValueError, match="seed 1"):
-        build_compare(results, ctx, CLAIMS, settings, correctness=bad)
+        build_compare(CompareInputs(results, correctness=bad), ctx, CLAIMS, settings)
     with pytest.raises(ValueError, match="duplicate seeds"):
-        build_compare(results + results[:1], ctx, CLAIMS, settings)
+        build_compare(CompareInputs(results + results[:1]), ctx, CLAIMS, settings)
     with pytest.raises(ValueError, match="dataset"):
-        build_compare(results, RunContext("cifar10", "val", 10, 3, ("center",), False), CLAIMS, settings)
+        build_compare(CompareInputs(results), RunContext("cifar10", "val", 10, 3, ("center",), False), CLAIMS, settings)
     with pytest.raises(ValueError):
         CompareSettings(reference_margin_pp=0.0)
     with pytest.raises(ValueError):
@@ -224,8 +225,8 @@ def imagenet():
                              "correct": {"top1_error": [_rows_with(rng, 19_100, N12)],
                                          "top5_error": [_rows_with(rng, 7_000, N12)]}}}}
     ctx = RunContext("ilsvrc2012", "val", 1000, 5, ("center", "ten_patch"), full_paper_model=True)
-    out = build_compare(results, ctx, CLAIMS, CompareSettings(), ensembles=ens,
-                        measured={"n_parameters": 60_965_224, "n_neurons": 659_272, "max_conv_layer_param_share": 1.4518})
+    measured = {"n_parameters": 60_965_224, "n_neurons": 659_272, "max_conv_layer_param_share": 1.4518}
+    out = build_compare(CompareInputs(results, ensembles=ens, measured=measured), ctx, CLAIMS, CompareSettings())
     json.dumps(out, allow_nan=False)
     return {r["id"]: r for r in out["claims"]}, out
 
@@ -345,7 +346,7 @@ def test_ten_patch_claims_are_decided_on_the_2010_test_set():
                                     for r in results]) for m in ("top1_error", "top5_error")}
                    for p in ("center", "ten_patch")}
     ctx = RunContext("ilsvrc2010", "test", 1000, 4, ("center", "ten_patch"), full_paper_model=True)
-    out = build_compare(results, ctx, CLAIMS, CompareSettings(), correctness=correctness)
+    out = build_compare(CompareInputs(results, correctness=correctness), ctx, CLAIMS, CompareSettings())
     rows = {r["id"]: r for r in out["claims"]}
     r = rows["ten-patch-top1"]
     d = np.array(gains1)
@@ -361,7 +362,7 @@ def test_ten_patch_claims_are_decided_on_the_2010_test_set():
 def test_missing_ensemble_size_and_single_seed_do_not_crash():
     results = [_seed_result(1, N12, {"ten_patch": (40.9, 18.4)}, dataset="ilsvrc2012", num_classes=1000)]
     ctx = RunContext("ilsvrc2012", "val", 1000, 1, ("ten_patch",), full_paper_model=True)
-    out = build_compare(results, ctx, CLAIMS, CompareSettings())
+    out = build_compare(CompareInputs(results), ctx, CLAIMS, CompareSettings())
     json.dumps(out, allow_nan=False)
     rows = {r["id"]: r for r in out["claims"]}
     one = rows["t2-1cnn-top5-val"]

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from harness.analysis.claims import RunContext, load_claims
-from harness.analysis.compare import CompareSettings, build_compare
+from harness.analysis.compare import CompareInputs, CompareSettings, build_compare
 from harness.report.render import Doc, fmt_ci, fmt_pp, to_html, to_markdown
 from harness.report.sections import claims_detail, reference, verdicts
 
@@ -23,10 +23,10 @@ def _results(values5, dataset="ilsvrc2012", n=50_000):
 def _compare():
     res = _results([(40.6, 18.1), (40.9, 18.3), (40.7, 18.2), (40.5, 18.0), (41.0, 18.4)])
     ctx = RunContext("ilsvrc2012", "val", 1000, 5, ("center", "ten_patch"), True)
-    out = build_compare(res, ctx, CLAIMS, CompareSettings(),
-                        measured={"n_parameters": 60_965_224, "n_neurons": 659_272,
-                                  "max_conv_layer_param_share": 1.4518,
-                                  "conv_param_shares": {"conv1": 0.06, "conv3": 1.45}})
+    out = build_compare(CompareInputs(res, measured={"n_parameters": 60_965_224, "n_neurons": 659_272,
+                                                "max_conv_layer_param_share": 1.4518,
+                                                "conv_param_shares": {"conv1": 0.06, "conv3": 1.45}}),
+                        ctx, CLAIMS, CompareSettings())
     return json.loads(json.dumps(out))
 
 
@@ -92,8 +92,8 @@ def test_reference_section_says_when_it_cannot_decide():
             "protocols": {"center": {"top1_error": v, "top5_error": 20.0}}} for i, v in enumerate(ours)]
     ref = {"profile": "default", "dataset": "synthetic", "protocol": "center", "seeds": [101, 102, 103, 104, 105],
            "top1_error": [77.0, 74.5, 72.7, 79.3, 74.9]}
-    cmp = build_compare(res, RunContext("synthetic", "val", 20, 3, ("center",), False), CLAIMS,
-                        CompareSettings(n_boot=200), reference=ref)
+    cmp = build_compare(CompareInputs(res, reference=ref), RunContext("synthetic", "val", 20, 3, ("center",), False),
+                        CLAIMS, CompareSettings(n_boot=200))
     md = _render(reference, json.loads(json.dumps(cmp)))
     assert "cannot decide at this n" in md and "TOST power" in md and np.isfinite(
         cmp["reference"]["metrics"]["top1_error"]["power"])
@@ -118,9 +118,9 @@ def test_architecture_checks_are_counted_apart_from_the_experiments():
     res = [{"seed": i, "dataset": "synthetic", "split": "val", "num_classes": 20, "n_images": 1000,
             "protocols": {"center": {"top1_error": 70.0 + i, "top5_error": 20.0 + i}}} for i in (1, 2, 3)]
     ctx = RunContext("synthetic", "val", 20, 3, ("center",), False)
-    cmp = json.loads(json.dumps(build_compare(res, ctx, CLAIMS, CompareSettings(), measured={
+    cmp = json.loads(json.dumps(build_compare(CompareInputs(res, measured={
         "n_parameters": 60_965_224, "n_neurons": 659_272, "max_conv_layer_param_share": 1.4518,
-        "conv_param_shares": {"conv3": 1.4518}})))
+        "conv_param_shares": {"conv3": 1.4518}}), ctx, CLAIMS, CompareSettings())))
     v = cmp["counts"]["verdicts"]
     assert v["reproduced"] == v["not reproduced"] == v["inconclusive"] == 0
     assert cmp["architecture_counts"]["verdicts"]["not reproduced"] == 3
