@@ -647,3 +647,14 @@ def test_builders_are_fast(tmp_path):
         start = time.perf_counter()
         build(tmp_path / str(i))
         assert time.perf_counter() - start < 2.0
+
+
+def test_every_configurable_source_but_synthetic_has_a_lister(tmp_path):
+    """config.SOURCES is the one list of sources: data.source accepts exactly those, and every one
+    that reads files is listed here (fall2011 through harness/prepare/fall2011.py)."""
+    from harness import config as C
+    from harness.prepare import sources
+
+    assert set(sources._LISTERS) | {"fall2011"} == set(C.SOURCES) - {"synthetic"}
+    with pytest.raises(UserError, match="unknown data source 'synthetic'"):
+        list_source("synthetic", tmp_path, tmp_path)
