@@ -91,7 +91,7 @@ def _make_reference(args) -> None:
     """Train + evaluate other seeds with the current params; write their per-seed errors."""
     from harness.stages import open_stage
     from harness.stages.evaluate import run_evaluate
-    from harness.stages.train import run_train
+    from harness.stages.train import TrainOutputs, run_train
     ctx = open_stage(args.params, "reference", purpose="reference")
     cfg = ctx.cfg
     clash = sorted(set(args.seeds) & set(cfg.train.seeds))
@@ -102,8 +102,8 @@ def _make_reference(args) -> None:
         tmp = Path(tmp)
         data_dir = Path(args.data)
         for seed in args.seeds:
-            run_train(ctx, seed=seed, data_dir=data_dir, out_dir=tmp / f"m{seed}", metrics_path=tmp / f"t{seed}.json",
-                      plots_path=tmp / f"t{seed}.csv")
+            run_train(ctx, seed=seed, data_dir=data_dir,
+                      outputs=TrainOutputs(tmp / f"m{seed}", tmp / f"t{seed}.json", tmp / f"t{seed}.csv"))
             r = run_evaluate(ctx, seed=seed, data_dir=data_dir, model_dir=tmp / f"m{seed}", out_dir=tmp / f"p{seed}",
                              metrics_path=tmp / f"e{seed}.json")
             for k in errors:
