@@ -30,7 +30,7 @@ nothing is copied when the user has extracted already):
   ground truth  in the devkit's data/ folder, else in root
 Keys do not depend on the form: "train/<wnid>/<file>", "val/<file>" or "val/<wnid>/<file>".
 
-File rules (all sources that list files): names starting with "." are ignored (OS
+File rules (all sources that list files; harness/prepare/scan.py): names starting with "." are ignored (OS
 droppings such as .DS_Store, and this module's own partial folders); image files are
 recognised by extension, case-insensitively: .jpg .jpeg .png .bmp .webp. Any other file,
 a zero-byte file, a broken link or a non-regular file is not listed as a sample but
