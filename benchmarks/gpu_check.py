@@ -773,7 +773,7 @@ GPU_PATH_STATUS = {
                      "validation and evaluate.predict); default fp32",
     "channels_last": "present: train.channels_last (model before the optimizer, batches via accel.to_device; "
                      "evaluation too); default off",
-    "torch_compile": "present: train.compile (harness.stages.train.compile_model; falls back to eager with a "
+    "torch_compile": "present: train.compile (harness.train.setup.compile_model; falls back to eager with a "
                      "warning, logged as the run's compile tag); default off",
     "pinned_memory": "present: transforms.batch_loader pins on CUDA machines; images and labels are copied "
                      "with non_blocking=True",

@@ -91,7 +91,7 @@ def _make_reference(args) -> None:
     """Train + evaluate other seeds with the current params; write their per-seed errors."""
     from harness.stages import open_stage
     from harness.stages.evaluate import run_evaluate
-    from harness.stages.train import run_train
+    from harness.stages.train import TrainOutputs, run_train
     ctx = open_stage(args.params, "reference", purpose="reference")
     cfg = ctx.cfg
     clash = sorted(set(args.seeds) & set(cfg.train.seeds))
@@ -102,8 +102,8 @@ def _make_reference(args) -> None:
         tmp = Path(tmp)
         data_dir = Path(args.data)
         for seed in args.seeds:
-            run_train(ctx, seed=seed, data_dir=data_dir, out_dir=tmp / f"m{seed}", metrics_path=tmp / f"t{seed}.json",
-                      plots_path=tmp / f"t{seed}.csv")
+            run_train(ctx, seed=seed, data_dir=data_dir,
+                      outputs=TrainOutputs(tmp / f"m{seed}", tmp / f"t{seed}.json", tmp / f"t{seed}.csv"))
             r = run_evaluate(ctx, seed=seed, data_dir=data_dir, model_dir=tmp / f"m{seed}", out_dir=tmp / f"p{seed}",
                              metrics_path=tmp / f"e{seed}.json")
             for k in errors:
@@ -398,10 +398,23 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The CLI: one subcommand per _add_<command> below, listed in --help in this order."""
     p = argparse.ArgumentParser(prog="harness", description=__doc__, formatter_class=_Help)
     p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser = functools.partial(sub.add_parser, formatter_class=_Help)  # every subcommand's --help too
+    _add_model_info(sub)
+    _add_pilot(sub)
+    _add_make_reference(sub)
+    _add_mlflow_ui(sub)
+    _add_preset(sub)
+    _add_collect_seeds(sub)
+    _add_verdict(sub)
+    _add_queue_seeds(sub)
+    return p
+
+
+def _add_model_info(sub) -> None:
     m = sub.add_parser("model-info", help="per-layer output shape, parameters and multiply-adds")
     m.add_argument("--params", type=Path, default=None, help="params file (default: the paper's network)")
     m.add_argument("--paper", action="store_true", help="the paper's network whatever the params say")
@@ -416,6 +429,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with the sixth conv layer of paper 6's pre-trained CNNs (model.conv6_* switches)")
     m.add_argument("--list-arms", action="store_true", help="list the ablation arms of --params and what each changes")
     m.set_defaults(fn=_model_info)
+
+
+def _add_pilot(sub) -> None:
     pl = sub.add_parser("pilot", help="a few hundred steps of the configured recipe: does the loss leave "
                                       "ln(classes), throughput, memory, projected cost of the full run",
                         description="Runs --steps training steps of the recipe in --params on the prepared data "
@@ -432,6 +448,9 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--out", type=Path, default=Path("reports/pilot.json"),
                     help="JSON of the figures (the report shows it)")
     pl.set_defaults(fn=_pilot)
+
+
+def _add_make_reference(sub) -> None:
     r = sub.add_parser("make-reference", help="record per-seed errors of other seeds as the reference distribution")
     r.add_argument("--params", type=Path, default=Path("params.yaml"),
                    help="params file: the recipe the seeds train with")
@@ -442,12 +461,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", type=Path, default=Path("reports/reference/default.json"),
                    help="JSON to write (params compare.reference reads it)")
     r.set_defaults(fn=_make_reference)
+
+
+def _add_mlflow_ui(sub) -> None:
     u = sub.add_parser("mlflow-ui", help="MLflow UI on the project's store, opened on the runs table")
     u.add_argument("--params", type=Path, default=Path("params.yaml"),
                    help="params file: its tracking.* names the store")
     u.add_argument("--host", default="127.0.0.1", help="bind address (default: %(default)s, loopback only)")
     u.add_argument("--port", type=int, default=5000, help="port of the UI")
     u.set_defaults(fn=_mlflow_ui)
+
+
+def _add_preset(sub) -> None:
     s = sub.add_parser("preset", help="switch params.yaml to a real-data preset (the paper's recipe)",
                        description="Merge presets/NAME.yaml into params.yaml (a key another preset sets "
                                    "and this one does not goes back to the paper's value, other keys are "
@@ -462,6 +487,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file to rewrite")
     s.add_argument("--list", action="store_true", help="list the presets")
     s.set_defaults(fn=_preset)
+
+
+def _add_collect_seeds(sub) -> None:
     c = sub.add_parser("collect-seeds", help="merge seeds trained on other machines (git revisions) into dvc.lock",
                        description="For each revision (e.g. origin/seed-2): merge its dvc.lock stages into this "
                                    "checkout's and check out its metrics/plots files. Then `dvc pull --allow-missing` and "
@@ -469,6 +497,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("revs", nargs="+", help="git revisions holding the other machines' dvc.lock, or names of "
                                            "DVC experiments of this commit (harness queue-seeds)")
     c.set_defaults(fn=_collect_seeds)
+
+
+def _add_verdict(sub) -> None:
     v = sub.add_parser("verdict", help="test per-seed results trained anywhere against a claim of the paper",
                        description="Decide a claim of harness/analysis/claims.yaml from per-seed results, with the "
                                    "compare stage's statistics (docs/statistics.md): reproduced, not reproduced, "
@@ -498,6 +529,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                              "params file's compare section (default: the defaults)")
     v.add_argument("--list", action="store_true", help="list the claims")
     v.set_defaults(fn=_verdict)
+
+
+def _add_queue_seeds(sub) -> None:
     q = sub.add_parser("queue-seeds", help="train seeds in parallel: DVC's experiment queue, one worker per GPU set",
                        description="Queue one DVC experiment per seed (evaluate@N and what it needs) and start one "
                                    "queue worker per --devices entry, each with CUDA_VISIBLE_DEVICES set to it. "
@@ -508,7 +542,6 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--prefix", default="seed", help="experiment names are PREFIX-N")
     q.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file: train.seeds")
     q.set_defaults(fn=_queue_seeds)
-    return p
 
 
 # Options whose value is a list of numbers: argparse takes "-5,-6,-7" for an option (it only knows

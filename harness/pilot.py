@@ -27,6 +27,7 @@ from harness.data import shards, transforms
 from harness.errors import UserError
 from harness.model import build_model, layer_table
 from harness.train import loop, recipe
+from harness.train.setup import check_batch_size, compile_model, train_input  # as the train stage
 
 # A loss counts as having left ln(C) when the mean of the last window of steps is below it by
 # more than 3 standard errors of that mean and by at least 1% of ln(C) (docs/fidelity.md).
@@ -129,7 +130,6 @@ def run_pilot(cfg: C.Config, data_dir: Path, *, steps: int = 300, eval_images: i
               warmup_steps: int | None = None, pretrain_data: Path | None = None) -> dict:
     """Measure the configured recipe for `steps` training steps; returns pilot.json's content.
     `pretrain_data`: the prepared Fall 2011 folder, if prepared (pretrain.enabled: its size is costed)."""
-    from harness.stages.train import compile_model, train_input  # the train stage's own input and compile
     manifest = shards.load_manifest(data_dir)
     classes = len(manifest["classes"])
     seed = cfg.train.seeds[0]
@@ -138,8 +138,7 @@ def run_pilot(cfg: C.Config, data_dir: Path, *, steps: int = 300, eval_images: i
     backend = accel.configure_precision(cfg.train.precision)
     view, val_split, norm = transforms.build_views(cfg, data_dir, seed)
     view, make_loader = train_input(cfg, view)
-    if cfg.train.batch_size > len(view):
-        raise UserError(f"train.batch_size: {cfg.train.batch_size} is larger than the {len(view)} training images")
+    check_batch_size(cfg.train, len(view))
     devices = cfg.train.devices
     model = build_model(cfg.model, classes, devices)
     if cfg.train.channels_last:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from harness.stages import open_stage, torchrun_if_asked
 from harness.stages.script import main_guard, parser
-from harness.stages.train import run_train
+from harness.stages.train import TrainOutputs, run_train
 
 
 def main() -> None:
@@ -30,8 +30,8 @@ def main() -> None:
         stage = f"{args.arm}@fall2011-{args.seed}"
     torchrun_if_asked(args.params, __file__, sys.argv[1:], stage, arm=args.arm)  # train.nproc_per_node > 1
     ctx = open_stage(args.params, stage, arm=args.arm)
-    r = run_train(ctx, seed=args.seed, data_dir=args.data, out_dir=args.out, metrics_path=args.metrics,
-                  plots_path=args.plots, steps_path=args.steps, kernels_path=args.kernels, work=args.work,
+    outputs = TrainOutputs(args.out, args.metrics, args.plots, steps=args.steps, kernels=args.kernels)
+    r = run_train(ctx, seed=args.seed, data_dir=args.data, outputs=outputs, work=args.work,
                   init_from=args.init, init_metrics=args.init_metrics)
     print(f"{args.arm + ' ' if args.arm else ''}seed {args.seed}: val top-1 {r['final_val_top1_error']:.2f}%, "
           f"top-5 {r['final_val_top5_error']:.2f}% (MLflow run {r['mlflow_run_id']})")

@@ -44,7 +44,7 @@ from harness.errors import UserError
 from harness.io import atomic_write_json
 from harness.prepare import phash
 from harness.prepare.listing import ILSVRC2012_VAL_TAR  # one name for the reader and the listing
-from harness.prepare.writer import file_sha256
+from harness.prepare.scan import Listing, Problems, Sample, empty_classes, file_sha256, scan_tree
 
 WNID = re.compile(r"^n\d{8}$")
 WHOLE_TARS = ("fall11_whole.tar", "winter21_whole.tar", "imagenet21k.tar")
@@ -169,7 +169,7 @@ def _read_cache(cache: Path | None) -> dict:
 def ilsvrc2012_val_files(root: Path, work: Path, progress: bool) -> list[str]:
     """Absolute paths of the ILSVRC-2012 validation images under `root` (val/ folder, flat or
     per class, or ILSVRC2012_img_val.tar extracted into work/ilsvrc2012-val)."""
-    from harness.prepare import archive, sources
+    from harness.prepare import archive
 
     root = Path(os.path.abspath(os.path.expanduser(str(root))))
     if (root / "val").is_dir():
@@ -180,8 +180,7 @@ def ilsvrc2012_val_files(root: Path, work: Path, progress: bool) -> list[str]:
     else:
         raise UserError(f"data.fall2011.exclude_root: no ILSVRC-2012 validation images in {root}: "
                         f"expected {ILSVRC2012_VAL_TAR} or a val/ folder")
-    problems = sources._Problems()
-    files = [p for _, p in sources._scan_tree(folder, "val", problems)]
+    files = [p for _, p in scan_tree(folder, "val", Problems())]
     if not files:
         raise UserError(f"data.fall2011.exclude_root: {folder} holds no validation images")
     return files
@@ -204,3 +203,89 @@ def read_exclude_list(path: str | None) -> set[str]:
                             "expected <wnid>/<file name>")
         keys.add(line)
     return keys
+
+
+# ----------------------------------------------------------------- the listing
+
+
+def list_fall2011(root: Path, work: Path, progress: bool, data) -> Listing:
+    """Every image of every synset, minus ILSVRC-2012 val duplicates, split per synset."""
+    opts = data.fall2011
+    folders = synset_folders(root, work, progress)
+    more = extra_folders(root)
+    wnids = tuple(folders)
+    index = {w: i for i, w in enumerate(wnids)}
+    problems = Problems()
+    per_synset = {}
+    for wnid in tqdm(wnids, desc="list fall2011", unit="synset", disable=not progress):
+        found = scan_tree(folders[wnid], wnid, problems)
+        for extra in more.get(wnid, []):
+            found += scan_tree(extra, wnid, problems)
+        per_synset[wnid] = sorted(dict(found).items())  # a name in train/ and val/ is listed once
+    excluded = _exclusions(per_synset, root, work, progress, data)
+    splits = {"train": [], "val": []}
+    for wnid, found in per_synset.items():
+        kept = [(k, p) for k, p in found if k not in excluded]
+        for pos, (key, path) in enumerate(kept):
+            splits[split_of(pos, opts.split, opts.val_every)].append(Sample(key, index[wnid], path))
+    splits = {s: tuple(sorted(v, key=lambda x: x.key)) for s, v in splits.items()}
+    extra = {"release": opts.release, "split": opts.split,
+             "val_every": opts.val_every if opts.split == "holdout" else 2,
+             "n_synsets": len(wnids),
+             "exclusion": {"against": opts.exclude_root, "pixels": opts.exclude_pixels,
+                           "near_bits": opts.exclude_near,
+                           "list": opts.exclude_list, "n_excluded": len(excluded),
+                           "excluded": [{"key": k, **v} for k, v in sorted(excluded.items())]}}
+    inputs = tuple(str(folders[w]) for w in wnids)
+    return Listing("fall2011", wnids, wnids, splits, problems.frozen(), inputs, extra,
+                   problem_paths=problems.paths, empty_classes=empty_classes(splits["train"], wnids))
+
+
+def _exclusions(per_synset, root, work, progress, data) -> dict[str, dict]:
+    """key -> {"why": sha256 | pixels | near | list, "val": the ILSVRC-2012 val file (and for
+    near, "bits": the Hamming distance of the hashes)} to leave out."""
+    opts = data.fall2011
+    out = {k: {"why": "list", "val": None} for k in read_exclude_list(opts.exclude_list)}
+    if not opts.exclude_root:
+        return out
+    near = opts.exclude_near is not None
+    common = dict(pixels=opts.exclude_pixels, size=data.image_size, resize=data.resize,
+                  workers=os.cpu_count() or 1, near=near)
+    val_files = ilsvrc2012_val_files(Path(opts.exclude_root), work, progress)
+    val = hash_files(val_files, val_sizes=frozenset(), cache=None, **{**common, "pixels": False, "near": False})
+    val_sizes = frozenset(tuple(r["wh"]) for r in val if r["wh"])
+    if opts.exclude_pixels or near:  # every val image's pixel hash (its size is in the set) and phash
+        val = hash_files(val_files, val_sizes=val_sizes, cache=None, **common)
+    by_bytes = {r["sha256"]: p for p, r in zip(val_files, val)}
+    by_pixels = {r["pixels"]: p for p, r in zip(val_files, val) if r.get("pixels")}
+    index = _near_index(val_files, val) if near else None
+    for wnid, found in tqdm(per_synset.items(), desc="fall2011 vs ILSVRC-2012 val", unit="synset",
+                            disable=not progress):
+        recs = hash_files([p for _, p in found], val_sizes=val_sizes,
+                              cache=work / ".hashes" / f"{wnid}.json", **common)
+        for (key, _), rec in zip(found, recs):
+            if rec["sha256"] in by_bytes:
+                out[key] = {"why": "sha256", "val": os.path.basename(by_bytes[rec["sha256"]])}
+            elif rec.get("pixels") in by_pixels:
+                out[key] = {"why": "pixels", "val": os.path.basename(by_pixels[rec["pixels"]])}
+        if index is not None:
+            out.update(_near_matches(index, opts.exclude_near, found, recs, out))
+    return out
+
+
+def _near_index(val_files, val_recs) -> tuple[list[int], list[str]]:
+    """The val images' perceptual hashes and their file names (undecodable ones left out)."""
+    hashed = [(p, r["phash"]) for p, r in zip(val_files, val_recs) if r.get("phash") is not None]
+    return [h for _, h in hashed], [os.path.basename(p) for p, _ in hashed]
+
+
+def _near_matches(index, bits: int, found, recs, excluded) -> dict[str, dict]:
+    """The keys not yet excluded whose perceptual hash lies within `bits` of a val image's."""
+    hashes, names = index
+    todo = [(key, rec["phash"]) for (key, _), rec in zip(found, recs)
+            if key not in excluded and rec.get("phash") is not None]
+    if not todo:
+        return {}
+    which, dist = phash.nearest([h for _, h in todo], hashes, bits)
+    return {key: {"why": "near", "val": names[i], "bits": int(d)}
+            for (key, _), i, d in zip(todo, which, dist) if i >= 0}

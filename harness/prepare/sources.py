@@ -30,7 +30,7 @@ nothing is copied when the user has extracted already):
   ground truth  in the devkit's data/ folder, else in root
 Keys do not depend on the form: "train/<wnid>/<file>", "val/<file>" or "val/<wnid>/<file>".
 
-File rules (all sources that list files): names starting with "." are ignored (OS
+File rules (all sources that list files; harness/prepare/scan.py): names starting with "." are ignored (OS
 droppings such as .DS_Store, and this module's own partial folders); image files are
 recognised by extension, case-insensitively: .jpg .jpeg .png .bmp .webp. Any other file,
 a zero-byte file, a broken link or a non-regular file is not listed as a sample but
@@ -50,7 +50,6 @@ from __future__ import annotations
 import io
 import os
 import pickle
-import stat
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,34 +57,15 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from harness.config import SOURCES
 from harness.errors import UserError
 from harness.prepare import archive
+from harness.prepare.scan import IMAGE_EXTENSIONS, Listing, Problems, Sample, empty_classes, scan_tree, unusable, visible
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-SOURCES = ("imagefolder", "cifar10", "ilsvrc2012", "ilsvrc2010", "fall2011")
+FILE_SOURCES = tuple(s for s in SOURCES if s != "synthetic")  # synthetic data is made, not listed
 
+__all__ = ["IMAGE_EXTENSIONS", "Listing", "Sample", "list_source", "load_cifar_batch"]
 
-@dataclass(frozen=True, slots=True)  # slots: 1.3M of them for ILSVRC train
-class Sample:
-    key: str  # stable id relative to the source: "train/n01440764/x.JPEG", "cifar10/test_batch:17"
-    label: int  # class index 0..K-1 (ILSVRC: official id - 1)
-    path: str  # absolute path of the image file, or of the CIFAR batch file
-    row: int = -1  # >= 0: row inside a CIFAR-10 batch (then `path` is the batch file)
-
-
-@dataclass(frozen=True)
-class Listing:
-    source: str
-    classes: tuple[str, ...]  # wnid (ILSVRC), folder name (imagefolder), label name (CIFAR)
-    descriptions: tuple[str, ...]  # human-readable class names; the class name when unknown
-    splits: dict[str, tuple[Sample, ...]]  # "train", "val" (+ "test" for ilsvrc2010)
-    problems: tuple[tuple[str, str], ...]  # (key or path, reason) of files found but unusable
-    inputs: tuple[str, ...] = ()  # absolute paths of the files/folders the listing read
-    extra: dict = field(default_factory=dict)  # source-specific facts for the manifest (fall2011)
-    # the absolute path of each problem key, where there is one: what a user can paste
-    problem_paths: dict = field(default_factory=dict)
-    # classes without a usable training image: not an unusable file, so not in `problems`
-    empty_classes: tuple[str, ...] = ()
 
 
 def list_source(source: str, root: str | Path, work: Path, progress: bool = True,
@@ -93,8 +73,8 @@ def list_source(source: str, root: str | Path, work: Path, progress: bool = True
     """List the samples of `source` found at `root`; archives are extracted under `work`.
 
     `data`: the DataConfig, needed by fall2011 (its split and exclusion switches)."""
-    if source not in SOURCES:
-        raise UserError(f"unknown data source {source!r}: expected one of {', '.join(SOURCES)}")
+    if source not in FILE_SOURCES:
+        raise UserError(f"unknown data source {source!r}: expected one of {', '.join(FILE_SOURCES)}")
     root = Path(os.path.abspath(os.path.expanduser(str(root))))
     if not root.exists():
         raise UserError(f"{source}: data root {root} does not exist")
@@ -103,8 +83,9 @@ def list_source(source: str, root: str | Path, work: Path, progress: bool = True
     work = Path(os.path.abspath(str(work)))
     if source == "fall2011":
         from harness.config import DataConfig
+        from harness.prepare import fall2011  # imported lazily: PIL and the hashing pool
 
-        listing = _list_fall2011(root, work, progress, data or DataConfig(source="fall2011"))
+        listing = fall2011.list_fall2011(root, work, progress, data or DataConfig(source="fall2011"))
     else:
         listing = _LISTERS[source](root, work, progress)
     for split, samples in listing.splits.items():
@@ -121,71 +102,10 @@ def _problem_hint(problems) -> str:
     return f" ({len(problems)} unusable files, e.g. {key}: {reason})"
 
 
-# --------------------------------------------------------------------- file scanning
-
-
-class _Problems(list):
-    """(key or path, reason) pairs collected while listing; sorted at the end. `paths` maps each
-    key to the file's absolute path (the key is relative to the source, not a path to paste)."""
-
-    def __init__(self):
-        super().__init__()
-        self.paths: dict[str, str] = {}
-
-    def add(self, where: str, reason: str, path: str | None = None) -> None:
-        self.append((where, reason))
-        if path is not None:
-            self.paths[where] = str(path)
-
-    def frozen(self) -> tuple[tuple[str, str], ...]:
-        return tuple(sorted(self))
-
-
-def _unusable(path: str, name: str) -> str | None:
-    """Why a file cannot be a sample, or None if it can (one stat call per file)."""
-    ext = os.path.splitext(name)[1]
-    if ext.lower() not in IMAGE_EXTENSIONS:
-        return f"not an image file (extension {ext or 'missing'!r})"
-    try:
-        st = os.stat(path)  # follows links: a link to an image is fine
-    except OSError:
-        return "broken link or unreadable entry"
-    if not stat.S_ISREG(st.st_mode):
-        return "not a regular file"
-    if st.st_size == 0:
-        return "empty file (0 bytes)"
-    return None
-
-
-def _visible(folder: Path) -> list[os.DirEntry]:
-    """Entries of `folder` not starting with '.', sorted by name (deterministic order)."""
-    with os.scandir(folder) as it:
-        return sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
-
-
-def _scan_tree(folder: Path, key_prefix: str, problems: _Problems) -> list[tuple[str, str]]:
-    """(key, absolute path) of usable image files under `folder`, recursively, sorted."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        rel_dir = os.path.relpath(dirpath, folder).replace(os.sep, "/")
-        prefix = key_prefix if rel_dir == "." else f"{key_prefix}/{rel_dir}"
-        for name in sorted(filenames):
-            if name.startswith("."):
-                continue
-            key, path = f"{prefix}/{name}", os.path.join(dirpath, name)
-            reason = _unusable(path, name)
-            if reason:
-                problems.add(key, reason, path)
-            else:
-                found.append((key, path))
-    return sorted(found)
-
-
-def _class_folders(split_dir: Path, key_prefix: str, problems: _Problems) -> list[str]:
+def _class_folders(split_dir: Path, key_prefix: str, problems: Problems) -> list[str]:
     """Sub-folder names of a split folder; stray files there are reported, not listed."""
     names = []
-    for entry in _visible(split_dir):
+    for entry in visible(split_dir):
         if entry.is_dir():  # follows links: symlinked class folders are common
             _check_class_name(entry.name, split_dir)
             names.append(entry.name)
@@ -205,10 +125,10 @@ def _check_class_name(name: str, split_dir: Path) -> None:
 
 
 def _list_class_tree(split_dir: Path, split: str, folders: list[str], index: dict[str, int],
-                     problems: _Problems, desc: str, progress: bool) -> tuple[Sample, ...]:
+                     problems: Problems, desc: str, progress: bool) -> tuple[Sample, ...]:
     samples = []
     for name in tqdm(folders, desc=desc, unit="class", disable=not progress):
-        for key, path in _scan_tree(split_dir / name, f"{split}/{name}", problems):
+        for key, path in scan_tree(split_dir / name, f"{split}/{name}", problems):
             samples.append(Sample(key, index[name], path))
     return tuple(sorted(samples, key=lambda s: s.key))
 
@@ -226,7 +146,7 @@ def _list_imagefolder(root: Path, work: Path, progress: bool) -> Listing:
     expect = "root/train/<class>/<images> and root/val/<class>/<images>"
     train_dir = _require_dir(root / "train", "imagefolder", f"training images ({expect})")
     val_dir = _require_dir(root / "val", "imagefolder", f"validation images ({expect})")
-    problems = _Problems()
+    problems = Problems()
     classes = _class_folders(train_dir, "train", problems)
     if not classes:
         raise UserError(f"imagefolder: no class folders in {train_dir}: expected {expect}")
@@ -244,13 +164,7 @@ def _list_imagefolder(root: Path, work: Path, progress: bool) -> Listing:
     }
     return Listing("imagefolder", tuple(classes), tuple(classes), splits, problems.frozen(),
                    (str(train_dir), str(val_dir)), problem_paths=problems.paths,
-                   empty_classes=_empty_classes(splits["train"], classes))
-
-
-def _empty_classes(samples, classes) -> tuple[str, ...]:
-    """Classes without a usable training image (an empty folder, or only unusable files there)."""
-    present = {s.label for s in samples}
-    return tuple(name for i, name in enumerate(classes) if i not in present)
+                   empty_classes=empty_classes(splits["train"], classes))
 
 
 # ---------------------------------------------------------------------------- CIFAR-10
@@ -436,7 +350,7 @@ class _Devkit:
 def _list_ilsvrc(spec: _Ilsvrc, root: Path, work: Path, progress: bool) -> Listing:
     devkit = _load_devkit(spec, root)
     index = {wnid: i for i, wnid in enumerate(devkit.wnids)}
-    problems = _Problems()
+    problems = Problems()
     inputs = [devkit.where]
     train_dir = _split_dir(spec, "train", root, work, progress)
     splits = {"train": _list_ilsvrc_train(spec, train_dir, index, problems, progress)}
@@ -450,7 +364,7 @@ def _list_ilsvrc(spec: _Ilsvrc, root: Path, work: Path, progress: bool) -> Listi
         inputs.append(str(root / spec.patch_tar))
     return Listing(spec.name, devkit.wnids, devkit.words, splits, problems.frozen(),
                    tuple(inputs), problem_paths=problems.paths,
-                   empty_classes=_empty_classes(splits["train"], devkit.wnids))
+                   empty_classes=empty_classes(splits["train"], devkit.wnids))
 
 
 def _split_dir(spec: _Ilsvrc, split: str, root: Path, work: Path, progress: bool) -> Path:
@@ -481,7 +395,7 @@ def _list_ilsvrc_train(spec, train_dir, index, problems, progress) -> tuple[Samp
 
 
 def _list_ilsvrc_eval(spec, split, split_dir, devkit, index, problems) -> tuple[Sample, ...]:
-    entries = _visible(split_dir)
+    entries = visible(split_dir)
     folders = [e.name for e in entries if e.is_dir()]
     files = [e.name for e in entries if not e.is_dir()]
     if folders and files:
@@ -501,7 +415,7 @@ def _list_ilsvrc_eval(spec, split, split_dir, devkit, index, problems) -> tuple[
 def _list_flat(spec, split, split_dir, files, devkit, problems) -> tuple[Sample, ...]:
     images = sorted(f for f in files if os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS)
     for name in sorted(set(files) - set(images)):
-        problems.add(f"{split}/{name}", _unusable(str(split_dir / name), name), split_dir / name)
+        problems.add(f"{split}/{name}", unusable(str(split_dir / name), name), split_dir / name)
     if split not in devkit.ground_truth:
         raise UserError(f"{spec.name}: no {split} ground truth found: expected "
                         f"{spec.ground_truth[split]} in the devkit's data/ folder or in "
@@ -515,7 +429,7 @@ def _list_flat(spec, split, split_dir, files, devkit, problems) -> tuple[Sample,
     samples = []
     for name, class_id in zip(images, ids):  # line i labels the i-th image in name order
         path, key = str(split_dir / name), f"{split}/{name}"
-        reason = _unusable(path, name)
+        reason = unusable(path, name)
         if reason:
             problems.add(key, reason, path)
         else:
@@ -611,7 +525,7 @@ def _parse_meta(content: bytes, where: str, id_field: str) -> tuple[tuple[str, .
 # ----------------------------------------------------------------- 2010 patch images
 
 
-def _apply_patches(tar: Path, work: Path, splits: dict, problems: _Problems,
+def _apply_patches(tar: Path, work: Path, splits: dict, problems: Problems,
                    progress: bool) -> dict:
     """Point samples at their replacement from patch_images.tar (members .../<split>/<name>).
 
@@ -639,98 +553,7 @@ def _apply_patches(tar: Path, work: Path, splits: dict, problems: _Problems,
     return patched
 
 
-# ----------------------------------------------------------------- ImageNet Fall 2011
-
-
-def _list_fall2011(root: Path, work: Path, progress: bool, data) -> Listing:
-    """Every image of every synset, minus ILSVRC-2012 val duplicates, split per synset."""
-    from harness.prepare import fall2011 as f11
-
-    opts = data.fall2011
-    folders = f11.synset_folders(root, work, progress)
-    more = f11.extra_folders(root)
-    wnids = tuple(folders)
-    index = {w: i for i, w in enumerate(wnids)}
-    problems = _Problems()
-    per_synset = {}
-    for wnid in tqdm(wnids, desc="list fall2011", unit="synset", disable=not progress):
-        found = _scan_tree(folders[wnid], wnid, problems)
-        for extra in more.get(wnid, []):
-            found += _scan_tree(extra, wnid, problems)
-        per_synset[wnid] = sorted(dict(found).items())  # a name in train/ and val/ is listed once
-    excluded = _fall2011_exclusions(per_synset, root, work, progress, data)
-    splits = {"train": [], "val": []}
-    for wnid, found in per_synset.items():
-        kept = [(k, p) for k, p in found if k not in excluded]
-        for pos, (key, path) in enumerate(kept):
-            splits[f11.split_of(pos, opts.split, opts.val_every)].append(Sample(key, index[wnid], path))
-    splits = {s: tuple(sorted(v, key=lambda x: x.key)) for s, v in splits.items()}
-    extra = {"release": opts.release, "split": opts.split,
-             "val_every": opts.val_every if opts.split == "holdout" else 2,
-             "n_synsets": len(wnids),
-             "exclusion": {"against": opts.exclude_root, "pixels": opts.exclude_pixels,
-                           "near_bits": opts.exclude_near,
-                           "list": opts.exclude_list, "n_excluded": len(excluded),
-                           "excluded": [{"key": k, **v} for k, v in sorted(excluded.items())]}}
-    inputs = tuple(str(folders[w]) for w in wnids)
-    return Listing("fall2011", wnids, wnids, splits, problems.frozen(), inputs, extra,
-                   problem_paths=problems.paths, empty_classes=_empty_classes(splits["train"], wnids))
-
-
-def _fall2011_exclusions(per_synset, root, work, progress, data) -> dict[str, dict]:
-    """key -> {"why": sha256 | pixels | near | list, "val": the ILSVRC-2012 val file (and for
-    near, "bits": the Hamming distance of the hashes)} to leave out."""
-    from harness.prepare import fall2011 as f11
-
-    opts = data.fall2011
-    out = {k: {"why": "list", "val": None} for k in f11.read_exclude_list(opts.exclude_list)}
-    if not opts.exclude_root:
-        return out
-    near = opts.exclude_near is not None
-    common = dict(pixels=opts.exclude_pixels, size=data.image_size, resize=data.resize,
-                  workers=os.cpu_count() or 1, near=near)
-    val_files = f11.ilsvrc2012_val_files(Path(opts.exclude_root), work, progress)
-    val = f11.hash_files(val_files, val_sizes=frozenset(), cache=None, **{**common, "pixels": False, "near": False})
-    val_sizes = frozenset(tuple(r["wh"]) for r in val if r["wh"])
-    if opts.exclude_pixels or near:  # every val image's pixel hash (its size is in the set) and phash
-        val = f11.hash_files(val_files, val_sizes=val_sizes, cache=None, **common)
-    by_bytes = {r["sha256"]: p for p, r in zip(val_files, val)}
-    by_pixels = {r["pixels"]: p for p, r in zip(val_files, val) if r.get("pixels")}
-    index = _near_index(val_files, val) if near else None
-    for wnid, found in tqdm(per_synset.items(), desc="fall2011 vs ILSVRC-2012 val", unit="synset",
-                            disable=not progress):
-        recs = f11.hash_files([p for _, p in found], val_sizes=val_sizes,
-                              cache=work / ".hashes" / f"{wnid}.json", **common)
-        for (key, _), rec in zip(found, recs):
-            if rec["sha256"] in by_bytes:
-                out[key] = {"why": "sha256", "val": os.path.basename(by_bytes[rec["sha256"]])}
-            elif rec.get("pixels") in by_pixels:
-                out[key] = {"why": "pixels", "val": os.path.basename(by_pixels[rec["pixels"]])}
-        if index is not None:
-            out.update(_near_matches(index, opts.exclude_near, found, recs, out))
-    return out
-
-
-def _near_index(val_files, val_recs) -> tuple[list[int], list[str]]:
-    """The val images' perceptual hashes and their file names (undecodable ones left out)."""
-    hashed = [(p, r["phash"]) for p, r in zip(val_files, val_recs) if r.get("phash") is not None]
-    return [h for _, h in hashed], [os.path.basename(p) for p, _ in hashed]
-
-
-def _near_matches(index, bits: int, found, recs, excluded) -> dict[str, dict]:
-    """The keys not yet excluded whose perceptual hash lies within `bits` of a val image's."""
-    from harness.prepare.phash import nearest
-
-    hashes, names = index
-    todo = [(key, rec["phash"]) for (key, _), rec in zip(found, recs)
-            if key not in excluded and rec.get("phash") is not None]
-    if not todo:
-        return {}
-    which, dist = nearest([h for _, h in todo], hashes, bits)
-    return {key: {"why": "near", "val": names[i], "bits": int(d)}
-            for (key, _), i, d in zip(todo, which, dist) if i >= 0}
-
-
+# the listers of FILE_SOURCES but fall2011, which needs the DataConfig (harness/prepare/fall2011.py)
 _LISTERS = {
     "imagefolder": _list_imagefolder,
     "cifar10": _list_cifar10,

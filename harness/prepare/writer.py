@@ -45,6 +45,7 @@ from harness.data import imaging
 from harness.errors import UserError
 from harness.io import atomic_save_npy, atomic_write_bytes, atomic_write_json, atomic_write_text
 from harness.prepare import portable, synthetic
+from harness.prepare.scan import file_sha256
 
 SPLITS = ("train", "val")
 FORMAT = 2  # bump when the bytes a job writes would change for the same input
@@ -224,15 +225,6 @@ def _fingerprint(cfg: DataConfig, encoding: str, split: str, items: list[Item]) 
             except OSError:
                 stat_cache[it.path] = "missing"
         h.update(f"{it.key}\0{it.label}\0{stat_cache.get(it.path, '')}\0{it.row}\n".encode())
-    return h.hexdigest()
-
-
-def file_sha256(path: str | Path) -> str:
-    """The sha256 of a file's bytes, read in blocks (shard records, Fall-2011 duplicate checks)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
     return h.hexdigest()
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +14,7 @@ import torch
 
 from harness import accel, runtime, tracking
 from harness import config as C
-from harness.data import shards, transforms
+from harness.data import shards
 from harness.data.transforms import build_views
 from harness.errors import UserError
 from harness.io import atomic_save_npy, atomic_write_json, atomic_write_text, check_writable, remove_stale_temps
@@ -22,104 +22,132 @@ from harness.model import build_model, count_params
 from harness.model.layers import lrn_kernel
 from harness.stages import StageContext, params_for, read_json, run_name
 from harness.train import checkpoint, loop, lr_select, recipe, towers
+from harness.train.setup import CenterLoaders, check_batch_size, compile_model, schedule_loader, train_input
 
 # EpochResult fields that differ on every run: kept out of the plots CSVs, which are committed
 WALL_CLOCK_COLUMNS = ("images_per_s", "epoch_time_s")
 
 
-def train_input(cfg: C.Config, train_view: transforms.TrainView, devices: tuple[str, ...] | None = None):
-    """(view, make_loader) of the training batches: decoded on the CPU in the loader (workers,
-    pinned memory), or on this rank's first device with train.decode_device (JPEG shards only)."""
-    if cfg.train.decode_device == "cpu":
-        return train_view, lambda batches: transforms.batch_loader(train_view, batches, cfg.train.num_workers)
-    view = transforms.DeviceTrainBatches.from_view(train_view, (devices or cfg.train.devices)[0])
-    return view, view.loader
+@dataclass(frozen=True)
+class TrainOutputs:
+    """What a seed's training writes: out_dir (model.pt, provenance.json), the metrics JSON, the
+    per-epoch CSV, and optionally the per-window training error CSV and the conv1 kernels."""
+
+    out_dir: Path
+    metrics: Path
+    plots: Path
+    steps: Path | None = None
+    kernels: Path | None = None
 
 
-def compile_model(model, cfg: C.TrainConfig, crop: int, world: int, devices: tuple[str, ...] | None = None):
-    """(model to train, how it runs) with train.compile: torch.compile, compiled now on a batch of
-    zeros, or the eager model with a warning when compiling fails (no compiler, no Triton)."""
-    if not cfg.compile:
-        return model, "off"
-    device = next(model.parameters()).device
-    example = accel.to_device(torch.zeros(cfg.batch_size // world, 3, crop, crop), device, cfg.channels_last)
-    cuda = [torch.device(x).index if torch.device(x).index is not None else torch.cuda.current_device()
-            for x in devices or cfg.devices if x.startswith("cuda")]
-    # the example's forward draws dropout masks: fork the RNGs, so a resumed run's masks match
-    with torch.random.fork_rng(devices=cuda), accel.autocast(device, cfg.precision):
-        compiled, error = accel.try_compile(model, example)
-    if error:
-        print(f"warning: train.compile: torch.compile failed ({error}); training eagerly", file=sys.stderr, flush=True)
-        return model, f"failed, eager: {error[:200]}"
-    return compiled, "inductor"
-
-
-def schedule_loader(cfg: C.Config, data_dir: Path, norm, d):
-    """Centre crops of the held-out training slice that drives the plateau rule
-    (train.schedule_split holdout), split over ranks like val; None when val drives it."""
-    held = transforms.schedule_split(cfg, data_dir)
-    if held is None:
-        return None, 0
-    view = transforms.EvalView(held, norm, cfg.model.input_size, "center")
-    return transforms.batch_loader(view, transforms.eval_batches(len(held), cfg.evaluate.batch_size, d.rank, d.world),
-                                   0), len(held)
-
-
-def run_train(ctx: StageContext, *, seed: int, data_dir: Path, out_dir: Path, metrics_path: Path,
-              plots_path: Path, steps_path: Path | None = None, kernels_path: Path | None = None,
-              work: Path | None = None, init_from: Path | None = None, init_metrics: Path | None = None) -> dict:
-    """Train one seed into out_dir (model.pt, provenance.json). The resume checkpoint lives in a
-    work folder outside the DVC output (checkpoint.resume_path), so the output need not persist and
-    DVC's run-cache can restore earlier weights; `work` None: a `<out_dir>.work` folder beside it.
+def run_train(ctx: StageContext, *, seed: int, data_dir: Path, outputs: TrainOutputs, work: Path | None = None,
+              init_from: Path | None = None, init_metrics: Path | None = None) -> dict:
+    """Train one seed into outputs.out_dir. The resume checkpoint lives in a work folder outside the
+    DVC output (checkpoint.resume_path), so the output need not persist and DVC's run-cache can
+    restore earlier weights; `work` None: a `<out_dir>.work` folder beside it.
 
     `init_from` (the fine-tune phase, paper 6): start from that pre-trained model.pt, with the layers
     from pretrain.reinit up freshly initialised; `init_metrics` (its train metrics) names its MLflow
     run, of which this run becomes a child."""
-    cfg = ctx.cfg
     pretrained = _load_pretrained(init_from, init_metrics) if init_from is not None else None
     if pretrained is not None and pretrained["run_id"]:
         ctx = dataclasses.replace(ctx, parent_id=pretrained["run_id"])  # the fine-tune run under its pre-train run
-    ckpt = checkpoint.resume_path(_work_root(ctx, out_dir, work), cfg, seed)
-    manifest = shards.load_manifest(data_dir)
-    d = runtime.init_distributed(cfg.train.devices)  # this rank's own devices (LOCAL_RANK)
-    runtime.set_determinism(seed, cfg.train.threads, cfg.train.deterministic)
-    accel.configure_cudnn(cfg.train.deterministic)  # autotuning only without bitwise reproducibility
-    backend = accel.configure_precision(cfg.train.precision)  # fp32 = IEEE: TF32 off (docs/fidelity.md)
-    train_view, val_split, norm = build_views(cfg, data_dir, seed)
-    train_view, make_loader = train_input(cfg, train_view, d.devices)
-    if cfg.train.batch_size > len(train_view):
-        raise UserError(f"train.batch_size: {cfg.train.batch_size} is larger than the "
-                        f"{len(train_view)} training images")
-    if cfg.train.batch_size % d.world:
-        raise UserError(f"train.batch_size: {cfg.train.batch_size} is not divisible by the {d.world} torchrun processes")
-    val_loader = transforms.batch_loader(
-        transforms.EvalView(val_split, norm, cfg.model.input_size, "center"),
-        transforms.eval_batches(len(val_split), cfg.evaluate.batch_size, d.rank, d.world), 0)
-    held_loader, n_held = schedule_loader(cfg, data_dir, norm, d)
-    model = build_model(cfg.model, len(manifest["classes"]), d.devices)
-    if pretrained is not None:  # before the optimizer and the resume (a checkpoint overrides both)
-        init_fine_tune(model, pretrained["state_dict"], cfg.pretrain.reinit, init_from)
-    if cfg.train.channels_last:  # before the optimizer, so its state takes the same layout
-        accel.to_channels_last(model)
-    torch.manual_seed(seed + 7919 * d.rank)  # each rank its own dropout masks; rank 0 as alone
-    if d.main:
-        check_writable(out_dir, ckpt.parent, metrics_path.parent, plots_path.parent)  # fail now, not after training
-        for p in [*remove_stale_temps(out_dir), *remove_stale_temps(ckpt.parent)]:  # none may reach DVC's cache
-            print(f"removed {p.name}, left by an interrupted write", flush=True)
-    selection, fresh, select_s = _lr_selection(ckpt, cfg, seed, model, train_view, make_loader, val_split, norm, d)
-    train_cfg = cfg.train if selection is None else dataclasses.replace(cfg.train, lr=selection["lr"])
-    optimizer = recipe.make_optimizer(model, train_cfg)
-    state, run_id = _resume(ckpt, cfg, seed, model, optimizer, d)
-    train_model, compiled = compile_model(runtime.wrap_ddp(model, d), cfg.train, cfg.model.input_size, d.world,
-                                          d.devices)
-    params = {**params_for(cfg, "data", "model", "train"), "seed": seed, "n_parameters": count_params(model),
-              "world_size": d.world, "arm": cfg.arm or "baseline", "train_images": len(train_view),
-              "schedule_images": n_held or len(val_split), "lr_trained": train_cfg.lr,
-              **({"init_from": str(init_from), "reinit": cfg.pretrain.reinit} if pretrained is not None else {})}
-    tags = {**ctx.base_tags, "stage": "train", "seed": seed, "data_digest": manifest["digest"],
+    ckpt = checkpoint.resume_path(_work_root(ctx, outputs.out_dir, work), ctx.cfg, seed)
+    s = _Setup.build(ctx.cfg, seed, data_dir, pretrained, init_from)
+    if s.d.main:
+        _clear_outputs(outputs, ckpt)
+    payload = _read_checkpoint(ckpt, ctx.cfg, seed)  # read once: the lr selection and the resume use it
+    choice = _lr_selection(payload, s)
+    train_cfg = choice.train_cfg(ctx.cfg.train)
+    optimizer = recipe.make_optimizer(s.model, train_cfg)
+    state, run_id = _resume(payload, ckpt, s, optimizer)
+    train_model, compiled = compile_model(runtime.wrap_ddp(s.model, s.d), ctx.cfg.train, ctx.cfg.model.input_size,
+                                          s.d.world, s.d.devices)
+    tracker = (tracking.child_run(ctx.uri, ctx.experiment_id, ctx.parent_id, run_name("train", ctx.cfg, seed),
+                                  _run_params(s, train_cfg, init_from), _run_tags(ctx, s, choice, compiled),
+                                  resume_run_id=run_id) if s.d.main else nullcontext(None))
+    with tracker as run_id, tracking.system_metrics(ctx.uri, run_id):
+        _log_inputs(ctx, run_id, s.manifest, choice)
+        fit = LoggedFit(ctx, run_id, s, train_cfg, optimizer, state, ckpt, choice)
+        history = fit.run(train_model)
+        result = _train_result(ctx, run_id, s, history, state, choice)
+        if s.d.main:
+            _write_outputs(ctx, run_id, outputs, s, history, state, result, compiled)
+            ckpt.unlink(missing_ok=True)  # the final weights supersede it
+    runtime.barrier(s.d)
+    runtime.shutdown(s.d)
+    return result
+
+
+@dataclass
+class _Setup:
+    """What a run builds before its first step, in this order (the RNG draws of the model's
+    initialisation follow the seeding): distributed ranks, determinism, the data, the model."""
+
+    cfg: C.Config
+    seed: int
+    d: runtime.Dist
+    manifest: dict
+    backend: dict  # the effective precision and cuDNN flags
+    train_view: object
+    make_loader: object
+    val: CenterLoaders
+    held_loader: object  # the schedule's held-out slice (train.schedule_split holdout), or None
+    n_held: int
+    model: torch.nn.Module
+    pretrained: dict | None = None
+
+    @classmethod
+    def build(cls, cfg: C.Config, seed: int, data_dir: Path, pretrained: dict | None, init_from: Path | None):
+        manifest = shards.load_manifest(data_dir)
+        d = runtime.init_distributed(cfg.train.devices)  # this rank's own devices (LOCAL_RANK)
+        runtime.set_determinism(seed, cfg.train.threads, cfg.train.deterministic)
+        accel.configure_cudnn(cfg.train.deterministic)  # autotuning only without bitwise reproducibility
+        backend = accel.configure_precision(cfg.train.precision)  # fp32 = IEEE: TF32 off (docs/fidelity.md)
+        train_view, val_split, norm = build_views(cfg, data_dir, seed)
+        train_view, make_loader = train_input(cfg, train_view, d.devices)
+        check_batch_size(cfg.train, len(train_view), d.world)
+        val = CenterLoaders(val_split, norm, cfg, d.rank, d.world)
+        held_loader, n_held = schedule_loader(cfg, data_dir, norm, d.rank, d.world)
+        model = build_model(cfg.model, len(manifest["classes"]), d.devices)
+        if pretrained is not None:  # before the optimizer and the resume (a checkpoint overrides both)
+            init_fine_tune(model, pretrained["state_dict"], cfg.pretrain.reinit, init_from)
+        if cfg.train.channels_last:  # before the optimizer, so its state takes the same layout
+            accel.to_channels_last(model)
+        torch.manual_seed(seed + 7919 * d.rank)  # each rank its own dropout masks; rank 0 as alone
+        return cls(cfg, seed, d, manifest, backend, train_view, make_loader, val, held_loader, n_held, model,
+                   pretrained)
+
+    @property
+    def schedule_images(self) -> int:
+        """Images of the split the plateau rule reads: the held-out slice, else val."""
+        return self.n_held or self.val.images
+
+
+def _clear_outputs(outputs: TrainOutputs, ckpt: Path) -> None:
+    """Fail now on an unwritable output, not after training; remove temp files an interrupted
+    write left (none may reach DVC's cache)."""
+    check_writable(outputs.out_dir, ckpt.parent, outputs.metrics.parent, outputs.plots.parent)
+    for p in [*remove_stale_temps(outputs.out_dir), *remove_stale_temps(ckpt.parent)]:
+        print(f"removed {p.name}, left by an interrupted write", flush=True)
+
+
+def _run_params(s: _Setup, train_cfg: C.TrainConfig, init_from: Path | None) -> dict:
+    """The MLflow params of the run: the params that shape it and what it trained on."""
+    cfg = s.cfg
+    fine_tune = {"init_from": str(init_from), "reinit": cfg.pretrain.reinit} if s.pretrained is not None else {}
+    return {**params_for(cfg, "data", "model", "train"), "seed": s.seed, "n_parameters": count_params(s.model),
+            "world_size": s.d.world, "arm": cfg.arm or "baseline", "train_images": len(s.train_view),
+            "schedule_images": s.schedule_images, "lr_trained": train_cfg.lr, **fine_tune}
+
+
+def _run_tags(ctx: StageContext, s: _Setup, choice: LrChoice, compiled: str) -> dict:
+    """The MLflow tags of the run: where and how it ran (devices, precision, determinism)."""
+    cfg, d, backend = s.cfg, s.d, s.backend
+    pretrain = {"pretrain_run_id": s.pretrained["run_id"] or "unknown"} if s.pretrained is not None else {}
+    return {**ctx.base_tags, "stage": "train", "seed": s.seed, "data_digest": s.manifest["digest"],
             "devices": ",".join(d.devices), "world_size": d.world, "dist_backend": d.backend,
-            **({"pretrain_run_id": pretrained["run_id"] or "unknown"} if pretrained is not None else {}),
-            **_selection_tags(selection),
+            **pretrain, **_selection_tags(choice.record),
             "cuda_visible_devices": runtime.visible_devices(), "threads": cfg.train.threads,
             "num_workers": cfg.train.num_workers, "precision": cfg.train.precision,
             "channels_last": cfg.train.channels_last, "compile": compiled, "decode_device": cfg.train.decode_device,
@@ -127,51 +155,57 @@ def run_train(ctx: StageContext, *, seed: int, data_dir: Path, out_dir: Path, me
             "cudnn_benchmark": backend["cudnn_benchmark"],
             "deterministic": "torch.use_deterministic_algorithms(warn_only=True)" if cfg.train.deterministic
             else "off: cuDNN autotuning and non-deterministic algorithms (weights not bitwise reproducible)"}
-    tracker = (tracking.child_run(ctx.uri, ctx.experiment_id, ctx.parent_id, run_name("train", cfg, seed), params, tags,
-                                  resume_run_id=run_id) if d.main else nullcontext(None))
-    with tracker as run_id, tracking.system_metrics(ctx.uri, run_id):
-        tracking.log_dataset(ctx.uri, run_id, manifest, "train", "training")
-        tracking.log_dataset(ctx.uri, run_id, manifest, "val", "validation")
-        if selection is not None and fresh and run_id:  # logged once: a resumed run reuses its record
-            _log_selection(ctx, run_id, selection)
-        history = _fit_logged(ctx, run_id, train_model, model, optimizer, state,
-                              train_view, make_loader, val_loader, seed, ckpt, d, train_cfg, selection, select_s,
-                              held_loader)
-        conv1 = _conv1_weight(model)
-        result = {**_train_metrics(history, seed, run_id, ctx, len(train_view) // cfg.train.batch_size, selection,
-                                   select_s),
-                  "backend": backend,
-                  **({"pretrain_run_id": pretrained["run_id"], "reinit": cfg.pretrain.reinit}
-                     if pretrained is not None else {}),
-                  "schedule": schedule_record(cfg.train, state, n_held or len(val_split), len(train_view)),
-                  "towers": _towers(cfg, conv1)}
-        if d.main:
-            _save_model(out_dir / "model.pt", model, cfg, seed, manifest, selection)
-            curves = pd.DataFrame([h.__dict__ for h in history]).dropna(axis=1, how="all")  # no holdout: no column
-            # the committed plots file holds only what a rerun reproduces bit for bit; wall-clock
-            # columns go to the metrics JSON, a cached out (and MLflow)
-            curves = curves.drop(columns=list(WALL_CLOCK_COLUMNS))
-            atomic_write_text(plots_path, curves.to_csv(index=False))
-            if steps_path is not None:
-                atomic_write_text(steps_path, steps_csv(state.windows))
-            atomic_write_json(metrics_path, result)
-            if kernels_path is not None:  # Figure 3 of the report (paper 6.1)
-                atomic_save_npy(kernels_path, conv1.astype(np.float32))
-            tracking.set_tags(ctx.uri, run_id, {"lr_drop_epochs": ",".join(map(str, result["schedule"]["lr_drops"]))
-                                                or "none", "schedule_split": result["schedule"]["split"],
-                                                "lrn_kernel": lrn_kernel(model, d.devices[0], compiled == "inductor")})
-            if result["towers"]:
-                tracking.log_metrics_once(ctx.uri, run_id, {f"tower{t}_colour_selectivity": v for t, v in
-                                                            enumerate(result["towers"]["colour_selectivity"])})
-            tracking.log_artifact(ctx.uri, run_id, out_dir / "model.pt", "model")
-            tracking.log_stage_files(ctx.uri, run_id, C.to_dict(cfg), metrics_path, plots_path, steps_path,
-                                     out_dir / "provenance.json")
-            if cfg.tracking.log_models:
-                _log_mlflow_model(ctx, run_id, model, cfg, seed, len(manifest["classes"]))
-            ckpt.unlink(missing_ok=True)  # the final weights supersede it
-    runtime.barrier(d)
-    runtime.shutdown(d)
-    return result
+
+
+def _log_inputs(ctx: StageContext, run_id: str | None, manifest: dict, choice: LrChoice) -> None:
+    """The datasets the run reads, and the lr selection's pilots (logged once: a resumed run reuses
+    its record)."""
+    tracking.log_dataset(ctx.uri, run_id, manifest, "train", "training")
+    tracking.log_dataset(ctx.uri, run_id, manifest, "val", "validation")
+    if choice.record is not None and choice.fresh and run_id:
+        _log_selection(ctx, run_id, choice.record)
+
+
+def _train_result(ctx: StageContext, run_id: str | None, s: _Setup, history: list, state: loop.TrainState,
+                  choice: LrChoice) -> dict:
+    """The train metrics JSON: the final errors and speed, the schedule's record, the towers."""
+    cfg = s.cfg
+    fine_tune = ({"pretrain_run_id": s.pretrained["run_id"], "reinit": cfg.pretrain.reinit}
+                 if s.pretrained is not None else {})
+    return {**_train_metrics(history, s.seed, run_id, ctx, len(s.train_view) // cfg.train.batch_size, choice),
+            "backend": s.backend, **fine_tune,
+            "schedule": schedule_record(cfg.train, state, s.schedule_images, len(s.train_view)),
+            "towers": _towers(cfg, _conv1_weight(s.model))}
+
+
+def _write_outputs(ctx: StageContext, run_id: str | None, outputs: TrainOutputs, s: _Setup, history: list,
+                   state: loop.TrainState, result: dict, compiled: str) -> None:
+    """Rank 0: the weights, the curves, the metrics JSON and the kernels; their MLflow tags,
+    metrics and artifacts."""
+    cfg, model = s.cfg, s.model
+    selection = result.get("lr_selection")  # the lr selection record, if the run made one
+    _save_model(outputs.out_dir / "model.pt", model, cfg, s.seed, s.manifest, selection)
+    curves = pd.DataFrame([h.__dict__ for h in history]).dropna(axis=1, how="all")  # no holdout: no column
+    # the committed plots file holds only what a rerun reproduces bit for bit; wall-clock
+    # columns go to the metrics JSON, a cached out (and MLflow)
+    curves = curves.drop(columns=list(WALL_CLOCK_COLUMNS))
+    atomic_write_text(outputs.plots, curves.to_csv(index=False))
+    if outputs.steps is not None:
+        atomic_write_text(outputs.steps, steps_csv(state.windows))
+    atomic_write_json(outputs.metrics, result)
+    if outputs.kernels is not None:  # Figure 3 of the report (paper 6.1)
+        atomic_save_npy(outputs.kernels, _conv1_weight(model).astype(np.float32))
+    tracking.set_tags(ctx.uri, run_id, {"lr_drop_epochs": ",".join(map(str, result["schedule"]["lr_drops"]))
+                                        or "none", "schedule_split": result["schedule"]["split"],
+                                        "lrn_kernel": lrn_kernel(model, s.d.devices[0], compiled == "inductor")})
+    if result["towers"]:
+        tracking.log_metrics_once(ctx.uri, run_id, {f"tower{t}_colour_selectivity": v for t, v in
+                                                    enumerate(result["towers"]["colour_selectivity"])})
+    tracking.log_artifact(ctx.uri, run_id, outputs.out_dir / "model.pt", "model")
+    tracking.log_stage_files(ctx.uri, run_id, C.to_dict(cfg), outputs.metrics, outputs.plots, outputs.steps,
+                             outputs.out_dir / "provenance.json")
+    if cfg.tracking.log_models:
+        _log_mlflow_model(ctx, run_id, model, cfg, s.seed, len(s.manifest["classes"]))
 
 
 # the layers pretrain.reinit re-initialises, from the named one up (paper 6 does not say)
@@ -221,6 +255,21 @@ def steps_csv(windows: list) -> str:
     return df.drop(columns="loss_sum").to_csv(index=False)
 
 
+@dataclass(frozen=True)
+class LrChoice:
+    """The run's lr selection (train.lr_select_factors): its record (None when the factors are
+    empty), whether it was made now, the pilots' wall seconds. The seconds stay out of the record,
+    which model.pt keeps: its bytes must not change when the same weights are trained again."""
+
+    record: dict | None = None
+    fresh: bool = False
+    seconds: float | None = None
+
+    def train_cfg(self, cfg: C.TrainConfig) -> C.TrainConfig:
+        """cfg.train at the selected learning rate (the checkpoint's digest stays that of the params)."""
+        return cfg if self.record is None else dataclasses.replace(cfg, lr=self.record["lr"])
+
+
 def _selection_tags(selection: dict | None) -> dict:
     """MLflow tags of the lr selection: the factor chosen, whether it is at the search's limit (the
     fastest rate may lie beyond: Figure 1's claim is not decided on it), the factors tried."""
@@ -238,26 +287,30 @@ def _log_selection(ctx, run_id: str, selection: dict) -> None:
         tracking.log_series(ctx.uri, run_id, key, [(i, v) for i, v in enumerate(selection[name]) if v is not None])
 
 
-def _lr_selection(path: Path, cfg: C.Config, seed: int, model, train_view, make_loader, val_split, norm,
-                  d) -> tuple[dict | None, bool, float | None]:
-    """(the run's lr selection record or None when train.lr_select_factors is empty, whether it was
-    made now, the pilots' wall seconds). A compatible checkpoint carries the record, so a resumed
-    run does not select again. The seconds stay out of the record, which model.pt keeps: its bytes
-    must not change when the same weights are trained again."""
+def _read_checkpoint(path: Path, cfg: C.Config, seed: int) -> dict | None:
+    """The resume checkpoint, if there is one of these params and this seed. One of other params or
+    another seed is ignored (another experiment)."""
+    if not path.is_file():
+        return None
+    payload = checkpoint.load(path)
+    if not checkpoint.compatible(payload, C.training_digest(cfg), seed):
+        print(f"ignoring {path}: it was made with other params or another seed; starting afresh", flush=True)
+        return None
+    return payload
+
+
+def _lr_selection(payload: dict | None, s: _Setup) -> LrChoice:
+    """The run's lr selection: none when train.lr_select_factors is empty, the checkpoint's record
+    when it carries one (a resumed run does not select again), else the pilots run now."""
+    cfg, d = s.cfg, s.d
     if not cfg.train.lr_select_factors:
-        return None, False, None
-    if path.is_file():
-        payload = checkpoint.load(path)
-        if checkpoint.compatible(payload, C.training_digest(cfg), seed) and payload.get("lr_selection"):
-            return payload["lr_selection"], False, payload.get("lr_select_time_s")
+        return LrChoice()
+    if payload is not None and payload.get("lr_selection"):
+        return LrChoice(payload["lr_selection"], False, payload.get("lr_select_time_s"))
     t0 = time.perf_counter()
-    # the pilots' epoch-end validation is not used: one batch of it keeps them cheap
-    one_batch = [transforms.eval_batches(len(val_split), cfg.evaluate.batch_size, d.rank, d.world)[0]]
-    val_loader = transforms.batch_loader(transforms.EvalView(val_split, norm, cfg.model.input_size, "center"),
-                                         one_batch, 0)
-    try:
-        selection = lr_select.select_lr(model, recipe.make_optimizer, train_view, make_loader, val_loader,
-                                        cfg.train, seed, d)
+    try:  # the pilots' epoch-end validation is not used: one batch of it keeps them cheap
+        selection = lr_select.select_lr(s.model, recipe.make_optimizer, s.train_view, s.make_loader,
+                                        s.val.first_batch(), cfg.train, s.seed, d)
     except loop.NonFiniteLoss as exc:
         raise UserError(f"train.lr_select_factors: {exc}; try smaller factors or a lower train.lr") from None
     if d.main:
@@ -266,35 +319,31 @@ def _lr_selection(path: Path, cfg: C.Config, seed: int, model, train_view, make_
               f"first {selection['steps']} steps: " + ", ".join(
                   f"x{f:g} {'diverged' if e is None else f'{e:.1f}%'}"
                   for f, e in sorted(zip(selection["factors"], selection["pilot_train_top1_error"]))), flush=True)
-    return selection, True, time.perf_counter() - t0
+    return LrChoice(selection, True, time.perf_counter() - t0)
 
 
-def _resume(path: Path, cfg: C.Config, seed: int, model, optimizer, d) -> tuple[loop.TrainState, str | None]:
-    """Restore model, optimizer, RNG and progress from a compatible checkpoint, if any.
+def _resume(payload: dict | None, path: Path, s: _Setup, optimizer) -> tuple[loop.TrainState, str | None]:
+    """Restore model, optimizer, RNG and progress from the compatible checkpoint `payload`, if any.
 
-    A checkpoint of other params or another seed is ignored (another experiment). One of the same
-    run made by another number of processes is refused and kept: its ranks' dropout streams and
-    partial sums have no counterpart here, and it may hold days of training.
+    One of the same run made by another number of processes is refused and kept: its ranks'
+    dropout streams and partial sums have no counterpart here, and it may hold days of training.
     """
-    if not path.is_file():
-        return loop.TrainState(), None
-    payload = checkpoint.load(path)
-    if not checkpoint.compatible(payload, C.training_digest(cfg), seed):
-        print(f"ignoring {path}: it was made with other params or another seed; starting afresh", flush=True)
+    d = s.d
+    if payload is None:
         return loop.TrainState(), None
     made_by = len(payload["torch_rng"])
     if made_by != d.world:
         raise UserError(f"{path} was written by {made_by} torchrun process(es) and this run has {d.world} "
                         f"(train.nproc_per_node x train.nnodes); set them back to resume it, or delete it to "
                         "start this seed afresh")
-    model.load_state_dict(payload["model"])
+    s.model.load_state_dict(payload["model"])
     optimizer.load_state_dict(payload["optimizer"])
     runtime.set_rng_states({"cpu": payload["torch_rng"][d.rank], "cuda": payload.get("cuda_rng", [[]] * d.world)[d.rank]}, d)
     state = loop.TrainState.from_dict(payload["state"])
     if "partials" in payload:  # each rank's own sums of the unfinished epoch (summed over ranks at its end)
         state.partial = dict(payload["partials"][d.rank])
     if d.main:
-        print(f"resuming seed {seed} from {path}: epoch {state.epoch + 1}, step {state.step_in_epoch} "
+        print(f"resuming seed {s.seed} from {path}: epoch {state.epoch + 1}, step {state.step_in_epoch} "
               f"(global step {state.global_step})", flush=True)
     return state, payload.get("mlflow_run_id")
 
@@ -328,78 +377,101 @@ class _TargetReached(Exception):
     """train.stop_at_train_error: the epoch just finished reached the target training error."""
 
 
-def _fit_logged(ctx, run_id, train_model, model, optimizer, state, train_view, loader, val_loader, seed, ckpt, d,
-                train_cfg: C.TrainConfig, selection: dict | None, select_s: float | None, held_loader=None):
-    """fit() with MLflow logging and checkpoints from rank 0; train_model may be DDP-wrapped
-    and compiled, `model` is the plain module that is checkpointed. train_cfg: cfg.train at the
-    selected learning rate (the checkpoint's digest stays that of the params)."""
-    cfg = ctx.cfg
-    steps: list = []
-    # exactly once across kills: points are logged before the checkpoint that covers them, and a
-    # resumed run skips the steps and epochs its MLflow run already holds
-    done = tracking.logged_steps(ctx.uri, run_id, ("step_loss", "val_top1_error")) if run_id and state.global_step \
-        else {"step_loss": set(), "val_top1_error": set()}
+@dataclass
+class LoggedFit:
+    """fit() with MLflow logging and checkpoints from rank 0. The model trained may be DDP-wrapped
+    and compiled; `setup.model` is the plain module that is checkpointed. train_cfg: cfg.train at
+    the selected learning rate (the checkpoint's digest stays that of the params).
 
-    def flush_steps():  # per-step scalars to MLflow in batches (docs/architecture.md, "Tracking")
-        new = [x for x in steps if x[0] not in done["step_loss"]]
-        if run_id:
-            tracking.log_series(ctx.uri, run_id, "step_loss", [(s, loss) for s, loss, _ in new])
-            tracking.log_series(ctx.uri, run_id, "step_lr", [(s, lr) for s, _, lr in new])
-        steps.clear()
+    Each point is logged exactly once across kills: points are logged before the checkpoint that
+    covers them, and a resumed run skips the steps and epochs its MLflow run already holds."""
 
-    def on_epoch(r: loop.EpochResult):
-        reached = train_cfg.stop_at_train_error is not None and r.train_top1_error <= train_cfg.stop_at_train_error
-        if d.main:
+    ctx: StageContext
+    run_id: str | None
+    setup: _Setup
+    train_cfg: C.TrainConfig
+    optimizer: torch.optim.Optimizer
+    state: loop.TrainState
+    ckpt: Path
+    choice: LrChoice
+    steps: list = field(default_factory=list)  # (global step, loss, lr) not yet logged
+    done: dict = field(default_factory=lambda: {"step_loss": set(), "val_top1_error": set()})
+
+    def __post_init__(self):
+        if self.run_id and self.state.global_step:
+            self.done = tracking.logged_steps(self.ctx.uri, self.run_id, ("step_loss", "val_top1_error"))
+
+    def run(self, train_model) -> list[loop.EpochResult]:
+        s, cfg = self.setup, self.setup.cfg
+        hooks = loop.Hooks(on_step=self.on_step, on_epoch=self.on_epoch, on_checkpoint=self.on_checkpoint)
+        try:
+            return loop.fit(train_model, self.optimizer, s.train_view, s.make_loader, s.val.all(), self.train_cfg,
+                            s.seed, self.state, hooks, s.d, schedule_loader=s.held_loader)
+        except _TargetReached:
+            return [loop.EpochResult(**h) for h in self.state.history]
+        except loop.NonFiniteLoss as exc:
+            kept = f"the last good checkpoint {self.ckpt} is kept" if self.ckpt.is_file() \
+                else "no checkpoint had been written yet"
+            raise UserError(f"training diverged (NaN or Inf): {str(exc).split('; the last checkpoint')[0]}; {kept} "
+                            f"(try a lower train.lr than {self.train_cfg.lr})") from None
+        except (MemoryError, RuntimeError) as exc:
+            if not _out_of_memory(exc):
+                raise
+            raise UserError(f"train.batch_size: a batch of {cfg.train.batch_size} images does not fit in memory on "
+                            f"{','.join(s.d.devices)} ({str(exc).strip().splitlines()[0][:160]}); "
+                            "lower train.batch_size") from None
+
+    def on_step(self, step: int, loss: float, lr: float) -> None:
+        self.steps.append((step, loss, lr))
+
+    def flush_steps(self) -> None:
+        """Per-step scalars to MLflow in batches (docs/architecture.md, "Tracking")."""
+        new = [x for x in self.steps if x[0] not in self.done["step_loss"]]
+        if self.run_id:
+            tracking.log_series(self.ctx.uri, self.run_id, "step_loss", [(s, loss) for s, loss, _ in new])
+            tracking.log_series(self.ctx.uri, self.run_id, "step_lr", [(s, lr) for s, _, lr in new])
+        self.steps.clear()
+
+    def on_epoch(self, r: loop.EpochResult) -> None:
+        cfg, seed, target = self.setup.cfg, self.setup.seed, self.train_cfg.stop_at_train_error
+        reached = target is not None and r.train_top1_error <= target
+        if self.setup.d.main:
             print(f"seed {seed} epoch {r.epoch}/{cfg.train.epochs}: loss {r.train_loss:.3f}  "
                   f"train top-1 {r.train_top1_error:.1f}%  val top-1 {r.val_top1_error:.1f}%  "
                   f"top-5 {r.val_top5_error:.1f}%  lr {r.lr:.2g}  {r.images_per_s:.0f} img/s", flush=True)
-            if r.epoch not in done["val_top1_error"]:
-                metrics = {k: v for k, v in r.__dict__.items() if k != "epoch" and v is not None}
-                # lr drops so far: a step per drop (the tag lr_drop_epochs lists them at the end)
-                metrics["lr_drops"] = len(state.lr_drops) if cfg.train.schedule == "plateau" else \
-                    sum(s <= r.epoch for s in cfg.train.lr_steps if s < cfg.train.epochs)
-                tracking.log_metrics(ctx.uri, run_id, metrics, step=r.epoch)
+            if r.epoch not in self.done["val_top1_error"]:
+                self._log_epoch(r)
         if reached:  # every rank decides alike: r is all-reduced
-            if d.main:
-                flush_steps()
+            if self.setup.d.main:
+                self.flush_steps()
                 print(f"seed {seed}: training error {r.train_top1_error:.1f}% <= train.stop_at_train_error "
-                      f"{train_cfg.stop_at_train_error:g}% after epoch {r.epoch}; stopping", flush=True)
+                      f"{target:g}% after epoch {r.epoch}; stopping", flush=True)
             raise _TargetReached
 
-    def on_checkpoint(st: loop.TrainState):
-        if not all(torch.isfinite(p).all() for p in model.parameters()):  # never overwrite a good checkpoint
-            raise loop.NonFiniteLoss(f"the weights became NaN or Inf at epoch {st.epoch + 1}, step {st.step_in_epoch}")
-        rng = runtime.all_gather(runtime.rng_states(d), d)  # every rank's dropout RNG (CPU and CUDA)
-        partials = runtime.all_gather(dict(st.partial), d)  # every rank's sums of this epoch so far
-        if d.main:
-            flush_steps()  # before the checkpoint: a kill in between loses nothing, the resume skips them
-            checkpoint.save(ckpt, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": st.to_dict(),
-                "torch_rng": [r["cpu"] for r in rng], "cuda_rng": [r["cuda"] for r in rng],
-                "partials": partials, "seed": seed, "mlflow_run_id": run_id, "lr_selection": selection,
-                "lr_select_time_s": select_s,
-                "training_digest": C.training_digest(cfg)})
-        steps.clear()
-        runtime.barrier(d)
+    def _log_epoch(self, r: loop.EpochResult) -> None:
+        train = self.setup.cfg.train
+        metrics = {k: v for k, v in r.__dict__.items() if k != "epoch" and v is not None}
+        # lr drops so far: a step per drop (the tag lr_drop_epochs lists them at the end)
+        metrics["lr_drops"] = len(self.state.lr_drops) if train.schedule == "plateau" else \
+            sum(s <= r.epoch for s in train.lr_steps if s < train.epochs)
+        tracking.log_metrics(self.ctx.uri, self.run_id, metrics, step=r.epoch)
 
-    hooks = loop.Hooks(on_step=lambda s, loss, lr: steps.append((s, loss, lr)), on_epoch=on_epoch,
-                    on_checkpoint=on_checkpoint)
-    try:
-        return loop.fit(train_model, optimizer, train_view, loader, val_loader, train_cfg, seed, state, hooks, d,
-                        schedule_loader=held_loader)
-    except _TargetReached:
-        return [loop.EpochResult(**h) for h in state.history]
-    except loop.NonFiniteLoss as exc:
-        ck = ckpt
-        kept = f"the last good checkpoint {ck} is kept" if ck.is_file() else "no checkpoint had been written yet"
-        raise UserError(f"training diverged (NaN or Inf): {str(exc).split('; the last checkpoint')[0]}; {kept} "
-                        f"(try a lower train.lr than {train_cfg.lr})") from None
-    except (MemoryError, RuntimeError) as exc:
-        if not _out_of_memory(exc):
-            raise
-        raise UserError(f"train.batch_size: a batch of {cfg.train.batch_size} images does not fit in memory on "
-                        f"{','.join(d.devices)} ({str(exc).strip().splitlines()[0][:160]}); "
-                        "lower train.batch_size") from None
+    def on_checkpoint(self, st: loop.TrainState) -> None:
+        s = self.setup
+        if not all(torch.isfinite(p).all() for p in s.model.parameters()):  # never overwrite a good checkpoint
+            raise loop.NonFiniteLoss(f"the weights became NaN or Inf at epoch {st.epoch + 1}, step {st.step_in_epoch}")
+        rng = runtime.all_gather(runtime.rng_states(s.d), s.d)  # every rank's dropout RNG (CPU and CUDA)
+        partials = runtime.all_gather(dict(st.partial), s.d)  # every rank's sums of this epoch so far
+        if s.d.main:
+            self.flush_steps()  # before the checkpoint: a kill in between loses nothing, the resume skips them
+            checkpoint.save(self.ckpt, {
+                "model": s.model.state_dict(), "optimizer": self.optimizer.state_dict(), "state": st.to_dict(),
+                "torch_rng": [r["cpu"] for r in rng], "cuda_rng": [r["cuda"] for r in rng],
+                "partials": partials, "seed": s.seed, "mlflow_run_id": self.run_id,
+                "lr_selection": self.choice.record, "lr_select_time_s": self.choice.seconds,
+                "training_digest": C.training_digest(s.cfg)})
+        self.steps.clear()
+        runtime.barrier(s.d)
 
 
 def _out_of_memory(exc: BaseException) -> bool:
@@ -436,11 +508,10 @@ def _log_mlflow_model(ctx, run_id, model, cfg: C.Config, seed: int, num_classes:
                            name=tracking.model_name(cfg.arm, cfg.model.arch, seed))
 
 
-def _train_metrics(history, seed, run_id, ctx, steps_per_epoch: int, selection: dict | None,
-                   select_s: float | None) -> dict:
+def _train_metrics(history, seed, run_id, ctx, steps_per_epoch: int, choice: LrChoice) -> dict:
     last = history[-1]
     arm = {"arm": ctx.cfg.arm} if ctx.cfg.arm else {}  # baseline files keep their old shape
-    extra = {} if selection is None else {"lr_selection": selection, "lr_select_time_s": select_s}
+    extra = {} if choice.record is None else {"lr_selection": choice.record, "lr_select_time_s": choice.seconds}
     target = ctx.cfg.train.stop_at_train_error
     if target is not None:  # a convergence run: did it stop at the target, or at train.epochs?
         extra["stopped_at_target"] = {"target_train_error": target, "reached": last.train_top1_error <= target,

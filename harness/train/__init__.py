@@ -1,2 +1,3 @@
-"""Training: the loop (one epoch, validation, fit), the paper's update rule and schedule, and
-checkpoints."""
+"""Training: the loop (one epoch, validation, fit) and its state, the paper's update rule and
+schedule, checkpoints, and what the train stage and the pilot build alike before the first step
+(setup)."""

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 
 from harness.config import TrainConfig
-
-if TYPE_CHECKING:
-    from harness.train.loop import TrainState
+from harness.train.state import TrainState
 
 
 # --- the update rule --------------------------------------------------------------------------

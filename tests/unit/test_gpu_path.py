@@ -19,7 +19,7 @@ from harness.errors import UserError
 from harness.evaluate import inference
 from harness.model import build_model
 from harness.prepare import writer
-from harness.stages import train as S
+from harness.train import setup as S
 from harness.train import loop, recipe
 
 DATA = tiny.data(train_per_class=8)

@@ -30,6 +30,39 @@ def test_multiply_adds_match_paper():
     assert sum(r.mult_adds for r in rows) == 724_406_816  # "about 724M" (docs/paper.md, "The architecture")
 
 
+def _counted_flops(model: nn.Module, size: int) -> tuple[int, dict[str, int]]:
+    """torch's own count of one forward (torch.utils.flop_counter): the total and the flops per
+    top-level module, a multiply-add counting 2 (convolutions, matrix products, the local layers'
+    batched products)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    model.eval()
+    with counter, torch.no_grad():
+        model(torch.zeros(1, 3, size, size))
+    return counter.get_total_flops(), {name.split(".", 1)[1]: sum(ops.values())
+                                       for name, ops in counter.get_flop_counts().items() if name.count(".") == 1}
+
+
+def test_layer_table_multiply_adds_match_torch_flop_counter_per_layer():
+    model = build_model(ModelConfig(), 1000)  # the paper's net: its layers are named as in the table
+    rows = layer_table(model, 224)
+    total, flops = _counted_flops(model, 224)
+    assert total == sum(flops.values())
+    assert {r.name: 2 * r.mult_adds for r in rows if r.mult_adds} == flops
+    assert flops["conv2"] == 2 * 223_948_800  # two towers: each output sees 48 input channels
+
+
+@pytest.mark.parametrize("arch, size", [("one_tower", 224), ("torchvision", 224), ("resnet18", 64),
+                                        ("googlenet", 96), ("cuda_convnet_11pct", 32), ("cuda_convnet_80sec", 32)])
+def test_layer_table_multiply_adds_match_torch_flop_counter(arch, size):
+    """Every net's total: grouped, residual and inception nets, and cuda-convnet's locally
+    connected layers (one filter bank per position, harness/model/cuda_convnet.py)."""
+    model = build_model(ModelConfig(arch=arch, input_size=size), 10)
+    rows = layer_table(model, size)
+    assert 2 * sum(r.mult_adds for r in rows) == _counted_flops(model, size)[0] > 0
+
+
 def test_ungrouped_count():
     assert count_params(build_model(ModelConfig(towers=1), 1000)) == 62_378_344
 

@@ -647,3 +647,27 @@ def test_builders_are_fast(tmp_path):
         start = time.perf_counter()
         build(tmp_path / str(i))
         assert time.perf_counter() - start < 2.0
+
+
+def test_every_configurable_source_but_synthetic_has_a_lister(tmp_path):
+    """config.SOURCES is the one list of sources: data.source accepts exactly those, and every one
+    that reads files is listed here (fall2011 through harness/prepare/fall2011.py)."""
+    from harness import config as C
+    from harness.prepare import sources
+
+    assert set(sources._LISTERS) | {"fall2011"} == set(C.SOURCES) - {"synthetic"}
+    with pytest.raises(UserError, match="unknown data source 'synthetic'"):
+        list_source("synthetic", tmp_path, tmp_path)
+
+
+@pytest.mark.parametrize("member", [_special("link.JPEG", tarfile.SYMTYPE, "ILSVRC2012_val_00000001.JPEG"),
+                                    tarfile.TarInfo("/abs/evil.JPEG")], ids=["inner-link", "absolute"])
+def test_what_the_data_filter_lets_through_is_still_refused(tmp_path, member):
+    """tarfile's data filter passes a link that stays inside the folder, and rewrites an absolute
+    name to a relative one; the extractor refuses both (a listing takes files, under their names)."""
+    tarfile.data_filter(member, str(tmp_path / "dest"))  # the filter alone lets it through
+    tar = tmp_path / "a.tar"
+    tar.write_bytes(_evil_tar(member, None if member.issym() else b"x"))
+    with pytest.raises(UserError, match=f"a.tar: refusing .*{member.name!r}"):
+        archive.extract_tar(tar, tmp_path / "out", tmp_path / "work", progress=False)
+    assert not (tmp_path / "out").exists()
