@@ -59,8 +59,9 @@ mlflow-ui: install  ## MLflow UI on 127.0.0.1:5000 over the repository's store
 
 # `dvc exp show` lists every leaf of params.yaml and a hash column per code dep (about 200
 # columns, docs/usage.md); this view keeps the headline metrics and the params most runs change.
-EXP_COLUMNS := --drop '.*/.*|(ablations|pretrain|compare|tracking|launch|evaluate|ensemble|data|model|train)\.' \
-	--keep 'train\.(seeds|epochs|lr|batch_size)$$|model\.(lrn|pool|towers)$$'
+# What fits 160 columns: the headline errors, the verdict counts, then the params most runs change.
+EXP_COLUMNS := --drop '.*/.*|(ablations|pretrain|compare|tracking|launch|evaluate|ensemble|data|model|train|center|ten_patch|claims|architecture)\..*|Created|seeds|tested|top1_sd|arch_not_as_printed|protocol|profile|params.yaml' \
+	--keep 'train\.(epochs|lr|batch_size)$$|model\.(lrn|pool)$$'
 exp-show:  ## `dvc exp show` narrowed to the headline metrics and the params most runs change (ARGS=--csv ...)
 	dvc exp show $(EXP_COLUMNS) $(ARGS)
 

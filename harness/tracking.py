@@ -508,7 +508,7 @@ def _numeric_leaves(tree: dict, prefix: str = "") -> dict[str, float]:
 
 def log_headline(uri: str, parent_id: str | None, headline: dict) -> None:
     """The headline figures (reports/summary.json, the DVC metrics) as metrics of the parent, named
-    by their path in the file (center.top1_error.mean), and the file itself as summary.json: the
+    by their path in the file (top5, top1_ens), and the file itself as summary.json: the
     numbers Compare shows for two pipeline executions. A value the parent already holds is not
     logged again (a rerun after a kill); a changed one is (a rerun on changed code), and MLflow
     shows the newest."""

@@ -111,9 +111,9 @@ def test_compare_names_what_differs_and_summary_carries_the_pretrained_headline(
     assert compare["pretraining"]["facts"]["n_excluded"] == 4 and compare["pretraining"]["pretrained"][0]["seed"] == 1
     summary = _json(repo, "reports/summary.json")
     mix = _json(repo, "reports/metrics/finetune/ensemble.json")["protocols"]["ten_patch"][MIX]
-    assert summary["pretrained"]["ten_patch"]["ensemble_top5_error"] == pytest.approx(mix["top5_error"][0])
+    assert summary["pre_top5_ens"] == pytest.approx(mix["top5_error"][0])
     fine = _json(repo, "reports/metrics/finetune/evaluate/seed-1.json")["protocols"]["ten_patch"]["top5_error"]
-    assert summary["pretrained"]["ten_patch"]["single_top5_error"] == pytest.approx(fine)
+    assert summary["pre_top5"] == pytest.approx(fine)
     report = (repo / "reports/report.md").read_text()
     assert "Fall 2011" in report and "fall2009-top5" in report
     # only reports/summary.json is a DVC metrics file (docs/architecture.md)

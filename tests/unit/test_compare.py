@@ -383,8 +383,13 @@ def test_headline_by_hand():
                                                                {"k": 3, "top1_error_mean": 18.5, "top5_error_mean": 4.0}]}}},
                "counts": {"claims_tested": 4, "verdicts": {"reproduced": 1, "not reproduced": 2, "inconclusive": 1,
                                                            "not tested": 40}}}
-    assert headline(compare) == {
-        "seeds": 3,
-        "center": {"top1_error": {"mean": 20.0, "sd": 1.0, "ensemble": 18.5},
-                   "top5_error": {"mean": 5.0, "sd": 1.0, "ensemble": 4.0}},
-        "claims": {"tested": 4, "reproduced": 1, "not_reproduced": 2, "inconclusive": 1}}
+    # no ten_patch here: the first evaluated protocol, named; flat keys in the order DVC shows them
+    h = headline(compare)
+    assert h == {"top5": 5.0, "top5_sd": 1.0, "top5_ens": 4.0, "top1": 20.0, "top1_sd": 1.0, "top1_ens": 18.5,
+                 "seeds": 3, "tested": 4, "reproduced": 1, "not_reproduced": 2, "inconclusive": 1,
+                 "protocol": "center"}
+    assert list(h)[:3] == ["top5", "top5_sd", "top5_ens"]
+    # with both protocols evaluated, the paper's (10 patches, paper 4.1) is the headline
+    compare["summary"]["ten_patch"] = {"top1_error": {**row, "mean": 19.0}, "top5_error": {**row, "mean": 4.5}}
+    h = headline(compare)
+    assert (h["top1"], h["top5"], h["top5_ens"], h["protocol"]) == (19.0, 4.5, None, "ten_patch")
