@@ -38,7 +38,15 @@ def env_for(repo: Path) -> dict:
     return env
 
 
-def copy_repo(dst: Path, patch: dict | None = None) -> Path:
+def copy_repo(dst: Path, patch: dict | None = None, cache: Path | None = None) -> Path:
+    """A git repository at dst holding the project's files, params.yaml patched (default: TINY).
+
+    cache: a DVC cache folder shared with other copies (the `shared_dvc_cache` fixture), run-cache
+    included: a stage that another copy already ran with the same command, deps and params is checked
+    out of it instead of run again ("Stage ... is cached - skipping run"), as DVC does for a team
+    sharing a cache. Only for tests that neither test the cache nor expect that stage's process (its
+    MLflow run, its "Running stage" line) to run in this copy.
+    """
     files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
                            cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
     for f in files:
@@ -50,6 +58,8 @@ def copy_repo(dst: Path, patch: dict | None = None) -> Path:
         (dst / "reports" / d / "ablations").mkdir(parents=True)
     (dst / "reports" / "metrics" / "finetune").mkdir()  # compare depends on it (pre-trained CNNs), empty or not
     set_params(dst, deep_update(yaml.safe_load((REPO / "params.yaml").read_text()), copy.deepcopy(patch or TINY)))
+    if cache is not None:  # .dvc/config.local: git-ignored, as `dvc cache dir --local` writes it
+        (dst / ".dvc" / "config.local").write_text(f"[cache]\n    dir = {cache}\n")
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
                 ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "copy"]):
         subprocess.run(cmd, cwd=dst, check=True)

@@ -18,7 +18,8 @@ MAX_HEIGHT = 12_000  # px at WIDTH, every <details> closed
 
 if CHROMIUM is None and os.environ.get("CI"):
     raise RuntimeError("CI must run the browser test: `make browser` did not install chromium")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (make browser installs it)")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (make browser installs it)")]
 
 # Layout figures, measured in the page. A table is within the page when its right edge is, or when
 # it scrolls inside a box (overflow-x auto or scroll) whose own right edge is.

@@ -15,8 +15,8 @@ ARMS = ("alexnet_bn", "resnet18")
 
 
 @pytest.mark.slow
-def test_bn_and_resnet_arms_through_dvc_exp_run(tmp_path):
-    repo = copy_repo(tmp_path)
+def test_bn_and_resnet_arms_through_dvc_exp_run(tmp_path, shared_dvc_cache):
+    repo = copy_repo(tmp_path, cache=shared_dvc_cache)  # the tiny baseline may come from another test's run
     ran = ran_stages(dvc(repo, "exp", "run", "-S", f"ablations.enabled=[{','.join(ARMS)}]"))
     assert {f"{s}_ablation@{a}-{seed}" for s in ("train", "evaluate") for a in ARMS for seed in (1, 2)} <= ran, ran
     assert {"compare", "report"} <= ran

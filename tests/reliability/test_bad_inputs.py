@@ -46,8 +46,8 @@ def _evaluate(params: Path, tmp: str, model: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    repo = copy_repo(tmp_path_factory.mktemp("bad"))
+def repo(tmp_path_factory, shared_dvc_cache):
+    repo = copy_repo(tmp_path_factory.mktemp("bad"), cache=shared_dvc_cache)
     proc = subprocess.run(["dvc", "repro", "prepare"], cwd=repo, env=env_for(repo), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return repo

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -101,7 +102,8 @@ def _free_port() -> int:
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("server")
     port = _free_port()
-    proc = subprocess.Popen(["mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp / 'server.db'}",
+    mlflow = str(Path(sys.executable).parent / "mlflow")  # the environment's, active or not
+    proc = subprocess.Popen([mlflow, "server", "--backend-store-uri", f"sqlite:///{tmp / 'server.db'}",
                              "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
                             cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 90

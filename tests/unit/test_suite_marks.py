@@ -18,10 +18,10 @@ def _is_slow_mark(node: ast.expr) -> bool:
 
 def _unmarked_tests(path: Path) -> list[str]:
     tree = ast.parse(path.read_text())
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "pytestmark" for t in node.targets):
-            if _is_slow_mark(node.value):
-                return []
+    marks = [node.value for node in tree.body
+             if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "pytestmark" for t in node.targets)]
+    if marks and _is_slow_mark(marks[-1]):  # the last assignment is the one pytest reads
+        return []
     return [
         node.name
         for node in ast.walk(tree)
