@@ -11,7 +11,7 @@ from harness import config as C
 from harness import runtime, tracking
 from harness.data import shards
 from harness.io import atomic_write_bytes, atomic_write_text
-from harness.stages import StageContext, read_json
+from harness.stages import StageContext, pipeline_outputs, read_json
 
 
 def _provenance(ctx: StageContext, train: dict) -> dict:
@@ -26,7 +26,9 @@ def _provenance(ctx: StageContext, train: dict) -> dict:
             packages[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             packages[name] = "not installed"
-    return {"git": runtime.git_info(ctx.root), "environment": env, "packages": packages,
+    # dirty as the MLflow parent says it: the pipeline's own outputs (this report, removed by DVC
+    # before the stage runs; dvc.lock) do not count, or every report of a committed run says "yes"
+    return {"git": runtime.git_info(ctx.root, ignore=pipeline_outputs(ctx.root)), "environment": env, "packages": packages,
             "dvc_lock_digest": hashlib.sha256(lock.read_bytes()).hexdigest()[:16] if lock.is_file() else "none",
             "gpu_hours": gpu_s / 3600}
 

@@ -121,6 +121,7 @@ def test_mlflow_store_has_parent_and_children(repo, first_run):
     parent_metrics = {r[0] for r in db.execute("SELECT key FROM latest_metrics WHERE run_uuid=?", (parent_id,))}
     assert {"top1", "top1_ens", "top5", "seeds", "tested"} <= parent_metrics
     assert {v for (v,) in db.execute("SELECT value FROM tags WHERE key='git_dirty'")} == {"False"}
+    assert "| working tree dirty | no |" in (repo / "reports/report.md").read_text()  # the report agrees
     # each stage's config and small outputs are artifacts of its run
     from mlflow.tracking import MlflowClient
     client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
