@@ -558,10 +558,26 @@ def provenance(doc: Doc, inp: ReportInputs) -> None:
         ["GPU-hours", f"{p['gpu_hours']:.3f}"],
         ["packages", ", ".join(f"{k} {v}" for k, v in p["packages"].items())],
     ])
+    doc.p(bitwise_statement(inp.manifest.get("source"), inp.params.get("train", {})))
     _params_differing(doc, inp)
     import yaml
     with doc.details("Resolved parameters, all of them (params.yaml with the defaults filled in)"):
         doc.code(yaml.safe_dump(inp.params, sort_keys=False).strip())
+
+
+def bitwise_statement(source: str | None, train: dict) -> str:
+    """What a rerun elsewhere gives bit for bit (docs/architecture.md, "Determinism"): the embedded
+    data on any machine; training and evaluation only on the same CPU type, torch build, threads and
+    DataLoader workers, because oneDNN and BLAS choose their kernels by CPU."""
+    data = ("The embedded synthetic dataset is bitwise the same on every machine: the same params give "
+            "the data digest above on any CPU." if source == "synthetic" else
+            "The prepared dataset is the same bytes wherever the same source files (listed by the list_data "
+            "stage, each shard's record holding their sha256) are prepared by the same code and Pillow build.")
+    return (f"What reproduces bitwise. {data} Training and evaluation repeat bitwise only on the same CPU type, "
+            f"torch build, torch threads ({train.get('threads', '–')}) and DataLoader workers "
+            f"({train.get('num_workers', '–')}); on another CPU the weights, and so the errors, differ in their "
+            "last bits or more, within the seed-to-seed spread the verdicts allow for. On a GPU bitwise repeats "
+            "also need train.deterministic (docs/performance.md says what it covers) and the same GPU model.")
 
 
 def _params_differing(doc: Doc, inp: ReportInputs) -> None:

@@ -48,3 +48,14 @@ def test_no_section_function_numbers_itself():
     assert len(keys) == len(set(keys))
     for _, title, _ in SECTIONS:
         assert not title[0].isdigit(), title
+
+
+def test_the_report_says_what_reproduces_bitwise_across_machines():
+    """The data on every machine (synthetic: by construction, tests/unit/test_portable_data.py),
+    training only on the same CPU type, threads and workers (docs/architecture.md)."""
+    from harness.report.sections import bitwise_statement
+    synthetic = bitwise_statement("synthetic", {"threads": 2, "num_workers": 0})
+    assert "synthetic dataset is bitwise the same on every machine" in synthetic
+    assert "same CPU type" in synthetic and "torch threads (2)" in synthetic and "DataLoader workers (0)" in synthetic
+    real = bitwise_statement("ilsvrc2012", {"threads": 8, "num_workers": 4})
+    assert "every machine" not in real and "same source files" in real and "torch threads (8)" in real
