@@ -10,10 +10,10 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 # cu128, cu130, ...: the same pinned versions from PyTorch's wheel index of that variant
 # (a CPU laptop needs no CUDA libraries; a CUDA 12 driver cannot run the CUDA 13 build).
 TORCH ?=
-# pytest workers of `make test` (pytest-xdist). Every test pins one torch thread, but the end-to-end
-# tests also wait on process start-up and files, so on a 2-core machine a third worker fills those
-# gaps; a module's tests stay on one worker (--dist loadfile) to share its fixtures.
-JOBS ?= 3
+# pytest workers of `make test` (pytest-xdist). Every test pins one torch thread, so two workers
+# fill a 2-core machine (three measured slower: 986 s against 937 s on a fresh clone); a module's
+# tests stay on one worker (--dist loadfile) to share its fixtures.
+JOBS ?= 2
 TORCH_INDEX ?= https://download.pytorch.org/whl/$(TORCH)
 TORCH_PINS := $(shell grep -oE '"torch(vision)?==[^"]+"' pyproject.toml | tr -d '"')
 
