@@ -574,13 +574,22 @@ def proportion_pvalues(k: int, n: int, lo: float | None, hi: float | None) -> tu
     0 or 1 is no constraint (None). Same rules as band_pvalues.
     """
     _check_counts(k, n)
+    p_in, p_out = _proportion_pvalues_of(np.array([k]), n, lo, hi)
+    return float(p_in[0]), float(p_out[0])
+
+
+def _proportion_pvalues_of(ks: np.ndarray, n: int, lo: float | None, hi: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """proportion_pvalues for every count in ks at once: scipy's binom evaluates each element as
+    it does a scalar, so the values are the same bits (tests/unit/test_stats.py), in one call
+    instead of one per count (proportion_power over n + 1 counts, for every n it tries)."""
     lo = None if lo is None or lo <= 0 else lo
     hi = None if hi is None or hi >= 1 else hi
-    p_lo = 0.0 if lo is None else float(sps.binom.sf(k - 1, n, lo))
-    p_hi = 0.0 if hi is None else float(sps.binom.cdf(k, n, hi))
-    q_above = 1.0 if hi is None else float(sps.binom.sf(k - 1, n, hi))
-    q_below = 1.0 if lo is None else float(sps.binom.cdf(k, n, lo))
-    return max(p_lo, p_hi), min(1.0, 2.0 * min(q_above, q_below))
+    zeros, ones = np.zeros(ks.shape), np.ones(ks.shape)
+    p_lo = zeros if lo is None else sps.binom.sf(ks - 1, n, lo)
+    p_hi = zeros if hi is None else sps.binom.cdf(ks, n, hi)
+    q_above = ones if hi is None else sps.binom.sf(ks - 1, n, hi)
+    q_below = ones if lo is None else sps.binom.cdf(ks, n, lo)
+    return np.maximum(p_lo, p_hi), np.minimum(1.0, 2.0 * np.minimum(q_above, q_below))
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:
@@ -661,8 +670,8 @@ def proportion_power(p: float, n: int, lo: float | None, hi: float | None, alpha
     ks = np.arange(n + 1)
     pmf = sps.binom.pmf(ks, n, p)
     which = 0 if decision == "reproduced" else 1
-    hits = [proportion_pvalues(int(k), n, lo, hi)[which] < alpha for k in ks]
-    return float(pmf[np.array(hits, bool)].sum())
+    hits = _proportion_pvalues_of(ks, n, lo, hi)[which] < alpha
+    return float(pmf[hits].sum())
 
 
 # --------------------------------------------------------------------------- two groups

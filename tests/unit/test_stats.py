@@ -390,3 +390,27 @@ def test_bootstrap_vectorised_matches_brute_force_resampling():
     lo, hi = st.two_level_bootstrap(c, n_boot=4000, rng_seed=6)
     assert lo == pytest.approx(b_lo, abs=0.1 * (b_hi - b_lo))
     assert hi == pytest.approx(b_hi, abs=0.1 * (b_hi - b_lo))
+
+
+def test_proportion_pvalues_of_every_count_are_the_scalar_bits():
+    """proportion_power takes the p-values of all n + 1 counts in one scipy call: each must be the
+    very float the one-count call gives (a verdict flips on `p < alpha`), for every band shape."""
+    from harness.analysis.stats import _proportion_pvalues_of
+    for n in (1, 2, 5, 17, 60, 233):
+        ks = np.arange(n + 1)
+        for lo, hi in ((0.75, 1.0), (0.0, 0.3), (0.2, 0.6), (None, 0.5), (0.5, None), (0.999, 1.0)):
+            p_in, p_out = _proportion_pvalues_of(ks, n, lo, hi)
+            for k in ks:
+                assert (p_in[k], p_out[k]) == st.proportion_pvalues(int(k), n, lo, hi) == _scalar(int(k), n, lo, hi)
+
+
+def _scalar(k, n, lo, hi):
+    """The one-count formula as first written (scalar scipy calls), the reference."""
+    from scipy import stats as sps
+    lo = None if lo is None or lo <= 0 else lo
+    hi = None if hi is None or hi >= 1 else hi
+    p_lo = 0.0 if lo is None else float(sps.binom.sf(k - 1, n, lo))
+    p_hi = 0.0 if hi is None else float(sps.binom.cdf(k, n, hi))
+    q_above = 1.0 if hi is None else float(sps.binom.sf(k - 1, n, hi))
+    q_below = 1.0 if lo is None else float(sps.binom.cdf(k, n, lo))
+    return max(p_lo, p_hi), min(1.0, 2.0 * min(q_above, q_below))
