@@ -38,3 +38,15 @@ def test_no_stage_script_imports_another_stage_module():
         own = G.script_of(stage).stem
         others = {f for f in G.needed(G.script_of(stage)) if f.startswith("harness/stages/")}
         assert others <= {f"harness/stages/{own}.py", "harness/stages/__init__.py", "harness/stages/script.py"}, name
+
+
+def test_bytecode_caches_are_not_part_of_a_folder_deps_hash():
+    """A folder dep (harness/analysis, ...) is hashed by DVC over its files: without .dvcignore's
+    __pycache__ entry the hash counted whichever .pyc files the last imports left, so a fresh clone
+    saw changed deps. DVC's own ignore filter must drop them and keep the sources."""
+    from dvc.repo import Repo
+    repo = Repo(str(G.REPO))
+    path = lambda rel: repo.fs.join(repo.root_dir, rel)  # noqa: E731
+    assert repo.dvcignore.is_ignored(repo.fs, path("harness/analysis/__pycache__/stats.cpython-311.pyc"))
+    assert repo.dvcignore.is_ignored(repo.fs, path("harness/model/layers.pyc"))
+    assert not repo.dvcignore.is_ignored(repo.fs, path("harness/analysis/stats.py"))
