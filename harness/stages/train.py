@@ -475,10 +475,12 @@ class LoggedFit:
 
 
 def _out_of_memory(exc: BaseException) -> bool:
-    """An allocation failure of torch (CPU or CUDA) or of Python itself."""
+    """An allocation failure of torch (CPU or CUDA) or of Python itself. oneDNN (the CPU's
+    convolutions) says only "could not create a primitive" when its workspace cannot be allocated;
+    the message keeps its text, so another cause of it is still named."""
     msg = str(exc)
     return isinstance(exc, (MemoryError, torch.OutOfMemoryError)) or "can't allocate memory" in msg \
-        or "out of memory" in msg.lower()
+        or "out of memory" in msg.lower() or "could not create a primitive" in msg
 
 
 def _save_model(path: Path, model, cfg: C.Config, seed: int, manifest: dict, selection: dict | None) -> None:

@@ -35,7 +35,7 @@ def test_changed_images_rerun_prepare_and_the_run_cache_keys_on_them(tmp_path):
     root = FX.make_imagefolder(tmp_path / "folder")
     patch = copy.deepcopy(TINY)
     patch["data"] = {"source": "imagefolder", "root": str(root), "image_size": 72, "shard_size": 8}
-    repo = copy_repo(tmp_path / "repo", patch)
+    repo = copy_repo(tmp_path / "repo", patch, tracking=False)
     out = dvc(repo, "repro", "prepare")
     assert f"Running stage '{ALWAYS_RUN}'" in out and "prepare" in ran_stages(out)
     first = _manifest(repo)

@@ -15,7 +15,8 @@ from repo_utils import TINY, copy_repo, deep_update, dvc, env_for, ran_stages
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory, shared_dvc_cache):
-    repo = copy_repo(tmp_path_factory.mktemp("repo"), copy.deepcopy(TINY), cache=shared_dvc_cache)
+    repo = copy_repo(tmp_path_factory.mktemp("repo"), copy.deepcopy(TINY), cache=shared_dvc_cache,
+                     tracking=False)
     dvc(repo, "repro")
     return repo
 

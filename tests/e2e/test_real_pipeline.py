@@ -45,7 +45,7 @@ def test_ilsvrc2012_archives_through_dvc_repro(tmp_path):
 def test_ilsvrc2010_folders_evaluate_the_test_set(tmp_path):
     FX.sample_dir()
     root = FX.make_ilsvrc2010(tmp_path / "ILSVRC2010", archives=False)
-    repo = copy_repo(tmp_path / "repo", real_params("ilsvrc2010", root, split="test"))
+    repo = copy_repo(tmp_path / "repo", real_params("ilsvrc2010", root, split="test"), tracking=False)
     dvc(repo, "repro")
     ev = json.loads((repo / "reports/metrics/evaluate/seed-2.json").read_text())
     assert ev["split"] == "test" and ev["n_images"] == len(FX.TEST_WNIDS)
@@ -66,7 +66,7 @@ def test_ilsvrc2010_folders_evaluate_the_test_set(tmp_path):
 def test_other_layouts_prepare_through_dvc(tmp_path, source, builder, archives):
     FX.sample_dir()
     root = builder(tmp_path / "data", archives=archives)
-    repo = copy_repo(tmp_path / "repo", real_params(source, root))
+    repo = copy_repo(tmp_path / "repo", real_params(source, root), tracking=False)
     dvc(repo, "repro", "prepare")
     m = json.loads((repo / "artifacts/data/manifest.json").read_text())
     assert m["counts"]["train"] == sum(FX.TRAIN_COPIES.values())

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from repo_utils import TINY, copy_repo, deep_update, dvc, env_for, ran_stages, stale
+from repo_utils import TINY, UNTRACKED, copy_repo, deep_update, dvc, env_for, ran_stages, stale
 
 from harness.collect import merge_locks
 from harness.errors import UserError
@@ -48,7 +48,7 @@ def test_merge_locks_unions_stages_and_refuses_conflicts():
 
 @pytest.mark.slow
 def test_seeds_on_two_machines_collected_into_one_comparison(tmp_path):
-    base = copy_repo(tmp_path / "base", PATCH)
+    base = copy_repo(tmp_path / "base", PATCH, tracking=False)
     for folder in ("reports/reference", "reports/metrics/ablations", "reports/plots/ablations",
                    "reports/metrics/finetune"):
         (base / folder).mkdir(parents=True, exist_ok=True)  # empty folders that stages depend on
@@ -62,6 +62,7 @@ def test_seeds_on_two_machines_collected_into_one_comparison(tmp_path):
     for seed in (1, 2):  # each "machine": its own clone, one seed
         m = tmp_path / f"machine-{seed}"
         git(tmp_path, "clone", "-q", "-b", "main", "origin.git", m.name)
+        UNTRACKED.add(m.resolve())  # the stages run untracked (HARNESS_TRACKING=off): DVC's remote is the subject
         out = dvc(m, "repro", f"evaluate@{seed}")
         assert ran_stages(out) == {"validate", "prepare", f"train@{seed}", f"evaluate@{seed}"}
         dvc(m, "push")
@@ -72,6 +73,7 @@ def test_seeds_on_two_machines_collected_into_one_comparison(tmp_path):
 
     c = tmp_path / "collector"
     git(tmp_path, "clone", "-q", "-b", "main", "origin.git", c.name)
+    UNTRACKED.add(c.resolve())
     said = harness_cli(c, "collect-seeds", "origin/seed-1", "origin/seed-2")
     assert "origin/seed-2: train@2, evaluate@2" in said
     dvc(c, "pull", "--allow-missing")  # ensemble and compare have not run: no hash for their outputs

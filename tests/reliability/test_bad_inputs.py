@@ -45,9 +45,14 @@ def _evaluate(params: Path, tmp: str, model: str) -> list[str]:
             "--model", model, "--out", f"{tmp}/p", "--metrics", f"{tmp}/e.json"]
 
 
+def tracked_env(repo: Path) -> dict:
+    """The module's copy runs untracked (copy_repo tracking=False); the tracking cases turn it on."""
+    return {k: v for k, v in env_for(repo).items() if k != "HARNESS_TRACKING"}
+
+
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory, shared_dvc_cache):
-    repo = copy_repo(tmp_path_factory.mktemp("bad"), cache=shared_dvc_cache)
+    repo = copy_repo(tmp_path_factory.mktemp("bad"), cache=shared_dvc_cache, tracking=False)
     proc = subprocess.run(["dvc", "repro", "prepare"], cwd=repo, env=env_for(repo), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return repo
@@ -75,7 +80,8 @@ def config_results(repo, tmp_path_factory):
     procs = {}
     for name, (patch, _) in CONFIG_CASES.items():
         params = _params(repo, name, text=patch) if isinstance(patch, str) else _params(repo, name, patch)
-        procs[name] = (time.time(), subprocess.Popen(_train(repo, params, str(tmp / name)), cwd=repo, env=env_for(repo),
+        procs[name] = (time.time(), subprocess.Popen(_train(repo, params, str(tmp / name)), cwd=repo,
+                                                     env=tracked_env(repo) if "tracking" in name else env_for(repo),
                                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     out = {}
     for name, (t0, p) in procs.items():
@@ -101,7 +107,7 @@ def test_bad_params_stop_before_any_work(config_results, name):
 
 
 def test_unreachable_server_from_the_environment_fails_fast(repo, tmp_path):
-    env = {**env_for(repo), "MLFLOW_TRACKING_URI": "http://127.0.0.1:9"}
+    env = {**tracked_env(repo), "MLFLOW_TRACKING_URI": "http://127.0.0.1:9"}
     t0 = time.time()
     p = subprocess.run(_train(repo, repo / "params.yaml", str(tmp_path)), cwd=repo, env=env,
                        capture_output=True, text=True)
