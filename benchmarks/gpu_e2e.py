@@ -10,7 +10,7 @@
    evaluation, deterministic; --smoke: an eighth-width net at 64 px on the CPU);
 3. runs the stages' own commands, read from dvc.yaml's `cmd` with the params substituted, in the
    pipeline's order: prepare, train@1, train@2, evaluate@1, evaluate@2, ensemble, compare, report;
-4. SIGKILLs a training of seed 1 right after its first mid-epoch checkpoint (runtime.fault_point,
+4. SIGKILLs a training of seed 1 right after its first mid-epoch checkpoint (harness/io.py _fault,
    HARNESS_FAULT_KILL: the process kills itself at that point, as a preemption would), resumes it
    with the same command, and compares its weights with train@1's, bit for bit;
 5. the two-tower net with both towers on one device (TwoDeviceAlexNet on (dev, dev)) against the

@@ -27,7 +27,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        _fault("before", path)  # reliability tests only: see runtime.fault_point
+        _fault("before", path)  # reliability tests only: see _fault
         os.replace(tmp, path)
     except OSError as exc:  # a full disk fails in write() with no file name: name the target
         Path(tmp).unlink(missing_ok=True)
@@ -38,9 +38,30 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     _fault("after", path)
 
 
-def _fault(event: str, path: Path) -> None:
-    from harness import runtime  # lazy: keeps this module free of torch for light callers
-    runtime.fault_point(event, path)
+FAULT_ENV = "HARNESS_FAULT_KILL"  # here, not in runtime: this module stays free of torch for light stages
+_fault_hits: dict[str, int] = {}
+
+
+def _fault(event: str, path) -> None:
+    """Fault injection for the reliability suite (tests/reliability/test_kill_stages.py); a no-op unless
+    HARNESS_FAULT_KILL is set.
+
+    HARNESS_FAULT_KILL="before:evaluate/seed-1.json#1" SIGKILLs this process when the 1st atomic
+    write of a path ending in evaluate/seed-1.json is complete in its temp file but not yet
+    renamed into place ("after:" right after the rename; "#n" defaults to 1). Nothing else
+    reads it, and it cannot change a result: it only ends the process, as a preemption would.
+    """
+    spec = os.environ.get(FAULT_ENV)
+    if not spec:
+        return
+    point, _, nth = spec.partition("#")
+    want_event, _, suffix = point.partition(":")
+    if want_event != event or not str(path).endswith(suffix):
+        return
+    _fault_hits[spec] = _fault_hits.get(spec, 0) + 1
+    if _fault_hits[spec] == int(nth or 1):
+        import signal
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def remove_stale_temps(folder: Path) -> list[Path]:

@@ -66,32 +66,6 @@ def tracking_off() -> bool:
     return value == "off"
 
 
-FAULT_ENV = "HARNESS_FAULT_KILL"
-_fault_hits: dict[str, int] = {}
-
-
-def fault_point(event: str, path) -> None:
-    """Fault injection for the reliability suite (tests/reliability/test_kill_stages.py); a no-op unless
-    HARNESS_FAULT_KILL is set.
-
-    HARNESS_FAULT_KILL="before:evaluate/seed-1.json#1" SIGKILLs this process when the 1st atomic
-    write of a path ending in evaluate/seed-1.json is complete in its temp file but not yet
-    renamed into place ("after:" right after the rename; "#n" defaults to 1). Nothing else
-    reads it, and it cannot change a result: it only ends the process, as a preemption would.
-    """
-    spec = os.environ.get(FAULT_ENV)
-    if not spec:
-        return
-    point, _, nth = spec.partition("#")
-    want_event, _, suffix = point.partition(":")
-    if want_event != event or not str(path).endswith(suffix):
-        return
-    _fault_hits[spec] = _fault_hits.get(spec, 0) + 1
-    if _fault_hits[spec] == int(nth or 1):
-        import signal
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
 def git_info(cwd: Path | None = None, ignore: tuple[str, ...] = ()) -> dict:
     """Commit and dirty flag. `ignore`: fnmatch patterns of changed paths that do not make the
     tree dirty (what the pipeline writes itself, stages.pipeline_outputs)."""

@@ -13,11 +13,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from harness import config as C
-from harness import runtime, tracking
+from harness import tracking
 from harness.errors import UserError
+
+# torch and harness.runtime (which imports torch) are imported inside the functions that use them:
+# a stage that needs no torch (list_data, on every `dvc repro`) then starts in a tenth of the time.
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,9 @@ def open_stage(params_path: Path, stage: str, purpose: str = "pipeline", arm: st
     `arm`: an ablation arm; the stage then sees the arm's config (config.apply_arm) and its
     MLflow runs are children of the same pipeline parent as the baseline seeds.
     """
+    import torch
+
+    from harness import runtime
     base = C.load_config(params_path)
     cfg = base if arm is None else C.arm_config(base, arm)  # an ablation arm or a pre-training phase
     root = runtime.repo_root()
@@ -95,6 +99,7 @@ def torchrun_if_asked(params_path: Path, script: str, argv: list[str], stage: st
     so `dvc repro` and `dvc exp run -S train.nproc_per_node=8` launch it with nothing else to set.
     `one_node`: evaluation runs on this machine only, whatever train.nnodes says.
     """
+    from harness import runtime
     if runtime.under_torchrun():
         return
     cfg = C.load_config(params_path)

@@ -3,7 +3,7 @@ after another, each `dvc repro` picking up where the killed one stopped; the fin
 those of an uninterrupted run in a second copy, and MLflow lost no metric.
 
 Kill points are deterministic: HARNESS_FAULT_KILL makes the stage SIGKILL itself when an atomic
-write reaches a named file (before or after its rename; harness/runtime.fault_point), so the
+write reaches a named file (before or after its rename; harness/io.py, _fault), so the
 stage process dies as in a preemption while DVC lives on. One kill instead takes down the whole
 process group, `dvc` included, while train@2 runs (found by polling for its checkpoint); DVC's
 rwlock then names a dead process and must be cleared. The uninterrupted reference run goes in

@@ -120,3 +120,21 @@ def test_no_function_is_longer_than_60_lines_but_the_named_tables():
     assert not too_long, f"functions over {MAX_LINES} lines (split them): {too_long}"
     stale = sorted(LONG_TABLES - set(found))
     assert not stale, f"no longer over {MAX_LINES} lines, or gone: remove {stale} from LONG_TABLES"
+
+
+def test_list_data_starts_without_torch():
+    """list_data runs on every `dvc repro` (always_changed): its modules, the stages package and
+    the atomic writes, import no torch (about 1 s of each run on 2 cores), through a lazy import
+    in harness/stages/__init__.py and the fault switch read in harness/io.py."""
+    import subprocess
+    import sys
+    script = Path(__file__).resolve().parents[2] / "pipelines" / "list_data.py"
+    mods = sorted(m.removeprefix("from ").split()[0] for m in
+                  (ln.strip() for ln in script.read_text().splitlines()) if m.startswith("from harness"))
+    assert "harness.stages.script" in mods and "harness.prepare.listing" in mods
+    code = "import sys\n" + "".join(f"import {m}\n" for m in mods) + \
+        "from harness.io import atomic_write_text\n" \
+        "import tempfile, pathlib\natomic_write_text(pathlib.Path(tempfile.mkdtemp()) / 'x', 'x')\n" \
+        "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('harness.runtime')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out
