@@ -28,7 +28,6 @@ and what they cost, not what the net learns.
 from __future__ import annotations
 
 import argparse
-import copy
 import importlib.util
 import json
 import os
@@ -102,15 +101,6 @@ def params_patch(smoke: bool, data_root: Path, device: str) -> dict:
     }
 
 
-def deep_update(d: dict, patch: dict) -> dict:
-    for k, v in patch.items():
-        if isinstance(v, dict):
-            deep_update(d.setdefault(k, {}), v)
-        else:
-            d[k] = v
-    return d
-
-
 def make_workdir(work: Path, patch: dict) -> dict:
     """The stages' code and reference files copied into `work`, with params.yaml patched."""
     import yaml
@@ -123,7 +113,8 @@ def make_workdir(work: Path, patch: dict) -> dict:
             shutil.copy2(src, dst)
     for d in ("reports/metrics/ablations", "reports/plots/ablations", "reports/metrics/finetune"):
         (work / d).mkdir(parents=True, exist_ok=True)  # compare reads these folders, empty or not
-    params = deep_update(yaml.safe_load((REPO / "params.yaml").read_text()), copy.deepcopy(patch))
+    from harness.presets import merged  # the rule `harness preset` patches params.yaml by
+    params = merged(yaml.safe_load((REPO / "params.yaml").read_text()), patch)
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return params
 

@@ -16,6 +16,8 @@ from pathlib import Path
 import tiny
 import yaml
 
+from harness.presets import merged
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
@@ -26,12 +28,8 @@ UNTRACKED: set[Path] = set()
 
 
 def deep_update(d: dict, patch: dict) -> dict:
-    for k, v in patch.items():
-        if isinstance(v, dict):
-            deep_update(d.setdefault(k, {}), v)
-        else:
-            d[k] = v
-    return d
+    """d with patch merged in, section by section, as `harness preset` merges (harness.presets.merged)."""
+    return merged(d, patch)
 
 
 def env_for(repo: Path) -> dict:

@@ -16,22 +16,16 @@ from pathlib import Path
 
 import pytest
 import yaml
-from repo_utils import copy_repo, env_for, get_params
+from repo_utils import copy_repo, deep_update, env_for, get_params
 
 pytestmark = pytest.mark.slow  # real pipelines in subprocesses; `make test` runs them
 
 PY = sys.executable
 
 
-def _merge(d: dict, patch: dict) -> dict:
-    for k, v in patch.items():
-        d[k] = _merge(dict(d.get(k) or {}), v) if isinstance(v, dict) else v
-    return d
-
-
 def _params(repo: Path, name: str, patch: dict | None = None, text: str | None = None) -> Path:
     path = repo / f"{name}.yaml"
-    path.write_text(text if text is not None else yaml.safe_dump(_merge(get_params(repo), patch or {})))
+    path.write_text(text if text is not None else yaml.safe_dump(deep_update(get_params(repo), patch or {})))
     return path
 
 
