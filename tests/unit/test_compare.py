@@ -42,9 +42,14 @@ def _correct_rows(rng, wrong_counts, n_images):
 # --------------------------------------------------------------------------- synthetic run
 
 
-@pytest.fixture(scope="module")
-def synthetic():
-    n = 200
+# the reference run's errors (reports/reference/<profile>.json) that the synthetic seeds are compared with
+REFERENCE = {"profile": "default", "dataset": "synthetic", "protocol": "center", "seeds": [101, 102, 103],
+             "top1_error": [32.5, 31.5, 32.0], "top5_error": [5.5, 5.0, 6.0]}
+
+
+def synthetic_seeds(n: int = 200) -> tuple[list[dict], dict]:
+    """Three seeds' evaluate results (both protocols) and per-image correctness rows that hold
+    exactly their wrong counts: protocol -> metric -> (seeds x n) bool."""
     errs = {1: {"center": (31.0, 5.0), "ten_patch": (29.5, 4.5)},
             2: {"center": (33.0, 6.0), "ten_patch": (31.0, 5.5)},
             3: {"center": (32.0, 5.5), "ten_patch": (30.0, 5.0)}}
@@ -56,16 +61,20 @@ def synthetic():
                 for metric in ("top1_error", "top5_error")}
         for proto in ("center", "ten_patch")
     }
+    return results, correctness
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    results, correctness = synthetic_seeds()
     ensemble = {"center": {"sizes": [{"k": 1, "n_subsets": 3, "top1_error_mean": 32.0, "top1_error_sd": 1.0,
                                       "top5_error_mean": 5.5, "top5_error_sd": 0.5},
                                      {"k": 3, "n_subsets": 1, "top1_error_mean": 29.0, "top1_error_sd": None,
                                       "top5_error_mean": 4.0, "top5_error_sd": None}],
                            "mcnemar_full_vs_single": {"b": 3, "c": 9, "p": 0.146}}}
-    reference = {"profile": "default", "dataset": "synthetic", "protocol": "center", "seeds": [101, 102, 103],
-                 "top1_error": [32.5, 31.5, 32.0], "top5_error": [5.5, 5.0, 6.0]}
     ctx = RunContext("synthetic", "val", 20, 3, ("center", "ten_patch"), full_paper_model=False)
     settings = CompareSettings(reference_margin_pp=2.0, n_boot=500)
-    out = build_compare(CompareInputs(results, correctness, ensemble, reference), ctx, CLAIMS, settings)
+    out = build_compare(CompareInputs(results, correctness, ensemble, REFERENCE), ctx, CLAIMS, settings)
     return results, ctx, settings, out
 
 

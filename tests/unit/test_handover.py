@@ -11,10 +11,9 @@ import types
 import typing
 from pathlib import Path
 
-import numpy as np
 import pytest
 from test_ablation import _build as ablation_compare
-from test_compare import _seed_result
+from test_compare import REFERENCE, synthetic_seeds
 from test_pretrained_claims import _pre
 
 from harness.analysis import handover as H
@@ -83,26 +82,12 @@ def test_the_checker_catches_undeclared_missing_and_misshapen_keys():
 def _full_inputs():
     """Three seeds, both protocols, correctness, the ensemble stage's dict, a reference, disjoint
     ensembles, architecture measurements and the pre-trained CNNs: every optional input."""
-    n = 200
-    errs = {1: {"center": (31.0, 5.0), "ten_patch": (29.5, 4.5)},
-            2: {"center": (33.0, 6.0), "ten_patch": (31.0, 5.5)},
-            3: {"center": (32.0, 5.5), "ten_patch": (30.0, 5.0)}}
-    results = [_seed_result(s, n, e) for s, e in errs.items()]
-    rng = np.random.default_rng(0)
-
-    def rows(proto, metric):
-        out = np.ones((3, n), bool)
-        for i, r in enumerate(results):
-            out[i, rng.choice(n, r["protocols"][proto][metric.replace("_error", "_wrong")], replace=False)] = False
-        return out
-    correctness = {p: {m: rows(p, m) for m in ("top1_error", "top5_error")} for p in ("center", "ten_patch")}
+    results, correctness = synthetic_seeds()
     size = {"top1_error_mean": 32.0, "top1_error_sd": 1.0, "top1_error_min": 31.0, "top1_error_max": 33.0,
             "top5_error_mean": 5.5, "top5_error_sd": 0.5, "top5_error_min": 5.0, "top5_error_max": 6.0}
     ensemble = {"seeds": [1, 2, 3], "mlflow_run_id": "ens", "protocols": {p: {
         "sizes": [{"k": 1, "n_subsets": 3, **size}, {"k": 3, "n_subsets": 1, **size}],
         "mcnemar_full_vs_single": [{"seed": 1, "b": 3, "c": 9, "p": 0.146}]} for p in ("center", "ten_patch")}}
-    reference = {"profile": "default", "dataset": "synthetic", "protocol": "center", "seeds": [101, 102, 103],
-                 "top1_error": [32.5, 31.5, 32.0], "top5_error": [5.5, 5.0, 6.0]}
     ensembles = {p: {2: {"groups": [[1, 2]], "correct": {m: [c[0] & c[1]] for m, c in correctness[p].items()},
                          "member_correct": {m: [c[:2]] for m, c in correctness[p].items()}}}
                  for p in ("center", "ten_patch")}
@@ -111,7 +96,7 @@ def _full_inputs():
     pre = _pre([16.6, 16.8], [39.0, 39.2], 15.4, 36.7)
     pre["pretrain_evaluated"] = [{"seed": 1, "n_images": 100, "protocols": {
         "center": {"top1_error": 60.0, "top5_error": 35.0}}}]
-    return CompareInputs(results, correctness, ensemble, reference, measured, ensembles=ensembles,
+    return CompareInputs(results, correctness, ensemble, REFERENCE, measured, ensembles=ensembles,
                          train={s: {"train_time_s": 10.0, "final_val_top1_error": 30.0} for s in (1, 2, 3)},
                          pretrained=pre)
 
