@@ -67,8 +67,11 @@ def tracking_off() -> bool:
 
 
 def git_info(cwd: Path | None = None, ignore: tuple[str, ...] = ()) -> dict:
-    """Commit and dirty flag. `ignore`: fnmatch patterns of changed paths that do not make the
-    tree dirty (what the pipeline writes itself, stages.pipeline_outputs)."""
+    """Commit, dirty flag and code commit. `ignore`: fnmatch patterns of changed paths that do not
+    make the tree dirty (what the pipeline writes itself, stages.pipeline_outputs). `code_commit`:
+    the last commit that changed anything but those paths, the code and params the results came
+    from; committing regenerated results does not move it, so a fresh clone's run names the same
+    commit as the committed report (HEAD without `ignore`)."""
     def git(*args):
         try:
             return subprocess.run(["git", *args], capture_output=True, text=True, check=True,
@@ -76,9 +79,22 @@ def git_info(cwd: Path | None = None, ignore: tuple[str, ...] = ()) -> dict:
         except (OSError, subprocess.CalledProcessError):
             return ""
     changed = git("diff", "--name-only", "HEAD").splitlines()  # staged or not, tracked files only
-    return {"commit": git("rev-parse", "HEAD") or "unknown",
+    head = git("rev-parse", "HEAD") or "unknown"
+    code = git("log", "-1", "--format=%H", "--", ".", *_exclude_pathspecs(ignore)) if ignore else ""
+    return {"commit": head,
             "dirty": any(not any(fnmatch.fnmatch(p, pat) or fnmatch.fnmatch(p, pat + "/*") for pat in ignore)
-                         for p in changed)}
+                         for p in changed),
+            "code_commit": code or head}
+
+
+def _exclude_pathspecs(patterns: tuple[str, ...]) -> list[str]:
+    """fnmatch patterns (whose * crosses /) as git's exclude pathspecs: a leading */ at any depth,
+    a folder with everything in it."""
+    out = []
+    for pat in patterns:
+        pat = "**/" + pat[2:] if pat.startswith("*/") else pat
+        out += [f":(exclude,glob){pat}", f":(exclude,glob){pat}/**"]
+    return out
 
 
 def dvc_context() -> dict:

@@ -546,7 +546,8 @@ def provenance(doc: Doc, inp: ReportInputs) -> None:
     p = inp.provenance
     env = p["environment"]
     doc.table(["item", "value"], [
-        ["git commit", p["git"]["commit"]], ["working tree dirty", p["git"]["dirty"]],
+        ["code commit (last change but the results)", p["git"]["code_commit"]],
+        ["working tree dirty", p["git"]["dirty"]],
         ["dvc.lock sha256", p["dvc_lock_digest"]], ["data digest", inp.manifest["digest"]],
         ["MLflow parent run", run_link(inp.compare.get("parent_run_id"), inp.compare.get("mlflow_experiment_id", "0"),
                                        inp.ui_url)],
@@ -595,7 +596,7 @@ def _params_differing(doc: Doc, inp: ReportInputs) -> None:
 
 
 def reproduce(doc: Doc, inp: ReportInputs) -> None:
-    doc.code(f"git clone <this repository> && cd <it>\ngit checkout {inp.provenance['git']['commit']}\n"
+    doc.code(f"git clone <this repository> && cd <it>\ngit checkout {inp.provenance['git']['code_commit']}\n"
              "make repro        # creates .venv, installs, runs dvc repro\nmake test         # the test suite\n"
              "make mlflow-ui    # MLflow UI on http://127.0.0.1:5000 (links above)")
 

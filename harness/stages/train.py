@@ -20,7 +20,7 @@ from harness.errors import UserError
 from harness.io import atomic_save_npy, atomic_write_json, atomic_write_text, check_writable, remove_stale_temps
 from harness.model import build_model, count_params
 from harness.model.layers import lrn_kernel
-from harness.stages import StageContext, params_for, read_json, run_name
+from harness.stages import StageContext, params_for, pipeline_outputs, read_json, run_name
 from harness.train import checkpoint, loop, lr_select, recipe, towers
 from harness.train.setup import CenterLoaders, check_batch_size, compile_model, schedule_loader, train_input
 
@@ -487,8 +487,9 @@ def _save_model(path: Path, model, cfg: C.Config, seed: int, manifest: dict, sel
     """Weights plus what describes them (docs/architecture.md, house rule 6): config, seed, classes, data digest.
 
     Only deterministic content goes into model.pt, so retraining to the same weights gives the
-    same bytes and DVC skips evaluation. Git commit and environment, which change with every
-    commit, go to provenance.json beside it.
+    same bytes and DVC skips evaluation. The code commit and the environment go to provenance.json
+    beside it: the code commit (runtime.git_info), not HEAD, so that committing regenerated results
+    does not change the model folder's hash in dvc.lock.
     """
     # one format whatever the devices: a two-device model saves its grouped single-device weights
     weights = model.grouped_state_dict() if hasattr(model, "grouped_state_dict") else model.state_dict()
@@ -496,7 +497,14 @@ def _save_model(path: Path, model, cfg: C.Config, seed: int, manifest: dict, sel
     checkpoint.save(path, {"state_dict": weights, "config": C.training_config(cfg), "seed": seed,
                            "num_classes": len(manifest["classes"]), "data_digest": manifest["digest"], **extra})
     atomic_write_json(path.with_name("provenance.json"),
-                      {"git": runtime.git_info(), "environment": runtime.environment(), "seed": seed})
+                      {"git": _code_commit(), "environment": runtime.environment(), "seed": seed})
+
+
+def _code_commit() -> dict:
+    """The commit of the code and params (not of the pipeline's own outputs) and the dirty flag."""
+    root = runtime.repo_root()
+    git = runtime.git_info(root, ignore=pipeline_outputs(root))
+    return {"code_commit": git["code_commit"], "dirty": git["dirty"]}
 
 
 def _log_mlflow_model(ctx, run_id, model, cfg: C.Config, seed: int, num_classes: int) -> None:

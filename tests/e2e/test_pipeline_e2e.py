@@ -365,7 +365,7 @@ def test_metrics_agree_with_a_recomputation_from_saved_predictions(repo, first_r
 @pytest.mark.slow
 def test_retraining_to_the_same_weights_does_not_reevaluate(repo, first_run):
     """model.pt holds only deterministic content, so a code change that leaves the weights
-    alone reruns training but not evaluation (provenance.json carries the git commit)."""
+    alone reruns training but not evaluation (provenance.json carries the code commit)."""
     import subprocess
     dvc(repo, "repro")  # settle whatever earlier tests changed
     with open(repo / "harness" / "train" / "loop.py", "a") as f:
@@ -376,4 +376,5 @@ def test_retraining_to_the_same_weights_does_not_reevaluate(repo, first_run):
     stages = ran_stages(out)
     assert "train@1" in stages and not any(s.startswith("evaluate") for s in stages), out
     prov = json.loads((repo / "artifacts/models/seed-1/provenance.json").read_text())
-    assert len(prov["git"]["commit"]) == 40
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    assert prov["git"]["code_commit"] == head  # the commit that changed the code

@@ -222,6 +222,33 @@ def test_git_dirty_leaves_out_what_the_pipeline_writes(tmp_path):
     assert runtime.git_info(tmp_path, ignore=ignore)["dirty"] is True
 
 
+def test_code_commit_is_the_last_commit_of_code_or_params_not_of_results(tmp_path):
+    """Committing regenerated results (dvc.lock, reports/...) does not move the code commit that a
+    report names; a change of code or params does. Checked against `git log` by hand."""
+    from harness.stages import pipeline_outputs
+    (tmp_path / "dvc.yaml").write_text(
+        "stages:\n  train:\n    matrix: {seed: [1]}\n    cmd: x\n    outs:\n      - reports/plots/seed-${item.seed}.csv\n"
+        "      - artifacts/models/seed-${item.seed}\n")
+    for f in ("dvc.lock", "reports/plots/seed-1.csv", "params.yaml", "harness.py", "sub/.gitignore"):
+        (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / f).write_text("a\n")
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "commit", "-qm", "code")
+    head = lambda: subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True,  # noqa: E731
+                                  text=True).stdout.strip()
+    code = head()
+    for f in ("dvc.lock", "reports/plots/seed-1.csv", "sub/.gitignore"):
+        (tmp_path / f).write_text("b\n")
+    _git(tmp_path, "commit", "-qam", "results")
+    info = runtime.git_info(tmp_path, ignore=pipeline_outputs(tmp_path))
+    assert info["commit"] == head() != code and info["code_commit"] == code
+    assert runtime.git_info(tmp_path)["code_commit"] == head()  # nothing left out: HEAD
+    (tmp_path / "params.yaml").write_text("b\n")
+    _git(tmp_path, "commit", "-qam", "params")
+    assert runtime.git_info(tmp_path, ignore=pipeline_outputs(tmp_path))["code_commit"] == head()
+
+
 def test_open_stage_makes_comparable_parents(tmp_path, monkeypatch):
     """Two `dvc exp run`s with different params: two parents named after the experiments, with the
     whole params file as params, Source dvc.yaml; the stage's own run keeps its script as Source."""
