@@ -199,20 +199,28 @@ def _git(repo: Path, *args: str) -> None:
                    capture_output=True)
 
 
+TRAIN_STAGE = "stages:\n  train:\n    matrix: {seed: [1]}\n    cmd: x\n    outs:\n      - reports/plots/seed-${item.seed}.csv\n"
+
+
+def _committed(repo: Path, dvc_yaml: str, files: tuple[str, ...]) -> tuple[str, ...]:
+    """A git repository holding dvc.yaml and `files` (each "a\n"), committed; the pipeline's outputs."""
+    from harness.stages import pipeline_outputs
+    (repo / "dvc.yaml").write_text(dvc_yaml)
+    for f in files:
+        (repo / f).parent.mkdir(parents=True, exist_ok=True)
+        (repo / f).write_text("a\n")
+    _git(repo, "init", "-q")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-qm", "code")
+    return pipeline_outputs(repo)
+
+
 def test_git_dirty_leaves_out_what_the_pipeline_writes(tmp_path):
     """dvc.lock and the git-tracked outputs dvc.yaml declares change during a `dvc repro`: the
     first stage and the last must agree that a clean checkout is clean."""
-    from harness.stages import pipeline_outputs
-    (tmp_path / "dvc.yaml").write_text(
-        "stages:\n  train:\n    matrix: {seed: [1]}\n    cmd: x\n    outs:\n      - reports/plots/seed-${item.seed}.csv\n"
-        "  compare:\n    cmd: y\n    metrics:\n      - reports/summary.json:\n          cache: false\n")
-    for f in ("dvc.lock", "reports/plots/seed-1.csv", "reports/summary.json", "harness.py", ".gitignore"):
-        (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / f).write_text("a\n")
-    _git(tmp_path, "init", "-q")
-    _git(tmp_path, "add", ".")
-    _git(tmp_path, "commit", "-qm", "c")
-    ignore = pipeline_outputs(tmp_path)
+    ignore = _committed(tmp_path, TRAIN_STAGE + "  compare:\n    cmd: y\n    metrics:\n      - reports/summary.json:\n"
+                        "          cache: false\n",
+                        ("dvc.lock", "reports/plots/seed-1.csv", "reports/summary.json", "harness.py", ".gitignore"))
     assert runtime.git_info(tmp_path, ignore=ignore)["dirty"] is False
     for f in ("dvc.lock", "reports/plots/seed-1.csv", "reports/summary.json", ".gitignore"):
         (tmp_path / f).write_text("b\n")
@@ -225,28 +233,20 @@ def test_git_dirty_leaves_out_what_the_pipeline_writes(tmp_path):
 def test_code_commit_is_the_last_commit_of_code_or_params_not_of_results(tmp_path):
     """Committing regenerated results (dvc.lock, reports/...) does not move the code commit that a
     report names; a change of code or params does. Checked against `git log` by hand."""
-    from harness.stages import pipeline_outputs
-    (tmp_path / "dvc.yaml").write_text(
-        "stages:\n  train:\n    matrix: {seed: [1]}\n    cmd: x\n    outs:\n      - reports/plots/seed-${item.seed}.csv\n"
-        "      - artifacts/models/seed-${item.seed}\n")
-    for f in ("dvc.lock", "reports/plots/seed-1.csv", "params.yaml", "harness.py", "sub/.gitignore"):
-        (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / f).write_text("a\n")
-    _git(tmp_path, "init", "-q")
-    _git(tmp_path, "add", ".")
-    _git(tmp_path, "commit", "-qm", "code")
+    ignore = _committed(tmp_path, TRAIN_STAGE + "      - artifacts/models/seed-${item.seed}\n",
+                        ("dvc.lock", "reports/plots/seed-1.csv", "params.yaml", "harness.py", "sub/.gitignore"))
     head = lambda: subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True,  # noqa: E731
                                   text=True).stdout.strip()
     code = head()
     for f in ("dvc.lock", "reports/plots/seed-1.csv", "sub/.gitignore"):
         (tmp_path / f).write_text("b\n")
     _git(tmp_path, "commit", "-qam", "results")
-    info = runtime.git_info(tmp_path, ignore=pipeline_outputs(tmp_path))
+    info = runtime.git_info(tmp_path, ignore=ignore)
     assert info["commit"] == head() != code and info["code_commit"] == code
     assert runtime.git_info(tmp_path)["code_commit"] == head()  # nothing left out: HEAD
     (tmp_path / "params.yaml").write_text("b\n")
     _git(tmp_path, "commit", "-qam", "params")
-    assert runtime.git_info(tmp_path, ignore=pipeline_outputs(tmp_path))["code_commit"] == head()
+    assert runtime.git_info(tmp_path, ignore=ignore)["code_commit"] == head()
 
 
 def test_open_stage_makes_comparable_parents(tmp_path, monkeypatch):
